@@ -1,0 +1,56 @@
+# coffre: every set-up step lives here, so that a fresh Debian 12 machine (as root)
+# gets from a clean checkout to green tests with `make test` alone.
+
+SHELL := /bin/bash
+PYTHON_SYS ?= /usr/bin/python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+# Debian packages: borg's build deps (it builds from source on PyPI), systemd-python's,
+# pyfuse3's, and the real parts the tests start.
+APT_PACKAGES := python3-venv python3-dev build-essential pkg-config \
+	liblz4-dev libzstd-dev libxxhash-dev libacl1-dev libssl-dev libsystemd-dev \
+	libfuse3-dev fuse3 sqlite3 systemd procps
+
+.PHONY: setup apt venv test unit lint bench run clean
+
+setup: apt venv
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "make setup: run as root to install:$$missing" >&2; exit 1; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+lint: setup
+	$(VENV)/bin/ruff check daemon tests benchmarks
+	$(VENV)/bin/ruff format --check daemon tests benchmarks
+	$(VENV)/bin/mypy
+
+unit: setup
+	$(VENV)/bin/pytest tests/unit
+
+test: setup lint
+	$(VENV)/bin/pytest tests
+
+bench: setup
+	$(PY) -m benchmarks
+
+run: setup
+	$(PY) -m coffre.demo
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info daemon/*.egg-info .mypy_cache .ruff_cache .pytest_cache demo
