@@ -1,0 +1,719 @@
+"""The configuration file: TOML in, a frozen :class:`coffre.config_types.Config` out.
+
+Every problem is reported, not just the first, each with its dotted key path
+(``retention.daily``, ``target[1].path``, ``source.paths[0]``), so a technician
+fixes the file in one pass. Checking happens in two steps:
+
+- :func:`parse` is pure: it validates the dict ``tomllib`` gives;
+- :func:`check_environment` looks at the box: the passphrase file and the
+  source directories.
+
+:func:`load` reads the file and runs both, reporting their problems together.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import functools
+import json
+import math
+import os
+import re
+import socket
+import stat
+import tomllib
+import zoneinfo
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any, TypeAlias, TypeVar, overload
+
+from coffre.config_types import (
+    DEFAULT_CONFIG_PATH,
+    BorgConfig,
+    Config,
+    EncryptionConfig,
+    LocalTarget,
+    PathsConfig,
+    RetentionConfig,
+    ScheduleConfig,
+    SourceConfig,
+    TargetConfig,
+)
+from coffre.errors import ConfigError, ConfigProblem
+
+__all__ = ["check_environment", "load", "parse", "resolve_path"]
+
+_T = TypeVar("_T")
+
+#: Turns a raw TOML value into the typed value of a key, or raises :class:`_Invalid`.
+_Converter: TypeAlias = Callable[[object], _T]
+
+_DEFAULT_DAILY = time(1, 30)
+_DEFAULT_TIMEZONE = "Europe/Paris"
+_ENCRYPTION_MODES = ("repokey-blake2", "repokey", "keyfile-blake2", "keyfile")
+#: Compression algorithms borg takes, with the levels each accepts (None: no level).
+_COMPRESSION_LEVELS: dict[str, range | None] = {
+    "none": None,
+    "lz4": None,
+    "zstd": range(1, 23),
+    "zlib": range(0, 10),
+    "lzma": range(0, 10),
+}
+_TIME_OF_DAY = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
+# Archive names are "<prefix>-<time>": no "::" (borg's repo::archive separator), no "/".
+_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# Target names become metric labels and file names: keep them lowercase and plain.
+_TARGET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_SHOW_MAX = 80
+
+
+# --- public API -------------------------------------------------------------
+
+
+def resolve_path(cli_value: str | None, environ: Mapping[str, str]) -> Path:
+    """Where the configuration file is.
+
+    ``--config`` (``cli_value``) wins, then ``COFFRE_CONFIG`` from ``environ``,
+    then :data:`coffre.config_types.DEFAULT_CONFIG_PATH`. An empty value counts
+    as not given, as an exported but empty variable usually means "unset".
+    Raises nothing; whether the file exists is :func:`load`'s business.
+    """
+    for value in (cli_value, environ.get("COFFRE_CONFIG")):
+        if value:
+            return Path(value)
+    return DEFAULT_CONFIG_PATH
+
+
+def parse(raw: Mapping[str, Any], *, hostname: str, source_name: str = "<config>") -> Config:
+    """Validate ``raw`` (a dict as ``tomllib`` returns it) into a :class:`Config`.
+
+    Pure: no file is looked at (only the timezone database, to know the zones).
+    ``hostname`` gives the default archive prefix. ``source_file`` is left None.
+
+    Raises :class:`ConfigError` named ``source_name``, listing every problem found.
+    """
+    problems: list[ConfigProblem] = []
+    sections = _read_sections(raw, hostname, problems)
+    if problems:
+        raise ConfigError(source_name, problems)
+    return sections.assemble()
+
+
+def check_environment(config: Config) -> list[ConfigProblem]:
+    """The checks that look at the box, for a parsed ``config``.
+
+    The passphrase file must exist, be a regular non-empty file readable by us
+    and closed to group and others; each source path must be a directory; no
+    local target may sit inside a source once symlinks are resolved.
+    Returns the problems found (empty when all is well); raises nothing.
+    """
+    return _environment_problems(config.source, config.encryption, config.targets)
+
+
+def load(path: Path, *, hostname: str | None = None, check_files: bool = True) -> Config:
+    """Read, parse and check the configuration file at ``path``.
+
+    ``hostname`` (default: :func:`socket.gethostname`) gives the default archive
+    prefix. Returns the :class:`Config`, with ``source_file`` set to ``path``.
+    ``check_files=False`` skips :func:`check_environment`: the CLI only needs
+    the paths to reach the daemon, which checks the files itself.
+
+    Raises :class:`ConfigError` when the file cannot be read, is not UTF-8 or
+    not TOML (the problem gives tomllib's line and column), or with every
+    problem of :func:`parse` and :func:`check_environment` together.
+    """
+    raw = _read_toml(path)
+    problems: list[ConfigProblem] = []
+    sections = _read_sections(raw, socket.gethostname() if hostname is None else hostname, problems)
+    if check_files:
+        # Even with parse problems, check what did parse: one pass fixes the file.
+        problems += _environment_problems(sections.source, sections.encryption, sections.targets)
+    if problems:
+        raise ConfigError(str(path), problems)
+    return replace(sections.assemble(), source_file=path)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The TOML document at ``path``; ConfigError with the one problem if it cannot be had."""
+    try:
+        data = path.read_bytes()
+        # utf-8-sig: a file last saved by a Windows editor may start with a BOM.
+        return tomllib.loads(data.decode("utf-8-sig"))
+    except FileNotFoundError:
+        message = "no such file (another one can be given with --config or COFFRE_CONFIG)"
+    except OSError as error:
+        message = f"cannot be read: {error.strerror or error}"
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        message = f"is not UTF-8 text (invalid byte on line {line})"
+    except tomllib.TOMLDecodeError as error:
+        message = f"TOML syntax error: {error}"  # tomllib's text ends "(at line L, column C)"
+    # The message carries all the cause says; its traceback would only be noise.
+    raise ConfigError(str(path), [ConfigProblem("", message)]) from None
+
+
+# --- reading tables ----------------------------------------------------------
+
+
+class _Missing(enum.Enum):
+    MISSING = enum.auto()
+
+
+_MISSING = _Missing.MISSING
+
+
+class _Invalid(Exception):
+    """A converter's verdict: the value does not fit the key.
+
+    ``problems`` are (key path suffix, message) pairs: a list converter names
+    its bad items with suffixes like ``[1]``.
+    """
+
+    def __init__(self, message: str = "", *, problems: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems) or (("", message),)
+
+
+class _Table:
+    """One TOML table being read; problems go to the shared ``problems`` list.
+
+    The keys asked for are remembered, so that :meth:`finish` can name every
+    other key as unknown, with a did-you-mean: the readers are the schema.
+    """
+
+    def __init__(
+        self,
+        raw: Mapping[str, Any],
+        path: str,
+        problems: list[ConfigProblem],
+        noun: str = "key",
+    ) -> None:
+        self.raw = raw
+        self.path = path
+        self.problems = problems
+        self.noun = noun
+        self.known: list[str] = []
+
+    def key_path(self, key: str) -> str:
+        shown = key if _BARE_KEY.fullmatch(key) else _show(key)
+        return f"{self.path}.{shown}" if self.path else shown
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(ConfigProblem(self.key_path(key), message))
+
+    def get(self, key: str, *, required: bool) -> object:
+        """The raw value of ``key``, or ``_MISSING`` (a problem if ``required``)."""
+        self.known.append(key)
+        if key in self.raw:
+            return self.raw[key]
+        if required:
+            self.problem(key, f"required {self.noun} is missing")
+        return _MISSING
+
+    @overload
+    def read(self, key: str, convert: _Converter[_T]) -> _T | None: ...
+    @overload
+    def read(self, key: str, convert: _Converter[_T], default: _T) -> _T: ...
+    def read(
+        self, key: str, convert: _Converter[_T], default: _T | _Missing = _MISSING
+    ) -> _T | None:
+        """``key`` converted; without ``default`` it is required.
+
+        A bad or missing value is recorded as a problem and gives ``default``
+        (None when required), so reading goes on and finds the other problems.
+        """
+        fallback = None if isinstance(default, _Missing) else default
+        value = self.get(key, required=isinstance(default, _Missing))
+        if value is _MISSING:
+            return fallback
+        try:
+            return convert(value)
+        except _Invalid as invalid:
+            for suffix, message in invalid.problems:
+                self.problems.append(ConfigProblem(self.key_path(key) + suffix, message))
+            return fallback
+
+    def table(self, key: str) -> _Table:
+        """The optional sub-table ``key``; empty when absent or not a table."""
+        return self._sub_table(key, required=False) or _Table({}, self.key_path(key), self.problems)
+
+    def required_table(self, key: str) -> _Table | None:
+        """The sub-table ``key``, or None (and a problem) when absent or not a table."""
+        return self._sub_table(key, required=True)
+
+    def _sub_table(self, key: str, *, required: bool) -> _Table | None:
+        value = self.get(key, required=required)
+        if isinstance(value, dict):
+            return _Table(value, self.key_path(key), self.problems)
+        if value is not _MISSING:
+            self.problem(key, f"expected a table ([{key}]), got {_show(value)}")
+        return None
+
+    def finish(self) -> None:
+        """Report every key that no reader asked for."""
+        for key in self.raw:
+            if key not in self.known:
+                self.problem(key, f"unknown {self.noun}{_suggest(key, self.known, self.noun)}")
+
+
+# --- converters --------------------------------------------------------------
+
+
+def _string(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    raise _Invalid(f"expected a string, got {_show(value)}")
+
+
+def _integer(minimum: int) -> _Converter[int]:
+    def convert(value: object) -> int:
+        # bool is an int in Python, but `true` is not a number in TOML.
+        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+            return value
+        raise _Invalid(f"expected an integer >= {minimum}, got {_show(value)}")
+
+    return convert
+
+
+def _absolute_path(value: object) -> Path:
+    # A NUL would make every later os call raise ValueError instead of OSError.
+    if isinstance(value, str) and "\0" not in value and Path(value).is_absolute():
+        return Path(value)
+    raise _Invalid(f'expected an absolute path (starting with "/"), got {_show(value)}')
+
+
+def _list_of(item: _Converter[_T], what: str, *, non_empty: bool) -> _Converter[tuple[_T, ...]]:
+    def convert(value: object) -> tuple[_T, ...]:
+        if not isinstance(value, list) or (non_empty and not value):
+            raise _Invalid(f"expected {what}, got {_show(value)}")
+        items: list[_T] = []
+        problems: list[tuple[str, str]] = []
+        for index, raw_item in enumerate(value):
+            try:
+                items.append(item(raw_item))
+            except _Invalid as invalid:
+                problems += [(f"[{index}]{suffix}", msg) for suffix, msg in invalid.problems]
+        if problems:
+            raise _Invalid(problems=problems)
+        return tuple(items)
+
+    return convert
+
+
+def _time_of_day(value: object) -> time:
+    if isinstance(value, str) and (match := _TIME_OF_DAY.fullmatch(value)):
+        return time(int(match[1]), int(match[2]))
+    # A TOML local time (daily = 01:30:00) is as clear as the string.
+    if isinstance(value, time) and value.second == value.microsecond == 0:
+        return value
+    raise _Invalid(f'expected a time of day "HH:MM" (00:00 to 23:59), got {_show(value)}')
+
+
+@functools.cache
+def _timezone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _timezone_name(value: object) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f'expected a timezone name such as "Europe/Paris", got {_show(value)}')
+    if value not in _timezone_names():
+        raise _Invalid(f"unknown timezone {_show(value)}{_did_you_mean(value, _timezone_names())}")
+    return value
+
+
+def _prefix(value: object) -> str:
+    if isinstance(value, str) and _PREFIX.fullmatch(value):
+        return value
+    raise _Invalid(
+        'expected 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit, '
+        f"got {_show(value)}"
+    )
+
+
+def _encryption_mode(value: object) -> str:
+    if isinstance(value, str) and value in _ENCRYPTION_MODES:
+        return value
+    expected = f"expected one of {_one_of(_ENCRYPTION_MODES)}"
+    if isinstance(value, str) and (value == "none" or value.startswith("authenticated")):
+        raise _Invalid(
+            f"{_show(value)} is refused: the backups hold health data and must be encrypted; "
+            + expected
+        )
+    raise _Invalid(f"{expected}, got {_show(value)}")
+
+
+def _compression(value: object) -> str:
+    if isinstance(value, str):
+        name, comma, level = value.removeprefix("auto,").partition(",")
+        if name in _COMPRESSION_LEVELS:
+            levels = _COMPRESSION_LEVELS[name]
+            if not comma or (
+                levels is not None and level.isascii() and level.isdigit() and int(level) in levels
+            ):
+                return value
+    raise _Invalid(
+        'expected "none", "lz4", "zstd[,1-22]", "zlib[,0-9]" or "lzma[,0-9]", '
+        f'optionally after "auto,", got {_show(value)}'
+    )
+
+
+def _target_name(value: object) -> str:
+    if isinstance(value, str) and _TARGET_NAME.fullmatch(value):
+        return value
+    raise _Invalid(
+        'expected 1 to 32 lowercase letters, digits, "_" or "-", starting with a letter '
+        f"or digit, got {_show(value)}"
+    )
+
+
+# --- sections ----------------------------------------------------------------
+
+
+@dataclass
+class _Sections:
+    """What parsed; None (or a None target) where a section could not be built."""
+
+    source: SourceConfig | None
+    schedule: ScheduleConfig | None
+    retention: RetentionConfig
+    encryption: EncryptionConfig | None
+    paths: PathsConfig
+    borg: BorgConfig
+    targets: list[TargetConfig | None]
+
+    def assemble(self) -> Config:
+        """The Config; only called when no problem was found, so every part is there."""
+        targets = tuple(t for t in self.targets if t is not None)
+        assert self.source is not None and self.schedule is not None
+        assert self.encryption is not None
+        assert targets and len(targets) == len(self.targets)
+        return Config(
+            source=self.source,
+            schedule=self.schedule,
+            retention=self.retention,
+            encryption=self.encryption,
+            paths=self.paths,
+            borg=self.borg,
+            targets=targets,
+        )
+
+
+def _read_sections(
+    raw: Mapping[str, Any], hostname: str, problems: list[ConfigProblem]
+) -> _Sections:
+    root = _Table(raw, "", problems, noun="section")
+    source_table = root.required_table("source")
+    source = _source(source_table) if source_table is not None else None
+    schedule = _schedule(root.table("schedule"))
+    retention = _retention(root.table("retention"), hostname)
+    encryption_table = root.required_table("encryption")
+    encryption = _encryption(encryption_table) if encryption_table is not None else None
+    paths = _paths(root.table("paths"))
+    borg = _borg(root.table("borg"))
+    targets = _targets(root, source)
+    root.finish()
+    return _Sections(source, schedule, retention, encryption, paths, borg, targets)
+
+
+# The dataclasses' defaults are read from the classes, so config_types stays the
+# one place where they are written.
+
+
+def _source(t: _Table) -> SourceConfig | None:
+    paths = t.read(
+        "paths", _list_of(_absolute_path, "a non-empty list of absolute paths", non_empty=True)
+    )
+    exclude = t.read(
+        "exclude", _list_of(_string, "a list of strings", non_empty=False), SourceConfig.exclude
+    )
+    t.finish()
+    return SourceConfig(paths, exclude) if paths is not None else None
+
+
+def _schedule(t: _Table) -> ScheduleConfig | None:
+    daily = t.read("daily", _time_of_day, _DEFAULT_DAILY)
+    zone_name = t.read("timezone", _timezone_name, _DEFAULT_TIMEZONE)
+    t.finish()
+    try:
+        zone = zoneinfo.ZoneInfo(zone_name)
+    except zoneinfo.ZoneInfoNotFoundError:
+        # Only when the box has no timezone database at all (no tzdata package).
+        t.problem("timezone", f"no timezone data for {_show(zone_name)}; install tzdata")
+        return None
+    return ScheduleConfig(daily=daily, timezone=zone)
+
+
+def _retention(t: _Table, hostname: str) -> RetentionConfig:
+    retention = RetentionConfig(
+        prefix=t.read("prefix", _prefix, _default_prefix(hostname)),
+        daily=t.read("daily", _integer(1), RetentionConfig.daily),
+        monthly=t.read("monthly", _integer(0), RetentionConfig.monthly),
+    )
+    t.finish()
+    return retention
+
+
+def _encryption(t: _Table) -> EncryptionConfig | None:
+    passphrase_file = t.read("passphrase_file", _absolute_path)
+    mode = t.read("mode", _encryption_mode, EncryptionConfig.mode)
+    t.finish()
+    return EncryptionConfig(passphrase_file, mode) if passphrase_file is not None else None
+
+
+def _paths(t: _Table) -> PathsConfig:
+    paths = PathsConfig(
+        state=t.read("state", _absolute_path, PathsConfig.state),
+        cache=t.read("cache", _absolute_path, PathsConfig.cache),
+        runtime=t.read("runtime", _absolute_path, PathsConfig.runtime),
+    )
+    t.finish()
+    return paths
+
+
+def _borg(t: _Table) -> BorgConfig:
+    borg = BorgConfig(
+        binary=t.read("binary", _string, BorgConfig.binary),
+        lock_wait=t.read("lock_wait", _integer(0), BorgConfig.lock_wait),
+        checkpoint_interval=t.read(
+            "checkpoint_interval", _integer(10), BorgConfig.checkpoint_interval
+        ),
+        compression=t.read("compression", _compression, BorgConfig.compression),
+        stop_timeout=t.read("stop_timeout", _integer(1), BorgConfig.stop_timeout),
+    )
+    t.finish()
+    return borg
+
+
+# --- targets -----------------------------------------------------------------
+
+
+def _local_target(t: _Table, name: str | None) -> LocalTarget | None:
+    path = t.read("path", _absolute_path)
+    return LocalTarget(name=name, path=path) if name is not None and path is not None else None
+
+
+#: Every kind of target and the function reading its table (after name and kind):
+#: a new kind is one entry here.
+_TARGET_KINDS: dict[str, Callable[[_Table, str | None], TargetConfig | None]] = {
+    "local": _local_target,
+}
+
+
+def _targets(root: _Table, source: SourceConfig | None) -> list[TargetConfig | None]:
+    value = root.get("target", required=True)
+    if value is _MISSING:
+        return []
+    if not isinstance(value, list) or not value:
+        root.problem("target", f"expected one or more [[target]] tables, got {_show(value)}")
+        return []
+    targets: list[TargetConfig | None] = []
+    for index, item in enumerate(value):
+        path = f"{root.key_path('target')}[{index}]"
+        if isinstance(item, dict):
+            targets.append(_target(_Table(item, path, root.problems)))
+        else:
+            root.problems.append(ConfigProblem(path, f"expected a table, got {_show(item)}"))
+            targets.append(None)
+    root.problems.extend(_target_conflicts(targets, source))
+    return targets
+
+
+def _target(t: _Table) -> TargetConfig | None:
+    name = t.read("name", _target_name)
+    kind = t.read("kind", _string)
+    if kind is None:
+        return None
+    read_kind = _TARGET_KINDS.get(kind)
+    if read_kind is None:
+        t.problem("kind", f"unknown kind {_show(kind)}; expected one of {_one_of(_TARGET_KINDS)}")
+        return None  # the other keys depend on the kind: nothing more to say about them
+    target = read_kind(t, name)
+    t.finish()
+    return target
+
+
+def _target_conflicts(
+    targets: Sequence[TargetConfig | None], source: SourceConfig | None
+) -> list[ConfigProblem]:
+    """Names used twice, two targets on one repository, a repository inside a source."""
+    problems: list[ConfigProblem] = []
+    names: set[str] = set()
+    locations: dict[Path, int] = {}
+    for index, target in enumerate(targets):
+        if target is None:
+            continue
+        if target.name in names:
+            problems.append(
+                ConfigProblem(
+                    f"target[{index}].name", f"duplicate target name {_show(target.name)}"
+                )
+            )
+        names.add(target.name)
+        if not isinstance(target, LocalTarget):
+            continue
+        key = f"target[{index}].path"
+        path = _normal(target.path)
+        if path in locations:
+            # Two names for one repository would split its history in the state.
+            problems.append(
+                ConfigProblem(
+                    key,
+                    f"{target.path} is already the repository of target[{locations[path]}]; "
+                    "each target needs its own repository",
+                )
+            )
+        locations.setdefault(path, index)
+        for source_index, source_path in enumerate(source.paths if source is not None else ()):
+            if _is_within(path, _normal(source_path)):
+                problems.append(ConfigProblem(key, _inside_source(target.path, source_index)))
+    return problems
+
+
+def _inside_source(target_path: Path, source_index: int, via: str = "") -> str:
+    return (
+        f"{target_path} is inside source.paths[{source_index}]{via}: "
+        "the repository would back itself up every night"
+    )
+
+
+# --- environment -------------------------------------------------------------
+
+
+def _environment_problems(
+    source: SourceConfig | None,
+    encryption: EncryptionConfig | None,
+    targets: Sequence[TargetConfig | None],
+) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    if encryption is not None:
+        problems += _passphrase_file_problems(encryption.passphrase_file)
+    if source is None:
+        return problems
+    resolved_sources: list[Path | None] = []
+    for index, path in enumerate(source.paths):
+        key = f"source.paths[{index}]"
+        status = _stat(path, key, problems)
+        if status is not None and not stat.S_ISDIR(status.st_mode):
+            problems.append(ConfigProblem(key, f"{path} is not a directory"))
+        resolved_sources.append(_resolved(path))
+    # parse() compared the paths as written; a symlink can still lead a target in.
+    for index, target in enumerate(targets):
+        if not isinstance(target, LocalTarget) or (resolved := _resolved(target.path)) is None:
+            continue
+        for source_index, source_path in enumerate(source.paths):
+            real_source = resolved_sources[source_index]
+            if (
+                real_source is not None
+                and _is_within(resolved, real_source)
+                and not _is_within(_normal(target.path), _normal(source_path))
+            ):
+                message = _inside_source(target.path, source_index, " through symlinks")
+                problems.append(ConfigProblem(f"target[{index}].path", message))
+    return problems
+
+
+def _passphrase_file_problems(path: Path) -> list[ConfigProblem]:
+    key = "encryption.passphrase_file"
+    problems: list[ConfigProblem] = []
+    status = _stat(path, key, problems)
+    if status is None:
+        return problems
+    if not stat.S_ISREG(status.st_mode):
+        return [ConfigProblem(key, f"{path} is not a regular file")]
+    mode = stat.S_IMODE(status.st_mode)
+    if mode & 0o077:
+        # Whoever reads it can open every backup of the practice's health data.
+        opened = " and ".join(
+            word for bits, word in ((0o044, "readable"), (0o022, "writable")) if mode & bits
+        )
+        problems.append(
+            ConfigProblem(
+                key,
+                f"{path} is {opened or 'accessible'} by group or others (mode {mode:04o}); "
+                f"run: chmod 600 {path}",
+            )
+        )
+    if not os.access(path, os.R_OK):
+        problems.append(ConfigProblem(key, f"{path} is not readable by uid {os.getuid()}"))
+    elif status.st_size == 0:
+        problems.append(ConfigProblem(key, f"{path} is empty; write the passphrase in it"))
+    return problems
+
+
+def _stat(path: Path, key: str, problems: list[ConfigProblem]) -> os.stat_result | None:
+    """``path``'s status (following symlinks), or None with the problem recorded."""
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        problems.append(ConfigProblem(key, f"{path} does not exist"))
+    except OSError as error:
+        problems.append(ConfigProblem(key, f"{path} cannot be examined: {error.strerror}"))
+    return None
+
+
+def _resolved(path: Path) -> Path | None:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop, before Python 3.13
+        return None
+
+
+# --- small helpers -----------------------------------------------------------
+
+
+def _normal(path: Path) -> Path:
+    """``path`` with ``.`` and ``..`` folded, without asking the filesystem."""
+    return Path(os.path.normpath(path))
+
+
+def _is_within(path: Path, directory: Path) -> bool:
+    return path == directory or directory in path.parents
+
+
+def _default_prefix(hostname: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", hostname).strip("._-")[:64].rstrip("._-")
+    return cleaned or "coffre"
+
+
+def _show(value: object) -> str:
+    """``value`` as TOML would write it, cut short when long."""
+    shown: str
+    if isinstance(value, bool):
+        shown = "true" if value else "false"
+    elif isinstance(value, str):
+        shown = json.dumps(value, ensure_ascii=False)  # a valid TOML basic string
+    elif isinstance(value, float) and not math.isfinite(value):
+        shown = str(value)  # inf, -inf, nan: TOML spells them as Python prints them
+    elif isinstance(value, list):
+        shown = "[" + ", ".join(_show(item) for item in value) + "]"
+    elif isinstance(value, dict):
+        shown = "{" + ", ".join(f"{_show_key(k)} = {_show(v)}" for k, v in value.items()) + "}"
+    elif isinstance(value, datetime | date | time):
+        shown = value.isoformat()
+    else:
+        shown = repr(value)
+    return shown if len(shown) <= _SHOW_MAX else shown[: _SHOW_MAX - 3] + "..."
+
+
+def _show_key(key: object) -> str:
+    return key if isinstance(key, str) and _BARE_KEY.fullmatch(key) else _show(key)
+
+
+def _one_of(choices: Collection[str]) -> str:
+    return ", ".join(_show(choice) for choice in choices)
+
+
+def _did_you_mean(word: str, candidates: Collection[str]) -> str:
+    by_lower = {candidate.lower(): candidate for candidate in candidates}
+    close = difflib.get_close_matches(word, candidates, n=1)
+    guess = by_lower.get(word.lower()) or (close[0] if close else None)
+    return f"; did you mean {_show(guess)}?" if guess else ""
+
+
+def _suggest(word: str, known: Sequence[str], noun: str) -> str:
+    return _did_you_mean(word, known) or f"; known {noun}s are {_one_of(known)}"

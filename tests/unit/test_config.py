@@ -1,0 +1,565 @@
+"""coffre.config: TOML in, Config out, every problem named with its key path."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from coffre import config
+from coffre.config_types import (
+    DEFAULT_CONFIG_PATH,
+    BorgConfig,
+    Config,
+    EncryptionConfig,
+    LocalTarget,
+    PathsConfig,
+    RetentionConfig,
+    ScheduleConfig,
+    SourceConfig,
+)
+from coffre.errors import ConfigError
+
+HOST = "nas"
+
+MINIMAL = """
+[source]
+paths = ["/srv/share"]
+
+[encryption]
+passphrase_file = "/etc/coffre/passphrase"
+
+[[target]]
+name = "disk"
+kind = "local"
+path = "/var/backups/coffre"
+"""
+
+FULL = """
+[source]
+paths = ["/srv/share", "/srv/scans"]
+exclude = ["*.tmp", "/srv/share/Corbeille"]
+
+[schedule]
+daily = "23:05"
+timezone = "America/Martinique"
+
+[retention]
+daily = 5
+monthly = 0
+prefix = "cabinet.dupont"
+
+[encryption]
+passphrase_file = "/etc/coffre/passphrase"
+mode = "keyfile"
+
+[paths]
+state = "/data/state"
+cache = "/data/cache"
+runtime = "/run/other"
+
+[borg]
+binary = "/opt/borg/bin/borg"
+lock_wait = 0
+checkpoint_interval = 600
+compression = "auto,lzma,6"
+stop_timeout = 30
+
+[[target]]
+name = "disk"
+kind = "local"
+path = "/var/backups/coffre"
+
+[[target]]
+name = "usb_2-b"
+kind = "local"
+path = "/mnt/other"
+"""
+
+
+def toml(text: str) -> dict[str, Any]:
+    return tomllib.loads(text)
+
+
+def problems_of(raw: dict[str, Any], hostname: str = HOST) -> list[str]:
+    """The problems parse() reports for ``raw``, as the lines a person reads."""
+    with pytest.raises(ConfigError) as raised:
+        config.parse(raw, hostname=hostname)
+    return [str(problem) for problem in raised.value.problems]
+
+
+def with_section(name: str, **keys: Any) -> dict[str, Any]:
+    """The minimal config with section ``name`` set (or replaced) to ``keys``."""
+    raw = toml(MINIMAL)
+    raw[name] = keys
+    return raw
+
+
+def with_target(**keys: Any) -> dict[str, Any]:
+    """The minimal config with one more target."""
+    raw = toml(MINIMAL)
+    raw["target"].append(keys)
+    return raw
+
+
+# --- valid configurations ----------------------------------------------------
+
+
+def test_minimal_config_gets_the_defaults() -> None:
+    assert config.parse(toml(MINIMAL), hostname=HOST) == Config(
+        source=SourceConfig(paths=(Path("/srv/share"),), exclude=()),
+        schedule=ScheduleConfig(daily=time(1, 30), timezone=ZoneInfo("Europe/Paris")),
+        retention=RetentionConfig(prefix="nas", daily=3, monthly=2),
+        encryption=EncryptionConfig(Path("/etc/coffre/passphrase"), mode="repokey-blake2"),
+        paths=PathsConfig(Path("/var/lib/coffre"), Path("/var/cache/coffre"), Path("/run/coffre")),
+        borg=BorgConfig(
+            binary="", lock_wait=60, checkpoint_interval=1800, compression="zstd,3", stop_timeout=60
+        ),
+        targets=(LocalTarget(name="disk", path=Path("/var/backups/coffre")),),
+        source_file=None,
+    )
+
+
+def test_full_config_sets_every_key() -> None:
+    assert config.parse(toml(FULL), hostname=HOST) == Config(
+        source=SourceConfig(
+            paths=(Path("/srv/share"), Path("/srv/scans")),
+            exclude=("*.tmp", "/srv/share/Corbeille"),
+        ),
+        schedule=ScheduleConfig(daily=time(23, 5), timezone=ZoneInfo("America/Martinique")),
+        retention=RetentionConfig(prefix="cabinet.dupont", daily=5, monthly=0),
+        encryption=EncryptionConfig(Path("/etc/coffre/passphrase"), mode="keyfile"),
+        paths=PathsConfig(Path("/data/state"), Path("/data/cache"), Path("/run/other")),
+        borg=BorgConfig(
+            binary="/opt/borg/bin/borg",
+            lock_wait=0,
+            checkpoint_interval=600,
+            compression="auto,lzma,6",
+            stop_timeout=30,
+        ),
+        targets=(
+            LocalTarget(name="disk", path=Path("/var/backups/coffre")),
+            LocalTarget(name="usb_2-b", path=Path("/mnt/other")),
+        ),
+    )
+
+
+def test_toml_local_time_is_accepted_as_time_of_day() -> None:
+    raw = toml("[schedule]\ndaily = 07:45:00\n" + MINIMAL)
+    assert config.parse(raw, hostname=HOST).schedule.daily == time(7, 45)
+
+
+@pytest.mark.parametrize(
+    ("hostname", "prefix"),
+    [
+        ("nas-dupont.local", "nas-dupont.local"),
+        ("Cabinet Dupont (RDC)", "Cabinet-Dupont-RDC"),
+        ("_box::1/", "box-1"),
+        ("x" * 70, "x" * 64),
+        ("!!!", "coffre"),
+    ],
+)
+def test_default_prefix_is_the_hostname_made_safe(hostname: str, prefix: str) -> None:
+    assert config.parse(toml(MINIMAL), hostname=hostname).retention.prefix == prefix
+
+
+@pytest.mark.parametrize(
+    "compression",
+    ["none", "lz4", "zstd", "zstd,1", "zstd,22", "zlib,0", "lzma,9", "auto,zstd,10", "auto,lz4"],
+)
+def test_borg_compressions_accepted(compression: str) -> None:
+    raw = with_section("borg", compression=compression)
+    assert config.parse(raw, hostname=HOST).borg.compression == compression
+
+
+# --- wrong types and values --------------------------------------------------
+
+
+def test_wrong_type_says_what_was_expected_and_got() -> None:
+    assert problems_of(with_section("retention", daily="three")) == [
+        'retention.daily: expected an integer >= 1, got "three"'
+    ]
+
+
+@pytest.mark.parametrize(("value", "shown"), [(True, "true"), (2.0, "2.0"), (0, "0")])
+def test_bool_float_and_too_small_are_not_integers_here(value: object, shown: str) -> None:
+    assert problems_of(with_section("retention", daily=value)) == [
+        f"retention.daily: expected an integer >= 1, got {shown}"
+    ]
+
+
+def test_integer_minimums_per_key() -> None:
+    raw = with_section("borg", lock_wait=-1, checkpoint_interval=9, stop_timeout=0)
+    assert problems_of(raw) == [
+        "borg.lock_wait: expected an integer >= 0, got -1",
+        "borg.checkpoint_interval: expected an integer >= 10, got 9",
+        "borg.stop_timeout: expected an integer >= 1, got 0",
+    ]
+
+
+def test_wrong_type_of_section_and_of_list() -> None:
+    raw = toml(MINIMAL)
+    raw["schedule"] = "01:30"
+    raw["source"]["exclude"] = "*.tmp"
+    assert problems_of(raw) == [
+        'source.exclude: expected a list of strings, got "*.tmp"',
+        'schedule: expected a table ([schedule]), got "01:30"',
+    ]
+
+
+@pytest.mark.parametrize(
+    "compression", ["zstd,0", "zstd,23", "lz4,1", "zlib,10", "auto", "auto,auto,lz4", "brotli"]
+)
+def test_bad_compression(compression: str) -> None:
+    assert problems_of(with_section("borg", compression=compression)) == [
+        'borg.compression: expected "none", "lz4", "zstd[,1-22]", "zlib[,0-9]" or "lzma[,0-9]", '
+        f'optionally after "auto,", got "{compression}"'
+    ]
+
+
+def test_bad_prefix() -> None:
+    assert problems_of(with_section("retention", prefix="a::b")) == [
+        'retention.prefix: expected 1 to 64 letters, digits, ".", "_" or "-", starting with a '
+        'letter or digit, got "a::b"'
+    ]
+
+
+@pytest.mark.parametrize("mode", ["none", "authenticated", "authenticated-blake2"])
+def test_unencrypted_modes_are_refused_for_health_data(mode: str) -> None:
+    raw = toml(MINIMAL)
+    raw["encryption"]["mode"] = mode
+    assert problems_of(raw) == [
+        f'encryption.mode: "{mode}" is refused: the backups hold health data and must be '
+        'encrypted; expected one of "repokey-blake2", "repokey", "keyfile-blake2", "keyfile"'
+    ]
+
+
+def test_unknown_encryption_mode() -> None:
+    raw = toml(MINIMAL)
+    raw["encryption"]["mode"] = "aes"
+    assert problems_of(raw) == [
+        'encryption.mode: expected one of "repokey-blake2", "repokey", "keyfile-blake2", '
+        '"keyfile", got "aes"'
+    ]
+
+
+# --- unknown and missing keys ------------------------------------------------
+
+
+def test_unknown_key_suggests_the_close_one() -> None:
+    assert problems_of(with_section("retention", dayly=3)) == [
+        'retention.dayly: unknown key; did you mean "daily"?'
+    ]
+
+
+def test_unknown_key_without_close_match_lists_the_known_ones() -> None:
+    assert problems_of(with_section("schedule", weekly="mon")) == [
+        'schedule.weekly: unknown key; known keys are "daily", "timezone"'
+    ]
+
+
+def test_unknown_key_in_a_target() -> None:
+    assert problems_of(with_target(name="usb", kind="local", path="/mnt/usb", pth="/x")) == [
+        'target[1].pth: unknown key; did you mean "path"?'
+    ]
+
+
+def test_unknown_odd_key_is_quoted_in_its_key_path() -> None:
+    raw = toml(MINIMAL)
+    raw["target"][0]["the path"] = "/x"
+    assert problems_of(raw) == ['target[0]."the path": unknown key; did you mean "path"?']
+
+
+def test_unknown_section_suggests_the_close_one() -> None:
+    raw = toml(MINIMAL)
+    raw["retentoin"] = {"daily": 3}
+    assert problems_of(raw) == ['retentoin: unknown section; did you mean "retention"?']
+
+
+def test_missing_required_key() -> None:
+    raw = toml(MINIMAL)
+    del raw["source"]["paths"]
+    assert problems_of(raw) == ["source.paths: required key is missing"]
+
+
+def test_missing_required_sections() -> None:
+    assert problems_of({}) == [
+        "source: required section is missing",
+        "encryption: required section is missing",
+        "target: required section is missing",
+    ]
+
+
+# --- schedule ----------------------------------------------------------------
+
+
+def test_unknown_timezone_suggests_the_close_one() -> None:
+    assert problems_of(with_section("schedule", timezone="Europe/Pariss")) == [
+        'schedule.timezone: unknown timezone "Europe/Pariss"; did you mean "Europe/Paris"?'
+    ]
+
+
+@pytest.mark.parametrize(
+    ("daily", "shown"),
+    [("25:00", '"25:00"'), ("7h", '"7h"'), ("24:00", '"24:00"'), ("7:30", '"7:30"'), (730, "730")],
+)
+def test_bad_time_of_day(daily: object, shown: str) -> None:
+    assert problems_of(with_section("schedule", daily=daily)) == [
+        f'schedule.daily: expected a time of day "HH:MM" (00:00 to 23:59), got {shown}'
+    ]
+
+
+# --- paths ---------------------------------------------------------------------
+
+
+def test_relative_paths_are_refused_with_their_index() -> None:
+    raw = toml(MINIMAL)
+    raw["source"]["paths"] = ["/srv/share", "srv/scans"]
+    raw["encryption"]["passphrase_file"] = "passphrase"
+    raw["paths"] = {"state": "var/lib/coffre"}
+    raw["target"][0]["path"] = "./backups"
+    assert problems_of(raw) == [
+        'source.paths[1]: expected an absolute path (starting with "/"), got "srv/scans"',
+        'encryption.passphrase_file: expected an absolute path (starting with "/"), '
+        'got "passphrase"',
+        'paths.state: expected an absolute path (starting with "/"), got "var/lib/coffre"',
+        'target[0].path: expected an absolute path (starting with "/"), got "./backups"',
+    ]
+
+
+def test_source_paths_must_be_a_non_empty_list() -> None:
+    raw = toml(MINIMAL)
+    raw["source"]["paths"] = []
+    assert problems_of(raw) == ["source.paths: expected a non-empty list of absolute paths, got []"]
+
+
+# --- targets -------------------------------------------------------------------
+
+
+def test_duplicate_target_names() -> None:
+    raw = with_target(name="usb", kind="local", path="/mnt/usb1")
+    raw["target"].append({"name": "usb", "kind": "local", "path": "/mnt/usb2"})
+    assert problems_of(raw) == ['target[2].name: duplicate target name "usb"']
+
+
+@pytest.mark.parametrize("name", ["USB", "usb 1", "-usb", "", "x" * 33])
+def test_bad_target_name(name: str) -> None:
+    assert problems_of(with_target(name=name, kind="local", path="/mnt/usb")) == [
+        'target[1].name: expected 1 to 32 lowercase letters, digits, "_" or "-", starting with '
+        f"a letter or digit, got {json.dumps(name)}"
+    ]
+
+
+def test_unknown_target_kind() -> None:
+    assert problems_of(with_target(name="far", kind="nfs", host="x")) == [
+        'target[1].kind: unknown kind "nfs"; expected one of "local"'
+    ]
+
+
+def test_target_must_be_an_array_of_tables() -> None:
+    raw = toml(MINIMAL)
+    raw["target"] = {"name": "disk", "kind": "local", "path": "/mnt/disk"}
+    assert problems_of(raw) == [
+        'target: expected one or more [[target]] tables, got {name = "disk", kind = "local", '
+        'path = "/mnt/disk"}'
+    ]
+
+
+@pytest.mark.parametrize("path", ["/srv/share/backups", "/srv/share", "/srv/other/../share/b"])
+def test_target_inside_or_equal_to_a_source_is_refused(path: str) -> None:
+    assert problems_of(with_target(name="loop", kind="local", path=path)) == [
+        f"target[1].path: {path} is inside source.paths[0]: "
+        "the repository would back itself up every night"
+    ]
+
+
+def test_two_targets_on_one_repository() -> None:
+    assert problems_of(with_target(name="again", kind="local", path="/var/backups/coffre/")) == [
+        "target[1].path: /var/backups/coffre is already the repository of target[0]; "
+        "each target needs its own repository"
+    ]
+
+
+# --- several problems ----------------------------------------------------------
+
+
+def test_several_problems_are_reported_together() -> None:
+    raw = toml(MINIMAL)
+    raw["retention"] = {"daily": "three"}
+    raw["schedule"] = {"timezone": "Mars/Olympus"}
+    raw["target"][0]["kind"] = "nfs"
+    with pytest.raises(ConfigError) as raised:
+        config.parse(raw, hostname=HOST, source_name="/etc/coffre/coffre.toml")
+    assert [str(problem) for problem in raised.value.problems] == [
+        'schedule.timezone: unknown timezone "Mars/Olympus"',
+        'retention.daily: expected an integer >= 1, got "three"',
+        'target[0].kind: unknown kind "nfs"; expected one of "local"',
+    ]
+    assert str(raised.value).startswith("/etc/coffre/coffre.toml: invalid configuration\n")
+
+
+# --- resolve_path ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cli", "environ", "expected"),
+    [
+        ("/cli.toml", {"COFFRE_CONFIG": "/env.toml"}, Path("/cli.toml")),
+        (None, {"COFFRE_CONFIG": "/env.toml"}, Path("/env.toml")),
+        (None, {}, DEFAULT_CONFIG_PATH),
+        (None, {"COFFRE_CONFIG": ""}, DEFAULT_CONFIG_PATH),
+    ],
+)
+def test_resolve_path_precedence(cli: str | None, environ: dict[str, str], expected: Path) -> None:
+    assert config.resolve_path(cli, environ) == expected
+
+
+# --- load and check_environment -----------------------------------------------
+
+
+class Box:
+    """A practice's box in tmp_path: a share, a 0600 passphrase file, a config file."""
+
+    def __init__(self, root: Path) -> None:
+        self.share = root / "share"
+        self.share.mkdir()
+        self.passphrase = root / "passphrase"
+        self.passphrase.write_text("correct horse battery staple\n")
+        self.passphrase.chmod(0o600)
+        self.repository = root / "backups"
+        self.config_file = root / "coffre.toml"
+        self.write()
+
+    def write(self, extra: str = "", target_path: Path | None = None) -> Path:
+        path = target_path or self.repository
+        self.config_file.write_text(
+            f"[source]\npaths = [{json.dumps(str(self.share))}]\n"
+            f"[encryption]\npassphrase_file = {json.dumps(str(self.passphrase))}\n"
+            f'[[target]]\nname = "disk"\nkind = "local"\npath = {json.dumps(str(path))}\n' + extra
+        )
+        return self.config_file
+
+    def load_problems(self) -> list[str]:
+        with pytest.raises(ConfigError) as raised:
+            config.load(self.config_file, hostname=HOST)
+        assert raised.value.path == str(self.config_file)
+        return [str(problem) for problem in raised.value.problems]
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Box:
+    return Box(tmp_path)
+
+
+def test_load_sets_the_source_file(box: Box) -> None:
+    loaded = config.load(box.config_file, hostname=HOST)
+    assert loaded.source_file == box.config_file
+    assert loaded.targets == (LocalTarget(name="disk", path=box.repository),)
+    assert config.check_environment(loaded) == []
+
+
+def test_load_takes_the_prefix_from_the_hostname(box: Box, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "gethostname", lambda: "cabinet-dupont")
+    assert config.load(box.config_file).retention.prefix == "cabinet-dupont"
+
+
+def test_load_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        config.load(tmp_path / "nope.toml")
+    assert [str(p) for p in raised.value.problems] == [
+        "no such file (another one can be given with --config or COFFRE_CONFIG)"
+    ]
+
+
+def test_load_accepts_a_byte_order_mark(box: Box) -> None:
+    box.config_file.write_bytes(b"\xef\xbb\xbf" + box.config_file.read_bytes())
+    assert config.load(box.config_file, hostname=HOST).source.paths == (box.share,)
+
+
+def test_load_config_path_is_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        config.load(tmp_path)
+    assert [str(p) for p in raised.value.problems] == ["cannot be read: Is a directory"]
+
+
+def test_load_toml_syntax_error_gives_the_line(box: Box) -> None:
+    box.config_file.write_text('[source]\npaths = ["/srv"]\nexclude = [\n[encryption\n')
+    [problem] = box.load_problems()
+    assert re.fullmatch(r"TOML syntax error: .+ \(at line 4, column \d+\)", problem), problem
+
+
+def test_load_file_not_utf8(box: Box) -> None:
+    box.config_file.write_bytes(b'[source]\npaths = ["/srv/\xe9"]\n')
+    assert box.load_problems() == ["is not UTF-8 text (invalid byte on line 2)"]
+
+
+def test_missing_passphrase_file(box: Box) -> None:
+    box.passphrase.unlink()
+    assert box.load_problems() == [f"encryption.passphrase_file: {box.passphrase} does not exist"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "opened"),
+    [
+        (0o644, "readable"),
+        (0o640, "readable"),
+        (0o620, "writable"),
+        (0o666, "readable and writable"),
+    ],
+)
+def test_passphrase_file_open_to_group_or_others(box: Box, mode: int, opened: str) -> None:
+    box.passphrase.chmod(mode)
+    assert box.load_problems() == [
+        f"encryption.passphrase_file: {box.passphrase} is {opened} by group or others "
+        f"(mode {mode:04o}); run: chmod 600 {box.passphrase}"
+    ]
+
+
+def test_empty_passphrase_file(box: Box) -> None:
+    box.passphrase.write_text("")
+    assert box.load_problems() == [
+        f"encryption.passphrase_file: {box.passphrase} is empty; write the passphrase in it"
+    ]
+
+
+def test_passphrase_file_not_a_regular_file(box: Box) -> None:
+    box.passphrase.unlink()
+    box.passphrase.mkdir(mode=0o700)
+    assert box.load_problems() == [
+        f"encryption.passphrase_file: {box.passphrase} is not a regular file"
+    ]
+
+
+def test_source_path_missing_or_not_a_directory(box: Box) -> None:
+    box.share.rmdir()
+    assert box.load_problems() == [f"source.paths[0]: {box.share} does not exist"]
+    box.share.write_text("not a directory")
+    assert box.load_problems() == [f"source.paths[0]: {box.share} is not a directory"]
+
+
+def test_target_inside_source_through_a_symlink(box: Box, tmp_path: Path) -> None:
+    (box.share / "backups").mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(box.share / "backups")
+    box.write(target_path=link)
+    assert box.load_problems() == [
+        f"target[0].path: {link} is inside source.paths[0] through symlinks: "
+        "the repository would back itself up every night"
+    ]
+
+
+def test_load_reports_parse_and_environment_problems_together(box: Box) -> None:
+    box.passphrase.chmod(0o644)
+    box.write('[retention]\nmonthly = "two"\n')
+    assert box.load_problems() == [
+        'retention.monthly: expected an integer >= 0, got "two"',
+        f"encryption.passphrase_file: {box.passphrase} is readable by group or others "
+        f"(mode 0644); run: chmod 600 {box.passphrase}",
+    ]
