@@ -1,0 +1,248 @@
+"""Pure builders of borg command lines.
+
+Each function returns the arguments that follow ``borg`` and its common
+options (the runner prepends ``borg --log-json --lock-wait N``). Nothing here
+does I/O. Values that borg would misread are refused with ValueError rather
+than passed on: a name starting with ``-`` would be taken for an option, and
+``{...}`` is expanded by borg as a placeholder (``{now}``, ``{hostname}``) in
+repository and archive locations.
+
+Options that take a value are written ``--option=value`` so that a value
+starting with ``-`` (an exclude pattern, say) can never be taken for an option.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+#: Encryption modes ``borg init`` 1.4 accepts.
+ENCRYPTION_MODES = frozenset(
+    {
+        "none",
+        "authenticated",
+        "authenticated-blake2",
+        "keyfile",
+        "keyfile-blake2",
+        "repokey",
+        "repokey-blake2",
+    }
+)
+
+#: The format borg 1.4's ``--timestamp`` reads as UTC (it has no zone and no fraction).
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+def init(repo: str, *, encryption: str) -> tuple[str, ...]:
+    """``borg init``: create the repository at ``repo``, with its parent directories.
+
+    Raises ValueError for an invalid location or an encryption mode borg does not know.
+    """
+    _check_repo(repo)
+    if encryption not in ENCRYPTION_MODES:
+        known = ", ".join(sorted(ENCRYPTION_MODES))
+        raise ValueError(f"unknown borg encryption mode {encryption!r} (known: {known})")
+    return ("init", f"--encryption={encryption}", "--make-parent-dirs", repo)
+
+
+def create(
+    repo: str,
+    archive: str,
+    paths: Sequence[str],
+    *,
+    excludes: Sequence[str] = (),
+    compression: str,
+    checkpoint_interval: int,
+    timestamp: datetime | None = None,
+    progress: bool = True,
+) -> tuple[str, ...]:
+    """``borg create --json``: back ``paths`` up into ``repo::archive``.
+
+    The final statistics come as JSON on stdout (see ``parse.create``). Each run
+    stays on the filesystems of ``paths`` and skips directories tagged as
+    caches. ``timestamp``, when given, must be timezone-aware: it is written in
+    UTC, the only zone borg's ``--timestamp`` knows, to the second (borg takes
+    no fraction, so microseconds are dropped).
+
+    Raises ValueError for an invalid location or archive name, no path, a path
+    starting with ``-``, an empty compression or exclude, a negative
+    checkpoint interval, or a naive timestamp.
+    """
+    _check_repo(repo)
+    check_archive_name(archive)
+    if not paths:
+        raise ValueError("borg create needs at least one path to back up")
+    for path in paths:
+        _check_positional("path", path)
+    if not compression:
+        raise ValueError("borg create needs a compression (e.g. 'zstd,3')")
+    if checkpoint_interval < 0:
+        raise ValueError(f"checkpoint interval must be >= 0 seconds, not {checkpoint_interval}")
+    for pattern in excludes:
+        if not pattern:
+            raise ValueError("an exclude pattern is empty")
+    args = ["create", "--json"]
+    if progress:
+        args.append("--progress")
+    args += [
+        "--one-file-system",
+        "--exclude-caches",
+        f"--compression={compression}",
+        f"--checkpoint-interval={checkpoint_interval}",
+    ]
+    args += [f"--exclude={pattern}" for pattern in excludes]
+    if timestamp is not None:
+        args.append(f"--timestamp={format_timestamp(timestamp)}")
+    args.append(f"{repo}::{archive}")
+    args += paths
+    return tuple(args)
+
+
+def list_archives(repo: str) -> tuple[str, ...]:
+    """``borg list --json``: every archive of ``repo``, checkpoints included.
+
+    Parse its output with ``parse.archives``.
+
+    Raises ValueError for an invalid location.
+    """
+    _check_repo(repo)
+    return ("list", "--json", "--consider-checkpoints", repo)
+
+
+def delete(repo: str, archives: Sequence[str]) -> tuple[str, ...]:
+    """``borg delete REPO NAME...``: delete several archives in one borg run (one commit).
+
+    Duplicates are dropped. borg reports a name it does not find as a warning
+    (exit code 1), not an error. Raises ValueError for an invalid location or
+    name, and for an empty list: ``borg delete REPO`` alone would delete the
+    whole repository.
+    """
+    _check_repo(repo)
+    if not archives:
+        raise ValueError("no archive to delete (borg delete without names deletes the repository)")
+    names = tuple(dict.fromkeys(archives))
+    for name in names:
+        check_archive_name(name)
+    return ("delete", repo, *names)
+
+
+def compact(repo: str) -> tuple[str, ...]:
+    """``borg compact``: give back the space of deleted archives.
+
+    Raises ValueError for an invalid location.
+    """
+    _check_repo(repo)
+    return ("compact", repo)
+
+
+def check(
+    repo: str, *, repository_only: bool = False, max_duration: int | None = None
+) -> tuple[str, ...]:
+    """``borg check``: verify the repository (and, unless ``repository_only``, the archives).
+
+    ``max_duration`` (seconds) makes a partial check that resumes where the
+    last one stopped; borg allows it only with ``repository_only``. Raises
+    ValueError for an invalid location, a non-positive duration, or a duration
+    without ``repository_only``.
+    """
+    _check_repo(repo)
+    args = ["check"]
+    if repository_only:
+        args.append("--repository-only")
+    if max_duration is not None:
+        if not repository_only:
+            raise ValueError("borg check --max-duration needs repository_only=True")
+        if max_duration <= 0:
+            raise ValueError(f"max_duration must be > 0 seconds, not {max_duration}")
+        args.append(f"--max-duration={max_duration}")
+    args.append(repo)
+    return tuple(args)
+
+
+def extract(
+    repo: str, archive: str, paths: Sequence[str] = (), *, progress: bool = False
+) -> tuple[str, ...]:
+    """``borg extract``: restore ``paths`` (all when empty) of ``repo::archive``.
+
+    borg writes into its current directory: run it with the runner's ``cwd=``.
+    ``paths`` are as stored in the archive (no leading ``/``); each selects
+    that file or directory tree. They are passed as ``pp:PATH`` so that a name
+    such as ``re:x`` or ``-x`` is taken literally, not as a pattern style or an
+    option. Raises ValueError for an invalid location or archive name, or an
+    empty path or one with a control character.
+    """
+    _check_repo(repo)
+    check_archive_name(archive)
+    for path in paths:
+        _check_text("path", path)
+    args = ["extract"]
+    if progress:
+        args.append("--progress")
+    args.append(f"{repo}::{archive}")
+    args += [f"pp:{path}" for path in paths]
+    return tuple(args)
+
+
+def info_repository(repo: str) -> tuple[str, ...]:
+    """``borg info --json REPO``: the repository's id, encryption and cache statistics.
+
+    Raises ValueError for an invalid location.
+    """
+    _check_repo(repo)
+    return ("info", "--json", repo)
+
+
+def key_export_paper(repo: str) -> tuple[str, ...]:
+    """``borg key export --paper``: the repository key as text to print, on stdout.
+
+    Raises ValueError for an invalid location.
+    """
+    _check_repo(repo)
+    return ("key", "export", "--paper", repo)
+
+
+def check_archive_name(name: str) -> None:
+    """Raise ValueError unless ``name`` is an archive name borg takes verbatim.
+
+    borg itself refuses an empty name, ``/`` and ``::``; we also refuse a
+    leading ``-`` (an option to borg's parser), ``{`` and ``}`` (placeholders
+    borg would expand), and control characters.
+    """
+    if not name:
+        raise ValueError("archive name is empty")
+    if "::" in name or "/" in name:
+        raise ValueError(f"archive name {name!r} contains '::' or '/'")
+    _check_positional("archive name", name)
+
+
+def format_timestamp(when: datetime) -> str:
+    """``when`` (timezone-aware) as borg's ``--timestamp`` reads it: UTC, to the second.
+
+    Raises ValueError for a naive datetime: its instant is unknown.
+    """
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"timestamp {when.isoformat()} has no timezone")
+    return when.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+
+
+def _check_repo(repo: str) -> None:
+    if not repo:
+        raise ValueError("repository location is empty")
+    if "::" in repo:
+        raise ValueError(f"repository location {repo!r} contains '::' (an archive separator)")
+    _check_positional("repository location", repo)
+
+
+def _check_positional(what: str, value: str) -> None:
+    _check_text(what, value)
+    if value.startswith("-"):
+        raise ValueError(f"{what} {value!r} starts with '-': borg would read it as an option")
+    if what != "path" and ("{" in value or "}" in value):
+        raise ValueError(f"{what} {value!r} contains '{{' or '}}': borg would expand it")
+
+
+def _check_text(what: str, value: str) -> None:
+    if not value:
+        raise ValueError(f"{what} is empty")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError(f"{what} {value!r} contains a control character")

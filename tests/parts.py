@@ -1,0 +1,36 @@
+"""Finding the real parts the tests drive: in CI a missing part fails, elsewhere it skips."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing(what: str) -> None:
+    """Fail (CI) or skip (elsewhere) a test whose real part is not installed."""
+    message = f"{what} is not installed: `make setup` installs it"
+    if in_ci():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def binary(name: str) -> str:
+    """The path of ``name``: from the project's virtualenv first, then PATH."""
+    local = VENV_BIN / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        missing(name)
+        raise AssertionError("unreachable")
+    return found
