@@ -1,0 +1,149 @@
+"""The job queue: one job at a time, requests for a queued job merged into it.
+
+A job is a request (what to do, on which targets) plus the people waiting for
+it (control-socket clients asking ``--wait``). The queue knows nothing of
+borg: the daemon hands it an ``execute`` coroutine that runs one job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+JobKind = Literal["backup", "prune", "init"]
+
+#: An event sent to the people waiting for a job: progress, log lines, the result.
+JobEvent = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What is asked: a kind and the targets it touches (in order)."""
+
+    kind: JobKind
+    targets: tuple[str, ...]
+    reason: str = "asked"
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def option(self, name: str, default: Any = None) -> Any:
+        return dict(self.options).get(name, default)
+
+
+@dataclass
+class Job:
+    """A queued or running job and who waits for its events."""
+
+    id: int
+    request: JobRequest
+    listeners: list[asyncio.Queue[JobEvent]] = field(default_factory=list)
+    done: asyncio.Future[JobEvent] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    progress: float | None = None
+    current_target: str | None = None
+    #: Borg's latest counters for the current target (files, bytes read so far).
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def publish(self, event: JobEvent) -> None:
+        """Hand ``event`` to every listener (never blocks: queues are unbounded)."""
+        event = {"job": self.id, **event}
+        for queue in self.listeners:
+            queue.put_nowait(event)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.request.kind,
+            "targets": list(self.request.targets),
+            "reason": self.request.reason,
+            "current_target": self.current_target,
+            "progress": self.progress,
+            "counters": dict(self.counters),
+        }
+
+
+def _mergeable(queued: JobRequest, new: JobRequest) -> bool:
+    # Only a backup absorbs another: two backups queued would read the share
+    # twice for nothing. A prune or an init is cheap and keeps its own options.
+    if queued.kind != new.kind:
+        return False
+    if queued.kind == "backup":
+        return True
+    return queued == new
+
+
+class JobQueue:
+    """FIFO of jobs, run one at a time by ``execute``.
+
+    ``submit`` returns the job the request landed in: a new one, or the queued
+    one it was merged into (a backup request joins a queued backup, its
+    targets added). The running job is never merged into: it may have passed
+    the targets already.
+    """
+
+    def __init__(self, execute: Callable[[Job], Awaitable[JobEvent]]) -> None:
+        self._execute = execute
+        self._pending: list[Job] = []
+        self._wakeup = asyncio.Event()
+        self._ids = itertools.count(1)
+        self.running: Job | None = None
+
+    @property
+    def pending(self) -> tuple[Job, ...]:
+        return tuple(self._pending)
+
+    def submit(self, request: JobRequest) -> Job:
+        """Queue ``request`` (or merge it into a queued job of the same kind)."""
+        for job in self._pending:
+            if _mergeable(job.request, request):
+                extra = tuple(t for t in request.targets if t not in job.request.targets)
+                if extra:
+                    job.request = JobRequest(
+                        kind=job.request.kind,
+                        targets=job.request.targets + extra,
+                        reason=job.request.reason,
+                        options=job.request.options,
+                    )
+                return job
+        job = Job(id=next(self._ids), request=request)
+        self._pending.append(job)
+        self._wakeup.set()
+        return job
+
+    async def serve(self) -> None:
+        """Run jobs one after the other until cancelled.
+
+        When cancelled while a job runs, the job's coroutine is cancelled too
+        (borg gets SIGTERM and leaves a checkpoint), the job's waiters are told,
+        and CancelledError propagates.
+        """
+        while True:
+            while not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            job = self._pending.pop(0)
+            self.running = job
+            try:
+                result = await self._execute(job)
+            except asyncio.CancelledError:
+                cancelled: JobEvent = {
+                    "event": "result",
+                    "ok": False,
+                    "error": {
+                        "kind": "cancelled",
+                        "message": "the daemon is stopping; the job was interrupted",
+                        "hint": "it runs again at the next start",
+                    },
+                }
+                job.publish(cancelled)
+                if not job.done.done():
+                    job.done.set_result(cancelled)
+                raise
+            finally:
+                self.running = None
+            job.publish(result)
+            if not job.done.done():
+                job.done.set_result(result)

@@ -1,0 +1,46 @@
+"""Logging: to journald (with MESSAGE_IDs) when it is there, else to stderr."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Literal
+
+JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
+
+# journald MESSAGE_IDs (128-bit, hex), stable across releases: support filters
+# on them (`journalctl MESSAGE_ID=...`).
+MSG_BACKUP_STARTED = "4f1c2d8e9a6b4c3d8e2f1a0b9c8d7e61"
+MSG_BACKUP_SUCCEEDED = "7a2b3c4d5e6f40718293a4b5c6d7e8f2"
+MSG_BACKUP_FAILED = "d1e2f3a4b5c647d8e9f0a1b2c3d4e5f3"
+MSG_PRUNE_DONE = "0b1c2d3e4f5a46b7c8d9e0f1a2b3c4d4"
+MSG_DAEMON_READY = "5e6f7a8b9c0d41e2f3a4b5c6d7e8f9a5"
+
+LOGGER_NAME = "coffre"
+
+LogTarget = Literal["auto", "journal", "stderr"]
+
+
+def setup(target: LogTarget = "auto", *, level: int = logging.INFO) -> logging.Logger:
+    """Configure and return the ``coffre`` logger.
+
+    ``auto`` picks journald when its socket exists, stderr otherwise. Extra
+    fields given as ``extra={"MESSAGE_ID": ...}`` reach journald as fields.
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(level)
+    logger.handlers.clear()
+    logger.propagate = False
+    use_journal = target == "journal" or (target == "auto" and JOURNAL_SOCKET.exists())
+    handler: logging.Handler
+    if use_journal:
+        from systemd.journal import JournalHandler  # only import where journald is
+
+        handler = JournalHandler(SYSLOG_IDENTIFIER="coffre")
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s coffre %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    return logger

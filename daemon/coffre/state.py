@@ -1,0 +1,426 @@
+"""The daemon's memory: an sqlite database under the state dir.
+
+Jobs write their outcomes here; status, metrics and LEDs only read. The file
+survives restarts. A file sqlite cannot read is moved aside (never deleted)
+and a fresh one is started, with a clear log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from coffre.errors import CoffreError, StateError
+from coffre.model import Archive
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS repositories (
+    target TEXT PRIMARY KEY,
+    repository_id TEXT NOT NULL,
+    location TEXT NOT NULL,
+    recorded_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    target TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    outcome TEXT NOT NULL,
+    error_kind TEXT,
+    error_message TEXT,
+    archive TEXT,
+    original_bytes INTEGER,
+    compressed_bytes INTEGER,
+    deduplicated_bytes INTEGER,
+    nfiles INTEGER
+);
+CREATE INDEX IF NOT EXISTS runs_by_target ON runs (target, kind, outcome, id);
+CREATE TABLE IF NOT EXISTS archives (
+    target TEXT NOT NULL,
+    name TEXT NOT NULL,
+    archive_id TEXT NOT NULL,
+    time REAL NOT NULL,
+    PRIMARY KEY (target, name)
+);
+CREATE TABLE IF NOT EXISTS archive_lists (
+    target TEXT PRIMARY KEY,
+    listed_at REAL NOT NULL
+);
+"""
+
+#: Outcomes a run can have.
+RUNNING = "running"
+SUCCESS = "success"
+FAILED = "failed"
+INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """What a successful backup produced, as kept in state."""
+
+    archive: str
+    original_bytes: int
+    compressed_bytes: int
+    deduplicated_bytes: int
+    nfiles: int
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of a job kind on a target."""
+
+    id: int
+    target: str
+    kind: str
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str
+    error_kind: str | None
+    error_message: str | None
+    stats: RunStats | None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds between start and end, None while running."""
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+def _ts(moment: datetime) -> float:
+    if moment.tzinfo is None:
+        raise ValueError("state times must be timezone-aware")
+    return moment.timestamp()
+
+
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+class State:
+    """Typed access to the state database. Not thread-safe: the daemon's loop owns it."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+
+    # --- life ---------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, *, logger: logging.Logger, now: datetime) -> State:
+        """Open (or create) the database at ``path``.
+
+        A file that is not a readable sqlite database is renamed
+        ``<name>.unreadable-<UTC time>`` (with its -wal/-shm files) and a new
+        one is started; the move is logged at ERROR level. Raises StateError
+        when the directory cannot be written.
+        """
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise StateError(
+                f"cannot create the state directory {path.parent}: {exc.strerror}",
+                hint="check paths.state in the configuration and the permissions",
+            ) from exc
+        try:
+            return cls(_connect_checked(path))
+        except sqlite3.DatabaseError as exc:
+            moved = _move_aside(path, now)
+            logger.error(
+                "state database %s is unreadable (%s); moved it aside to %s and started a "
+                "new one: run history and recorded repository IDs must be restored from it "
+                "or re-recorded with `coffre target init NAME --adopt`",
+                path,
+                exc,
+                moved,
+            )
+            try:
+                return cls(_connect_checked(path))
+            except sqlite3.DatabaseError as again:
+                raise StateError(f"cannot create a new state database {path}: {again}") from again
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with self._db:
+                yield self._db
+        except sqlite3.Error as exc:
+            raise StateError(f"state database write failed: {exc}") from exc
+
+    # --- meta -----------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def get_time(self, key: str) -> datetime | None:
+        """A moment stored with set_time, or None."""
+        raw = self.get_meta(key)
+        return None if raw is None else datetime.fromisoformat(raw)
+
+    def set_time(self, key: str, moment: datetime) -> None:
+        _ts(moment)
+        self.set_meta(key, moment.astimezone(UTC).isoformat())
+
+    # --- repositories -------------------------------------------------------
+
+    def repository_id(self, target: str) -> str | None:
+        """The repository ID recorded at ``coffre target init``, or None."""
+        row = self._db.execute(
+            "SELECT repository_id FROM repositories WHERE target = ?", (target,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def record_repository(
+        self, target: str, repository_id: str, location: str, at: datetime
+    ) -> None:
+        """Record (or replace) the repository a target must hold from now on.
+
+        Replacing forgets the archives known for the target: they belonged to
+        the previous repository.
+        """
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO repositories (target, repository_id, location, recorded_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (target) DO UPDATE SET "
+                "repository_id = excluded.repository_id, location = excluded.location, "
+                "recorded_at = excluded.recorded_at",
+                (target, repository_id, location, _ts(at)),
+            )
+            db.execute("DELETE FROM archives WHERE target = ?", (target,))
+            db.execute("DELETE FROM archive_lists WHERE target = ?", (target,))
+
+    # --- runs -----------------------------------------------------------------
+
+    def start_run(self, target: str, kind: str, at: datetime) -> int:
+        """Record that a run begins; returns its id for finish_run."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT INTO runs (target, kind, started_at, outcome) VALUES (?, ?, ?, ?)",
+                (target, kind, _ts(at), RUNNING),
+            )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def finish_run(
+        self,
+        run_id: int,
+        at: datetime,
+        *,
+        error: CoffreError | None = None,
+        stats: RunStats | None = None,
+    ) -> None:
+        """Record how a run ended: success when ``error`` is None."""
+        outcome = SUCCESS if error is None else FAILED
+        with self._tx() as db:
+            db.execute(
+                "UPDATE runs SET finished_at = ?, outcome = ?, error_kind = ?, error_message = ?, "
+                "archive = ?, original_bytes = ?, compressed_bytes = ?, deduplicated_bytes = ?, "
+                "nfiles = ? WHERE id = ?",
+                (
+                    _ts(at),
+                    outcome,
+                    None if error is None else error.kind,
+                    None if error is None else str(error),
+                    None if stats is None else stats.archive,
+                    None if stats is None else stats.original_bytes,
+                    None if stats is None else stats.compressed_bytes,
+                    None if stats is None else stats.deduplicated_bytes,
+                    None if stats is None else stats.nfiles,
+                    run_id,
+                ),
+            )
+
+    def mark_interrupted_runs(self, at: datetime) -> int:
+        """Close runs left 'running' by a daemon that died; returns how many."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE runs SET outcome = ?, finished_at = ?, error_kind = ?, error_message = ? "
+                "WHERE outcome = ?",
+                (
+                    INTERRUPTED,
+                    _ts(at),
+                    "interrupted",
+                    "the daemon stopped while this run was going on",
+                    RUNNING,
+                ),
+            )
+        return cursor.rowcount
+
+    def last_run(self, target: str, kind: str, *, outcome: str | None = None) -> RunRecord | None:
+        """The newest run of ``kind`` on ``target`` (with that outcome when given)."""
+        query = "SELECT * FROM runs WHERE target = ? AND kind = ?"
+        params: tuple[str, ...] = (target, kind)
+        if outcome is not None:
+            query += " AND outcome = ?"
+            params += (outcome,)
+        row = self._db.execute(query + " ORDER BY id DESC LIMIT 1", params).fetchone()
+        return None if row is None else _run(row)
+
+    def last_failure(self, target: str) -> RunRecord | None:
+        """The newest failed or interrupted run of any kind on ``target``."""
+        row = self._db.execute(
+            "SELECT * FROM runs WHERE target = ? AND outcome IN (?, ?) ORDER BY id DESC LIMIT 1",
+            (target, FAILED, INTERRUPTED),
+        ).fetchone()
+        return None if row is None else _run(row)
+
+    def error_counts(self) -> dict[tuple[str, str], int]:
+        """How many failed runs each (target, error kind) has had."""
+        rows = self._db.execute(
+            "SELECT target, error_kind, COUNT(*) FROM runs WHERE outcome IN (?, ?) "
+            "GROUP BY target, error_kind",
+            (FAILED, INTERRUPTED),
+        ).fetchall()
+        return {(str(t), str(k)): int(n) for t, k, n in rows}
+
+    # --- archives -------------------------------------------------------------
+
+    def archives(self, target: str) -> list[Archive] | None:
+        """The archives known on ``target``, oldest first; None if never listed."""
+        if (
+            self._db.execute("SELECT 1 FROM archive_lists WHERE target = ?", (target,)).fetchone()
+            is None
+        ):
+            return None
+        rows = self._db.execute(
+            "SELECT name, archive_id, time FROM archives WHERE target = ? ORDER BY time, name",
+            (target,),
+        ).fetchall()
+        return [Archive(time=datetime.fromtimestamp(t, UTC), name=n, id=i) for n, i, t in rows]
+
+    def archives_listed_at(self, target: str) -> datetime | None:
+        """When borg last listed ``target``'s archives for state, or None."""
+        row = self._db.execute(
+            "SELECT listed_at FROM archive_lists WHERE target = ?", (target,)
+        ).fetchone()
+        return None if row is None else _dt(float(row[0]))
+
+    def replace_archives(self, target: str, archives: Iterable[Archive], at: datetime) -> None:
+        """Make ``archives`` (as just listed by borg) the known list of ``target``."""
+        with self._tx() as db:
+            db.execute("DELETE FROM archives WHERE target = ?", (target,))
+            db.executemany(
+                "INSERT INTO archives (target, name, archive_id, time) VALUES (?, ?, ?, ?)",
+                [(target, a.name, a.id, _ts(a.time)) for a in archives],
+            )
+            db.execute(
+                "INSERT INTO archive_lists (target, listed_at) VALUES (?, ?) "
+                "ON CONFLICT (target) DO UPDATE SET listed_at = excluded.listed_at",
+                (target, _ts(at)),
+            )
+
+    def add_archive(self, target: str, archive: Archive) -> None:
+        """Remember an archive coffre just created."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO archives (target, name, archive_id, time) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (target, name) DO UPDATE SET archive_id = excluded.archive_id, "
+                "time = excluded.time",
+                (target, archive.name, archive.id, _ts(archive.time)),
+            )
+
+    def remove_archives(self, target: str, names: Iterable[str]) -> None:
+        """Forget archives coffre just deleted."""
+        with self._tx() as db:
+            db.executemany(
+                "DELETE FROM archives WHERE target = ? AND name = ?",
+                [(target, name) for name in names],
+            )
+
+
+def _connect_checked(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode = WAL")
+        # FULL: a run recorded as finished must survive a power cut right after.
+        db.execute("PRAGMA synchronous = FULL")
+        (verdict,) = db.execute("PRAGMA quick_check").fetchone()
+        if verdict != "ok":
+            raise sqlite3.DatabaseError(f"integrity check says: {verdict}")
+        db.isolation_level = "DEFERRED"
+        db.executescript(_SCHEMA)
+        found = db.execute("PRAGMA user_version").fetchone()[0]
+        if found > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"written by a newer coffre (schema {found}, this one knows {SCHEMA_VERSION})"
+            )
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        path.chmod(0o600)
+    except sqlite3.DatabaseError:
+        db.close()
+        raise
+    return db
+
+
+def _move_aside(path: Path, now: datetime) -> Path:
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.unreadable-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        part = Path(f"{path}{suffix}")
+        if part.exists():
+            part.rename(Path(f"{target}{suffix}"))
+    return target
+
+
+def _run(row: tuple[object, ...]) -> RunRecord:
+    (
+        run_id,
+        target,
+        kind,
+        started,
+        finished,
+        outcome,
+        error_kind,
+        error_message,
+        archive,
+        original,
+        compressed,
+        dedup,
+        nfiles,
+    ) = row
+    stats = None
+    if archive is not None:
+        stats = RunStats(
+            archive=str(archive),
+            original_bytes=int(str(original)),
+            compressed_bytes=int(str(compressed)),
+            deduplicated_bytes=int(str(dedup)),
+            nfiles=int(str(nfiles)),
+        )
+    started_at = _dt(float(str(started)))
+    assert started_at is not None
+    return RunRecord(
+        id=int(str(run_id)),
+        target=str(target),
+        kind=str(kind),
+        started_at=started_at,
+        finished_at=_dt(None if finished is None else float(str(finished))),
+        outcome=str(outcome),
+        error_kind=None if error_kind is None else str(error_kind),
+        error_message=None if error_message is None else str(error_message),
+        stats=stats,
+    )
