@@ -146,7 +146,7 @@ def test_list_archives() -> None:
 
 
 def test_delete_several_archives_in_one_call() -> None:
-    assert argv.delete(REPO, ["a", "b", "a"]) == ("delete", REPO, "a", "b")
+    assert argv.delete(REPO, ["a", "b", "a"]) == ("delete", "--stats", REPO, "a", "b")
 
 
 def test_delete_refuses_no_archive() -> None:

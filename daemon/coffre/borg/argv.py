@@ -123,7 +123,8 @@ def delete(repo: str, archives: Sequence[str]) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(archives))
     for name in names:
         check_archive_name(name)
-    return ("delete", repo, *names)
+    # --stats: the "Deleted data" line says how much space a compact would free.
+    return ("delete", "--stats", repo, *names)
 
 
 def compact(repo: str) -> tuple[str, ...]:

@@ -11,11 +11,12 @@ Malformed input raises ValueError naming what is wrong and where.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from coffre.borg.records import LogRecord
 from coffre.model import Archive
 
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
@@ -37,6 +38,8 @@ class CreateStats:
     deduplicated_size: int
     nfiles: int
     duration: float
+    #: Compressed size of every chunk the repository holds, or None if borg did not say.
+    repository_size: int | None = None
 
 
 def archives(list_json: Any) -> list[Archive]:
@@ -84,7 +87,32 @@ def create(create_json: Any) -> CreateStats:
         deduplicated_size=_count(stats, "deduplicated_size", f"{where}.stats"),
         nfiles=_count(stats, "nfiles", f"{where}.stats"),
         duration=float(duration),
+        repository_size=_repository_size(top),
     )
+
+
+def _repository_size(top: Mapping[str, Any]) -> int | None:
+    cache = top.get("cache")
+    stats = cache.get("stats") if isinstance(cache, Mapping) else None
+    size = stats.get("unique_csize") if isinstance(stats, Mapping) else None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
+
+
+_UNITS = {"B": 1, "kB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "PB": 10**15}
+_DELETED = re.compile(r"^Deleted data:\s+(\S+ \S+)\s+(\S+ \S+)\s+(-?[\d.]+) (\w+)\s*$")
+
+
+def deleted_bytes(logs: Sequence[LogRecord]) -> int | None:
+    """Bytes a ``borg delete --stats`` freed in the repository (its "Deleted data" line).
+
+    That is the deduplicated, compressed size of the chunks no archive uses any
+    more: what ``borg compact`` can give back. None when no such line was logged.
+    """
+    for record in logs:
+        match = _DELETED.match(record.message)
+        if match and match.group(4) in _UNITS:
+            return abs(round(float(match.group(3)) * _UNITS[match.group(4)]))
+    return None
 
 
 def repository_id(info_json: Any) -> str:

@@ -1,0 +1,1 @@
+"""Where repositories live: a local directory (more kinds follow)."""
