@@ -1,0 +1,366 @@
+"""The ``coffre`` command: one program, subcommands, clear exit codes.
+
+Exit codes: 0 success; 1 a job failed; 2 bad usage or invalid configuration;
+3 the daemon is not running; 4 permission refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from coffre import __version__, config, logs
+from coffre.clock import SystemClock
+from coffre.config_types import Config
+from coffre.control import Message, request
+from coffre.errors import CoffreError, ConfigError
+from coffre.notify import Notifier
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def _when(iso: str | None) -> str:
+    return "never" if iso is None else iso.replace("T", " ")[:19]
+
+
+def _print_error(error: dict[str, Any], out: TextIO) -> None:
+    print(f"error: {error.get('message', 'failed')}", file=out)
+    if error.get("hint"):
+        print(f"  what to do: {error['hint']}", file=out)
+
+
+# --- talking to the daemon ---------------------------------------------------
+
+
+def _ask(cfg: Config, message: Message) -> Iterable[Message]:
+    return request(cfg.paths.control_socket, message)
+
+
+def _final(events: Iterable[Message]) -> Message:
+    final: Message = {}
+    for event in events:
+        final = event
+    return final
+
+
+class DaemonRefused(Exception):
+    """The daemon answered a request with an error line (carried as ``event``)."""
+
+    def __init__(self, event: Message) -> None:
+        super().__init__(event.get("message", ""))
+        self.event = event
+
+
+def _raise_if_error(event: Message) -> None:
+    if event.get("event") == "error":
+        raise DaemonRefused(event)
+
+
+# --- subcommands --------------------------------------------------------------
+
+
+def cmd_daemon(args: argparse.Namespace, cfg: Config) -> int:
+    from coffre.service import Daemon
+
+    logger = logs.setup(args.log_target)
+    daemon = Daemon(cfg, clock=SystemClock(), notifier=Notifier(os.environ), logger=logger)
+    return asyncio.run(daemon.run())
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    path = Path(args.path) if args.path else config.resolve_path(args.config, os.environ)
+    cfg = config.load(path)
+    names = ", ".join(f"{t.name} ({t.kind})" for t in cfg.targets)
+    print(f"{path}: valid; targets: {names}")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
+    final = _final(_ask(cfg, {"op": "status"}))
+    _raise_if_error(final)
+    report = final["status"]
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        print()
+        return EXIT_OK
+    print(f"coffre {__version__} at {_when(report['now'])} ({report['timezone']})")
+    print(f"next nightly run: {_when(report['next_nightly'])}")
+    running = report["running"]
+    if running:
+        progress = running.get("progress")
+        share = f", {progress:.0%}" if progress is not None else ""
+        print(
+            f"running: {running['kind']} of {', '.join(running['targets'])} "
+            f"({running['reason']}; now {running['current_target']}{share})"
+        )
+    for job in report["queued"]:
+        print(f"queued: {job['kind']} of {', '.join(job['targets'])} ({job['reason']})")
+    for name, target in report["targets"].items():
+        print(f"\ntarget {name} ({target['kind']}, {target['location']})")
+        if target["repository_id"] is None:
+            print(f"  not initialised: run `coffre target init {name}`")
+        ok = target["last_success"]
+        if ok:
+            print(
+                f"  last success: {_when(ok['finished_at'])}, archive {ok['archive']}, "
+                f"{ok['nfiles']} files, {_size(ok['original_size'])} "
+                f"({_size(ok['deduplicated_size'])} new), {ok['duration']:.0f} s"
+            )
+        else:
+            print("  last success: never")
+        failure = target["last_failure"]
+        if failure:
+            older = ok is not None and datetime.fromisoformat(
+                failure["started_at"]
+            ) < datetime.fromisoformat(ok["started_at"])
+            print(
+                f"  last failure: {_when(failure['finished_at'])} [{failure['error_kind']}] "
+                f"{failure['error_message']}{' (since succeeded)' if older else ''}"
+            )
+        if target["slots"]:
+            marks = " ".join(
+                f"{slot} {'✓' if present else '✗'}" for slot, present in target["slots"].items()
+            )
+            print(f"  restore points: {marks}")
+        _print_archives(target, indent="  ")
+    return EXIT_OK
+
+
+def _print_archives(target: dict[str, Any], indent: str) -> None:
+    if not target["listed"]:
+        print(f"{indent}archives: not listed yet (the first backup lists them)")
+        return
+    print(f"{indent}archives ({len(target['archives'])}):")
+    for archive in target["archives"]:
+        reasons = ", ".join(archive["reasons"]) if archive["reasons"] else ""
+        tag = reasons or ("(to be deleted)" if archive["ours"] else "(not coffre's)")
+        print(f"{indent}  {archive['name']:<40} {_when(archive['time'])}  {tag}")
+
+
+def cmd_archives(args: argparse.Namespace, cfg: Config) -> int:
+    final = _final(_ask(cfg, {"op": "archives", "targets": args.target}))
+    _raise_if_error(final)
+    if args.json:
+        json.dump(final["targets"], sys.stdout, indent=2)
+        print()
+        return EXIT_OK
+    for name, target in final["targets"].items():
+        print(f"target {name}")
+        _print_archives(target, indent="  ")
+    return EXIT_OK
+
+
+def _follow(events: Iterable[Message], *, quiet_progress: bool) -> Message:
+    """Print a job's events as they come; return the final one."""
+    tty = sys.stderr.isatty()
+    final: Message = {}
+    for event in events:
+        final = event
+        kind = event.get("event")
+        if kind == "queued":
+            print(f"job {event['job']['id']} queued", file=sys.stderr)
+        elif kind == "target_started":
+            print(f"{event['target']}: started", file=sys.stderr)
+        elif kind == "progress" and tty and not quiet_progress:
+            ratio = event.get("ratio")
+            share = f" ~{ratio:.0%}" if ratio is not None else ""
+            print(
+                f"\r{event['target']}: {event['nfiles']} files, "
+                f"{_size(event['original_size'])}{share}   ",
+                end="",
+                file=sys.stderr,
+            )
+        elif kind == "target_done":
+            if tty:
+                print("\r", end="", file=sys.stderr)
+            if event["ok"]:
+                detail = f"archive {event['archive']}" if event.get("archive") else "done"
+                print(f"{event['target']}: ok, {detail}", file=sys.stderr)
+            else:
+                print(f"{event['target']}: FAILED", file=sys.stderr)
+                _print_error(event["error"], sys.stderr)
+    return final
+
+
+def _job_exit(final: Message) -> int:
+    _raise_if_error(final)
+    if final.get("event") != "result":
+        return EXIT_FAILED
+    if not final.get("ok") and "error" in final:
+        _print_error(final["error"], sys.stderr)
+    return EXIT_OK if final.get("ok") else EXIT_FAILED
+
+
+def cmd_backup(args: argparse.Namespace, cfg: Config) -> int:
+    events = _ask(cfg, {"op": "backup", "targets": args.target, "wait": args.wait})
+    if not args.wait:
+        final = _final(events)
+        _raise_if_error(final)
+        queued = final["queued"]
+        print(f"backup of {', '.join(queued['targets'])} queued (job {queued['id']})")
+        return EXIT_OK
+    return _job_exit(_follow(events, quiet_progress=False))
+
+
+def cmd_prune(args: argparse.Namespace, cfg: Config) -> int:
+    final = _follow(
+        _ask(cfg, {"op": "prune", "targets": args.target, "dry_run": args.dry_run}),
+        quiet_progress=True,
+    )
+    code = _job_exit(final)
+    if args.json:
+        json.dump(final.get("targets", {}), sys.stdout, indent=2)
+        print()
+        return code
+    for name, outcome in final.get("targets", {}).items():
+        if not outcome.get("ok"):
+            continue
+        verb = "would delete" if outcome["dry_run"] else "deleted"
+        print(f"target {name}:")
+        for kept in outcome["keep"]:
+            print(f"  keep    {kept['name']:<40} {', '.join(kept['reasons'])}")
+        for name_deleted in outcome["delete"]:
+            print(f"  {verb:<7} {name_deleted}")
+        for name_ignored in outcome["ignored"]:
+            print(f"  ignore  {name_ignored} (not coffre's)")
+    return code
+
+
+def cmd_target_init(args: argparse.Namespace, cfg: Config) -> int:
+    cfg.target(args.name)  # an unknown name fails here, before the daemon is asked
+    final = _follow(
+        _ask(
+            cfg,
+            {
+                "op": "init",
+                "targets": [args.name],
+                "adopt": args.adopt,
+                "replace": args.replace,
+            },
+        ),
+        quiet_progress=True,
+    )
+    code = _job_exit(final)
+    outcome = final.get("targets", {}).get(args.name, {})
+    if outcome.get("ok"):
+        print(
+            f"target {args.name}: repository {outcome['repository_id']} {outcome['done']} "
+            f"at {outcome['location']}"
+        )
+        print(
+            "keep the passphrase file and an export of the key somewhere safe, "
+            "away from the box: without both, the backups cannot be read"
+        )
+    return code
+
+
+# --- parsing -------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="coffre", description="Backups of the practice's share, on this box and away."
+    )
+    parser.add_argument("--version", action="version", version=f"coffre {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="configuration file (default: $COFFRE_CONFIG, else /etc/coffre/coffre.toml)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    daemon = sub.add_parser("daemon", help="run the daemon (systemd starts it)")
+    daemon.add_argument(
+        "--log-target",
+        choices=("auto", "journal", "stderr"),
+        default="auto",
+        help="where logs go (auto: journald when it runs, else stderr)",
+    )
+
+    cfg = sub.add_parser("config", help="check the configuration")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    check = cfg_sub.add_parser("check", help="report every problem of a configuration file")
+    check.add_argument("path", nargs="?", help="file to check (default: the configuration)")
+
+    st = sub.add_parser("status", help="how each target stands")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+
+    backup = sub.add_parser("backup", help="back up now")
+    backup.add_argument("--target", action="append", metavar="NAME", help="only this target")
+    backup.add_argument(
+        "--wait", action="store_true", help="follow the backup; exit non-zero if it fails"
+    )
+
+    archives = sub.add_parser("archives", help="the archives of each target, with why kept")
+    archives.add_argument("--target", action="append", metavar="NAME")
+    archives.add_argument("--json", action="store_true")
+
+    prune = sub.add_parser("prune", help="apply retention (J, J-1, J-2, M, M-1) now")
+    prune.add_argument("--target", action="append", metavar="NAME")
+    prune.add_argument("--dry-run", action="store_true", help="only show what would go")
+    prune.add_argument("--json", action="store_true")
+
+    target = sub.add_parser("target", help="manage targets' repositories")
+    target_sub = target.add_subparsers(dest="target_command", required=True, metavar="ACTION")
+    init = target_sub.add_parser("init", help="create a target's repository, record its ID")
+    init.add_argument("name")
+    init.add_argument(
+        "--adopt", action="store_true", help="record an existing repository found there"
+    )
+    init.add_argument(
+        "--replace", action="store_true", help="create a new one where the recorded one is lost"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``coffre`` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "config":
+            return cmd_config_check(args)
+        cfg = config.load(
+            config.resolve_path(args.config, os.environ), check_files=args.command == "daemon"
+        )
+        handlers = {
+            "daemon": cmd_daemon,
+            "status": cmd_status,
+            "backup": cmd_backup,
+            "archives": cmd_archives,
+            "prune": cmd_prune,
+            "target": cmd_target_init,
+        }
+        return handlers[args.command](args, cfg)
+    except ConfigError as error:
+        print(error.message, file=sys.stderr)
+        return error.exit_code
+    except CoffreError as error:
+        _print_error({"message": error.message, "hint": error.hint}, sys.stderr)
+        return error.exit_code
+    except DaemonRefused as refused:
+        _print_error(refused.event, sys.stderr)
+        return int(refused.event.get("exit_code", EXIT_FAILED))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""The control socket: JSON lines over a Unix socket, shared by daemon and CLI.
+
+A client connects, sends one request line (a JSON object with an ``op``),
+and reads event lines until one has ``"event": "result"`` (or ``"error"``);
+then the connection closes. Only root (or the daemon's own user) may talk to
+the daemon: the socket file is 0600 and the peer's uid is checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import struct
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from coffre.errors import CoffreError, DaemonUnavailable, PermissionRefused
+
+Message = dict[str, Any]
+Send = Callable[[Message], Awaitable[None]]
+Handler = Callable[[Message, Send], Awaitable[None]]
+
+#: A request line longer than this is refused: requests are small.
+MAX_REQUEST = 64 * 1024
+
+FINAL_EVENTS = frozenset({"result", "error"})
+
+
+def encode(message: Message) -> bytes:
+    """One JSON line."""
+    return json.dumps(message, separators=(",", ":"), sort_keys=True).encode() + b"\n"
+
+
+def error_message(error: CoffreError) -> Message:
+    """The final line that reports ``error`` to the client."""
+    return {
+        "event": "error",
+        "kind": error.kind,
+        "message": error.message,
+        "hint": error.hint,
+        "exit_code": error.exit_code,
+    }
+
+
+def _peer_uid(writer: asyncio.StreamWriter) -> int:
+    sock: socket.socket = writer.get_extra_info("socket")
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
+
+
+async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
+    """Listen on ``path`` and hand each request to ``handler``.
+
+    A stale socket file (no daemon behind it) is replaced; a live one means
+    another daemon runs, and CoffreError is raised. ``handler`` receives the
+    request and a ``send`` coroutine; a CoffreError it raises is sent to the
+    client as an error line.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    if path.exists():
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(path))
+            except OSError:
+                path.unlink()
+            else:
+                raise CoffreError(
+                    f"another coffre daemon already listens on {path}",
+                    hint="stop it first (systemctl stop coffre)",
+                )
+    allowed = {0, os.geteuid()}
+
+    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def send(message: Message) -> None:
+            writer.write(encode(message))
+            await writer.drain()
+
+        try:
+            if _peer_uid(writer) not in allowed:
+                await send(
+                    error_message(
+                        PermissionRefused(
+                            "only root may control coffre", hint="run the command with sudo"
+                        )
+                    )
+                )
+                return
+            line = await reader.readline()
+            try:
+                request = json.loads(line)
+                if not isinstance(request, dict) or not isinstance(request.get("op"), str):
+                    raise ValueError("not an object with an op")
+            except ValueError:
+                await send({"event": "error", "kind": "usage", "message": "bad request"})
+                return
+            try:
+                await handler(request, send)
+            except CoffreError as error:
+                await send(error_message(error))
+        except (ConnectionError, asyncio.IncompleteReadError):
+            # The client went away (Ctrl-C on `coffre backup --wait`): the job goes on.
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    old_umask = os.umask(0o177)
+    try:
+        server = await asyncio.start_unix_server(on_client, path=str(path), limit=MAX_REQUEST)
+    finally:
+        os.umask(old_umask)
+    return server
+
+
+def request(path: Path, message: Message, *, timeout: float | None = None) -> Iterator[Message]:
+    """Send ``message`` to the daemon at ``path``; yield the event lines it answers.
+
+    Raises DaemonUnavailable when no daemon listens there, PermissionRefused
+    when the socket refuses us.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(str(path))
+    except PermissionError as exc:
+        sock.close()
+        raise PermissionRefused(
+            f"permission denied on {path}: only root may control coffre",
+            hint="run the command with sudo",
+        ) from exc
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        sock.close()
+        raise DaemonUnavailable(
+            f"the coffre daemon is not running (no one listens on {path})",
+            hint="start it: systemctl start coffre (or `coffre daemon`)",
+        ) from exc
+    with sock, sock.makefile("rb") as stream:
+        sock.sendall(encode(message))
+        for line in stream:
+            event = json.loads(line)
+            if not isinstance(event, dict):
+                continue
+            yield event
+            if event.get("event") in FINAL_EVENTS:
+                return
+    raise DaemonUnavailable(
+        "the daemon closed the connection before answering",
+        hint="it may have stopped; see `journalctl -u coffre`",
+    )

@@ -1,0 +1,283 @@
+"""The daemon: wires the timer and the control socket to the job queue.
+
+One asyncio loop does everything: it serves the socket, runs jobs one at a
+time, wakes for the nightly run and pings the systemd watchdog. Nothing else
+wakes it while idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from coffre import logs, schedule, status
+from coffre.borg.env import BorgEnvironment, default_binary
+from coffre.borg.runner import BorgRunner
+from coffre.clock import Clock
+from coffre.config_types import Config
+from coffre.control import Message, Send, serve
+from coffre.errors import UsageError
+from coffre.executor import Executor
+from coffre.jobs import Job, JobEvent, JobKind, JobQueue, JobRequest
+from coffre.notify import Notifier
+from coffre.services import Services
+from coffre.state import State
+from coffre.targets.registry import repository_for
+
+#: State key of the due instant of the last nightly run made.
+NIGHTLY_KEY = "nightly.last_due"
+
+#: Without a watchdog, wake at least this often so a wall-clock jump (a box
+#: without RTC setting its clock from NTP) delays the nightly by an hour at most.
+MAX_SLEEP = 3600.0
+
+
+def read_passphrase(path: Path) -> bytes:
+    """The passphrase file's content, without its final newline."""
+    return path.read_bytes().rstrip(b"\r\n")
+
+
+class Daemon:
+    """``coffre daemon``: runs until SIGTERM or SIGINT; ``run`` returns the exit code."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock,
+        notifier: Notifier,
+        logger: Any,
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._notifier = notifier
+        self._logger = logger
+        self._stopping = asyncio.Event()
+        self._nightly_submitted: datetime | None = None
+        self._state: State | None = None
+        self._queue: JobQueue | None = None
+
+    # --- life ---------------------------------------------------------------
+
+    async def run(self) -> int:
+        config, logger = self._config, self._logger
+        for directory, mode in (
+            (config.paths.state, 0o700),
+            (config.paths.cache, 0o700),
+            (config.paths.runtime, 0o755),
+        ):
+            directory.mkdir(parents=True, exist_ok=True, mode=mode)
+        state = State.open(config.paths.state_db, logger=logger, now=self._clock.now())
+        self._state = state
+        interrupted = state.mark_interrupted_runs(self._clock.now())
+        if interrupted:
+            logger.warning("%d run(s) were cut short by the last stop of the daemon", interrupted)
+        runner = BorgRunner(
+            BorgEnvironment(
+                binary=config.borg.binary or default_binary(),
+                base_dir=config.paths.borg_base,
+                cache_dir=config.paths.borg_cache,
+            ),
+            lambda: read_passphrase(config.encryption.passphrase_file),
+            lock_wait=config.borg.lock_wait,
+            stop_timeout=config.borg.stop_timeout,
+            logger=logger,
+        )
+        services = Services(
+            config=config, state=state, borg=runner, clock=self._clock, logger=logger
+        )
+        executor = Executor(services, {t.name: repository_for(t) for t in config.targets})
+
+        async def execute(job: Job) -> JobEvent:
+            asked = job.request
+            self._notifier.notify(
+                STATUS=f"{asked.kind} of {', '.join(asked.targets)} ({asked.reason})"
+            )
+            try:
+                return await executor(job)
+            finally:
+                self._notifier.notify(STATUS="idle")
+
+        queue = JobQueue(execute)
+        self._queue = queue
+        server = await serve(config.paths.control_socket, self._handle)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stopping.set)
+        workers = [
+            asyncio.create_task(queue.serve(), name="queue"),
+            asyncio.create_task(self._timer(), name="timer"),
+        ]
+        self._notifier.notify(READY="1", STATUS="idle")
+        logger.info(
+            "coffre daemon ready: %d target(s), nightly at %s %s, control socket %s",
+            len(config.targets),
+            config.schedule.daily.strftime("%H:%M"),
+            config.schedule.timezone.key,
+            config.paths.control_socket,
+            extra={"MESSAGE_ID": logs.MSG_DAEMON_READY},
+        )
+        try:
+            await self._stopping.wait()
+        finally:
+            self._notifier.notify(STOPPING="1", STATUS="stopping")
+            logger.info("stopping: interrupting the running job at a checkpoint")
+            server.close()
+            for task in workers:
+                task.cancel()
+            for task in workers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._abandon_pending(queue)
+            await server.wait_closed()
+            with contextlib.suppress(FileNotFoundError):
+                config.paths.control_socket.unlink()
+            state.close()
+            logger.info("coffre daemon stopped")
+        return 0
+
+    def stop(self) -> None:
+        """Ask the daemon to stop (what SIGTERM does)."""
+        self._stopping.set()
+
+    @staticmethod
+    def _abandon_pending(queue: JobQueue) -> None:
+        event: JobEvent = {
+            "event": "result",
+            "ok": False,
+            "error": {
+                "kind": "cancelled",
+                "message": "the daemon stopped before this job could run",
+                "hint": "ask again once it is back",
+            },
+        }
+        for job in queue.pending:
+            job.publish(event)
+            if not job.done.done():
+                job.done.set_result(event)
+
+    # --- the timer: nightly runs and the watchdog ---------------------------
+
+    def _next_nightly(self, now: datetime) -> datetime:
+        plan = self._config.schedule
+        return schedule.next_due(now, plan.daily, plan.timezone)
+
+    async def _timer(self) -> None:
+        plan = self._config.schedule
+        interval = self._notifier.watchdog_interval
+        assert self._state is not None
+        if self._state.get_time(NIGHTLY_KEY) is None:
+            # A new box: nothing was missed yet (its targets are not even
+            # initialised); the first nightly run is the next one due.
+            first = self._clock.now()
+            self._state.set_time(NIGHTLY_KEY, schedule.last_due(first, plan.daily, plan.timezone))
+            self._logger.info(
+                "first start: the first nightly run is due at %s",
+                self._next_nightly(first).astimezone(plan.timezone),
+            )
+        while True:
+            now = self._clock.now()
+            due = schedule.catch_up_due(
+                self._state.get_time(NIGHTLY_KEY), now, plan.daily, plan.timezone
+            )
+            if due is not None and due != self._nightly_submitted:
+                self._submit_nightly(due)
+            delay = (self._next_nightly(now) - now).total_seconds()
+            delay = min(delay, interval if interval is not None else MAX_SLEEP)
+            await asyncio.sleep(max(delay, 0.0))
+            if interval is not None:
+                self._notifier.notify(WATCHDOG="1")
+
+    def _submit_nightly(self, due: datetime) -> None:
+        assert self._queue is not None and self._state is not None
+        state = self._state
+        self._nightly_submitted = due
+        self._logger.info(
+            "nightly run due at %s: queued", due.astimezone(self._config.schedule.timezone)
+        )
+        job = self._queue.submit(
+            JobRequest(
+                kind="backup",
+                targets=tuple(t.name for t in self._config.targets),
+                reason="nightly",
+            )
+        )
+
+        def done(_: asyncio.Future[JobEvent]) -> None:
+            # A stop before the job ran leaves it due: the next start catches up.
+            result = _.result() if not _.cancelled() else None
+            if result is not None and result.get("error", {}).get("kind") != "cancelled":
+                state.set_time(NIGHTLY_KEY, due)
+
+        job.done.add_done_callback(done)
+
+    # --- the control socket -------------------------------------------------
+
+    def _targets(self, request: Message, key: str = "targets") -> tuple[str, ...]:
+        asked = request.get(key)
+        if asked in (None, [], ""):
+            return tuple(t.name for t in self._config.targets)
+        names = (asked,) if isinstance(asked, str) else tuple(str(n) for n in asked)
+        for name in names:
+            self._config.target(name)  # raises UsageError naming the known ones
+        return names
+
+    async def _handle(self, request: Message, send: Send) -> None:
+        assert self._state is not None and self._queue is not None
+        op = request["op"]
+        now = self._clock.now()
+        if op == "ping":
+            await send({"event": "result", "ok": True})
+        elif op == "status":
+            report = status.build(
+                self._config, self._state, self._queue, now, self._next_nightly(now)
+            )
+            await send({"event": "result", "ok": True, "status": report})
+        elif op == "archives":
+            reports = {
+                name: status.archives_report(self._config, self._state, name, now)
+                for name in self._targets(request)
+            }
+            await send({"event": "result", "ok": True, "targets": reports})
+        elif op in ("backup", "prune", "init"):
+            await self._job(op, request, send)
+        else:
+            raise UsageError(f"unknown request {op!r}")
+
+    async def _job(self, op: str, request: Message, send: Send) -> None:
+        assert self._queue is not None
+        kind: JobKind = "backup" if op == "backup" else "prune" if op == "prune" else "init"
+        options: dict[str, Any] = {}
+        for flag in ("dry_run", "adopt", "replace"):
+            if request.get(flag):
+                options[flag] = True
+        if kind == "prune":
+            # Asked by a person, retention works on borg's own list, not on
+            # state's: archives may have been added or removed by hand.
+            options["refresh"] = True
+        job = self._queue.submit(
+            JobRequest(
+                kind=kind,
+                targets=self._targets(request),
+                reason="asked",
+                options=tuple(sorted(options.items())),
+            )
+        )
+        if not request.get("wait", True):
+            await send({"event": "result", "ok": True, "queued": job.describe()})
+            return
+        events: asyncio.Queue[JobEvent] = asyncio.Queue()
+        job.listeners.append(events)
+        try:
+            await send({"event": "queued", "job": job.describe()})
+            while True:
+                event = await events.get()
+                await send(event)
+                if event.get("event") == "result":
+                    return
+        finally:
+            job.listeners.remove(events)

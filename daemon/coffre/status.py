@@ -1,0 +1,91 @@
+"""The status report: built from state and the queue, never from borg."""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from typing import Any
+
+from coffre import retention
+from coffre.config_types import Config
+from coffre.jobs import JobQueue
+from coffre.state import SUCCESS, RunRecord, State
+
+
+def _iso(moment: datetime | None, tz: tzinfo) -> str | None:
+    """ISO 8601 in the box's timezone: support reads these times as the practice lives them."""
+    return None if moment is None else moment.astimezone(tz).isoformat()
+
+
+def _run(run: RunRecord | None, tz: tzinfo) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "started_at": _iso(run.started_at, tz),
+        "finished_at": _iso(run.finished_at, tz),
+        "outcome": run.outcome,
+        "duration": run.duration,
+        "error_kind": run.error_kind,
+        "error_message": run.error_message,
+        "archive": run.stats.archive if run.stats else None,
+        "nfiles": run.stats.nfiles if run.stats else None,
+        "original_size": run.stats.original_bytes if run.stats else None,
+        "deduplicated_size": run.stats.deduplicated_bytes if run.stats else None,
+    }
+
+
+def archives_report(config: Config, state: State, target: str, now: datetime) -> dict[str, Any]:
+    """The known archives of ``target``, newest first, each with its retention reasons."""
+    known = state.archives(target)
+    if known is None:
+        return {"listed": False, "archives": [], "slots": {}}
+    policy, tz = config.retention, config.schedule.timezone
+    plan = retention.plan(
+        known, prefix=policy.prefix, daily=policy.daily, monthly=policy.monthly, tz=tz
+    )
+    reasons = {k.archive.name: list(k.reasons) for k in plan.keep}
+    return {
+        "listed": True,
+        "archives": [
+            {
+                "name": a.name,
+                "time": _iso(a.time, tz),
+                "reasons": reasons.get(a.name, []),
+                "ours": a.name.startswith(policy.prefix + "-"),
+            }
+            for a in sorted(known, reverse=True)
+        ],
+        "slots": retention.slots_present(
+            known,
+            prefix=policy.prefix,
+            daily=policy.daily,
+            monthly=policy.monthly,
+            now=now,
+            tz=tz,
+        ),
+    }
+
+
+def build(
+    config: Config, state: State, queue: JobQueue, now: datetime, next_nightly: datetime | None
+) -> dict[str, Any]:
+    """Everything `coffre status` shows, as JSON-ready data."""
+    tz = config.schedule.timezone
+    targets: dict[str, Any] = {}
+    for target in config.targets:
+        targets[target.name] = {
+            "kind": target.kind,
+            "location": target.location,
+            "repository_id": state.repository_id(target.name),
+            "last_success": _run(state.last_run(target.name, "backup", outcome=SUCCESS), tz),
+            "last_attempt": _run(state.last_run(target.name, "backup"), tz),
+            "last_failure": _run(state.last_failure(target.name), tz),
+            **archives_report(config, state, target.name, now),
+        }
+    return {
+        "now": _iso(now, tz),
+        "timezone": tz.key,
+        "next_nightly": _iso(next_nightly, tz),
+        "running": queue.running.describe() if queue.running else None,
+        "queued": [job.describe() for job in queue.pending],
+        "targets": targets,
+    }

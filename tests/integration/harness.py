@@ -1,0 +1,296 @@
+"""A practice on disk and a real ``coffre daemon`` process, for integration tests.
+
+The daemon runs as a subprocess with its own NOTIFY_SOCKET, which the tests
+read to know it is ready (no sleeping: every wait is on an event or a
+bounded poll of a condition).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.parts import binary
+
+PASSPHRASE = "correct horse battery staple, but for a kiné"
+
+
+def wait_for(condition: Callable[[], bool], *, timeout: float = 30, what: str = "") -> None:
+    """Poll ``condition`` until true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+        time.sleep(0.02)
+
+
+@dataclass
+class Practice:
+    """A share, a passphrase, a configuration with local targets, under ``root``."""
+
+    root: Path
+    targets: tuple[str, ...] = ("local",)
+    daily: str = "01:30"
+    timezone: str = "Europe/Paris"
+    prefix: str = "cabinet"
+    extra: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.share.mkdir(parents=True, exist_ok=True)
+        self.passphrase.write_text(PASSPHRASE + "\n", encoding="utf-8")
+        self.passphrase.chmod(0o600)
+        self.write_config()
+        self.env = {
+            **os.environ,
+            "COFFRE_CONFIG": str(self.config),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.env.pop("NOTIFY_SOCKET", None)
+        self.env.pop("WATCHDOG_USEC", None)
+
+    @property
+    def share(self) -> Path:
+        return self.root / "share"
+
+    @property
+    def passphrase(self) -> Path:
+        return self.root / "passphrase"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "coffre.toml"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "run" / "control.sock"
+
+    def repository(self, target: str = "local") -> Path:
+        return self.root / "repos" / target
+
+    def write_config(self) -> None:
+        targets = "".join(
+            f'\n[[target]]\nname = "{name}"\nkind = "local"\npath = "{self.repository(name)}"\n'
+            for name in self.targets
+        )
+        self.config.write_text(
+            f"""
+[source]
+paths = ["{self.share}"]
+
+[schedule]
+daily = "{self.daily}"
+timezone = "{self.timezone}"
+
+[retention]
+prefix = "{self.prefix}"
+
+[encryption]
+passphrase_file = "{self.passphrase}"
+
+[paths]
+state = "{self.state_dir}"
+cache = "{self.root / "cache"}"
+runtime = "{self.root / "run"}"
+
+[borg]
+lock_wait = 10
+checkpoint_interval = 10
+{self.extra}
+{targets}""",
+            encoding="utf-8",
+        )
+
+    def coffre(
+        self, *args: str, check: bool = False, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the ``coffre`` CLI against this practice."""
+        result = subprocess.run(
+            [binary("coffre"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"coffre {' '.join(args)} exited {result.returncode}\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def status(self) -> dict[str, Any]:
+        out = self.coffre("status", "--json", check=True).stdout
+        loaded: dict[str, Any] = json.loads(out)
+        return loaded
+
+    def borg(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run borg by hand on this practice's repositories (as support would)."""
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "BORG_PASSPHRASE": PASSPHRASE,
+            "BORG_BASE_DIR": str(self.root / "test-borg"),
+            "BORG_RELOCATED_REPO_ACCESS_IS_OK": "yes",
+            "TZ": "UTC",
+            "LANG": "C.UTF-8",
+        }
+        result = subprocess.run(
+            [binary("borg"), *args], env=env, capture_output=True, text=True, timeout=600
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"borg {' '.join(args)} exited {result.returncode}\n{result.stderr}"
+            )
+        return result
+
+    def archive_names(self, target: str = "local") -> list[str]:
+        listed = json.loads(
+            self.borg(
+                "list", "--json", "--consider-checkpoints", str(self.repository(target))
+            ).stdout
+        )
+        return sorted(a["name"] for a in listed["archives"])
+
+
+def _parse_notify(raw: bytes) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in raw.decode().splitlines() if "=" in line)
+    return {key: value for key, value in pairs}
+
+
+class NotifyListener:
+    """A datagram socket standing for systemd's notify socket."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.messages: list[dict[str, str]] = []
+
+    def expect(self, key: str, value: str | None = None, *, timeout: float = 30) -> dict[str, str]:
+        """Wait for a message carrying ``key`` (with ``value`` when given); return it."""
+        for message in self.messages:
+            if key in message and (value is None or message[key] == value):
+                return message
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {key}={value} notification; got {self.messages}")
+            self.sock.settimeout(left)
+            try:
+                raw = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            message = _parse_notify(raw)
+            self.messages.append(message)
+            if key in message and (value is None or message[key] == value):
+                return message
+
+    def drain(self) -> None:
+        """Read every message already sent (the sender has exited)."""
+        self.sock.setblocking(False)
+        while True:
+            try:
+                raw = self.sock.recv(4096)
+            except BlockingIOError:
+                return
+            self.messages.append(_parse_notify(raw))
+
+    def close(self) -> None:
+        self.drain()
+        self.sock.close()
+
+
+class Daemon:
+    """``coffre daemon`` as a subprocess, ready once it has sent READY=1."""
+
+    def __init__(
+        self, practice: Practice, *, watchdog_usec: int | None = None, env: Mapping[str, str] = {}
+    ) -> None:
+        self.practice = practice
+        self.notify = NotifyListener(practice.root / f"notify-{time.monotonic_ns()}.sock")
+        environ = {**practice.env, "NOTIFY_SOCKET": str(self.notify.path), **env}
+        if watchdog_usec:
+            environ["WATCHDOG_USEC"] = str(watchdog_usec)
+        self.log = practice.root / "daemon.log"
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [binary("coffre"), "daemon", "--log-target", "stderr"],
+                env=environ,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def ready(self, timeout: float = 60) -> Daemon:
+        try:
+            self.notify.expect("READY", "1", timeout=timeout)
+        except AssertionError:
+            self.stop()
+            raise AssertionError(f"daemon not ready; its log:\n{self.logs()}") from None
+        return self
+
+    def logs(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def children(self) -> list[int]:
+        """PIDs of the daemon's direct children (borg)."""
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return [int(p) for p in path.read_text().split()]
+        except FileNotFoundError:
+            return []
+
+    def stop(self, timeout: float = 120) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.notify.close()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self.notify.close()
+
+
+def running_daemon(practice: Practice, **kwargs: Any) -> Iterator[Daemon]:
+    """Generator for fixtures: a ready daemon, stopped afterwards."""
+    daemon = Daemon(practice, **kwargs).ready()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+def fill_share(share: Path, files: int = 50, size: int = 2000, *, seed: int = 1) -> None:
+    """Write ``files`` small files of varied content under ``share``."""
+    import random
+
+    rng = random.Random(seed)
+    for i in range(files):
+        path = share / f"dossier-{i % 7}" / f"patient-{i:05d}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rng.randbytes(size))
+
+
+def run_coffre_module(*args: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "coffre.cli", *args], env=dict(env), capture_output=True, text=True
+    )
