@@ -49,17 +49,22 @@ async def create_archive(
         now.astimezone(config.schedule.timezone),
         {a.name for a in known},
     )
-    result = await services.borg.run(
-        argv.create(
-            location,
-            name,
-            [str(p) for p in config.source.paths],
-            excludes=config.source.exclude,
-            compression=config.borg.compression,
-            checkpoint_interval=config.borg.checkpoint_interval,
-        ),
-        on_progress=on_progress,
+    create = argv.create(
+        location,
+        name,
+        [str(p) for p in config.source.paths],
+        excludes=config.source.exclude,
+        compression=config.borg.compression,
+        checkpoint_interval=config.borg.checkpoint_interval,
     )
+    try:
+        result = await services.borg.run(create, on_progress=on_progress)
+    except BaseException:
+        # borg may have left a checkpoint archive that state does not know:
+        # forget the list, so that the next retention asks borg for it.
+        # (A daemon killed here is covered by State.mark_interrupted_runs.)
+        services.state.forget_archives(target)
+        raise
     stats = parse.create(result.json())
     if stats.repository_id != expected_id:
         raise RepositoryIdMismatch(

@@ -255,8 +255,17 @@ class State:
             )
 
     def mark_interrupted_runs(self, at: datetime) -> int:
-        """Close runs left 'running' by a daemon that died; returns how many."""
+        """Close runs left 'running' by a daemon that died; returns how many.
+
+        Their targets' archive lists are forgotten: borg may have left a
+        checkpoint archive that state never heard of.
+        """
         with self._tx() as db:
+            db.execute(
+                "DELETE FROM archive_lists WHERE target IN "
+                "(SELECT target FROM runs WHERE outcome = ?)",
+                (RUNNING,),
+            )
             cursor = db.execute(
                 "UPDATE runs SET outcome = ?, finished_at = ?, error_kind = ?, error_message = ? "
                 "WHERE outcome = ?",
@@ -332,6 +341,11 @@ class State:
                 "ON CONFLICT (target) DO UPDATE SET listed_at = excluded.listed_at",
                 (target, _ts(at)),
             )
+
+    def forget_archives(self, target: str) -> None:
+        """Mark ``target``'s archive list unknown: the next job asks borg for it."""
+        with self._tx() as db:
+            db.execute("DELETE FROM archive_lists WHERE target = ?", (target,))
 
     def add_archive(self, target: str, archive: Archive) -> None:
         """Remember an archive coffre just created."""

@@ -224,3 +224,29 @@ def test_sigterm_during_a_backup_leaves_a_checkpoint_and_stops_in_time(
     assert all(".checkpoint" in n for n in names), names
     assert names, "borg left no checkpoint archive"
     assert practice.borg("check", str(practice.repository())).returncode == 0
+
+
+def test_borg_stops_at_a_checkpoint_when_the_daemon_alone_is_killed(practice: Practice) -> None:
+    daemon = Daemon(practice).ready()
+    practice.coffre("target", "init", "local", check=True)
+    _big_share(practice)
+    practice.coffre("backup", check=True)
+    borg_pid = _wait_for_borg_create(daemon)
+    daemon.kill()  # outside systemd: nobody kills borg for us
+
+    def borg_gone() -> bool:
+        try:
+            return Path(f"/proc/{borg_pid}/stat").read_text().split()[2] == "Z"
+        except FileNotFoundError:
+            return True
+
+    wait_for(borg_gone, timeout=60, what="the orphaned borg to stop")
+    assert any(".checkpoint" in n for n in practice.archive_names())
+    again = Daemon(practice).ready()
+    try:
+        practice.coffre("backup", "--wait", check=True)
+    finally:
+        again.stop()
+    # The backup resumed from the checkpoint, then retention dropped the checkpoint.
+    assert not any(".checkpoint" in n for n in practice.archive_names())
+    assert practice.borg("check", str(practice.repository())).returncode == 0

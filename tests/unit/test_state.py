@@ -56,6 +56,8 @@ def test_a_failure_keeps_its_kind_and_message(tmp_path: Path) -> None:
 def test_runs_left_running_by_a_killed_daemon_are_marked_interrupted(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     state = _open(db)
+    state.replace_archives("local", [Archive(T0, "box-a", "1")], T0)
+    state.replace_archives("usb", [Archive(T0, "box-a", "1")], T0)
     state.start_run("local", "backup", T0)
     state.close()  # as if SIGKILLed: the run never finished
 
@@ -63,6 +65,9 @@ def test_runs_left_running_by_a_killed_daemon_are_marked_interrupted(tmp_path: P
     assert again.mark_interrupted_runs(T0 + timedelta(minutes=1)) == 1
     last = again.last_run("local", "backup")
     assert last is not None and last.outcome == INTERRUPTED
+    # borg may have left a checkpoint there: that target's list must be asked again.
+    assert again.archives("local") is None
+    assert again.archives("usb") is not None
     assert again.mark_interrupted_runs(T0) == 0
 
 

@@ -42,6 +42,29 @@ MAX_PASSPHRASE_BYTES = 4096
 
 # Commands whose first SIGINT ends them cleanly (checkpoint or commit).
 _SIGINT_COMMANDS = frozenset({"create", "delete", "prune"})
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _stop_signal(argv: Sequence[str]) -> signal.Signals:
+    """The signal that stops borg ``argv[0]`` cleanly (a checkpoint for create)."""
+    return signal.SIGINT if argv and argv[0] in _SIGINT_COMMANDS else signal.SIGTERM
+
+
+def _die_with_parent(sig: signal.Signals) -> Callable[[], None]:
+    """A preexec_fn asking the kernel to send ``sig`` to borg if the daemon dies.
+
+    Without it, a daemon killed outside systemd (which would kill the whole
+    cgroup) leaves borg running, holding the repository lock for the next start.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+
+    return preexec
 # After SIGTERM, borg only rolls back and unlocks: it needs little time.
 _TERM_GRACE = 10.0
 # After SIGKILL, a process stuck in uninterruptible I/O (a dead USB disk) may
@@ -140,6 +163,7 @@ class BorgRunner:
                 # and borg has no terminal to ask a passphrase on.
                 start_new_session=True,
                 pass_fds=() if read_fd is None else (read_fd,),
+                preexec_fn=_die_with_parent(_stop_signal(argv)),
             )
         except OSError as exc:
             if exc.filename is not None and os.fsdecode(exc.filename) != self._env.binary:
@@ -202,7 +226,7 @@ class BorgRunner:
         self, proc: asyncio.subprocess.Process, exit_task: asyncio.Task[int], argv: Sequence[str]
     ) -> None:
         command = argv[0] if argv else ""
-        first = signal.SIGINT if command in _SIGINT_COMMANDS else signal.SIGTERM
+        first = _stop_signal(argv)
         began = time.monotonic()
         self._logger.info("cancelled: stopping borg %s with %s", command, first.name)
         try:
