@@ -58,7 +58,8 @@ class FakeBorg:
         use_passphrase: bool = True,
     ) -> BorgResult:
         self.calls.append(tuple(argv))
-        stdout, logs = "", ()
+        stdout = ""
+        logs: tuple[LogRecord, ...] = ()
         if argv[0] == "create":
             if self.fail_create:
                 raise BorgLockTimeout("Failed to create/acquire the lock", rc=73)
