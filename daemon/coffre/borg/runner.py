@@ -65,6 +65,8 @@ def _die_with_parent(sig: signal.Signals) -> Callable[[], None]:
         libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
 
     return preexec
+
+
 # After SIGTERM, borg only rolls back and unlocks: it needs little time.
 _TERM_GRACE = 10.0
 # After SIGKILL, a process stuck in uninterruptible I/O (a dead USB disk) may
