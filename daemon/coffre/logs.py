@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 from pathlib import Path
 from typing import Literal
@@ -22,6 +23,16 @@ LOGGER_NAME = "coffre"
 LogTarget = Literal["auto", "journal", "stderr"]
 
 
+def journald_listening(path: Path = JOURNAL_SOCKET) -> bool:
+    """True when a journald answers on ``path`` (a socket file alone may be stale)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 def setup(target: LogTarget = "auto", *, level: int = logging.INFO) -> logging.Logger:
     """Configure and return the ``coffre`` logger.
 
@@ -32,7 +43,7 @@ def setup(target: LogTarget = "auto", *, level: int = logging.INFO) -> logging.L
     logger.setLevel(level)
     logger.handlers.clear()
     logger.propagate = False
-    use_journal = target == "journal" or (target == "auto" and JOURNAL_SOCKET.exists())
+    use_journal = target == "journal" or (target == "auto" and journald_listening())
     handler: logging.Handler
     if use_journal:
         from systemd.journal import JournalHandler  # only import where journald is

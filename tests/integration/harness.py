@@ -218,7 +218,12 @@ class Daemon:
     """``coffre daemon`` as a subprocess, ready once it has sent READY=1."""
 
     def __init__(
-        self, practice: Practice, *, watchdog_usec: int | None = None, env: Mapping[str, str] = {}
+        self,
+        practice: Practice,
+        *,
+        watchdog_usec: int | None = None,
+        env: Mapping[str, str] = {},
+        log_target: str = "stderr",
     ) -> None:
         self.practice = practice
         self.notify = NotifyListener(practice.root / f"notify-{time.monotonic_ns()}.sock")
@@ -228,7 +233,7 @@ class Daemon:
         self.log = practice.root / "daemon.log"
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [binary("coffre"), "daemon", "--log-target", "stderr"],
+                [binary("coffre"), "daemon", "--log-target", log_target],
                 env=environ,
                 stdout=log,
                 stderr=subprocess.STDOUT,

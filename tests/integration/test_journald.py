@@ -1,0 +1,91 @@
+"""Logs reach journald through systemd-python, with coffre's MESSAGE_IDs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from coffre import logs
+from tests.integration.harness import Daemon, Practice, wait_for
+from tests.parts import binary
+
+JOURNALD = Path("/lib/systemd/systemd-journald")
+
+
+@pytest.fixture
+def journald() -> Iterator[None]:
+    """A running journald: the machine's, or one started for the test (no systemd as PID 1)."""
+    if logs.journald_listening():
+        yield
+        return
+    if not JOURNALD.exists():
+        from tests.parts import missing
+
+        missing("systemd-journald")
+    process = subprocess.Popen([str(JOURNALD)])
+    try:
+        wait_for(logs.journald_listening, timeout=30, what="journald's socket")
+        yield
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def _journal(message_id: str, pid: int) -> list[dict[str, str]]:
+    subprocess.run([binary("journalctl"), "--sync"], check=False, capture_output=True)
+    out = subprocess.run(
+        [
+            binary("journalctl"),
+            "--no-pager",
+            "-o",
+            "json",
+            f"MESSAGE_ID={message_id}",
+            f"_PID={pid}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_backup_start_and_success_are_in_the_journal_with_their_message_ids(
+    journald: None, tmp_path: Path
+) -> None:
+    practice = Practice(tmp_path)
+    (practice.share / "agenda.db").write_text("rdv\n")
+    daemon = Daemon(practice, log_target="journal").ready()
+    try:
+        practice.coffre("target", "init", "local", check=True)
+        practice.coffre("backup", "--wait", check=True)
+        pid = daemon.process.pid
+        wait_for(
+            lambda: bool(_journal(logs.MSG_BACKUP_SUCCEEDED, pid)), timeout=30, what="the entry"
+        )
+        started = _journal(logs.MSG_BACKUP_STARTED, pid)
+        succeeded = _journal(logs.MSG_BACKUP_SUCCEEDED, pid)
+        ready = _journal(logs.MSG_DAEMON_READY, pid)
+    finally:
+        daemon.stop()
+    assert started and ready
+    assert succeeded[0]["SYSLOG_IDENTIFIER"] == "coffre"
+    assert succeeded[0]["MESSAGE"].startswith("backup of local succeeded: archive cabinet-")
+    assert succeeded[0]["PRIORITY"] == "6"
+
+
+def test_a_failed_backup_is_an_error_entry_with_its_kind(journald: None, tmp_path: Path) -> None:
+    practice = Practice(tmp_path)
+    daemon = Daemon(practice, log_target="journal").ready()
+    try:
+        assert practice.coffre("backup", "--wait").returncode == 1  # not initialised
+        pid = daemon.process.pid
+        wait_for(lambda: bool(_journal(logs.MSG_BACKUP_FAILED, pid)), timeout=30, what="entry")
+        failed = _journal(logs.MSG_BACKUP_FAILED, pid)
+    finally:
+        daemon.stop()
+    assert failed[0]["PRIORITY"] == "3"
+    assert failed[0]["COFFRE_ERROR_KIND"] == "not_initialised"
