@@ -41,6 +41,9 @@ class Notifier:
         payload = "\n".join(f"{key}={value}" for key, value in fields.items()).encode()
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                # Never block the loop: a reader that fell behind loses a ping,
+                # the loop does not stop (BlockingIOError is an OSError).
+                sock.setblocking(False)
                 sock.connect(self._address)
                 sock.sendall(payload)
         except OSError:
