@@ -8,12 +8,15 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
 # Debian packages: borg's build deps (it builds from source on PyPI), systemd-python's,
-# pyfuse3's, and the real parts the tests start.
+# pyfuse3's, the real parts the tests start (udevd and loop devices, smbd and
+# smbclient), and what `make deb` and its test need (dpkg-shlibdeps, lintian).
 APT_PACKAGES := python3-venv python3-dev build-essential pkg-config \
 	liblz4-dev libzstd-dev libxxhash-dev libacl1-dev libssl-dev libsystemd-dev \
-	libfuse3-dev fuse3 sqlite3 systemd procps
+	libfuse3-dev fuse3 sqlite3 systemd procps \
+	udev util-linux e2fsprogs samba smbclient dpkg-dev lintian \
+	bindfs faketime
 
-.PHONY: setup apt venv test unit lint bench run clean
+.PHONY: setup apt venv test unit lint bench run deb clean
 
 setup: apt venv
 
@@ -47,10 +50,17 @@ test: setup lint
 	$(VENV)/bin/pytest tests
 
 bench: setup
+	$(PIP) install -q -e '.[dev,bench]'
 	$(PY) -m benchmarks
 
 run: setup
 	$(PY) -m coffre.demo
+
+# dist/coffre_<version>-1_<arch>.deb: the daemon and its pinned borg in a virtualenv
+# at /opt/coffre, the unit, the udev rule, the default configuration, the Samba
+# share (packaging/build-deb.sh says how). Check it with `lintian dist/*.deb`.
+deb: apt
+	$(SHELL) packaging/build-deb.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info daemon/*.egg-info .mypy_cache .ruff_cache .pytest_cache demo
