@@ -1,0 +1,131 @@
+"""Disk events to disk jobs: unknown disks ignored, echoes of our own jobs ignored."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from coffre.config_types import (
+    Config,
+    EncryptionConfig,
+    RetentionConfig,
+    ScheduleConfig,
+    SourceConfig,
+)
+from coffre.disk_events import DiskWatch
+from coffre.jobs import Job, JobRequest
+from coffre.state import State
+from coffre.udev import DiskAppeared, DiskGone
+
+NOW = datetime(2026, 11, 29, 10, tzinfo=UTC)
+A = DiskAppeared("/devices/loop0", "/dev/loop0", "uuid-a", "ext4", "COFFRE-A", None)
+
+
+class Clock:
+    def now(self) -> datetime:
+        return NOW
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, *, probe_uuid: str = "uuid-a") -> None:
+        self.state = State.open(tmp_path / "s.db", logger=logging.getLogger("t"), now=NOW)
+        self.state.enroll_disk("disque-a", "uuid-a", "repo-a", NOW)
+        self.submitted: list[JobRequest] = []
+        self.busy: set[str] = set()
+        self.probe_uuid = probe_uuid
+        config = Config(
+            source=SourceConfig(paths=(tmp_path,)),
+            schedule=ScheduleConfig(daily=time(1, 30), timezone=ZoneInfo("Europe/Paris")),
+            retention=RetentionConfig(prefix="cabinet"),
+            encryption=EncryptionConfig(passphrase_file=tmp_path / "p"),
+        )
+        self.watch = DiskWatch(
+            config,
+            self.state,
+            Clock(),
+            logging.getLogger("coffre.test"),
+            self.submit,
+            lambda name: name in self.busy,
+            probe=self.probe,
+        )
+
+    def submit(self, request: JobRequest) -> Job:
+        self.submitted.append(request)
+        return Job(id=len(self.submitted), request=request)
+
+    async def probe(self, devnode: str) -> tuple[str, str]:
+        return self.probe_uuid, "ext4"
+
+
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def test_an_enrolled_disk_that_appears_gets_one_disk_job(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path)
+        h.watch.handle(A)
+        await _settle()
+        assert [(r.kind, r.targets, r.reason) for r in h.submitted] == [
+            ("disk", ("disque-a",), "plugged")
+        ]
+        disk = h.state.disk("disque-a")
+        assert disk is not None and disk.present and disk.devnode == "/dev/loop0"
+
+    asyncio.run(scenario())
+
+
+def test_an_unknown_disk_is_logged_once_and_never_gets_a_job(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path)
+        stranger = DiskAppeared("/devices/loop1", "/dev/loop1", "uuid-x", "ntfs", "", None)
+        with caplog.at_level(logging.INFO, logger="coffre.test"):
+            h.watch.handle(stranger)
+            h.watch.handle(stranger)
+            await _settle()
+        assert h.submitted == []
+        assert caplog.text.count("unknown disk at /dev/loop1") == 1
+
+    asyncio.run(scenario())
+
+
+def test_events_about_a_disk_whose_job_runs_are_ignored(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path)
+        h.busy.add("disque-a")
+        h.watch.handle(A)
+        await _settle()
+        assert h.submitted == []
+
+    asyncio.run(scenario())
+
+
+def test_a_stale_appearance_of_a_powered_off_disk_starts_nothing(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path, probe_uuid="")  # blkid finds nothing: the device is gone
+        h.watch.handle(A)
+        await _settle()
+        assert h.submitted == []
+
+    asyncio.run(scenario())
+
+
+def test_a_departure_marks_the_disk_away(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path)
+        h.watch.handle(A)
+        await _settle()
+        h.watch.handle(DiskGone("/devices/loop0"))
+        disk = h.state.disk("disque-a")
+        assert disk is not None and not disk.present
+        assert h.watch.present_disks() == ()
+
+    asyncio.run(scenario())
