@@ -1,0 +1,244 @@
+"""coffre.targets.offsite: borg over SSH with upload limits, the preflight's gate, retention."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from coffre.borg.records import LogRecord, Progress
+from coffre.borg.runner import BorgResult
+from coffre.config_types import (
+    Config,
+    EncryptionConfig,
+    OffsiteTarget,
+    PathsConfig,
+    RetentionConfig,
+    ScheduleConfig,
+    SourceConfig,
+    UploadWindow,
+)
+from coffre.errors import HostKeyMismatch, OffsiteNotEnrolled
+from coffre.executor import Executor
+from coffre.jobs import Job, JobRequest
+from coffre.model import Archive
+from coffre.services import Services
+from coffre.sshkeys import PublicKey, parse_public_key
+from coffre.state import State
+from coffre.targets import offsite
+
+PARIS = ZoneInfo("Europe/Paris")
+KEY = parse_public_key(
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGDZVecCWCspFaV+Zd4qzvRnRK6uNLFeZxPIf+JmGKTK"
+)
+REPO_ID = "ab" * 32
+OFFICE = UploadWindow(frozenset(range(7)), 8 * 60, 19 * 60, 2000)
+
+
+class Clock:
+    """Gives the times of ``moments`` in turn, then the last one."""
+
+    def __init__(self, *moments: datetime) -> None:
+        self.moments = list(moments)
+
+    def now(self) -> datetime:
+        return self.moments.pop(0) if len(self.moments) > 1 else self.moments[0]
+
+
+def _create_json(name: str, dedup: int = 700) -> str:
+    return json.dumps(
+        {
+            "repository": {"id": REPO_ID, "location": "ssh://x"},
+            "archive": {
+                "name": name,
+                "id": "cd" * 32,
+                "start": "2026-03-02T06:59:00.000000",
+                "duration": 1.0,
+                "stats": {
+                    "original_size": 1000,
+                    "compressed_size": 900,
+                    "deduplicated_size": dedup,
+                    "nfiles": 3,
+                },
+            },
+        }
+    )
+
+
+class FakeRunner:
+    """A runner taking ``extra_env``; ``block`` makes the first create wait until cancelled."""
+
+    def __init__(self, *, block: bool = False) -> None:
+        self.calls: list[tuple[tuple[str, ...], dict[str, str]]] = []
+        self.block = block
+        self.stopped = 0
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        cwd: Path | None = None,
+        use_passphrase: bool = True,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> BorgResult:
+        self.calls.append((tuple(argv), dict(extra_env or {})))
+        stdout = ""
+        logs: tuple[LogRecord, ...] = ()
+        if argv[0] == "create":
+            if on_progress:
+                on_progress(Progress(500, 450, 400, 2, False))
+            if self.block:
+                self.block = False
+                try:
+                    await asyncio.Event().wait()
+                except asyncio.CancelledError:
+                    self.stopped += 1  # the runner would SIGINT borg: a checkpoint
+                    raise
+            stdout = _create_json(argv[-2].split("::")[1])
+        elif argv[0] == "list":
+            stdout = json.dumps({"archives": []})
+        elif argv[0] == "delete":
+            logs = (LogRecord("INFO", "Deleted data: -5 MB -5 MB -1.00 GB", "", "x"),)
+        return BorgResult(tuple(argv), 0, stdout, logs, (), 0.1)
+
+
+def _config(tmp_path: Path, windows: tuple[UploadWindow, ...] = ()) -> Config:
+    return Config(
+        source=SourceConfig(paths=(tmp_path / "share",)),
+        schedule=ScheduleConfig(daily=time(1, 30), timezone=PARIS),
+        retention=RetentionConfig(prefix="cabinet"),
+        encryption=EncryptionConfig(passphrase_file=tmp_path / "pass"),
+        paths=PathsConfig(state=tmp_path / "state", cache=tmp_path / "cache"),
+        targets=(
+            OffsiteTarget(
+                name="hds1",
+                user="u",
+                host="hds1.example.fr",
+                port=2222,
+                path="/srv/r",
+                upload_windows=windows,
+            ),
+        ),
+    )
+
+
+def _services(tmp_path: Path, runner: FakeRunner, clock: Clock, **kw: Any) -> Services:
+    config = _config(tmp_path, **kw)
+    state = State.open(tmp_path / "state.db", logger=logging.getLogger("t"), now=clock.moments[0])
+    return Services(config, state, runner, clock, logging.getLogger("t"))
+
+
+def _target(services: Services) -> OffsiteTarget:
+    target = services.config.targets[0]
+    assert isinstance(target, OffsiteTarget)
+    return target
+
+
+def _enroll(services: Services) -> None:
+    target, paths = _target(services), services.config.paths
+    offsite.key_file(target, paths).parent.mkdir(parents=True)
+    offsite.key_file(target, paths).write_text("key")
+    offsite.pin_host_key(target, paths, KEY, datetime(2026, 3, 1, tzinfo=UTC))
+
+
+def test_borg_goes_through_ssh_with_the_pinned_keys_only(tmp_path: Path) -> None:
+    runner = FakeRunner()
+    services = _services(tmp_path, runner, Clock(datetime(2026, 3, 2, 12, tzinfo=PARIS)))
+    borg = offsite.OffsiteBorg(runner, _target(services), services)
+    asyncio.run(borg.run(("list", "--json", "ssh://x")))
+    (argv, env) = runner.calls[0]
+    assert argv == ("list", "--json", "ssh://x")
+    rsh = env["BORG_RSH"]
+    ssh_dir = tmp_path / "state" / "ssh"
+    for option in (
+        f"-i {ssh_dir / 'hds1_ed25519'}",
+        "-F none",
+        "StrictHostKeyChecking=yes",
+        f"UserKnownHostsFile={ssh_dir / 'known_hosts_hds1'}",
+        "GlobalKnownHostsFile=/dev/null",
+        "BatchMode=yes",
+        "ServerAliveInterval=15",
+        "ServerAliveCountMax=4",
+        "IdentitiesOnly=yes",
+    ):
+        assert option in rsh
+
+
+def test_an_upload_gets_the_limit_of_its_window(tmp_path: Path) -> None:
+    runner = FakeRunner()
+    clock = Clock(datetime(2026, 3, 2, 12, tzinfo=PARIS))
+    services = _services(tmp_path, runner, clock, windows=(OFFICE,))
+    borg = offsite.OffsiteBorg(runner, _target(services), services)
+    asyncio.run(borg.run(("create", "--json", "ssh://x::a", "/srv/share")))
+    assert runner.calls[0][0][:2] == ("create", "--upload-ratelimit=2000")
+    assert offsite.status_of(services.state, "hds1")["bytes_sent"] == 700
+
+
+def test_an_upload_running_into_a_window_stops_at_a_checkpoint_and_goes_on_limited(
+    tmp_path: Path,
+) -> None:
+    runner = FakeRunner(block=True)
+    before = datetime(2026, 3, 2, 7, 59, 59, 500000, tzinfo=PARIS)
+    clock = Clock(before, before + timedelta(seconds=2))
+    services = _services(tmp_path, runner, clock, windows=(OFFICE,))
+    borg = offsite.OffsiteBorg(runner, _target(services), services)
+    result = asyncio.run(borg.run(("create", "--json", "ssh://x::a", "/srv/share")))
+    assert runner.stopped == 1
+    assert [c[0][1] for c in runner.calls] == ["--json", "--upload-ratelimit=2000"]
+    assert result.json()["archive"]["name"] == "a"
+    # 400 bytes before the stop, 700 in the run that finished.
+    assert offsite.status_of(services.state, "hds1")["bytes_sent"] == 1100
+
+
+def test_jobs_refuse_a_target_not_enrolled_and_record_the_preflight(tmp_path: Path) -> None:
+    runner = FakeRunner()
+    services = _services(tmp_path, runner, Clock(datetime(2026, 3, 2, 12, tzinfo=PARIS)))
+    seen: list[dict[str, Any]] = []
+
+    def mismatch(**kwargs: Any) -> PublicKey:
+        seen.append(kwargs)
+        raise HostKeyMismatch("host key mismatch (possible interception): not sending anything")
+
+    repo = offsite.OffsiteRepository(_target(services), services, preflight=mismatch)
+    with pytest.raises(OffsiteNotEnrolled, match="not enrolled: no host key is pinned"):
+        asyncio.run(repo.check_host())
+    _enroll(services)
+    with pytest.raises(HostKeyMismatch):
+        asyncio.run(repo.check_host())
+    assert seen[0]["pinned"] == (KEY,) and seen[0]["port"] == 2222
+    known = (tmp_path / "state" / "ssh" / "known_hosts_hds1").read_text()
+    assert known == f"[hds1.example.fr]:2222 {KEY.openssh}\n"
+    status = offsite.status_of(services.state, "hds1")
+    assert status["reachable"] is True and status["preflight_error"] == "host_key_mismatch"
+    assert runner.calls == []
+
+
+def test_retention_on_an_offsite_target_deletes_but_never_compacts(tmp_path: Path) -> None:
+    runner = FakeRunner()
+    now = datetime(2026, 3, 2, 0, 30, tzinfo=UTC)
+    services = _services(tmp_path, runner, Clock(now))
+    _enroll(services)
+    services.state.record_repository("hds1", REPO_ID, "ssh://x", now)
+    old = [
+        Archive(now - timedelta(days=d), f"cabinet-2026-02-{28 - d:02d}T01:30:00", f"{d:02d}" * 32)
+        for d in range(1, 6)
+    ]
+    services.state.replace_archives("hds1", old, now)
+    repo = offsite.OffsiteRepository(_target(services), services, preflight=lambda **kw: KEY)
+    executor = Executor(services, {"hds1": repo})
+
+    async def go() -> dict[str, Any]:
+        return await executor(Job(id=1, request=JobRequest("backup", ("hds1",))))
+
+    result = asyncio.run(go())
+    assert result["ok"] is True, result
+    assert [c[0][0] for c in runner.calls] == ["create", "delete"]
+    assert all("BORG_RSH" in env for _, env in runner.calls)

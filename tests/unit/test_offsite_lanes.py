@@ -1,0 +1,177 @@
+"""coffre.lanes: a run over two lanes, and the network lane's retries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from coffre import lanes
+from coffre.config_types import (
+    Config,
+    EncryptionConfig,
+    LocalTarget,
+    OffsiteTarget,
+    RetentionConfig,
+    ScheduleConfig,
+    SourceConfig,
+)
+from coffre.jobs import Job, JobEvent, JobQueue, JobRequest
+
+T0 = datetime(2026, 3, 2, 0, 30, tzinfo=UTC)
+
+
+def _config(retry_for: int = 10) -> Config:
+    def offsite(name: str) -> OffsiteTarget:
+        return OffsiteTarget(
+            name=name, user="u", host="h", port=22, path="/r", retry_for=retry_for, retry_delay=5
+        )
+
+    return Config(
+        source=SourceConfig(paths=(Path("/srv/share"),)),
+        schedule=ScheduleConfig(daily=time(1, 30), timezone=ZoneInfo("Europe/Paris")),
+        retention=RetentionConfig(prefix="cabinet"),
+        encryption=EncryptionConfig(passphrase_file=Path("/etc/coffre/passphrase")),
+        targets=(LocalTarget("local", Path("/srv/repo")), offsite("hds1"), offsite("hds2")),
+    )
+
+
+def _ok(job: Job) -> JobEvent:
+    return {
+        "event": "result",
+        "ok": True,
+        "kind": job.request.kind,
+        "targets": {t: {"ok": True} for t in job.request.targets},
+    }
+
+
+def test_targets_go_to_their_lane() -> None:
+    config = _config()
+    assert lanes.split(config, ("hds2", "local", "hds1", "disque-a")) == [
+        (lanes.MAIN, ("local", "disque-a")),
+        (lanes.NETWORK, ("hds2", "hds1")),
+    ]
+
+
+def test_a_run_queues_the_network_part_after_the_main_part() -> None:
+    order: list[tuple[str, tuple[str, ...]]] = []
+
+    def lane(name: str) -> Callable[[Job], Awaitable[JobEvent]]:
+        async def execute(job: Job) -> JobEvent:
+            order.append((name, job.request.targets))
+            job.publish({"event": "target_done", "target": job.request.targets[0], "ok": True})
+            return _ok(job)
+
+        return execute
+
+    async def go() -> tuple[list[JobEvent], JobEvent]:
+        main, network = JobQueue(lane("main")), JobQueue(lane("network"))
+        workers = [asyncio.create_task(main.serve()), asyncio.create_task(network.serve())]
+        run = lanes.Run(
+            {lanes.MAIN: main, lanes.NETWORK: network},
+            _config(),
+            JobRequest("backup", ("local", "hds1", "hds2")),
+        )
+        assert len(network.pending) == 0  # not before the main part is done
+        sent: list[JobEvent] = []
+
+        async def send(event: JobEvent) -> None:
+            sent.append(event)
+
+        await run.follow(send)
+        for worker in workers:
+            worker.cancel()
+        return sent, await run.done
+
+    sent, result = asyncio.run(go())
+    assert order == [("main", ("local",)), ("network", ("hds1", "hds2"))]
+    kinds = [e["event"] for e in sent]
+    assert kinds == ["queued", "target_done", "queued", "target_done", "result"]
+    assert result["ok"] is True and set(result["targets"]) == {"local", "hds1", "hds2"}
+    assert sent[-1] == result
+
+
+def test_a_run_stopped_in_its_main_part_never_uploads() -> None:
+    async def go() -> tuple[JobEvent, int]:
+        main, network = (
+            JobQueue(lambda job: asyncio.sleep(0, _ok(job))),
+            JobQueue(lambda job: asyncio.sleep(0, _ok(job))),
+        )
+        run = lanes.Run(
+            {lanes.MAIN: main, lanes.NETWORK: network},
+            _config(),
+            JobRequest("backup", ("local", "hds1")),
+        )
+        job = main.pending[0]
+        job.done.set_result(
+            {"event": "result", "ok": False, "error": {"kind": "cancelled", "message": ""}}
+        )
+        return await run.done, len(network.pending)
+
+    result, uploads = asyncio.run(go())
+    assert uploads == 0 and result["error"]["kind"] == "cancelled"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.moment = T0
+
+    def now(self) -> datetime:
+        return self.moment
+
+
+def _retry(
+    outcomes: dict[str, list[str | None]], retry_for: int = 10
+) -> tuple[JobEvent, list[tuple[str, ...]], list[float]]:
+    """Run a network backup whose attempts end with ``outcomes`` (an error kind, or None: ok)."""
+    clock = Clock()
+    attempts: list[tuple[str, ...]] = []
+    waits: list[float] = []
+
+    async def execute(job: Job) -> JobEvent:
+        attempts.append(job.request.targets)
+        targets: dict[str, Any] = {}
+        for name in job.request.targets:
+            kind = outcomes[name].pop(0)
+            targets[name] = {"ok": True} if kind is None else {"ok": False, "error": {"kind": kind}}
+        return {"event": "result", "ok": all(t["ok"] for t in targets.values()), "targets": targets}
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.moment += timedelta(seconds=seconds)
+
+    run = lanes.retrying(execute, _config(retry_for), clock, logging.getLogger("t"), sleep=sleep)
+
+    async def go() -> JobEvent:
+        job = Job(id=1, request=JobRequest("backup", ("hds1", "hds2"), reason="nightly"))
+        result = await run(job)
+        assert job.request.targets == ("hds1", "hds2")
+        return result
+
+    return asyncio.run(go()), attempts, waits
+
+
+def test_a_cut_upload_is_retried_with_back_off_and_the_other_host_is_not_delayed() -> None:
+    result, attempts, waits = _retry(
+        {"hds1": ["connection_closed", "unreachable", None], "hds2": [None]}
+    )
+    assert result["ok"] is True
+    assert attempts == [("hds1", "hds2"), ("hds1",), ("hds1",)]
+    assert waits == [5.0, 10.0]
+
+
+def test_refusals_are_not_retried() -> None:
+    result, attempts, _ = _retry({"hds1": ["host_key_mismatch"], "hds2": ["auth_refused"]})
+    assert result["ok"] is False and attempts == [("hds1", "hds2")]
+    assert result["targets"]["hds1"]["error"]["kind"] == "host_key_mismatch"
+
+
+def test_retries_stop_at_the_end_of_the_retry_window() -> None:
+    result, attempts, waits = _retry({"hds1": ["unreachable"] * 50, "hds2": [None]}, retry_for=1)
+    assert result["ok"] is False
+    assert sum(waits) <= 60 and len(attempts) == 1 + len(waits)
+    assert waits[:3] == [5.0, 10.0, 20.0]
