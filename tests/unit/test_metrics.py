@@ -1,0 +1,350 @@
+"""The exporter's collector over a real State: every series, its labels and values."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+import pytest
+from prometheus_client.exposition import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from coffre import __version__
+from coffre.config_types import (
+    Config,
+    EncryptionConfig,
+    LocalTarget,
+    OffsiteTarget,
+    RetentionConfig,
+    ScheduleConfig,
+    SourceConfig,
+)
+from coffre.errors import ERROR_KINDS, BorgIntegrityError, BorgNoSpace, OffsiteUnreachable
+from coffre.jobs import JobQueue, JobRequest
+from coffre.metrics import RUN_ERROR_KINDS, Exporter
+from coffre.model import Archive
+from coffre.observe import Observer
+from coffre.services import Services
+from coffre.state import RunStats, State
+from coffre.targets.offsite import record_preflight
+
+PARIS = ZoneInfo("Europe/Paris")
+T0 = datetime(2026, 11, 18, 1, 30, tzinfo=UTC)
+LOG = logging.getLogger("test.metrics")
+
+Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.moment = now
+
+    def now(self) -> datetime:
+        return self.moment
+
+
+def _config(tmp_path: Path) -> Config:
+    return Config(
+        source=SourceConfig((tmp_path / "PATIENT-MARKER-Dupont",)),
+        schedule=ScheduleConfig(time(1, 30), PARIS),
+        retention=RetentionConfig("cabinet"),
+        encryption=EncryptionConfig(tmp_path / "passphrase"),
+        targets=(
+            LocalTarget("local", tmp_path / "repos" / "local"),
+            OffsiteTarget("hds", "coffre", "hds.example", 22, "/depots/cabinet"),
+        ),
+    )
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> State:
+    return State.open(tmp_path / "state.db", logger=LOG, now=T0)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def scrape(exporter: Exporter) -> Series:
+    text = exporter.exposition().decode()
+    found: Series = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return found
+
+
+def value(series: Series, name: str, **labels: str) -> float:
+    return series[(name, frozenset(labels.items()))]
+
+
+def names(series: Series) -> set[str]:
+    return {name for name, _ in series}
+
+
+def exporter_for(
+    tmp_path: Path, state: State, clock: Clock, main: Any = None
+) -> tuple[Exporter, Observer]:
+    config = _config(tmp_path)
+    observer = Observer(config, state, clock, main=cast(JobQueue, main))
+    return Exporter(observer, config, LOG), observer
+
+
+def test_a_fresh_box_has_every_series_of_its_targets_at_zero(tmp_path: Path, state: State) -> None:
+    exporter, _ = exporter_for(tmp_path, state, Clock(T0))
+    series = scrape(exporter)
+    assert value(series, "coffre_up") == 1
+    assert value(series, "coffre_build_info", version=__version__, borg_version="unknown") == 1
+    for target in ("local", "hds"):
+        for name in (
+            "coffre_last_success_timestamp_seconds",
+            "coffre_last_attempt_timestamp_seconds",
+            "coffre_last_attempt_success",
+            "coffre_last_duration_seconds",
+            "coffre_archive_original_bytes",
+            "coffre_archive_deduplicated_bytes",
+            "coffre_archive_files",
+            "coffre_repository_archives",
+        ):
+            assert value(series, name, target=target) == 0, (name, target)
+        for slot in ("J", "J-1", "J-2", "M", "M-1"):
+            assert value(series, "coffre_retention_slot_present", target=target, slot=slot) == 0
+        for kind in RUN_ERROR_KINDS:
+            assert value(series, "coffre_errors_total", target=target, kind=kind) == 0
+    assert value(series, "coffre_offsite_reachable", target="hds") == 0
+    assert ("coffre_offsite_reachable", frozenset({("target", "local")})) not in series
+    for kind in ("backup", "prune", "init", "disk", "enroll"):
+        assert value(series, "coffre_job_running", kind=kind) == 0
+    assert value(series, "coffre_job_progress_ratio") == 0
+    assert value(series, "coffre_health", state="ok") == 1
+    # No disk enrolled, nothing measured yet: no such series.
+    assert not {n for n in names(series) if n.startswith("coffre_disk_")}
+    assert "coffre_repository_free_bytes" not in names(series)
+
+
+def test_runs_archives_disks_and_errors_show_as_state_says(tmp_path: Path, state: State) -> None:
+    clock = Clock(T0 + timedelta(hours=8))
+    # local: a success with stats, then a failure (disk full).
+    run = state.start_run("local", "backup", T0)
+    state.finish_run(
+        run,
+        T0 + timedelta(seconds=42),
+        stats=RunStats("cabinet-2026-11-18T02:30:00", 5000, 2500, 1200, 77),
+    )
+    failed = state.start_run("local", "backup", T0 + timedelta(hours=1))
+    state.finish_run(failed, T0 + timedelta(hours=1, seconds=3), error=BorgNoSpace("full", rc=2))
+    state.replace_archives(
+        "local",
+        [
+            Archive(datetime(2026, 10, 1, 0, 30, tzinfo=UTC), "cabinet-2026-10-01T02:30:00", "a"),
+            Archive(datetime(2026, 11, 17, 0, 30, tzinfo=UTC), "cabinet-2026-11-17T01:30:00", "b"),
+            Archive(T0, "cabinet-2026-11-18T02:30:00", "c"),
+            Archive(T0, "other-2026-11-18T02:30:00", "d"),
+        ],
+        T0,
+    )
+    # hds: unreachable at its last preflight, its backup failed twice.
+    record_preflight(
+        cast(Services, SimpleNamespace(state=state)), "hds", T0, OffsiteUnreachable("down")
+    )
+    for _ in range(2):
+        cut = state.start_run("hds", "backup", T0)
+        state.finish_run(cut, T0, error=OffsiteUnreachable("down"))
+    # A disk, enrolled, plugged, backed up and checked, then powered off.
+    state.enroll_disk("disque-a", "uuid-a", "repo-a", T0)
+    state.disk_seen("disque-a", "/dev/sdz1", "/devices/usb/sdz/sdz1", "1-1", T0)
+    backup = state.start_run("disque-a", "backup", T0)
+    check = state.start_run("disque-a", "check", T0 + timedelta(minutes=1))
+    state.finish_run(check, T0 + timedelta(minutes=2))
+    state.finish_run(backup, T0 + timedelta(minutes=2), stats=RunStats("x", 5000, 2500, 900, 77))
+    state.disk_done("disque-a", safe=True, free_bytes=123_456_789, at=T0 + timedelta(minutes=2))
+    later = state.start_run("disque-a", "check", T0 + timedelta(hours=2))
+    state.finish_run(later, T0 + timedelta(hours=2), error=BorgIntegrityError("bad", rc=3))
+    # A failed enrollment of a name typed by someone: no label of it.
+    typo = state.start_run("PATIENT-MARKER-Dupont.txt", "enroll", T0)
+    state.finish_run(typo, T0, error=BorgNoSpace("x", rc=2))
+
+    exporter, observer = exporter_for(tmp_path, state, clock)
+    (tmp_path / "repos" / "local").mkdir(parents=True)
+    observer.measure()
+    series = scrape(exporter)
+
+    at = T0.timestamp()
+    assert value(series, "coffre_last_success_timestamp_seconds", target="local") == at + 42
+    assert value(series, "coffre_last_attempt_timestamp_seconds", target="local") == at + 3603
+    assert value(series, "coffre_last_attempt_success", target="local") == 0
+    assert value(series, "coffre_last_duration_seconds", target="local") == 3
+    # The archive figures are those of the last archive made.
+    assert value(series, "coffre_archive_original_bytes", target="local") == 5000
+    assert value(series, "coffre_archive_deduplicated_bytes", target="local") == 1200
+    assert value(series, "coffre_archive_files", target="local") == 77
+    assert value(series, "coffre_repository_archives", target="local") == 4
+    assert value(series, "coffre_repository_oldest_archive_timestamp_seconds", target="local") == (
+        datetime(2026, 10, 1, 0, 30, tzinfo=UTC).timestamp()
+    )
+    present = {
+        slot: value(series, "coffre_retention_slot_present", target="local", slot=slot)
+        for slot in ("J", "J-1", "J-2", "M", "M-1")
+    }
+    assert present == {"J": 1, "J-1": 1, "J-2": 0, "M": 1, "M-1": 1}
+    assert value(series, "coffre_errors_total", target="local", kind="no_space") == 1
+    assert value(series, "coffre_errors_total", target="hds", kind="unreachable") == 2
+    assert value(series, "coffre_errors_total", target="disque-a", kind="integrity") == 1
+    assert value(series, "coffre_offsite_reachable", target="hds") == 0
+    assert value(series, "coffre_repository_free_bytes", target="local") > 0
+    # The disk, as a target and as a disk.
+    assert value(series, "coffre_last_attempt_success", target="disque-a") == 1
+    assert value(series, "coffre_check_last_success_timestamp_seconds", target="disque-a") == (
+        at + 120
+    )
+    assert value(series, "coffre_check_last_attempt_success", target="disque-a") == 0
+    assert value(series, "coffre_disk_present", disk="disque-a") == 0
+    assert value(series, "coffre_disk_last_seen_timestamp_seconds", disk="disque-a") == at + 120
+    assert value(series, "coffre_disk_free_bytes", disk="disque-a") == 123_456_789
+    assert value(series, "coffre_disk_swap_due", disk="disque-a") == 0
+    assert value(series, "coffre_disk_missing", disk="disque-a") == 0
+    # Only coffre's checks have check series: the disks'.
+    assert (
+        "coffre_check_last_success_timestamp_seconds",
+        frozenset({("target", "local")}),
+    ) not in (series)
+    assert value(series, "coffre_health", state="failure") == 1
+    labels = {v for _, pairs in series for _, v in pairs}
+    assert not [v for v in labels if "/" in v or "Dupont" in v], labels
+
+
+def test_a_disk_plugged_for_too_long_is_due_and_one_not_seen_is_missing(
+    tmp_path: Path, state: State
+) -> None:
+    state.enroll_disk("disque-a", "uuid-a", "repo-a", T0)
+    state.enroll_disk("disque-b", "uuid-b", "repo-b", T0)
+    state.disk_seen("disque-b", "/dev/sdy1", "/devices/b", None, T0)
+    state.disk_seen("disque-a", "/dev/sdz1", "/devices/a", None, T0 + timedelta(days=1))
+    exporter, _ = exporter_for(tmp_path, state, Clock(T0 + timedelta(days=40)))
+    series = scrape(exporter)
+    assert value(series, "coffre_disk_present", disk="disque-a") == 1
+    assert value(series, "coffre_disk_swap_due", disk="disque-a") == 1
+    assert value(series, "coffre_disk_swap_due", disk="disque-b") == 0
+    assert value(series, "coffre_disk_missing", disk="disque-b") == 1
+    assert ("coffre_disk_free_bytes", frozenset({("disk", "disque-a")})) not in series
+
+
+def test_the_running_job_and_its_progress(tmp_path: Path, state: State) -> None:
+    running = SimpleNamespace(request=JobRequest("backup", ("local",)), progress=0.25)
+    exporter, _ = exporter_for(tmp_path, state, Clock(T0), SimpleNamespace(running=running))
+    series = scrape(exporter)
+    assert value(series, "coffre_job_running", kind="backup") == 1
+    assert value(series, "coffre_job_running", kind="disk") == 0
+    assert value(series, "coffre_job_progress_ratio") == 0.25
+    assert value(series, "coffre_health", state="working") == 1
+
+
+def test_state_is_read_again_only_after_it_changed(
+    tmp_path: Path, state: State, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exporter, _ = exporter_for(tmp_path, state, Clock(T0))
+    scrape(exporter)
+
+    def no_query(*args: object, **kwargs: object) -> None:
+        raise AssertionError("state read again although nothing changed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(state, "last_run", no_query)
+        patched.setattr(state, "error_counts", no_query)
+        scrape(exporter)
+    run = state.start_run("local", "backup", T0)
+    state.finish_run(run, T0 + timedelta(seconds=5), stats=RunStats("a", 1, 1, 1, 1))
+    assert value(scrape(exporter), "coffre_last_attempt_success", target="local") == 1
+
+
+def test_an_unknown_error_kind_in_state_counts_as_internal(tmp_path: Path, state: State) -> None:
+    class Odd(BorgNoSpace):
+        kind = "from_a_newer_coffre"
+
+    run = state.start_run("local", "backup", T0)
+    state.finish_run(run, T0, error=Odd("x", rc=2))
+    series = scrape(exporter_for(tmp_path, state, Clock(T0))[0])
+    assert "internal" in ERROR_KINDS
+    assert value(series, "coffre_errors_total", target="local", kind="internal") == 1
+    kinds = {dict(pairs).get("kind") for name, pairs in series if name == "coffre_errors_total"}
+    assert kinds == set(RUN_ERROR_KINDS)
+
+
+def test_unreadable_state_says_coffre_up_0(tmp_path: Path, state: State) -> None:
+    exporter, _ = exporter_for(tmp_path, state, Clock(T0))
+    state.close()
+    series = scrape(exporter)
+    assert value(series, "coffre_up") == 0
+    assert names(series) == {"coffre_up", "coffre_build_info"}
+
+
+async def _request(port: int, raw: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(raw)
+    writer.write_eof()  # a cut request ends at once, not at the server's timeout
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    return answer
+
+
+def test_the_endpoint_answers_get_metrics_and_little_else(
+    tmp_path: Path, state: State, caplog: pytest.LogCaptureFixture
+) -> None:
+    exporter, _ = exporter_for(tmp_path, state, Clock(T0))
+
+    async def go() -> dict[str, bytes]:
+        port = free_port()
+        assert await exporter.serve("127.0.0.1", port)
+        # A second exporter on the same address: refused, logged, not raised.
+        other, _ = exporter_for(tmp_path, state, Clock(T0))
+        with caplog.at_level(logging.ERROR):
+            assert not await other.serve("127.0.0.1", port)
+        try:
+            return {
+                "metrics": await _request(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+                "query": await _request(port, b"GET /metrics?x=1 HTTP/1.0\r\n\r\n"),
+                "root": await _request(port, b"GET / HTTP/1.1\r\n\r\n"),
+                "head": await _request(port, b"HEAD /metrics HTTP/1.1\r\n\r\n"),
+                "other": await _request(port, b"GET /etc/passwd HTTP/1.1\r\n\r\n"),
+                "post": await _request(port, b"POST /metrics HTTP/1.1\r\n\r\n"),
+                "garbage": await _request(port, b"\x00\x01\r\n\r\n"),
+                "cut": await _request(port, b"GET /metr"),
+            }
+        finally:
+            await exporter.close()
+
+    answers = asyncio.run(go())
+    head, _, body = answers["metrics"].partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Content-Type: text/plain; version=0.0.4; charset=utf-8" in head
+    assert f"Content-Length: {len(body)}".encode() in head
+    assert b"\ncoffre_up 1.0\n" in body
+    assert answers["query"].startswith(b"HTTP/1.1 200 OK")
+    assert answers["root"].startswith(b"HTTP/1.1 200 OK")
+    assert answers["head"].startswith(b"HTTP/1.1 200 OK") and answers["head"].endswith(b"\r\n\r\n")
+    assert answers["other"].startswith(b"HTTP/1.1 404 ")
+    assert answers["post"].startswith(b"HTTP/1.1 405 ")
+    assert answers["garbage"] == b"" or answers["garbage"].startswith(b"HTTP/1.1 405 ")
+    assert answers["cut"] == b""
+    assert "cannot listen on 127.0.0.1" in caplog.text
+
+
+def test_the_exposition_is_the_registrys_own(tmp_path: Path, state: State) -> None:
+    exporter, _ = exporter_for(tmp_path, state, Clock(T0))
+    first = exporter.exposition()
+    assert first == generate_latest(exporter.registry)
+    run = state.start_run("local", "backup", T0)
+    state.finish_run(run, T0, stats=RunStats("a", 1, 1, 1, 1))
+    second = exporter.exposition()
+    assert second != first
+    assert second == generate_latest(exporter.registry)

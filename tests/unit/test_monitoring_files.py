@@ -1,0 +1,87 @@
+"""The shipped rules and dashboard only use series the exporter makes (a typo would be an
+alert that never fires, a panel that stays empty)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from coffre.config_types import (
+    Config,
+    EncryptionConfig,
+    LocalTarget,
+    OffsiteTarget,
+    RetentionConfig,
+    ScheduleConfig,
+    SourceConfig,
+)
+from coffre.metrics import Exporter
+from coffre.observe import Observer
+from coffre.state import State
+
+PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
+T0 = datetime(2026, 11, 18, 1, 30, tzinfo=UTC)
+SERIES = re.compile(r"\bcoffre_[a-z_]+\b")
+
+
+class Clock:
+    def now(self) -> datetime:
+        return T0
+
+
+def exported(tmp_path: Path) -> set[str]:
+    """Every series name of a box with a local target, an offsite one and a disk."""
+    (tmp_path / "repo").mkdir()
+    config = Config(
+        source=SourceConfig((tmp_path / "share",)),
+        schedule=ScheduleConfig(time(1, 30), ZoneInfo("Europe/Paris")),
+        retention=RetentionConfig("cabinet"),
+        encryption=EncryptionConfig(tmp_path / "passphrase"),
+        targets=(
+            LocalTarget("local", tmp_path / "repo"),
+            OffsiteTarget("hds", "u", "hds.example", 22, "/r"),
+        ),
+    )
+    state = State.open(tmp_path / "state.db", logger=logging.getLogger("t"), now=T0)
+    state.enroll_disk("disque-a", "uuid", "repo", T0)
+    state.disk_done("disque-a", safe=True, free_bytes=1, at=T0)
+    observer = Observer(config, state, Clock())
+    observer.measure()
+    text = Exporter(observer, config, logging.getLogger("t")).exposition().decode()
+    return {
+        sample.name for family in text_string_to_metric_families(text) for sample in family.samples
+    }
+
+
+def _exprs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["expr"]] if isinstance(node.get("expr"), str) else []
+        return found + [e for value in node.values() for e in _exprs(value)]
+    if isinstance(node, list):
+        return [e for item in node for e in _exprs(item)]
+    return []
+
+
+def test_the_rules_use_exported_series_only(tmp_path: Path) -> None:
+    used = set(SERIES.findall((PACKAGING / "prometheus" / "coffre-rules.yml").read_text()))
+    assert used, "no coffre_ series in the rules?"
+    assert used <= exported(tmp_path), sorted(used - exported(tmp_path))
+
+
+def test_the_dashboard_uses_exported_series_only(tmp_path: Path) -> None:
+    dashboard = json.loads((PACKAGING / "grafana" / "coffre-dashboard.json").read_text())
+    exprs = _exprs(dashboard["panels"])
+    used = {name for expr in exprs for name in SERIES.findall(expr)}
+    assert len(exprs) >= 15
+    assert used <= exported(tmp_path), sorted(used - exported(tmp_path))
+    # Every panel follows the box selector.
+    assert all('box=~"$box"' in expr for expr in exprs), [
+        e for e in exprs if 'box=~"$box"' not in e
+    ]
