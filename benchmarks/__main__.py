@@ -14,7 +14,17 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from benchmarks import history, idle, nightly, share, vs_borgmatic, vs_hand
+from benchmarks import (
+    history,
+    idle,
+    nightly,
+    offsite,
+    scrape,
+    share,
+    usb_plug,
+    vs_borgmatic,
+    vs_hand,
+)
 from benchmarks.common import (
     PREFIX,
     TIMEZONE,
@@ -31,6 +41,9 @@ from benchmarks.common import (
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument(
+        "only", nargs="?", choices=["usb_plug"], help="run this benchmark alone (default: all)"
+    )
     parser.add_argument("--reps", type=int, default=7, help="measured nights per side (7)")
     parser.add_argument("--files", type=int, default=share.FILES, help="files in the share")
     parser.add_argument(
@@ -40,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
         "--dir",
         default=os.environ.get("COFFRE_BENCH_DIR", "/var/tmp"),
         help="where the share and repositories are made (default /var/tmp, or $COFFRE_BENCH_DIR)",
+    )
+    parser.add_argument(
+        "--plugs", type=int, default=usb_plug.REPS, help="measured USB plugs per side (5)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the files made, for a look")
     return parser
@@ -61,6 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, root: Path, tz: ZoneInfo, borg: str, started: float) -> int:
+    if args.only == "usb_plug":
+        alone = usb_plug.benchmark(root / "usb", borg, files=args.files, reps=args.plugs)
+        print()
+        print_table(alone)
+        print(f"(benchmarks took {time.monotonic() - started:.0f} s)")
+        return 0
     try:
         past = history.build(datetime.now(tz), tz, PREFIX)
     except ValueError as error:
@@ -112,6 +134,9 @@ def _run(args: argparse.Namespace, root: Path, tz: ZoneInfo, borg: str, started:
         *vs_hand.figures(nights),
         *vs_borgmatic.figures(nights),
         *idle.figures(resting),
+        *offsite.measure(root / "offsite", args.files, args.reps),
+        *usb_plug.benchmark(root / "usb", borg, files=args.files, reps=args.plugs),
+        *scrape.benchmark(root / "scrape", files=args.files, reps=scrape.REPS),
     ]
     print()
     print_table(figures)

@@ -56,6 +56,9 @@ async def create_archive(
         excludes=config.source.exclude,
         compression=config.borg.compression,
         checkpoint_interval=config.borg.checkpoint_interval,
+        # The archive's time is coffre's clock, the one its name and the
+        # retention's days come from: one source of time for a whole job.
+        timestamp=now,
     )
     try:
         result = await services.borg.run(create, on_progress=on_progress)

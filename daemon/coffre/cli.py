@@ -11,68 +11,29 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from coffre import __version__, config, logs
+from coffre import __version__, cli_disk, cli_offsite, config, logs
+from coffre.cli_support import (
+    EXIT_FAILED,
+    EXIT_OK,
+    DaemonRefused,
+    ask,
+    follow,
+    job_exit,
+    last_event,
+    print_error,
+    raise_if_error,
+    size,
+    when,
+)
 from coffre.clock import SystemClock
 from coffre.config_types import Config
-from coffre.control import Message, request
 from coffre.errors import CoffreError, ConfigError
 from coffre.notify import Notifier
-
-EXIT_OK, EXIT_FAILED = 0, 1
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
-
-
-def _when(iso: str | None) -> str:
-    return "never" if iso is None else iso.replace("T", " ")[:19]
-
-
-def _print_error(error: dict[str, Any], out: TextIO) -> None:
-    print(f"error: {error.get('message', 'failed')}", file=out)
-    if error.get("hint"):
-        print(f"  what to do: {error['hint']}", file=out)
-
-
-# --- talking to the daemon ---------------------------------------------------
-
-
-def _ask(cfg: Config, message: Message) -> Iterable[Message]:
-    return request(cfg.paths.control_socket, message)
-
-
-def _final(events: Iterable[Message]) -> Message:
-    final: Message = {}
-    for event in events:
-        final = event
-    return final
-
-
-class DaemonRefused(Exception):
-    """The daemon answered a request with an error line (carried as ``event``)."""
-
-    def __init__(self, event: Message) -> None:
-        super().__init__(event.get("message", ""))
-        self.event = event
-
-
-def _raise_if_error(event: Message) -> None:
-    if event.get("event") == "error":
-        raise DaemonRefused(event)
-
 
 # --- subcommands --------------------------------------------------------------
 
@@ -94,15 +55,15 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
-    final = _final(_ask(cfg, {"op": "status"}))
-    _raise_if_error(final)
+    final = last_event(ask(cfg, {"op": "status"}))
+    raise_if_error(final)
     report = final["status"]
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()
         return EXIT_OK
-    print(f"coffre {__version__} at {_when(report['now'])} ({report['timezone']})")
-    print(f"next nightly run: {_when(report['next_nightly'])}")
+    print(f"coffre {__version__} at {when(report['now'])} ({report['timezone']})")
+    print(f"next nightly run: {when(report['next_nightly'])}")
     running = report["running"]
     if running:
         progress = running.get("progress")
@@ -111,6 +72,7 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
             f"running: {running['kind']} of {', '.join(running['targets'])} "
             f"({running['reason']}; now {running['current_target']}{share})"
         )
+    cli_offsite.print_uploading(report)
     for job in report["queued"]:
         print(f"queued: {job['kind']} of {', '.join(job['targets'])} ({job['reason']})")
     for name, target in report["targets"].items():
@@ -120,9 +82,9 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
         ok = target["last_success"]
         if ok:
             print(
-                f"  last success: {_when(ok['finished_at'])}, archive {ok['archive']}, "
-                f"{ok['nfiles']} files, {_size(ok['original_size'])} "
-                f"({_size(ok['deduplicated_size'])} new), {ok['duration']:.0f} s"
+                f"  last success: {when(ok['finished_at'])}, archive {ok['archive']}, "
+                f"{ok['nfiles']} files, {size(ok['original_size'])} "
+                f"({size(ok['deduplicated_size'])} new), {ok['duration']:.0f} s"
             )
         else:
             print("  last success: never")
@@ -132,7 +94,7 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
                 failure["started_at"]
             ) < datetime.fromisoformat(ok["started_at"])
             print(
-                f"  last failure: {_when(failure['finished_at'])} [{failure['error_kind']}] "
+                f"  last failure: {when(failure['finished_at'])} [{failure['error_kind']}] "
                 f"{failure['error_message']}{' (since succeeded)' if older else ''}"
             )
         if target["slots"]:
@@ -140,7 +102,11 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
                 f"{slot} {'✓' if present else '✗'}" for slot, present in target["slots"].items()
             )
             print(f"  restore points: {marks}")
+        cli_offsite.print_target_status(target)
         _print_archives(target, indent="  ")
+    if report["disks"]:
+        print("\nUSB disks")
+        cli_disk.print_disks(report["disks"])
     return EXIT_OK
 
 
@@ -152,12 +118,12 @@ def _print_archives(target: dict[str, Any], indent: str) -> None:
     for archive in target["archives"]:
         reasons = ", ".join(archive["reasons"]) if archive["reasons"] else ""
         tag = reasons or ("(to be deleted)" if archive["ours"] else "(not coffre's)")
-        print(f"{indent}  {archive['name']:<40} {_when(archive['time'])}  {tag}")
+        print(f"{indent}  {archive['name']:<40} {when(archive['time'])}  {tag}")
 
 
 def cmd_archives(args: argparse.Namespace, cfg: Config) -> int:
-    final = _final(_ask(cfg, {"op": "archives", "targets": args.target}))
-    _raise_if_error(final)
+    final = last_event(ask(cfg, {"op": "archives", "targets": args.target}))
+    raise_if_error(final)
     if args.json:
         json.dump(final["targets"], sys.stdout, indent=2)
         print()
@@ -168,64 +134,23 @@ def cmd_archives(args: argparse.Namespace, cfg: Config) -> int:
     return EXIT_OK
 
 
-def _follow(events: Iterable[Message], *, quiet_progress: bool) -> Message:
-    """Print a job's events as they come; return the final one."""
-    tty = sys.stderr.isatty()
-    final: Message = {}
-    for event in events:
-        final = event
-        kind = event.get("event")
-        if kind == "queued":
-            print(f"job {event['job']['id']} queued", file=sys.stderr)
-        elif kind == "target_started":
-            print(f"{event['target']}: started", file=sys.stderr)
-        elif kind == "progress" and tty and not quiet_progress:
-            ratio = event.get("ratio")
-            share = f" ~{ratio:.0%}" if ratio is not None else ""
-            print(
-                f"\r{event['target']}: {event['nfiles']} files, "
-                f"{_size(event['original_size'])}{share}   ",
-                end="",
-                file=sys.stderr,
-            )
-        elif kind == "target_done":
-            if tty:
-                print("\r", end="", file=sys.stderr)
-            if event["ok"]:
-                detail = f"archive {event['archive']}" if event.get("archive") else "done"
-                print(f"{event['target']}: ok, {detail}", file=sys.stderr)
-            else:
-                print(f"{event['target']}: FAILED", file=sys.stderr)
-                _print_error(event["error"], sys.stderr)
-    return final
-
-
-def _job_exit(final: Message) -> int:
-    _raise_if_error(final)
-    if final.get("event") != "result":
-        return EXIT_FAILED
-    if not final.get("ok") and "error" in final:
-        _print_error(final["error"], sys.stderr)
-    return EXIT_OK if final.get("ok") else EXIT_FAILED
-
-
 def cmd_backup(args: argparse.Namespace, cfg: Config) -> int:
-    events = _ask(cfg, {"op": "backup", "targets": args.target, "wait": args.wait})
+    events = ask(cfg, {"op": "backup", "targets": args.target, "wait": args.wait})
     if not args.wait:
-        final = _final(events)
-        _raise_if_error(final)
+        final = last_event(events)
+        raise_if_error(final)
         queued = final["queued"]
         print(f"backup of {', '.join(queued['targets'])} queued (job {queued['id']})")
         return EXIT_OK
-    return _job_exit(_follow(events, quiet_progress=False))
+    return job_exit(follow(events, quiet_progress=False))
 
 
 def cmd_prune(args: argparse.Namespace, cfg: Config) -> int:
-    final = _follow(
-        _ask(cfg, {"op": "prune", "targets": args.target, "dry_run": args.dry_run}),
+    final = follow(
+        ask(cfg, {"op": "prune", "targets": args.target, "dry_run": args.dry_run}),
         quiet_progress=True,
     )
-    code = _job_exit(final)
+    code = job_exit(final)
     if args.json:
         json.dump(final.get("targets", {}), sys.stdout, indent=2)
         print()
@@ -246,8 +171,8 @@ def cmd_prune(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_target_init(args: argparse.Namespace, cfg: Config) -> int:
     cfg.target(args.name)  # an unknown name fails here, before the daemon is asked
-    final = _follow(
-        _ask(
+    final = follow(
+        ask(
             cfg,
             {
                 "op": "init",
@@ -258,7 +183,7 @@ def cmd_target_init(args: argparse.Namespace, cfg: Config) -> int:
         ),
         quiet_progress=True,
     )
-    code = _job_exit(final)
+    code = job_exit(final)
     outcome = final.get("targets", {}).get(args.name, {})
     if outcome.get("ok"):
         print(
@@ -318,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--dry-run", action="store_true", help="only show what would go")
     prune.add_argument("--json", action="store_true")
 
+    cli_disk.add_parser(sub)
+    cli_offsite.add_parser(sub)
     target = sub.add_parser("target", help="manage targets' repositories")
     target_sub = target.add_subparsers(dest="target_command", required=True, metavar="ACTION")
     init = target_sub.add_parser("init", help="create a target's repository, record its ID")
@@ -347,16 +274,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             "archives": cmd_archives,
             "prune": cmd_prune,
             "target": cmd_target_init,
+            "disk": cli_disk.cmd_disk,
+            "offsite": cli_offsite.cmd_offsite,
         }
         return handlers[args.command](args, cfg)
     except ConfigError as error:
         print(error.message, file=sys.stderr)
         return error.exit_code
     except CoffreError as error:
-        _print_error({"message": error.message, "hint": error.hint}, sys.stderr)
+        print_error({"message": error.message, "hint": error.hint}, sys.stderr)
         return error.exit_code
     except DaemonRefused as refused:
-        _print_error(refused.event, sys.stderr)
+        print_error(refused.event, sys.stderr)
         return int(refused.event.get("exit_code", EXIT_FAILED))
     except KeyboardInterrupt:
         return 130

@@ -35,14 +35,21 @@ from coffre.config_types import (
     BorgConfig,
     Config,
     EncryptionConfig,
+    LedsConfig,
     LocalTarget,
+    MetricsConfig,
+    OffsiteTarget,
     PathsConfig,
     RetentionConfig,
     ScheduleConfig,
     SourceConfig,
     TargetConfig,
+    UploadWindow,
+    UsbConfig,
 )
 from coffre.errors import ConfigError, ConfigProblem
+from coffre.sshkeys import parse_public_key, parse_url
+from coffre.upload_window import parse_days, parse_minute
 
 __all__ = ["check_environment", "load", "parse", "resolve_path"]
 
@@ -371,6 +378,32 @@ def _target_name(value: object) -> str:
     )
 
 
+def _boolean(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise _Invalid(f"expected true or false, got {_show(value)}")
+
+
+# "host:port": an IPv4 address or a host name, or an IPv6 address in brackets.
+_LISTEN = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):([0-9]{1,5})")
+
+
+def _listen(value: object) -> str:
+    if isinstance(value, str) and (match := _LISTEN.fullmatch(value)) and 0 < int(match[2]) < 65536:
+        return value
+    raise _Invalid(
+        'expected "host:port" (e.g. "127.0.0.1:9851", "[::1]:9851"), port 1 to 65535, '
+        f"got {_show(value)}"
+    )
+
+
+def _led_name(value: object) -> str:
+    # One directory name under the sysfs root: never a path out of it.
+    if isinstance(value, str) and value not in ("", ".", "..") and not {"/", "\0"} & set(value):
+        return value
+    raise _Invalid(f'expected the name of an LED (e.g. "coffre:green"), got {_show(value)}')
+
+
 # --- sections ----------------------------------------------------------------
 
 
@@ -385,6 +418,9 @@ class _Sections:
     paths: PathsConfig
     borg: BorgConfig
     targets: list[TargetConfig | None]
+    usb: UsbConfig
+    metrics: MetricsConfig
+    leds: LedsConfig
 
     def assemble(self) -> Config:
         """The Config; only called when no problem was found, so every part is there."""
@@ -400,6 +436,9 @@ class _Sections:
             paths=self.paths,
             borg=self.borg,
             targets=targets,
+            usb=self.usb,
+            metrics=self.metrics,
+            leds=self.leds,
         )
 
 
@@ -415,9 +454,14 @@ def _read_sections(
     encryption = _encryption(encryption_table) if encryption_table is not None else None
     paths = _paths(root.table("paths"))
     borg = _borg(root.table("borg"))
+    usb = _usb(root.table("usb"))
+    metrics = _metrics(root.table("metrics"))
+    leds = _leds(root.table("leds"))
     targets = _targets(root, source)
     root.finish()
-    return _Sections(source, schedule, retention, encryption, paths, borg, targets)
+    return _Sections(
+        source, schedule, retention, encryption, paths, borg, targets, usb, metrics, leds
+    )
 
 
 # The dataclasses' defaults are read from the classes, so config_types stays the
@@ -489,6 +533,37 @@ def _borg(t: _Table) -> BorgConfig:
     return borg
 
 
+def _usb(t: _Table) -> UsbConfig:
+    usb = UsbConfig(
+        swap_after_days=t.read("swap_after_days", _integer(1), UsbConfig.swap_after_days),
+        missing_after_days=t.read("missing_after_days", _integer(1), UsbConfig.missing_after_days),
+        check_max_duration=t.read("check_max_duration", _integer(10), UsbConfig.check_max_duration),
+    )
+    t.finish()
+    return usb
+
+
+def _metrics(t: _Table) -> MetricsConfig:
+    metrics = MetricsConfig(
+        enabled=t.read("enabled", _boolean, MetricsConfig.enabled),
+        listen=t.read("listen", _listen, MetricsConfig.listen),
+    )
+    t.finish()
+    return metrics
+
+
+def _leds(t: _Table) -> LedsConfig:
+    leds = LedsConfig(
+        enabled=t.read("enabled", _boolean, LedsConfig.enabled),
+        sysfs_root=t.read("sysfs_root", _absolute_path, LedsConfig.sysfs_root),
+        green=t.read("green", _led_name, LedsConfig.green),
+        amber=t.read("amber", _led_name, LedsConfig.amber),
+        red=t.read("red", _led_name, LedsConfig.red),
+    )
+    t.finish()
+    return leds
+
+
 # --- targets -----------------------------------------------------------------
 
 
@@ -497,10 +572,84 @@ def _local_target(t: _Table, name: str | None) -> LocalTarget | None:
     return LocalTarget(name=name, path=path) if name is not None and path is not None else None
 
 
+def _via(parse: Callable[[str], _T], what: str) -> _Converter[_T]:
+    """A converter of strings through ``parse``, whose ValueError becomes the problem."""
+
+    def convert(value: object) -> _T:
+        if not isinstance(value, str):
+            raise _Invalid(f"expected {what}, got {_show(value)}")
+        try:
+            return parse(value)
+        except ValueError as error:
+            raise _Invalid(str(error)) from None
+
+    return convert
+
+
+def _upload_windows(t: _Table) -> tuple[UploadWindow, ...]:
+    """``[[target.upload_window]]`` tables: days, from, to, limit_kbps."""
+    value = t.get("upload_window", required=False)
+    if value is _MISSING:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        t.problem("upload_window", f"expected [[target.upload_window]] tables, got {_show(value)}")
+        return ()
+    windows: list[UploadWindow] = []
+    for index, item in enumerate(value):
+        w = _Table(item, f"{t.key_path('upload_window')}[{index}]", t.problems)
+        days = w.read("days", _via(parse_days, 'days such as "mon-fri"'), frozenset(range(7)))
+        start = w.read("from", _via(parse_minute, 'a time "HH:MM"'))
+        end = w.read("to", _via(parse_minute, 'a time "HH:MM"'))
+        limit = w.read("limit_kbps", _integer(1))
+        w.finish()
+        if start == 24 * 60:
+            w.problem("from", 'expected a time "HH:MM" from 00:00 to 23:59')
+        elif start is not None and start == end:
+            w.problem("to", 'equals "from": the window is empty (00:00 to 24:00 is a whole day)')
+        elif start is not None and end is not None and limit is not None:
+            windows.append(UploadWindow(days, start, end, limit))
+    return tuple(windows)
+
+
+def _offsite_target(t: _Table, name: str | None) -> OffsiteTarget | None:
+    url = t.read("url", _via(parse_url, "an ssh://user@host:port/path URL"))
+    no_keys: tuple[str, ...] = ()
+    host_keys = t.read(
+        "host_keys",
+        _list_of(
+            _via(lambda text: parse_public_key(text).openssh, '"type base64" host keys'),
+            'a list of host keys ("ssh-ed25519 AAAA...")',
+            non_empty=False,
+        ),
+        no_keys,
+    )
+    windows = _upload_windows(t)
+    retry_for = t.read("retry_for", _integer(0), OffsiteTarget.retry_for)
+    retry_delay = t.read("retry_delay", _integer(1), OffsiteTarget.retry_delay)
+    timeout = t.read("connect_timeout", _integer(1), OffsiteTarget.connect_timeout)
+    ssh_key = t.read("ssh_key", _absolute_path, None)
+    if name is None or url is None:
+        return None
+    return OffsiteTarget(
+        name=name,
+        user=url.user,
+        host=url.host,
+        port=url.port,
+        path=url.path,
+        host_keys=host_keys,
+        upload_windows=windows,
+        retry_for=retry_for,
+        retry_delay=retry_delay,
+        connect_timeout=timeout,
+        ssh_key=ssh_key,
+    )
+
+
 #: Every kind of target and the function reading its table (after name and kind):
 #: a new kind is one entry here.
 _TARGET_KINDS: dict[str, Callable[[_Table, str | None], TargetConfig | None]] = {
     "local": _local_target,
+    "offsite": _offsite_target,
 }
 
 

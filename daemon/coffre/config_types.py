@@ -78,6 +78,11 @@ class PathsConfig:
     def control_socket(self) -> Path:
         return self.runtime / "control.sock"
 
+    @property
+    def mounts(self) -> Path:
+        """Where USB disks are mounted during a job, one stable folder per disk."""
+        return self.runtime / "mnt"
+
 
 @dataclass(frozen=True)
 class BorgConfig:
@@ -89,6 +94,56 @@ class BorgConfig:
     compression: str = "zstd,3"
     #: Seconds borg gets to write its checkpoint after SIGTERM before SIGKILL.
     stop_timeout: int = 60
+
+
+@dataclass(frozen=True)
+class UsbConfig:
+    """Rotating USB disks: when to ask for a swap, when a disk counts as missing.
+
+    ``check_max_duration`` bounds the ``borg check --repository-only`` each disk
+    job makes (seconds); a partial check resumes where it stopped next time.
+    """
+
+    swap_after_days: int = 7
+    missing_after_days: int = 30
+    check_max_duration: int = 120
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """The Prometheus exporter (``coffre.metrics``): served on ``listen``, "host:port".
+
+    An IPv6 host is written in brackets (``"[::1]:9851"``). The box's own
+    Prometheus agent scrapes it, so the default is loopback.
+    """
+
+    enabled: bool = True
+    listen: str = "127.0.0.1:9851"
+
+    @property
+    def host(self) -> str:
+        """The address part of ``listen``, without IPv6 brackets."""
+        host = self.listen.rpartition(":")[0]
+        return host[1:-1] if host.startswith("[") else host
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+@dataclass(frozen=True)
+class LedsConfig:
+    """The box's lights (``coffre.leds``): LED class devices under ``sysfs_root``.
+
+    ``green``, ``amber`` and ``red`` name the LED directories
+    (``<sysfs_root>/<name>/brightness``...).
+    """
+
+    enabled: bool = True
+    sysfs_root: Path = Path("/sys/class/leds")
+    green: str = "coffre:green"
+    amber: str = "coffre:amber"
+    red: str = "coffre:red"
 
 
 @dataclass(frozen=True)
@@ -105,8 +160,55 @@ class LocalTarget:
         return str(self.path)
 
 
+@dataclass(frozen=True)
+class UploadWindow:
+    """When an offsite upload is held to ``limit_kbps`` KiB/s (``coffre.upload_window``).
+
+    ``days``: weekdays, 0 = Monday; ``start`` and ``end``: minutes since
+    midnight, local time (``end`` up to 1440); an ``end`` not after ``start``
+    runs past midnight.
+    """
+
+    days: frozenset[int]
+    start: int
+    end: int
+    limit_kbps: int
+
+
+@dataclass(frozen=True)
+class OffsiteTarget:
+    """A Borg repository on an HDS host, reached over SSH (``borg serve`` forced command).
+
+    ``host_keys``: pinned host keys (``"ssh-ed25519 AAAA..."``); when empty, the
+    keys pinned by ``coffre offsite enroll`` in the state dir are used.
+    ``ssh_key``: the box's private key for this host (default: under the state
+    dir, see ``coffre.targets.offsite.key_file``). ``retry_for``: minutes during
+    which a cut upload is retried, ``retry_delay`` the first wait in seconds
+    (doubled at each retry).
+    """
+
+    name: str
+    user: str
+    host: str
+    port: int
+    path: str
+    host_keys: tuple[str, ...] = ()
+    upload_windows: tuple[UploadWindow, ...] = ()
+    retry_for: int = 360
+    retry_delay: int = 60
+    connect_timeout: int = 30
+    ssh_key: Path | None = None
+    kind: Literal["offsite"] = "offsite"
+
+    @property
+    def location(self) -> str:
+        """The repository location as borg takes it: ``ssh://user@host:port/path``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ssh://{self.user}@{host}:{self.port}{self.path}"
+
+
 #: Every kind of target; more join the union as they are built.
-TargetConfig = LocalTarget
+TargetConfig = LocalTarget | OffsiteTarget
 
 
 @dataclass(frozen=True)
@@ -120,6 +222,9 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     borg: BorgConfig = field(default_factory=BorgConfig)
     targets: tuple[TargetConfig, ...] = ()
+    usb: UsbConfig = field(default_factory=UsbConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    leds: LedsConfig = field(default_factory=LedsConfig)
     source_file: Path | None = None
 
     def target(self, name: str) -> TargetConfig:

@@ -99,6 +99,42 @@ class JobCancelled(CoffreError):
     kind = "cancelled"
 
 
+class DiskError(CoffreError):
+    """Mounting, unmounting, formatting or powering off a disk failed."""
+
+    kind = "disk_io"
+
+
+class DiskAbsent(CoffreError):
+    """The enrolled disk asked for is not plugged in (or was powered off)."""
+
+    kind = "disk_absent"
+
+
+class OffsiteNotEnrolled(CoffreError):
+    """An offsite target has no pinned host key yet: nothing is sent to an unknown host."""
+
+    kind = "not_enrolled"
+
+
+class OffsiteUnreachable(CoffreError):
+    """The offsite host did not answer (network down, host down, wrong address or port)."""
+
+    kind = "unreachable"
+
+
+class HostKeyMismatch(CoffreError):
+    """The offsite host showed a host key that is not a pinned one: nothing was sent."""
+
+    kind = "host_key_mismatch"
+
+
+class OffsiteAuthRefused(CoffreError):
+    """The offsite host refused the box's SSH key."""
+
+    kind = "auth_refused"
+
+
 # --- borg -----------------------------------------------------------------
 
 
@@ -204,6 +240,12 @@ ERROR_KINDS: tuple[str, ...] = tuple(
                 TargetNotInitialised,
                 RepositoryIdMismatch,
                 JobCancelled,
+                OffsiteNotEnrolled,
+                OffsiteUnreachable,
+                HostKeyMismatch,
+                OffsiteAuthRefused,
+                DiskError,
+                DiskAbsent,
                 BorgError,
                 BorgNotFound,
                 BorgLockTimeout,

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from coffre import logs
+from coffre import devices, logs
 from coffre.backup import create_archive
 from coffre.borg.runner import Progress
+from coffre.disk_enroll import enroll_disk
+from coffre.disk_job import PowerOff, run_disk_job
 from coffre.errors import CoffreError, TargetNotInitialised
 from coffre.jobs import Job, JobEvent
 from coffre.pruning import apply_retention
@@ -21,6 +23,8 @@ from coffre.services import Services
 from coffre.state import RunStats
 from coffre.target_init import init_target
 from coffre.targets.base import Repository
+from coffre.targets.offsite import OffsiteRepository
+from coffre.targets.usb import UsbRepository
 
 
 def error_event(error: CoffreError) -> dict[str, Any]:
@@ -42,12 +46,22 @@ def plan_event(plan: Plan) -> dict[str, Any]:
     }
 
 
+_BACKUP_LOG_IDS = (logs.MSG_BACKUP_STARTED, logs.MSG_BACKUP_SUCCEEDED, logs.MSG_BACKUP_FAILED)
+
+
 class Executor:
     """Turns a Job into borg work on its targets (the queue's ``execute``)."""
 
-    def __init__(self, services: Services, repositories: Mapping[str, Repository]) -> None:
+    def __init__(
+        self,
+        services: Services,
+        repositories: Mapping[str, Repository],
+        *,
+        power_off: PowerOff = devices.power_off,
+    ) -> None:
         self._services = services
         self._repositories = repositories
+        self._power_off = power_off
 
     async def __call__(self, job: Job) -> JobEvent:
         results: dict[str, Any] = {}
@@ -69,7 +83,18 @@ class Executor:
 
     async def _run_target(self, job: Job, target: str) -> dict[str, Any]:
         kind = job.request.kind
+        if kind == "enroll":
+            return await self._step(
+                target, "enroll", lambda: self._enroll(job, target), log_ids=None
+            )
         repo = self._repositories[target]
+        if isinstance(repo, UsbRepository) and kind in ("disk", "backup"):
+            # Asked by name (`coffre backup --target DISK`), a disk makes a new
+            # archive even if it has today's; either way it ends powered off.
+            force = kind == "backup"
+            return await self._step(
+                target, "backup", lambda: self._disk(repo, job, force), log_ids=_BACKUP_LOG_IDS
+            )
         if kind == "init":
             return await self._step(target, "init", lambda: self._init(repo, job), log_ids=None)
         if kind == "prune":
@@ -78,7 +103,7 @@ class Executor:
             target,
             "backup",
             lambda: self._backup(repo, job),
-            log_ids=(logs.MSG_BACKUP_STARTED, logs.MSG_BACKUP_SUCCEEDED, logs.MSG_BACKUP_FAILED),
+            log_ids=_BACKUP_LOG_IDS,
         )
         if backup["ok"]:
             pruned = await self._step(target, "prune", lambda: self._prune(repo, job), log_ids=None)
@@ -128,6 +153,9 @@ class Executor:
 
     def _expected_id(self, target: str) -> str:
         expected = self._services.state.repository_id(target)
+        repo = self._repositories.get(target)
+        if expected is None and isinstance(repo, OffsiteRepository):
+            repo.require_enrolled()  # not enrolled says more than "not initialised"
         if expected is None:
             raise TargetNotInitialised(
                 f"target {target} has no repository recorded",
@@ -135,8 +163,8 @@ class Executor:
             )
         return expected
 
-    async def _backup(self, repo: Repository, job: Job) -> tuple[RunStats, dict[str, Any]]:
-        expected = self._expected_id(repo.name)
+    def _progress(self, repo: Repository, job: Job) -> Callable[[Progress], None]:
+        """The progress callback of a create on ``repo``: the job's counters and events."""
         previous = self._services.state.last_run(repo.name, "backup", outcome="success")
         expected_files = previous.stats.nfiles if previous and previous.stats else 0
 
@@ -153,9 +181,43 @@ class Executor:
                 {"event": "progress", "target": repo.name, "ratio": job.progress, **job.counters}
             )
 
+        return progress
+
+    async def _disk(
+        self, repo: UsbRepository, job: Job, force: bool
+    ) -> tuple[RunStats | None, dict[str, Any]]:
+        return await run_disk_job(
+            self._services,
+            repo,
+            self._expected_id(repo.name),
+            power_off=self._power_off,
+            on_progress=self._progress(repo, job),
+            force_create=force,
+        )
+
+    async def _enroll(self, job: Job, name: str) -> tuple[None, dict[str, Any]]:
+        uuid, repository_id, done = await enroll_disk(
+            self._services,
+            str(job.request.option("device")),
+            name,
+            format_disk=bool(job.request.option("format", False)),
+            adopt=bool(job.request.option("adopt", False)),
+        )
+        self._services.logger.info(
+            "disk %s (%s): repository %s %s", name, uuid, repository_id, done
+        )
+        return None, {"fs_uuid": uuid, "repository_id": repository_id, "done": done}
+
+    def _services_for(self, repo: Repository) -> Services:
+        """The services of jobs on ``repo``: an offsite one brings its own (borg over SSH)."""
+        return repo.services if isinstance(repo, OffsiteRepository) else self._services
+
+    async def _backup(self, repo: Repository, job: Job) -> tuple[RunStats, dict[str, Any]]:
+        expected = self._expected_id(repo.name)
+        progress = self._progress(repo, job)
         async with repo.opened(expected) as location:
             stats = await create_archive(
-                self._services, repo.name, location, expected, on_progress=progress
+                self._services_for(repo), repo.name, location, expected, on_progress=progress
             )
         job.progress = 1.0
         return stats, {
@@ -170,11 +232,12 @@ class Executor:
         dry_run = bool(job.request.option("dry_run", False))
         async with repo.opened(expected) as location:
             plan = await apply_retention(
-                self._services,
+                self._services_for(repo),
                 repo.name,
                 location,
                 dry_run=dry_run,
                 refresh=bool(job.request.option("refresh", False)),
+                compacts=not isinstance(repo, OffsiteRepository),
             )
         self._services.logger.info(
             "retention of %s: %d kept, %d %s",
@@ -188,7 +251,7 @@ class Executor:
 
     async def _init(self, repo: Repository, job: Job) -> tuple[None, dict[str, Any]]:
         repository_id, done = await init_target(
-            self._services,
+            self._services_for(repo),
             repo,
             adopt=bool(job.request.option("adopt", False)),
             replace=bool(job.request.option("replace", False)),

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-JobKind = Literal["backup", "prune", "init"]
+JobKind = Literal["backup", "prune", "init", "disk", "enroll"]
 
 #: An event sent to the people waiting for a job: progress, log lines, the result.
 JobEvent = dict[str, Any]
@@ -94,6 +94,11 @@ class JobQueue:
     @property
     def pending(self) -> tuple[Job, ...]:
         return tuple(self._pending)
+
+    def touches(self, target: str) -> bool:
+        """Whether a queued or running job names ``target``."""
+        jobs = [*self._pending, *([self.running] if self.running else [])]
+        return any(target in job.request.targets for job in jobs)
 
     def submit(self, request: JobRequest) -> Job:
         """Queue ``request`` (or merge it into a queued job of the same kind)."""

@@ -84,26 +84,35 @@ async def apply_retention(
     *,
     dry_run: bool = False,
     refresh: bool = False,
+    compact_now: bool = False,
+    compacts: bool = True,
 ) -> retention.Plan:
     """Compute the plan for ``target`` and, unless ``dry_run``, delete what falls out.
 
     The list comes from state unless ``refresh`` (or state's is missing or
     old). Deleting is one ``borg delete --stats`` for all archives (a name
     borg no longer has is only a warning); the space it frees is added up in
-    state, and ``borg compact`` runs once that is worth it (compact_due).
+    state, and ``borg compact`` runs once that is worth it (compact_due), or
+    at once with ``compact_now`` (a full disk needs its space back now).
+    ``compacts=False`` (an append-only offsite repository: its host compacts)
+    never runs ``borg compact`` and keeps no count of freed space.
     Raises BorgError subclasses.
     """
     archives = await (list_archives if refresh else known_archives)(services, target, location)
     plan = plan_for(services, archives)
     if dry_run or not plan.delete:
+        if compact_now and compacts and not dry_run:
+            await services.borg.run(argv.compact(location))
         return plan
     result = await services.borg.run(argv.delete(location, [a.name for a in plan.delete]))
     services.state.remove_archives(target, [a.name for a in plan.delete])
+    if not compacts:
+        return plan
     freed = parse.deleted_bytes(result.logs)
     state = services.state
     pending = int(state.get_meta(_pending_key(target)) or 0) + (freed if freed is not None else 1)
     size = state.get_meta(_size_key(target))
-    if compact_due(pending, None if size is None else int(size)):
+    if compact_now or compact_due(pending, None if size is None else int(size)):
         await services.borg.run(argv.compact(location))
         pending = 0
     state.set_meta(_pending_key(target), str(pending))

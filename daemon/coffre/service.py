@@ -9,24 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from coffre import logs, schedule, status
+from coffre import lanes, logs, offsite_enroll, schedule, status
 from coffre.borg.env import BorgEnvironment, default_binary
 from coffre.borg.runner import BorgRunner
 from coffre.clock import Clock
 from coffre.config_types import Config
 from coffre.control import Message, Send, serve
+from coffre.disk_events import DiskWatch
 from coffre.errors import UsageError
 from coffre.executor import Executor
 from coffre.jobs import Job, JobEvent, JobKind, JobQueue, JobRequest
 from coffre.notify import Notifier
+from coffre.observe import Observability, Observer
 from coffre.services import Services
 from coffre.state import State
-from coffre.targets.registry import repository_for
+from coffre.targets.registry import RepositoryCatalog
+from coffre.udev import UdevWatcher
 
 #: State key of the due instant of the last nightly run made.
 NIGHTLY_KEY = "nightly.last_due"
@@ -60,11 +64,17 @@ class Daemon:
         self._nightly_submitted: datetime | None = None
         self._state: State | None = None
         self._queue: JobQueue | None = None
+        # The network lane: offsite uploads, never in the way of the main lane (lanes.py).
+        self._network: JobQueue | None = None
+        self._services: Services | None = None
+        self._disks: DiskWatch | None = None
 
     # --- life ---------------------------------------------------------------
 
     async def run(self) -> int:
         config, logger = self._config, self._logger
+        # State, keys and caches are nobody else's business, whoever started us.
+        os.umask(0o077)
         for directory, mode in (
             (config.paths.state, 0o700),
             (config.paths.cache, 0o700),
@@ -90,7 +100,13 @@ class Daemon:
         services = Services(
             config=config, state=state, borg=runner, clock=self._clock, logger=logger
         )
-        executor = Executor(services, {t.name: repository_for(t) for t in config.targets})
+        self._services = services
+        executor = Executor(
+            services, RepositoryCatalog(config, state, config.paths.mounts, services=services)
+        )
+        # Metrics and LEDs read state; the LEDs change when a job starts or ends
+        # and after a disk event, never on a timer.
+        observed = Observability(config, Observer(config, state, self._clock), runner, logger)
 
         async def execute(job: Job) -> JobEvent:
             asked = job.request
@@ -98,18 +114,30 @@ class Daemon:
                 STATUS=f"{asked.kind} of {', '.join(asked.targets)} ({asked.reason})"
             )
             try:
-                return await executor(job)
+                result = await executor(job)
             finally:
                 self._notifier.notify(STATUS="idle")
+            if asked.kind == "enroll" and result["ok"]:
+                disks.enrolled(asked.targets[0], str(asked.option("device")))
+            return result
 
-        queue = JobQueue(execute)
+        queue = JobQueue(observed.around(execute))
         self._queue = queue
-        server = await serve(config.paths.control_socket, self._handle)
+        network = JobQueue(observed.around(lanes.retrying(execute, config, self._clock, logger)))
+        self._network = network
+        disks = DiskWatch(config, state, self._clock, logger, queue.submit, queue.touches)
+        self._disks = disks
         loop = asyncio.get_running_loop()
+        watcher = UdevWatcher(observed.after(disks.handle), logger=logger)
+        watcher.start(loop)
+        disks.startup(watcher.present())
+        server = await serve(config.paths.control_socket, self._handle)
+        await observed.start(main=queue, network=network)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopping.set)
         workers = [
             asyncio.create_task(queue.serve(), name="queue"),
+            asyncio.create_task(network.serve(), name="network"),
             asyncio.create_task(self._timer(), name="timer"),
         ]
         self._notifier.notify(READY="1", STATUS="idle")
@@ -125,7 +153,10 @@ class Daemon:
             await self._stopping.wait()
         finally:
             self._notifier.notify(STOPPING="1", STATUS="stopping")
-            logger.info("stopping: interrupting the running job at a checkpoint")
+            if queue.running is not None:
+                logger.info("stopping: interrupting the running job at a checkpoint")
+            else:
+                logger.info("stopping")
             server.close()
             for task in workers:
                 task.cancel()
@@ -133,7 +164,10 @@ class Daemon:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             self._abandon_pending(queue)
+            self._abandon_pending(network)
+            watcher.close()
             await server.wait_closed()
+            await observed.close()
             with contextlib.suppress(FileNotFoundError):
                 config.paths.control_socket.unlink()
             state.close()
@@ -199,13 +233,15 @@ class Daemon:
         self._logger.info(
             "nightly run due at %s: queued", due.astimezone(self._config.schedule.timezone)
         )
-        job = self._queue.submit(
+        job = self._run(
             JobRequest(
                 kind="backup",
                 targets=tuple(t.name for t in self._config.targets),
                 reason="nightly",
             )
         )
+        if self._disks is not None:
+            self._disks.queue_disks(self._disks.present_disks(), reason="nightly")
 
         def done(_: asyncio.Future[JobEvent]) -> None:
             # A stop before the job ran leaves it due: the next start catches up.
@@ -215,6 +251,13 @@ class Daemon:
 
         job.done.add_done_callback(done)
 
+    def _run(self, request: JobRequest) -> lanes.Run:
+        """Queue ``request``: local targets in the main lane, offsite ones in the network lane."""
+        assert self._queue is not None and self._network is not None
+        return lanes.Run(
+            {lanes.MAIN: self._queue, lanes.NETWORK: self._network}, self._config, request
+        )
+
     # --- the control socket -------------------------------------------------
 
     def _targets(self, request: Message, key: str = "targets") -> tuple[str, ...]:
@@ -222,8 +265,10 @@ class Daemon:
         if asked in (None, [], ""):
             return tuple(t.name for t in self._config.targets)
         names = (asked,) if isinstance(asked, str) else tuple(str(n) for n in asked)
+        assert self._state is not None
         for name in names:
-            self._config.target(name)  # raises UsageError naming the known ones
+            if self._state.disk(name) is None:
+                self._config.target(name)  # raises UsageError naming the known ones
         return names
 
     async def _handle(self, request: Message, send: Send) -> None:
@@ -234,8 +279,14 @@ class Daemon:
             await send({"event": "result", "ok": True})
         elif op == "status":
             report = status.build(
-                self._config, self._state, self._queue, now, self._next_nightly(now)
+                self._config,
+                self._state,
+                self._queue,
+                now,
+                self._next_nightly(now),
+                network=self._network,
             )
+            report["disks"] = self._disks.report() if self._disks is not None else []
             await send({"event": "result", "ok": True, "status": report})
         elif op == "archives":
             reports = {
@@ -245,8 +296,54 @@ class Daemon:
             await send({"event": "result", "ok": True, "targets": reports})
         elif op in ("backup", "prune", "init"):
             await self._job(op, request, send)
+        elif op == "disks":
+            assert self._disks is not None
+            await send({"event": "result", "ok": True, "disks": self._disks.report()})
+        elif op == "disk_forget":
+            assert self._disks is not None
+            self._disks.forget(str(request.get("name", "")))
+            await send({"event": "result", "ok": True})
+        elif op == "offsite_enroll":
+            assert self._services is not None
+            accept = request.get("accept")
+            await offsite_enroll.enroll(
+                self._services,
+                str(request.get("name", "")),
+                None if accept is None else str(accept),
+                send,
+                clock=self._clock,
+            )
+        elif op == "disk_enroll":
+            await self._enroll(request, send)
         else:
             raise UsageError(f"unknown request {op!r}")
+
+    async def _enroll(self, request: Message, send: Send) -> None:
+        assert self._queue is not None
+        name, device = str(request.get("name", "")), str(request.get("device", ""))
+        options: dict[str, Any] = {"device": device}
+        if request.get("format") and request.get("yes"):
+            options["format"] = True
+        if request.get("adopt"):
+            options["adopt"] = True
+        job = self._queue.submit(
+            JobRequest(kind="enroll", targets=(name,), options=tuple(sorted(options.items())))
+        )
+        await self._follow(job, send)
+
+    async def _follow(self, job: Job, send: Send) -> None:
+        """Stream ``job``'s events to the client until its result."""
+        events: asyncio.Queue[JobEvent] = asyncio.Queue()
+        job.listeners.append(events)
+        try:
+            await send({"event": "queued", "job": job.describe()})
+            while True:
+                event = await events.get()
+                await send(event)
+                if event.get("event") == "result":
+                    return
+        finally:
+            job.listeners.remove(events)
 
     async def _job(self, op: str, request: Message, send: Send) -> None:
         assert self._queue is not None
@@ -259,7 +356,7 @@ class Daemon:
             # Asked by a person, retention works on borg's own list, not on
             # state's: archives may have been added or removed by hand.
             options["refresh"] = True
-        job = self._queue.submit(
+        run = self._run(
             JobRequest(
                 kind=kind,
                 targets=self._targets(request),
@@ -268,16 +365,6 @@ class Daemon:
             )
         )
         if not request.get("wait", True):
-            await send({"event": "result", "ok": True, "queued": job.describe()})
+            await send({"event": "result", "ok": True, "queued": run.describe()})
             return
-        events: asyncio.Queue[JobEvent] = asyncio.Queue()
-        job.listeners.append(events)
-        try:
-            await send({"event": "queued", "job": job.describe()})
-            while True:
-                event = await events.get()
-                await send(event)
-                if event.get("event") == "result":
-                    return
-        finally:
-            job.listeners.remove(events)
+        await run.follow(send)

@@ -47,6 +47,10 @@ CREATE TABLE IF NOT EXISTS runs (
     nfiles INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_by_target ON runs (target, kind, outcome, id);
+-- error_counts() (metrics) reads this index only, not every run; last_run()
+-- without an outcome finds the newest run of a kind at once.
+CREATE INDEX IF NOT EXISTS runs_by_outcome ON runs (outcome, target, error_kind);
+CREATE INDEX IF NOT EXISTS runs_by_kind ON runs (target, kind, id);
 CREATE TABLE IF NOT EXISTS archives (
     target TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -57,6 +61,20 @@ CREATE TABLE IF NOT EXISTS archives (
 CREATE TABLE IF NOT EXISTS archive_lists (
     target TEXT PRIMARY KEY,
     listed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS disks (
+    name TEXT PRIMARY KEY,
+    fs_uuid TEXT NOT NULL UNIQUE,
+    repository_id TEXT NOT NULL,
+    enrolled_at REAL NOT NULL,
+    last_seen REAL,
+    devnode TEXT,
+    devpath TEXT,
+    present INTEGER NOT NULL DEFAULT 0,
+    safe_to_remove INTEGER NOT NULL DEFAULT 0,
+    free_bytes INTEGER,
+    streak_started REAL,
+    usb_device TEXT
 );
 """
 
@@ -76,6 +94,30 @@ class RunStats:
     compressed_bytes: int
     deduplicated_bytes: int
     nfiles: int
+
+
+@dataclass(frozen=True)
+class DiskRecord:
+    """An enrolled USB disk: its identity and what was last seen of it.
+
+    ``present``: the kernel shows it now (at ``devnode``). ``safe_to_remove``:
+    its last job ended with the disk unmounted and powered off.
+    ``streak_started``: since when it has been the only disk plugged in (set
+    when it is plugged after another disk), for the swap reminder.
+    """
+
+    name: str
+    fs_uuid: str
+    repository_id: str
+    enrolled_at: datetime
+    last_seen: datetime | None
+    devnode: str | None
+    devpath: str | None
+    present: bool
+    safe_to_remove: bool
+    free_bytes: int | None
+    streak_started: datetime | None
+    usb_device: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +195,15 @@ class State:
 
     def close(self) -> None:
         self._db.close()
+
+    @property
+    def generation(self) -> int:
+        """A number that changes whenever this State writes a row (sqlite's total_changes).
+
+        The daemon is the only writer: readers (metrics) cache what they
+        derived from state until it changes.
+        """
+        return self._db.total_changes
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -297,6 +348,24 @@ class State:
         ).fetchone()
         return None if row is None else _run(row)
 
+    def last_finished_run(self, target: str, kind: str) -> RunRecord | None:
+        """The newest run of ``kind`` on ``target`` that has ended, whatever its outcome."""
+        row = self._db.execute(
+            "SELECT * FROM runs WHERE id = (SELECT MAX(id) FROM runs "
+            "WHERE target = ? AND kind = ? AND outcome IN (?, ?, ?))",
+            (target, kind, SUCCESS, FAILED, INTERRUPTED),
+        ).fetchone()
+        return None if row is None else _run(row)
+
+    def last_run_with_stats(self, target: str, kind: str = "backup") -> RunRecord | None:
+        """The newest successful run of ``kind`` on ``target`` that made an archive."""
+        row = self._db.execute(
+            "SELECT * FROM runs WHERE target = ? AND kind = ? AND outcome = ? "
+            "AND archive IS NOT NULL ORDER BY id DESC LIMIT 1",
+            (target, kind, SUCCESS),
+        ).fetchone()
+        return None if row is None else _run(row)
+
     def error_counts(self) -> dict[tuple[str, str], int]:
         """How many failed runs each (target, error kind) has had."""
         rows = self._db.execute(
@@ -305,6 +374,89 @@ class State:
             (FAILED, INTERRUPTED),
         ).fetchall()
         return {(str(t), str(k)): int(n) for t, k, n in rows}
+
+    # --- USB disks ------------------------------------------------------------
+
+    _DISK_COLUMNS = (
+        "name, fs_uuid, repository_id, enrolled_at, last_seen, devnode, devpath, present, "
+        "safe_to_remove, free_bytes, streak_started, usb_device"
+    )
+
+    def disks(self) -> list[DiskRecord]:
+        """Every enrolled disk, by name."""
+        rows = self._db.execute(f"SELECT {self._DISK_COLUMNS} FROM disks ORDER BY name").fetchall()
+        return [_disk(row) for row in rows]
+
+    def disk(self, name: str) -> DiskRecord | None:
+        row = self._db.execute(
+            f"SELECT {self._DISK_COLUMNS} FROM disks WHERE name = ?", (name,)
+        ).fetchone()
+        return None if row is None else _disk(row)
+
+    def disk_by_uuid(self, fs_uuid: str) -> DiskRecord | None:
+        row = self._db.execute(
+            f"SELECT {self._DISK_COLUMNS} FROM disks WHERE fs_uuid = ?", (fs_uuid,)
+        ).fetchone()
+        return None if row is None else _disk(row)
+
+    def enroll_disk(self, name: str, fs_uuid: str, repository_id: str, at: datetime) -> None:
+        """Record a disk coffre prepared; its repository ID is recorded as the target's too."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO disks (name, fs_uuid, repository_id, enrolled_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET fs_uuid = excluded.fs_uuid, "
+                "repository_id = excluded.repository_id, enrolled_at = excluded.enrolled_at",
+                (name, fs_uuid, repository_id, _ts(at)),
+            )
+        self.record_repository(name, repository_id, f"usb:{fs_uuid}", at)
+        self.replace_archives(name, [], at)
+
+    def forget_disk(self, name: str) -> bool:
+        """Forget an enrolled disk (nothing on the disk is touched); False if unknown."""
+        with self._tx() as db:
+            cursor = db.execute("DELETE FROM disks WHERE name = ?", (name,))
+            db.execute("DELETE FROM repositories WHERE target = ?", (name,))
+            db.execute("DELETE FROM archives WHERE target = ?", (name,))
+            db.execute("DELETE FROM archive_lists WHERE target = ?", (name,))
+        return cursor.rowcount > 0
+
+    def disk_seen(
+        self, name: str, devnode: str, devpath: str, usb_device: str | None, at: datetime
+    ) -> None:
+        """The kernel shows ``name`` at ``devnode``; it starts a streak if another disk was last."""
+        previous = self.get_meta("usb.last_plugged")
+        with self._tx() as db:
+            db.execute(
+                "UPDATE disks SET present = 1, safe_to_remove = 0, last_seen = ?, devnode = ?, "
+                "devpath = ?, usb_device = ? WHERE name = ?",
+                (_ts(at), devnode, devpath, usb_device, name),
+            )
+            if previous != name:
+                db.execute("UPDATE disks SET streak_started = ? WHERE name = ?", (_ts(at), name))
+        if previous != name:
+            self.set_meta("usb.last_plugged", name)
+
+    def disk_gone(self, devpath: str, at: datetime) -> str | None:
+        """The device at ``devpath`` went away; returns the disk's name if it was one of ours."""
+        row = self._db.execute(
+            "SELECT name FROM disks WHERE devpath = ? AND present = 1", (devpath,)
+        ).fetchone()
+        if row is None:
+            return None
+        with self._tx() as db:
+            db.execute(
+                "UPDATE disks SET present = 0, last_seen = ? WHERE name = ?", (_ts(at), row[0])
+            )
+        return str(row[0])
+
+    def disk_done(self, name: str, *, safe: bool, free_bytes: int | None, at: datetime) -> None:
+        """A job on ``name`` ended: powered off (``safe``) or not, with its free space."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE disks SET safe_to_remove = ?, present = CASE WHEN ? THEN 0 ELSE present "
+                "END, free_bytes = COALESCE(?, free_bytes), last_seen = ? WHERE name = ?",
+                (int(safe), int(safe), free_bytes, _ts(at), name),
+            )
 
     # --- archives -------------------------------------------------------------
 
@@ -364,6 +516,26 @@ class State:
                 "DELETE FROM archives WHERE target = ? AND name = ?",
                 [(target, name) for name in names],
             )
+
+
+def _disk(row: tuple[object, ...]) -> DiskRecord:
+    (name, uuid, repo, enrolled, seen, devnode, devpath, present, safe, free, streak, usb) = row
+    enrolled_at = _dt(float(str(enrolled)))
+    assert enrolled_at is not None
+    return DiskRecord(
+        name=str(name),
+        fs_uuid=str(uuid),
+        repository_id=str(repo),
+        enrolled_at=enrolled_at,
+        last_seen=_dt(None if seen is None else float(str(seen))),
+        devnode=None if devnode is None else str(devnode),
+        devpath=None if devpath is None else str(devpath),
+        present=bool(present),
+        safe_to_remove=bool(safe),
+        free_bytes=None if free is None else int(str(free)),
+        streak_started=_dt(None if streak is None else float(str(streak))),
+        usb_device=None if usb is None else str(usb),
+    )
 
 
 def _connect_checked(path: Path) -> sqlite3.Connection:

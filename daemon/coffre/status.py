@@ -9,6 +9,7 @@ from coffre import retention
 from coffre.config_types import Config
 from coffre.jobs import JobQueue
 from coffre.state import SUCCESS, RunRecord, State
+from coffre.targets.offsite import status_of as offsite_status
 
 
 def _iso(moment: datetime | None, tz: tzinfo) -> str | None:
@@ -66,9 +67,19 @@ def archives_report(config: Config, state: State, target: str, now: datetime) ->
 
 
 def build(
-    config: Config, state: State, queue: JobQueue, now: datetime, next_nightly: datetime | None
+    config: Config,
+    state: State,
+    queue: JobQueue,
+    now: datetime,
+    next_nightly: datetime | None,
+    *,
+    network: JobQueue | None = None,
 ) -> dict[str, Any]:
-    """Everything `coffre status` shows, as JSON-ready data."""
+    """Everything `coffre status` shows, as JSON-ready data.
+
+    ``network`` is the lane of offsite uploads: its running job is
+    ``uploading``, its queued jobs join ``queued``.
+    """
     tz = config.schedule.timezone
     targets: dict[str, Any] = {}
     for target in config.targets:
@@ -81,11 +92,16 @@ def build(
             "last_failure": _run(state.last_failure(target.name), tz),
             **archives_report(config, state, target.name, now),
         }
+        if target.kind == "offsite":
+            targets[target.name]["offsite"] = offsite_status(state, target.name)
     return {
         "now": _iso(now, tz),
         "timezone": tz.key,
         "next_nightly": _iso(next_nightly, tz),
         "running": queue.running.describe() if queue.running else None,
-        "queued": [job.describe() for job in queue.pending],
+        "queued": [
+            job.describe() for job in (*queue.pending, *(network.pending if network else ()))
+        ],
+        "uploading": network.running.describe() if network and network.running else None,
         "targets": targets,
     }

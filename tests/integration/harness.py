@@ -157,10 +157,12 @@ checkpoint_interval = 10
         return result
 
     def archive_names(self, target: str = "local") -> list[str]:
+        return self.archive_names_at(self.repository(target))
+
+    def archive_names_at(self, repository: Path) -> list[str]:
+        """The archives (checkpoints too) of the repository at ``repository``, sorted."""
         listed = json.loads(
-            self.borg(
-                "list", "--json", "--consider-checkpoints", str(self.repository(target))
-            ).stdout
+            self.borg("list", "--json", "--consider-checkpoints", str(repository)).stdout
         )
         return sorted(a["name"] for a in listed["archives"])
 

@@ -359,7 +359,7 @@ def test_bad_target_name(name: str) -> None:
 
 def test_unknown_target_kind() -> None:
     assert problems_of(with_target(name="far", kind="nfs", host="x")) == [
-        'target[1].kind: unknown kind "nfs"; expected one of "local"'
+        'target[1].kind: unknown kind "nfs"; expected one of "local", "offsite"'
     ]
 
 
@@ -400,7 +400,7 @@ def test_several_problems_are_reported_together() -> None:
     assert [str(problem) for problem in raised.value.problems] == [
         'schedule.timezone: unknown timezone "Mars/Olympus"',
         'retention.daily: expected an integer >= 1, got "three"',
-        'target[0].kind: unknown kind "nfs"; expected one of "local"',
+        'target[0].kind: unknown kind "nfs"; expected one of "local", "offsite"',
     ]
     assert str(raised.value).startswith("/etc/coffre/coffre.toml: invalid configuration\n")
 

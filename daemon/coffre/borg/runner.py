@@ -24,8 +24,8 @@ import os
 import shlex
 import signal
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -132,12 +132,16 @@ class BorgRunner:
         on_progress: Callable[[Progress], None] | None = None,
         cwd: Path | None = None,
         use_passphrase: bool = True,
+        extra_env: Mapping[str, str] | None = None,
     ) -> BorgResult:
         """Run ``borg --log-json --lock-wait N *argv`` and wait for its end.
 
         ``on_progress`` is called, in the event loop, for each progress report
         (an exception it raises is logged and otherwise ignored). ``cwd`` is
-        borg's working directory (where ``extract`` writes).
+        borg's working directory (where ``extract`` writes). ``extra_env``
+        adds variables for this run only (``BORG_RSH`` of an offsite target);
+        like ``BorgEnvironment.extra`` it may neither override the runner's
+        own nor carry a passphrase (ValueError).
 
         Returns a BorgResult on success or warnings. Raises BorgNotFound when
         the binary cannot be started, BorgWrongPassphrase for a passphrase
@@ -148,6 +152,9 @@ class BorgRunner:
         """
         full_argv = (self._env.binary, "--log-json", "--lock-wait", str(self._lock_wait), *argv)
         env = self._env.build()
+        if extra_env:
+            # replace() checks the merged extras as the constructor does.
+            env = replace(self._env, extra={**self._env.extra, **extra_env}).build()
         read_fd = None
         if use_passphrase and self._passphrase is not None:
             read_fd = _passphrase_pipe(self._passphrase())

@@ -1,0 +1,113 @@
+"""The daemon's hook: lights refreshed when a job starts, once the lane let it go, and after
+disk events; facts read from state and the lanes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from coffre.config_types import (
+    Config,
+    EncryptionConfig,
+    LocalTarget,
+    RetentionConfig,
+    ScheduleConfig,
+    SourceConfig,
+)
+from coffre.health import Health
+from coffre.jobs import Job, JobEvent, JobQueue, JobRequest
+from coffre.leds import PATTERNS, Lights, Pattern
+from coffre.observe import Observability, Observer
+from coffre.state import State
+
+T0 = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
+LOG = logging.getLogger("test.observe")
+
+
+class Clock:
+    def now(self) -> datetime:
+        return T0
+
+
+class Writer:
+    def __init__(self) -> None:
+        self.written: list[Pattern] = []
+
+    def write(self, pattern: Pattern) -> bool:
+        self.written.append(pattern)
+        return True
+
+
+class NoBorg:
+    async def version(self) -> str:
+        raise AssertionError("not asked in these tests")
+
+
+def _setup(tmp_path: Path) -> tuple[Observability, Writer, State]:
+    config = Config(
+        source=SourceConfig((tmp_path / "share",)),
+        schedule=ScheduleConfig(time(1, 30), ZoneInfo("Europe/Paris")),
+        retention=RetentionConfig("cabinet"),
+        encryption=EncryptionConfig(tmp_path / "passphrase"),
+        targets=(LocalTarget("local", tmp_path / "repo"),),
+    )
+    state = State.open(tmp_path / "state.db", logger=LOG, now=T0)
+    observed = Observability(config, Observer(config, state, Clock()), NoBorg(), LOG)
+    writer = Writer()
+    observed.lights = Lights(writer, LOG)
+    return observed, writer, state
+
+
+def test_a_job_lights_working_at_its_start_and_ok_once_the_lane_let_it_go(
+    tmp_path: Path,
+) -> None:
+    observed, writer, _ = _setup(tmp_path)
+
+    async def go() -> list[Pattern]:
+        release = asyncio.Event()
+        started = asyncio.Event()
+
+        async def execute(job: Job) -> JobEvent:
+            started.set()
+            await release.wait()
+            return {"event": "result", "ok": True}
+
+        queue = JobQueue(observed.around(execute))
+        observed.observer.main = queue
+        serving = asyncio.create_task(queue.serve())
+        job = queue.submit(JobRequest("backup", ("local",)))
+        await started.wait()
+        during = list(writer.written)
+        release.set()
+        # The end's refresh was scheduled before the job's result: it ran already.
+        await job.done
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+        return during
+
+    during = asyncio.run(go())
+    assert during == [PATTERNS[Health.WORKING]]
+    assert writer.written == [PATTERNS[Health.WORKING], PATTERNS[Health.OK]]
+
+
+def test_a_disk_event_is_handled_then_the_lights_refreshed(tmp_path: Path) -> None:
+    observed, writer, _ = _setup(tmp_path)
+    seen: list[Any] = []
+    handle = observed.after(seen.append)
+    handle("an event")
+    assert seen == ["an event"]
+    assert writer.written == [PATTERNS[Health.OK]]
+
+
+def test_unreadable_state_leaves_the_lights_as_they_were(tmp_path: Path) -> None:
+    observed, writer, state = _setup(tmp_path)
+    observed.refresh()
+    state.close()
+    observed.refresh()  # logged, not raised: a job must never fail for the lights
+    assert writer.written == [PATTERNS[Health.OK]]
