@@ -18,13 +18,16 @@ import shlex
 import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-
-import paramiko
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typing import TYPE_CHECKING
 
 from coffre.errors import HostKeyMismatch, OffsiteAuthRefused, OffsiteUnreachable
 from coffre.sshkeys import PublicKey, known_hosts_line, parse_public_key
+
+if TYPE_CHECKING:
+    import paramiko
+
+# paramiko and cryptography are imported where they are used: they weigh about
+# 15 MiB, and an idle daemon (or one without offsite target) never needs them.
 
 __all__ = [
     "borg_rsh",
@@ -62,6 +65,9 @@ def ensure_key(path: Path, comment: str) -> tuple[PublicKey, bool]:
     OSError when the file cannot be read or written, ValueError when the
     file there is not an OpenSSH private key.
     """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     if path.exists():
         return read_public_key(path), False
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -88,6 +94,8 @@ def ensure_key(path: Path, comment: str) -> tuple[PublicKey, bool]:
 
 def read_public_key(path: Path) -> PublicKey:
     """The public half of the OpenSSH private key file at ``path`` (OSError, ValueError)."""
+    from cryptography.hazmat.primitives import serialization
+
     loaded = serialization.load_ssh_private_key(path.read_bytes(), password=None)
     text = (
         loaded.public_key()
@@ -105,6 +113,8 @@ def _transport(
     host: str, port: int, timeout: float, key_types: Sequence[str] = ()
 ) -> Iterator[paramiko.Transport]:
     """An SSH transport to ``host:port`` past the key exchange; OffsiteUnreachable if not."""
+    import paramiko
+
     where = f"{host}:{port}"
     hint = (
         "check the box's internet link and the host's address in the configuration; "
@@ -175,6 +185,8 @@ def preflight(
     Raises OffsiteUnreachable, HostKeyMismatch, OffsiteAuthRefused, and
     OSError/ValueError when the box's key file cannot be read.
     """
+    import paramiko
+
     with _transport(host, port, timeout, sorted({k.type for k in pinned})) as transport:
         shown = transport.get_remote_server_key()
         key = PublicKey(shown.get_name(), shown.asbytes())
