@@ -76,6 +76,11 @@ install -D -m 0644 udev/90-coffre.rules "$STAGE/lib/udev/rules.d/90-coffre.rules
 install -D -m 0644 packaging/coffre.toml "$STAGE/etc/coffre/coffre.toml"
 install -D -m 0644 -t "$STAGE/usr/share/coffre/samba" \
 	packaging/samba/coffre-share.conf packaging/samba/coffre-global.conf
+# Monitoring: the box's Prometheus agent config, the alert rules for the
+# central side, and the dashboard (README, "Monitoring").
+install -D -m 0644 -t "$STAGE/usr/share/coffre/prometheus" \
+	packaging/prometheus/agent.yml packaging/prometheus/coffre-rules.yml
+install -D -m 0644 -t "$STAGE/usr/share/coffre/grafana" packaging/grafana/coffre-dashboard.json
 install -D -m 0644 packaging/debian/lintian-overrides "$STAGE/usr/share/lintian/overrides/coffre"
 install -d "$STAGE/usr/share/man/man1"
 gzip -9n <packaging/coffre.1 >"$STAGE/usr/share/man/man1/coffre.1.gz"
@@ -83,6 +88,7 @@ gzip -9n <packaging/coffre.1 >"$STAGE/usr/share/man/man1/coffre.1.gz"
 doc=$STAGE/usr/share/doc/coffre
 install -d "$doc"
 install -m 0644 README.md "$doc/README.md"
+install -m 0644 docs/guide-cabinet.md "$doc/guide-cabinet.md"
 date=$(date -u -R -d "@$SOURCE_DATE_EPOCH")
 sed -e "s|@VERSION@|$version|" -e "s|@MAINTAINER@|$MAINTAINER|" -e "s|@DATE@|$date|" \
 	packaging/debian/changelog | gzip -9n >"$doc/changelog.Debian.gz"

@@ -226,7 +226,7 @@ def test_sigterm_during_a_backup_leaves_a_checkpoint_and_stops_in_time(
     assert practice.borg("check", str(practice.repository())).returncode == 0
 
 
-def test_borg_stops_at_a_checkpoint_when_the_daemon_alone_is_killed(practice: Practice) -> None:
+def test_borg_does_not_outlive_a_killed_daemon(practice: Practice) -> None:
     daemon = Daemon(practice).ready()
     practice.coffre("target", "init", "local", check=True)
     _big_share(practice)
@@ -241,12 +241,16 @@ def test_borg_stops_at_a_checkpoint_when_the_daemon_alone_is_killed(practice: Pr
             return True
 
     wait_for(borg_gone, timeout=60, what="the orphaned borg to stop")
-    assert any(".checkpoint" in n for n in practice.archive_names())
+    # borg got SIGINT (PR_SET_PDEATHSIG) and stopped: it did not go on to
+    # finish the archive on its own. Whether it managed to write a checkpoint
+    # first depends on whether its next write hit the dead daemon's pipe.
+    assert [n for n in practice.archive_names() if ".checkpoint" not in n] == []
     again = Daemon(practice).ready()
     try:
         practice.coffre("backup", "--wait", check=True)
     finally:
         again.stop()
-    # The backup resumed from the checkpoint, then retention dropped the checkpoint.
-    assert not any(".checkpoint" in n for n in practice.archive_names())
+    # The backup completed, then retention dropped any checkpoint left.
+    names = practice.archive_names()
+    assert len(names) == 1 and ".checkpoint" not in names[0]
     assert practice.borg("check", str(practice.repository())).returncode == 0

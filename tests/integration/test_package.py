@@ -239,6 +239,10 @@ def test_files_landed_with_their_modes(installed: Path) -> None:
         "/opt/coffre/bin/borg": 0o755,
         "/usr/share/coffre/samba/coffre-share.conf": 0o644,
         "/usr/share/coffre/samba/coffre-global.conf": 0o644,
+        "/usr/share/coffre/prometheus/agent.yml": 0o644,
+        "/usr/share/coffre/prometheus/coffre-rules.yml": 0o644,
+        "/usr/share/coffre/grafana/coffre-dashboard.json": 0o644,
+        "/usr/share/doc/coffre/guide-cabinet.md": 0o644,
         "/usr/share/doc/coffre/copyright": 0o644,
         "/usr/share/doc/coffre/changelog.Debian.gz": 0o644,
         "/usr/share/man/man1/coffre.1.gz": 0o644,
@@ -256,6 +260,9 @@ def test_files_landed_with_their_modes(installed: Path) -> None:
         "/etc/coffre/coffre.toml": REPO / "packaging" / "coffre.toml",
         "/usr/share/coffre/samba/coffre-share.conf": REPO / "packaging/samba/coffre-share.conf",
         "/usr/share/coffre/samba/coffre-global.conf": REPO / "packaging/samba/coffre-global.conf",
+        "/usr/share/coffre/prometheus/coffre-rules.yml": REPO
+        / "packaging/prometheus/coffre-rules.yml",
+        "/usr/share/coffre/prometheus/agent.yml": REPO / "packaging/prometheus/agent.yml",
     }
     for installed_path, source in same.items():
         assert Path(installed_path).read_bytes() == source.read_bytes(), installed_path
