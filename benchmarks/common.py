@@ -38,6 +38,20 @@ def venv_binary(name: str) -> str:
     return str(path)
 
 
+def use_box_checkpoint_interval(config: Path) -> None:
+    """Turn the harness's 10 s checkpoint interval in ``config`` into coffre's default.
+
+    Raises AssertionError when the harness no longer writes that line.
+    """
+    text = config.read_text(encoding="utf-8")
+    patched = text.replace(
+        "\ncheckpoint_interval = 10\n", f"\ncheckpoint_interval = {CHECKPOINT_INTERVAL}\n"
+    )
+    if patched == text:
+        raise AssertionError("the harness's config no longer sets checkpoint_interval = 10")
+    config.write_text(patched, encoding="utf-8")
+
+
 class BenchPractice(Practice):
     """The harness's practice, with coffre's default checkpoint interval.
 
@@ -47,13 +61,7 @@ class BenchPractice(Practice):
 
     def write_config(self) -> None:
         super().write_config()
-        text = self.config.read_text(encoding="utf-8")
-        patched = text.replace(
-            "\ncheckpoint_interval = 10\n", f"\ncheckpoint_interval = {CHECKPOINT_INTERVAL}\n"
-        )
-        if patched == text:
-            raise AssertionError("the harness's config no longer sets checkpoint_interval = 10")
-        self.config.write_text(patched, encoding="utf-8")
+        use_box_checkpoint_interval(self.config)
 
 
 def borg_env(base: Path, **extra: str) -> dict[str, str]:

@@ -42,6 +42,7 @@ from benchmarks.common import (
     Stopwatch,
     print_table,
     run,
+    use_box_checkpoint_interval,
     venv_binary,
 )
 from benchmarks.nightly import Nights, NotifyPump, RunningDaemon, comparison, far_from_now
@@ -61,13 +62,7 @@ class OffsiteBenchPractice(OffsitePractice):
 
     def write_config(self) -> None:
         super().write_config()
-        text = self.config.read_text(encoding="utf-8")
-        patched = text.replace(
-            "\ncheckpoint_interval = 10\n", f"\ncheckpoint_interval = {CHECKPOINT_INTERVAL}\n"
-        )
-        if patched == text:
-            raise AssertionError("the harness's config no longer sets checkpoint_interval = 10")
-        self.config.write_text(patched, encoding="utf-8")
+        use_box_checkpoint_interval(self.config)
 
 
 class Bench:
