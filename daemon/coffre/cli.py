@@ -1,7 +1,8 @@
 """The ``coffre`` command: one program, subcommands, clear exit codes.
 
 Exit codes: 0 success; 1 a job failed; 2 bad usage or invalid configuration;
-3 the daemon is not running; 4 permission refused.
+3 the daemon is not running; 4 permission refused; 5 not found (a path in no
+archive, a find without match); 6 a restore would overwrite files.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from coffre import __version__, cli_disk, cli_offsite, config, logs
+from coffre import __version__, cli_audit, cli_disk, cli_offsite, cli_restore, config, logs
 from coffre.cli_support import (
     EXIT_FAILED,
     EXIT_OK,
@@ -72,6 +73,12 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
             f"running: {running['kind']} of {', '.join(running['targets'])} "
             f"({running['reason']}; now {running['current_target']}{share})"
         )
+    for repository in report["key_escrow"]:
+        if repository["exported_at"] is None:
+            print(
+                f"WARNING: the key of {repository['target']} was never exported: "
+                "run `coffre key export --paper` and keep the sheet with the passphrase"
+            )
     cli_offsite.print_uploading(report)
     for job in report["queued"]:
         print(f"queued: {job['kind']} of {', '.join(job['targets'])} ({job['reason']})")
@@ -245,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_disk.add_parser(sub)
     cli_offsite.add_parser(sub)
+    cli_restore.add_parsers(sub)
+    cli_audit.add_parser(sub)
     target = sub.add_parser("target", help="manage targets' repositories")
     target_sub = target.add_subparsers(dest="target_command", required=True, metavar="ACTION")
     init = target_sub.add_parser("init", help="create a target's repository, record its ID")
@@ -276,6 +285,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "target": cmd_target_init,
             "disk": cli_disk.cmd_disk,
             "offsite": cli_offsite.cmd_offsite,
+            "find": cli_restore.cmd_find,
+            "restore": cli_restore.cmd_restore,
+            "browse": cli_restore.cmd_browse,
+            "key": cli_restore.cmd_key,
+            "audit": cli_audit.cmd_audit,
         }
         return handlers[args.command](args, cfg)
     except ConfigError as error:

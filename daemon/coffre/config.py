@@ -40,6 +40,7 @@ from coffre.config_types import (
     MetricsConfig,
     OffsiteTarget,
     PathsConfig,
+    RestoreConfig,
     RetentionConfig,
     ScheduleConfig,
     SourceConfig,
@@ -421,6 +422,7 @@ class _Sections:
     usb: UsbConfig
     metrics: MetricsConfig
     leds: LedsConfig
+    restore: RestoreConfig
 
     def assemble(self) -> Config:
         """The Config; only called when no problem was found, so every part is there."""
@@ -439,6 +441,7 @@ class _Sections:
             usb=self.usb,
             metrics=self.metrics,
             leds=self.leds,
+            restore=self.restore,
         )
 
 
@@ -457,10 +460,11 @@ def _read_sections(
     usb = _usb(root.table("usb"))
     metrics = _metrics(root.table("metrics"))
     leds = _leds(root.table("leds"))
+    restore = _restore(root.table("restore"))
     targets = _targets(root, source)
     root.finish()
     return _Sections(
-        source, schedule, retention, encryption, paths, borg, targets, usb, metrics, leds
+        source, schedule, retention, encryption, paths, borg, targets, usb, metrics, leds, restore
     )
 
 
@@ -541,6 +545,17 @@ def _usb(t: _Table) -> UsbConfig:
     )
     t.finish()
     return usb
+
+
+def _restore(t: _Table) -> RestoreConfig:
+    restore = RestoreConfig(
+        disk_wait=t.read("disk_wait", _integer(10), RestoreConfig.disk_wait),
+        browse_idle=t.read("browse_idle", _integer(1), RestoreConfig.browse_idle),
+        browse_max=t.read("browse_max", _integer(60), RestoreConfig.browse_max),
+        find_max_results=t.read("find_max_results", _integer(1), RestoreConfig.find_max_results),
+    )
+    t.finish()
+    return restore
 
 
 def _metrics(t: _Table) -> MetricsConfig:

@@ -212,6 +212,22 @@ TargetConfig = LocalTarget | OffsiteTarget
 
 
 @dataclass(frozen=True)
+class RestoreConfig:
+    """Restores, finds and browsing for support staff (``coffre restore``, ``find``, ``browse``).
+
+    ``disk_wait``: seconds a job on an unplugged USB disk waits for it.
+    ``browse_idle``: seconds a browse mount stays with nobody inside it;
+    ``browse_max``: seconds it stays at most. ``find_max_results``: hits
+    sent back by one ``coffre find`` (more are counted, not listed).
+    """
+
+    disk_wait: int = 600
+    browse_idle: int = 900
+    browse_max: int = 7200
+    find_max_results: int = 1000
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration. ``source_file`` is where it was read from."""
 
@@ -225,6 +241,7 @@ class Config:
     usb: UsbConfig = field(default_factory=UsbConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     leds: LedsConfig = field(default_factory=LedsConfig)
+    restore: RestoreConfig = field(default_factory=RestoreConfig)
     source_file: Path | None = None
 
     def target(self, name: str) -> TargetConfig:

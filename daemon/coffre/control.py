@@ -15,6 +15,7 @@ import os
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,22 @@ from coffre.errors import CoffreError, DaemonUnavailable, PermissionRefused
 
 Message = dict[str, Any]
 Send = Callable[[Message], Awaitable[None]]
-Handler = Callable[[Message, Send], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who sent a request (kernel-checked uid and pid) and whether they hung up.
+
+    ``gone`` is set when the client closes its end: a browse mount lives
+    as long as the command that asked for it.
+    """
+
+    uid: int
+    pid: int
+    gone: asyncio.Event
+
+
+Handler = Callable[[Message, Send, Client], Awaitable[None]]
 
 #: A request line longer than this is refused: requests are small.
 MAX_REQUEST = 64 * 1024
@@ -46,11 +62,20 @@ def error_message(error: CoffreError) -> Message:
     }
 
 
-def _peer_uid(writer: asyncio.StreamWriter) -> int:
+def _peer(writer: asyncio.StreamWriter) -> tuple[int, int]:
+    """(uid, pid) of the client, as the kernel saw them at connect time."""
     sock: socket.socket = writer.get_extra_info("socket")
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return int(uid)
+    pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid), int(pid)
+
+
+async def _watch_hangup(reader: asyncio.StreamReader, gone: asyncio.Event) -> None:
+    # A client sends nothing after its request: any read that ends means it hung up.
+    with contextlib.suppress(ConnectionError):
+        while await reader.read(4096):
+            pass
+    gone.set()
 
 
 async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
@@ -80,8 +105,10 @@ async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
             writer.write(encode(message))
             await writer.drain()
 
+        watcher: asyncio.Task[None] | None = None
         try:
-            if _peer_uid(writer) not in allowed:
+            uid, pid = _peer(writer)
+            if uid not in allowed:
                 await send(
                     error_message(
                         PermissionRefused(
@@ -98,14 +125,18 @@ async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
             except ValueError:
                 await send({"event": "error", "kind": "usage", "message": "bad request"})
                 return
+            client = Client(uid=uid, pid=pid, gone=asyncio.Event())
+            watcher = asyncio.create_task(_watch_hangup(reader, client.gone))
             try:
-                await handler(request, send)
+                await handler(request, send, client)
             except CoffreError as error:
                 await send(error_message(error))
         except (ConnectionError, asyncio.IncompleteReadError):
             # The client went away (Ctrl-C on `coffre backup --wait`): the job goes on.
             pass
         finally:
+            if watcher is not None:
+                watcher.cancel()
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
@@ -118,8 +149,17 @@ async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
     return server
 
 
-def request(path: Path, message: Message, *, timeout: float | None = None) -> Iterator[Message]:
+def request(
+    path: Path,
+    message: Message,
+    *,
+    timeout: float | None = None,
+    on_socket: list[socket.socket] | None = None,
+) -> Iterator[Message]:
     """Send ``message`` to the daemon at ``path``; yield the event lines it answers.
+
+    ``on_socket``, when given, receives the connected socket: shutting it
+    down from another thread ends the request (``coffre browse`` at end of input).
 
     Raises DaemonUnavailable when no daemon listens there, PermissionRefused
     when the socket refuses us.
@@ -140,6 +180,8 @@ def request(path: Path, message: Message, *, timeout: float | None = None) -> It
             f"the coffre daemon is not running (no one listens on {path})",
             hint="start it: systemctl start coffre (or `coffre daemon`)",
         ) from exc
+    if on_socket is not None:
+        on_socket.append(sock)
     with sock, sock.makefile("rb") as stream:
         sock.sendall(encode(message))
         for line in stream:

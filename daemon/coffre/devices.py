@@ -78,6 +78,11 @@ async def unmount(mountpoint: Path) -> None:
         raise
 
 
+async def unmount_lazily(mountpoint: Path) -> None:
+    """Detach ``mountpoint`` now; the kernel frees it once the last user leaves."""
+    await _tool("umount", "--lazy", str(mountpoint))
+
+
 def sync(mountpoint: Path) -> None:
     """Flush the filesystem at ``mountpoint`` to the disk (syncfs)."""
     fd = os.open(mountpoint, os.O_RDONLY | os.O_DIRECTORY)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
 from coffre import devices
 from coffre.clock import Clock
 from coffre.config_types import Config
-from coffre.errors import UsageError
+from coffre.errors import DiskAbsent, UsageError
 from coffre.jobs import Job, JobRequest
 from coffre.rotation import rotation
 from coffre.state import State
@@ -59,6 +59,8 @@ class DiskWatch:
         self.devices: dict[str, DiskAppeared] = {}
         self._unknown_logged: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Jobs waiting for a disk to be plugged in (a restore from it), by disk name.
+        self._waiting: dict[str, asyncio.Future[None]] = {}
 
     def startup(self, present: list[DiskAppeared]) -> None:
         """At start: forget what state thought was plugged, take what the kernel shows."""
@@ -91,14 +93,63 @@ class DiskWatch:
                     event.devnode,
                 )
             return
+        waiter = self._waiting.get(disk.name)
+        if waiter is not None and not waiter.done():
+            # Plugged for the job that waits for it (a restore): that job
+            # uses it and powers it off; no backup job of its own.
+            self._spawn(self._confirm_for_waiter(disk.name, event, waiter))
+            return
         if self.busy(disk.name):
             return
         if confirmed:
             self._plugged(disk.name, event)
             return
-        task = asyncio.get_running_loop().create_task(self._confirm(disk.name, event))
+        self._spawn(self._confirm(disk.name, event))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _confirm_for_waiter(
+        self, name: str, event: DiskAppeared, waiter: asyncio.Future[None]
+    ) -> None:
+        uuid, _ = await self._probe(event.devnode)
+        if uuid != event.fs_uuid or waiter.done():
+            return
+        self._state.disk_seen(
+            name, event.devnode, event.devpath, event.usb_device, self._clock.now()
+        )
+        self._logger.info(
+            "disk %s plugged in at %s, for the job waiting for it", name, event.devnode
+        )
+        waiter.set_result(None)
+
+    async def wait_plugged(self, name: str, within: float) -> None:
+        """Return once the enrolled disk ``name`` is plugged in (at once if it is).
+
+        A disk plugged meanwhile is handed to the waiting job instead of
+        getting a backup job. Raises DiskAbsent after ``within`` seconds.
+        """
+        disk = self._state.disk(name)
+        if disk is not None and disk.present:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting[name] = waiter
+        try:
+            if disk is not None:
+                # Seen by udev while a job of this disk made us ignore it.
+                for event in list(self.devices.values()):
+                    if event.fs_uuid == disk.fs_uuid:
+                        self._spawn(self._confirm_for_waiter(name, event, waiter))
+            await asyncio.wait_for(waiter, within)
+        except TimeoutError:
+            raise DiskAbsent(
+                f"disk {name} was not plugged in within {within / 60:.0f} minute(s)",
+                hint="plug it in, then ask again",
+            ) from None
+        finally:
+            self._waiting.pop(name, None)
 
     async def _confirm(self, name: str, event: DiskAppeared) -> None:
         uuid, _ = await self._probe(event.devnode)

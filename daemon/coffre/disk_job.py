@@ -28,7 +28,7 @@ from coffre.errors import (
 from coffre.model import Archive
 from coffre.pruning import apply_retention, known_archives
 from coffre.services import Services
-from coffre.state import SUCCESS, RunStats
+from coffre.state import SUCCESS, DiskRecord, RunStats
 from coffre.targets.usb import UsbRepository
 
 PowerOff = Callable[[str, str | None], Awaitable[None]]
@@ -96,18 +96,7 @@ async def run_disk_job(
             )
     except CoffreError as error:
         failure = error
-    safe = False
-    # Power off only a healthy disk of ours: one that failed with I/O errors
-    # was pulled out or is dying, and must not be announced as safe to
-    # remove; one that is not ours (impostor, wiped) is left untouched.
-    untouchable = (DiskError, BorgIOError, RepositoryIdMismatch, BorgRepositoryMissing)
-    if not isinstance(failure, untouchable) and disk.devnode is not None:
-        try:
-            await power_off(disk.devnode, disk.usb_device)
-            safe = True
-        except DiskError as error:
-            services.logger.warning("disk %s: %s", repo.name, error)
-    state.disk_done(repo.name, safe=safe, free_bytes=repo.free_bytes, at=services.clock.now())
+    safe = await release_disk(services, repo, disk, failure, power_off)
     details["safe_to_remove"] = safe
     if failure is not None:
         raise failure
@@ -119,6 +108,33 @@ async def run_disk_job(
             deduplicated_size=stats.deduplicated_bytes,
         )
     return stats, details
+
+
+async def release_disk(
+    services: Services,
+    repo: UsbRepository,
+    disk: DiskRecord,
+    failure: CoffreError | None,
+    power_off: PowerOff,
+) -> bool:
+    """After a job on ``disk`` (unmounted already): power it off if that is safe; True if done.
+
+    Power off only a healthy disk of ours: one that failed with I/O errors
+    was pulled out or is dying, and must not be announced as safe to
+    remove; one that is not ours (impostor, wiped) is left untouched.
+    """
+    safe = False
+    untouchable = (DiskError, BorgIOError, RepositoryIdMismatch, BorgRepositoryMissing)
+    if not isinstance(failure, untouchable) and disk.devnode is not None:
+        try:
+            await power_off(disk.devnode, disk.usb_device)
+            safe = True
+        except DiskError as error:
+            services.logger.warning("disk %s: %s", repo.name, error)
+    services.state.disk_done(
+        repo.name, safe=safe, free_bytes=repo.free_bytes, at=services.clock.now()
+    )
+    return safe
 
 
 async def _check(services: Services, target: str, check_argv: Sequence[str]) -> None:

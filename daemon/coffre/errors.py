@@ -225,6 +225,20 @@ class BorgInterrupted(BorgError):
     kind = "interrupted"
 
 
+class NotInArchive(CoffreError):
+    """A path asked for a restore is in no archive looked at."""
+
+    kind = "not_in_archive"
+    exit_code = 5
+
+
+class WouldOverwrite(CoffreError):
+    """A restore would replace files that exist, and ``--overwrite`` was not given."""
+
+    kind = "would_overwrite"
+    exit_code = 6
+
+
 #: Every ``kind`` a CoffreError can carry: the bounded label set of metrics.
 ERROR_KINDS: tuple[str, ...] = tuple(
     sorted(
@@ -259,6 +273,8 @@ ERROR_KINDS: tuple[str, ...] = tuple(
                 BorgIntegrityError,
                 BorgIOError,
                 BorgInterrupted,
+                NotInArchive,
+                WouldOverwrite,
             )
         }
     )

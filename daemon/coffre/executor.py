@@ -7,7 +7,7 @@ with its kind; anything else is a bug and propagates.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from coffre import devices, logs
@@ -15,9 +15,17 @@ from coffre.backup import create_archive
 from coffre.borg.runner import Progress
 from coffre.disk_enroll import enroll_disk
 from coffre.disk_job import PowerOff, run_disk_job
-from coffre.errors import CoffreError, TargetNotInitialised
+from coffre.errors import CoffreError, DiskAbsent, TargetNotInitialised
 from coffre.jobs import Job, JobEvent
 from coffre.pruning import apply_retention
+from coffre.read_jobs import (
+    ReadContext,
+    WaitPlugged,
+    browse_job,
+    find_job,
+    key_export_job,
+    restore_job,
+)
 from coffre.retention import Plan
 from coffre.services import Services
 from coffre.state import RunStats
@@ -46,6 +54,19 @@ def plan_event(plan: Plan) -> dict[str, Any]:
     }
 
 
+_READ_JOBS: Mapping[
+    str, Callable[[ReadContext, Repository, str, Job], Awaitable[dict[str, Any]]]
+] = {
+    "restore": restore_job,
+    "find": find_job,
+    "key_export": key_export_job,
+}
+
+
+async def _never_plugged(name: str, within: float) -> None:
+    raise DiskAbsent(f"disk {name} is not plugged in", hint="plug it in, then ask again")
+
+
 _BACKUP_LOG_IDS = (logs.MSG_BACKUP_STARTED, logs.MSG_BACKUP_SUCCEEDED, logs.MSG_BACKUP_FAILED)
 
 
@@ -58,10 +79,12 @@ class Executor:
         repositories: Mapping[str, Repository],
         *,
         power_off: PowerOff = devices.power_off,
+        wait_plugged: WaitPlugged | None = None,
     ) -> None:
         self._services = services
         self._repositories = repositories
         self._power_off = power_off
+        self._wait_plugged = wait_plugged or _never_plugged
 
     async def __call__(self, job: Job) -> JobEvent:
         results: dict[str, Any] = {}
@@ -88,6 +111,8 @@ class Executor:
                 target, "enroll", lambda: self._enroll(job, target), log_ids=None
             )
         repo = self._repositories[target]
+        if kind in _READ_JOBS or kind == "browse":
+            return await self._read(job, repo)
         if isinstance(repo, UsbRepository) and kind in ("disk", "backup"):
             # Asked by name (`coffre backup --target DISK`), a disk makes a new
             # archive even if it has today's; either way it ends powered off.
@@ -110,6 +135,27 @@ class Executor:
             backup["retention"] = pruned
             backup["ok"] = pruned["ok"]
         return backup
+
+    async def _read(self, job: Job, repo: Repository) -> dict[str, Any]:
+        """A job reading ``repo`` for a person: not a run in state (the audit log has it)."""
+        services = self._services_for(repo)
+        ctx = ReadContext(services, self._wait_plugged, self._power_off)
+        try:
+            expected = self._expected_id(repo.name)
+            if job.request.kind == "browse":
+                details = await browse_job(
+                    ctx,
+                    repo,
+                    expected,
+                    job,
+                    mountpoint=services.config.paths.runtime / "browse" / repo.name,
+                    released=job.released,
+                )
+            else:
+                details = await _READ_JOBS[job.request.kind](ctx, repo, expected, job)
+        except CoffreError as error:
+            return {"ok": False, "error": error_event(error)}
+        return {"ok": True, **details}
 
     async def _step(
         self,

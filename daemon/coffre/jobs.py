@@ -13,7 +13,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-JobKind = Literal["backup", "prune", "init", "disk", "enroll"]
+JobKind = Literal[
+    "backup", "prune", "init", "disk", "enroll", "restore", "find", "browse", "key_export"
+]
 
 #: An event sent to the people waiting for a job: progress, log lines, the result.
 JobEvent = dict[str, Any]
@@ -46,6 +48,8 @@ class Job:
     current_target: str | None = None
     #: Borg's latest counters for the current target (files, bytes read so far).
     counters: dict[str, int] = field(default_factory=dict)
+    #: Set when the person who asked is gone: a browse mount ends with them.
+    released: asyncio.Event = field(default_factory=asyncio.Event)
 
     def publish(self, event: JobEvent) -> None:
         """Hand ``event`` to every listener (never blocks: queues are unbounded)."""
@@ -68,7 +72,8 @@ class Job:
 def _mergeable(queued: JobRequest, new: JobRequest) -> bool:
     # Only a backup absorbs another: two backups queued would read the share
     # twice for nothing. A prune or an init is cheap and keeps its own options.
-    if queued.kind != new.kind:
+    if queued.kind != new.kind or queued.kind in ("restore", "find", "browse", "key_export"):
+        # A person's read is theirs alone (a browse ends when its asker leaves).
         return False
     if queued.kind == "backup":
         return True

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from coffre import lanes, logs, offsite_enroll, schedule, status
+from coffre.audit import AuditLog, audit_path
 from coffre.borg.env import BorgEnvironment, default_binary
 from coffre.borg.runner import BorgRunner
 from coffre.clock import Clock
 from coffre.config_types import Config
-from coffre.control import Message, Send, serve
+from coffre.control import Client, Message, Send, serve
 from coffre.disk_events import DiskWatch
 from coffre.errors import UsageError
 from coffre.executor import Executor
@@ -29,6 +30,7 @@ from coffre.notify import Notifier
 from coffre.observe import Observability, Observer
 from coffre.services import Services
 from coffre.state import State
+from coffre.support_ops import SupportDesk
 from coffre.targets.registry import RepositoryCatalog
 from coffre.udev import UdevWatcher
 
@@ -68,6 +70,7 @@ class Daemon:
         self._network: JobQueue | None = None
         self._services: Services | None = None
         self._disks: DiskWatch | None = None
+        self._desk: SupportDesk | None = None
 
     # --- life ---------------------------------------------------------------
 
@@ -102,7 +105,9 @@ class Daemon:
         )
         self._services = services
         executor = Executor(
-            services, RepositoryCatalog(config, state, config.paths.mounts, services=services)
+            services,
+            RepositoryCatalog(config, state, config.paths.mounts, services=services),
+            wait_plugged=lambda name, within: disks.wait_plugged(name, within),
         )
         # Metrics and LEDs read state; the LEDs change when a job starts or ends
         # and after a disk event, never on a timer.
@@ -127,6 +132,14 @@ class Daemon:
         self._network = network
         disks = DiskWatch(config, state, self._clock, logger, queue.submit, queue.touches)
         self._disks = disks
+        self._desk = SupportDesk(
+            config,
+            state,
+            self._clock,
+            AuditLog(audit_path(config), logger),
+            self._run,
+            disk_busy=queue.touches,
+        )
         loop = asyncio.get_running_loop()
         watcher = UdevWatcher(observed.after(disks.handle), logger=logger)
         watcher.start(loop)
@@ -271,7 +284,7 @@ class Daemon:
                 self._config.target(name)  # raises UsageError naming the known ones
         return names
 
-    async def _handle(self, request: Message, send: Send) -> None:
+    async def _handle(self, request: Message, send: Send, client: Client) -> None:
         assert self._state is not None and self._queue is not None
         op = request["op"]
         now = self._clock.now()
@@ -315,6 +328,9 @@ class Daemon:
             )
         elif op == "disk_enroll":
             await self._enroll(request, send)
+        elif op in ("restore", "find", "browse", "key_export"):
+            assert self._desk is not None
+            await self._desk.handle(op, request, send, client)
         else:
             raise UsageError(f"unknown request {op!r}")
 

@@ -227,6 +227,15 @@ class State:
                 (key, value),
             )
 
+    def record_key_export(self, repository_id: str, at: datetime) -> None:
+        """Remember that the key of ``repository_id`` was printed for escrow at ``at``."""
+        self.set_meta(f"key_export.{repository_id}", at.isoformat())
+
+    def key_exported_at(self, repository_id: str) -> datetime | None:
+        """When the key of ``repository_id`` was last printed for escrow (None: never)."""
+        value = self.get_meta(f"key_export.{repository_id}")
+        return None if value is None else datetime.fromisoformat(value)
+
     def get_time(self, key: str) -> datetime | None:
         """A moment stored with set_time, or None."""
         raw = self.get_meta(key)

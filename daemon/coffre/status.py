@@ -66,6 +66,25 @@ def archives_report(config: Config, state: State, target: str, now: datetime) ->
     }
 
 
+def key_escrow(config: Config, state: State, tz: tzinfo) -> list[dict[str, Any]]:
+    """Each repository (targets and USB disks) and when its key was last printed (None: never).
+
+    Until every one has been, the backups cannot be read after the box is
+    lost: `coffre status` warns.
+    """
+    repositories = [(t.name, state.repository_id(t.name)) for t in config.targets]
+    repositories += [(d.name, d.repository_id) for d in state.disks()]
+    return [
+        {
+            "target": name,
+            "repository_id": repository_id,
+            "exported_at": _iso(state.key_exported_at(repository_id), tz),
+        }
+        for name, repository_id in repositories
+        if repository_id is not None
+    ]
+
+
 def build(
     config: Config,
     state: State,
@@ -95,6 +114,7 @@ def build(
         if target.kind == "offsite":
             targets[target.name]["offsite"] = offsite_status(state, target.name)
     return {
+        "key_escrow": key_escrow(config, state, tz),
         "now": _iso(now, tz),
         "timezone": tz.key,
         "next_nightly": _iso(next_nightly, tz),

@@ -161,7 +161,12 @@ def check(
 
 
 def extract(
-    repo: str, archive: str, paths: Sequence[str] = (), *, progress: bool = False
+    repo: str,
+    archive: str,
+    paths: Sequence[str] = (),
+    *,
+    progress: bool = False,
+    strip_components: int = 0,
 ) -> tuple[str, ...]:
     """``borg extract``: restore ``paths`` (all when empty) of ``repo::archive``.
 
@@ -169,19 +174,72 @@ def extract(
     ``paths`` are as stored in the archive (no leading ``/``); each selects
     that file or directory tree. They are passed as ``pp:PATH`` so that a name
     such as ``re:x`` or ``-x`` is taken literally, not as a pattern style or an
-    option. Raises ValueError for an invalid location or archive name, or an
-    empty path or one with a control character.
+    option. ``strip_components`` drops that many leading folders of every
+    path written (``srv/partage/a`` with 2 -> ``a``). Raises ValueError for an
+    invalid location or archive name, an empty path or one with a control
+    character, or a negative ``strip_components``.
     """
     _check_repo(repo)
     check_archive_name(archive)
     for path in paths:
         _check_text("path", path)
+    if strip_components < 0:
+        raise ValueError(f"strip_components must be >= 0, not {strip_components}")
     args = ["extract"]
     if progress:
         args.append("--progress")
+    if strip_components:
+        args.append(f"--strip-components={strip_components}")
     args.append(f"{repo}::{archive}")
     args += [f"pp:{path}" for path in paths]
     return tuple(args)
+
+
+def list_contents(repo: str, archive: str, paths: Sequence[str] = ()) -> tuple[str, ...]:
+    """``borg list --json-lines REPO::ARCHIVE``: the items of one archive, one JSON per line.
+
+    ``paths`` (as stored, no leading ``/``) limit the listing to those files
+    and trees, passed as ``pp:PATH`` like ``extract``'s. Parse the output
+    with ``parse.contents``. Raises ValueError as ``extract`` does.
+    """
+    _check_repo(repo)
+    check_archive_name(archive)
+    for path in paths:
+        _check_text("path", path)
+    return ("list", "--json-lines", f"{repo}::{archive}", *(f"pp:{p}" for p in paths))
+
+
+def mount(repo: str, archive: str | None, mountpoint: str) -> tuple[str, ...]:
+    """``borg mount --foreground``: ``repo`` (or one archive) as a read-only FUSE tree.
+
+    borg stays in the foreground until the tree is unmounted (``umount``) or
+    it is stopped. ``-o ro`` makes the kernel refuse writes before they reach
+    borg. Raises ValueError for an invalid location, archive name or mount point.
+    """
+    _check_repo(repo)
+    if archive is not None:
+        check_archive_name(archive)
+    _check_positional("mount point", mountpoint)
+    where = repo if archive is None else f"{repo}::{archive}"
+    return ("mount", "--foreground", "-o", "ro", where, mountpoint)
+
+
+def umount(mountpoint: str) -> tuple[str, ...]:
+    """``borg umount``: end a ``borg mount`` (raises ValueError for an invalid mount point)."""
+    _check_positional("mount point", mountpoint)
+    return ("umount", mountpoint)
+
+
+def key_import(repo: str, key_file: str) -> tuple[str, ...]:
+    """``borg key import REPO FILE``: store a key exported earlier back into ``repo``.
+
+    ``key_file`` is in borg's key-file format (``BORG_KEY <id>`` then base64),
+    which ``coffre.paper_key`` makes from a paper export. Raises ValueError
+    for an invalid location or file name.
+    """
+    _check_repo(repo)
+    _check_positional("key file", key_file)
+    return ("key", "import", repo, key_file)
 
 
 def info_repository(repo: str) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ Malformed input raises ValueError naming what is wrong and where.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -113,6 +114,51 @@ def deleted_bytes(logs: Sequence[LogRecord]) -> int | None:
         if match and match.group(4) in _UNITS:
             return abs(round(float(match.group(3)) * _UNITS[match.group(4)]))
     return None
+
+
+@dataclass(frozen=True)
+class Item:
+    """One entry of an archive, as ``borg list --json-lines`` shows it.
+
+    ``path`` as stored (no leading ``/``); ``kind`` borg's one-letter type
+    (``-`` file, ``d`` folder, ``l`` symlink...); ``size`` in bytes (0 for a
+    folder); ``mtime`` timezone-aware, UTC.
+    """
+
+    path: str
+    kind: str
+    size: int
+    mtime: datetime
+
+    @property
+    def is_file(self) -> bool:
+        return self.kind == "-"
+
+
+def contents(json_lines: str) -> list[Item]:
+    """The items of ``borg list --json-lines REPO::ARCHIVE`` output, in borg's order.
+
+    Raises ValueError naming the line for a line that is not a JSON object
+    or lacks ``path``, ``type``, ``size`` or ``mtime``.
+    """
+    items = []
+    for number, line in enumerate(json_lines.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"borg list line {number}"
+        try:
+            obj = _object(json.loads(line), where)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where} is not JSON: {exc}") from None
+        items.append(
+            Item(
+                path=_string(obj, "path", where),
+                kind=_string(obj, "type", where),
+                size=_count(obj, "size", where),
+                mtime=parse_time(obj.get("mtime"), f"{where}.mtime"),
+            )
+        )
+    return items
 
 
 def repository_id(info_json: Any) -> str:

@@ -1,0 +1,252 @@
+"""``coffre find``, ``restore``, ``browse`` and ``key export``: what support staff run over SSH.
+
+Each asks the daemon (which owns disks and repositories) and says who asks:
+``SUDO_USER`` or the login name, and ``SSH_CONNECTION``, for the audit log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from coffre.audit import person_from_env
+from coffre.cli_support import EXIT_FAILED, EXIT_OK, print_error, raise_if_error, size, when
+from coffre.config_types import Config
+from coffre.control import Message, request
+from coffre.errors import DaemonUnavailable, NotInArchive
+
+#: Exit code of a find that matched nothing (as a restore of a path in no archive).
+EXIT_NOT_FOUND = NotInArchive.exit_code
+
+
+def add_parsers(sub: Any) -> None:
+    """Add ``find``, ``restore``, ``browse`` and ``key`` to the main parser's subparsers."""
+    find = sub.add_parser("find", help="which archives hold files matching a pattern")
+    find.add_argument("pattern", help="part of a name (dupont), or a glob (Patients/*.pdf)")
+    find.add_argument("--target", metavar="NAME", help="search this target (default: fastest)")
+    find.add_argument("--since", metavar="YYYY-MM-DD", help="only archives made since that day")
+    find.add_argument("--json", action="store_true")
+
+    restore = sub.add_parser("restore", help="bring files back into the share")
+    restore.add_argument(
+        "paths", nargs="+", metavar="PATH", help="relative to the share, or absolute"
+    )
+    restore.add_argument("--target", metavar="NAME", help="restore from this target")
+    which = restore.add_mutually_exclusive_group()
+    which.add_argument("--archive", metavar="NAME", help="this archive (see `coffre archives`)")
+    which.add_argument("--date", metavar="YYYY-MM-DD", help="the last archive of that day")
+    restore.add_argument(
+        "--to", metavar="DIR", help="write there (default: <share>/_restaurations/<archive>/)"
+    )
+    restore.add_argument("--overwrite", action="store_true", help="replace files that exist")
+    restore.add_argument("--json", action="store_true")
+
+    browse = sub.add_parser("browse", help="look through archives in a read-only folder")
+    browse.add_argument("--target", metavar="NAME")
+    which = browse.add_mutually_exclusive_group()
+    which.add_argument("--archive", metavar="NAME")
+    which.add_argument("--date", metavar="YYYY-MM-DD")
+
+    key = sub.add_parser("key", help="escrow of the repositories' keys")
+    actions = key.add_subparsers(dest="key_command", required=True, metavar="ACTION")
+    export = actions.add_parser("export", help="print each repository's key, to keep on paper")
+    export.add_argument("--paper", action="store_true", required=True, help="the printable form")
+    export.add_argument("--target", action="append", metavar="NAME", help="only this one")
+
+
+def _ask(
+    cfg: Config, message: Message, *, hold: list[socket.socket] | None = None
+) -> Iterable[Message]:
+    person = person_from_env(os.environ, os.getuid())
+    return request(cfg.paths.control_socket, {**message, "person": person}, on_socket=hold)
+
+
+def _result(events: Iterable[Message], *, tty: bool) -> Message:
+    """Show waiting, archive and progress events; return the final one."""
+    final: Message = {}
+    for event in events:
+        final = event
+        kind = event.get("event")
+        if kind == "waiting":
+            print(event["message"], file=sys.stderr)
+        elif kind == "archive":
+            print(f"archive {event['archive']} of {event['target']}", file=sys.stderr)
+        elif kind == "progress" and tty and event.get("ratio") is not None:
+            print(f"\r{event['target']}: {event['ratio']:.0%}   ", end="", file=sys.stderr)
+        elif kind == "disk_released" and event.get("safe_to_remove"):
+            print(f"disk {event['target']}: safe to remove", file=sys.stderr)
+    if tty:
+        print("\r", end="", file=sys.stderr)
+    raise_if_error(final)
+    return final
+
+
+def _outcome(final: Message) -> tuple[str, dict[str, Any]]:
+    """The one target of a read job's result and its outcome."""
+    targets: dict[str, Any] = final.get("targets", {})
+    if not targets:
+        return "", {"ok": False, "error": final.get("error", {"message": "failed"})}
+    return next(iter(targets.items()))
+
+
+def _failed(outcome: dict[str, Any]) -> int:
+    error = outcome.get("error", {})
+    print_error(error, sys.stderr)
+    return int(error.get("exit_code", EXIT_FAILED))
+
+
+def cmd_find(args: argparse.Namespace, cfg: Config) -> int:
+    """Run ``coffre find``: hits grouped by archive, newest first."""
+    message = {"op": "find", "pattern": args.pattern, "target": args.target, "since": args.since}
+    final = _result(_ask(cfg, message), tty=sys.stderr.isatty())
+    target, outcome = _outcome(final)
+    if not outcome.get("ok"):
+        return _failed(outcome)
+    if args.json:
+        json.dump({"target": target, **outcome}, sys.stdout, indent=2)
+        print()
+    else:
+        current = None
+        for hit in outcome["hits"]:
+            if hit["archive"] != current:
+                current = hit["archive"]
+                print(f"{current} ({target}, made {when(hit['archive_time'])})")
+            kind = "folder" if hit["type"] == "d" else size(hit["size"])
+            print(f"  {when(hit['mtime'])}  {kind:>9}  {hit['path']}")
+        if outcome["truncated"]:
+            print(f"... {outcome['total']} matches in all: narrow the pattern or use --since")
+    if not outcome["hits"]:
+        print(
+            f"nothing matches {args.pattern!r} in the {outcome['archives_searched']} archive(s) "
+            f"of {target}",
+            file=sys.stderr,
+        )
+        return EXIT_NOT_FOUND
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace, cfg: Config) -> int:
+    """Run ``coffre restore``: what was restored, and where."""
+    tty = sys.stderr.isatty()
+    message = {
+        "op": "restore",
+        "paths": args.paths,
+        "target": args.target,
+        "archive": args.archive,
+        "date": args.date,
+        "to": None if args.to is None else str(Path(args.to).absolute()),
+        "overwrite": args.overwrite,
+        "progress": tty,
+    }
+    final = _result(_ask(cfg, message), tty=tty)
+    target, outcome = _outcome(final)
+    if args.json:
+        json.dump({"target": target, **outcome}, sys.stdout, indent=2)
+        print()
+    if not outcome.get("ok"):
+        return _failed(outcome)
+    if not args.json:
+        print(
+            f"restored {outcome['nfiles']} file(s), {size(outcome['nbytes'])}, "
+            f"from archive {outcome['archive']} of {target}:"
+        )
+        for path in outcome["written"]:
+            print(f"  {path}")
+    return EXIT_OK
+
+
+def cmd_browse(args: argparse.Namespace, cfg: Config) -> int:
+    """Run ``coffre browse``: mount, then a shell inside (a terminal) or wait for end of input."""
+    held: list[socket.socket] = []
+    events = iter(
+        _ask(
+            cfg,
+            {"op": "browse", "target": args.target, "archive": args.archive, "date": args.date},
+            hold=held,
+        )
+    )
+    for event in events:
+        raise_if_error(event)
+        if event.get("event") == "waiting":
+            print(event["message"], file=sys.stderr)
+        if event.get("event") == "result":
+            _, outcome = _outcome(event)
+            return EXIT_OK if outcome.get("ok") else _failed(outcome)
+        if event.get("event") == "mounted":
+            break
+    else:
+        return EXIT_FAILED
+    path = event["path"]
+    print(path, flush=True)
+    idle = cfg.restore.browse_idle // 60
+    print(
+        f"read-only; unmounted when this command ends, or after {idle} min unused",
+        file=sys.stderr,
+    )
+    if sys.stdin.isatty():
+        shell = os.environ.get("SHELL") or "/bin/sh"
+        print("a shell opens inside it: type `exit` to leave", file=sys.stderr)
+        subprocess.run([shell], cwd=path, check=False)
+        return EXIT_OK
+
+    # Not a terminal (a script): hold the mount until our input ends.
+    def hang_up_at_eof() -> None:
+        # os.read, not sys.stdin: a thread blocked in a buffered read holds
+        # its lock, and the interpreter aborts at exit when it cannot take it.
+        while os.read(sys.stdin.fileno(), 65536):
+            pass
+        for sock in held:
+            sock.shutdown(socket.SHUT_RDWR)
+
+    threading.Thread(target=hang_up_at_eof, daemon=True).start()
+    try:
+        for event in events:
+            if event.get("event") == "result":
+                _, outcome = _outcome(event)
+                print(f"unmounted ({outcome.get('ended', 'ended')})", file=sys.stderr)
+                break
+    except (DaemonUnavailable, OSError):
+        pass  # we hung up ourselves: the daemon unmounts
+    return EXIT_OK
+
+
+def cmd_key(args: argparse.Namespace, cfg: Config) -> int:
+    """Run ``coffre key export --paper``: every repository's key and how to use it."""
+    final = _result(_ask(cfg, {"op": "key_export", "targets": args.target}), tty=False)
+    code = EXIT_OK
+    print(ESCROW_HEADER)
+    for name, outcome in final.get("targets", {}).items():
+        if not outcome.get("ok"):
+            print(f"\n--- {name}: NOT EXPORTED ---", file=sys.stderr)
+            code = _failed(outcome)
+            continue
+        print(f"\n--- target {name}: {outcome['location']}")
+        print(f"    repository ID {outcome['repository_id']}\n")
+        print(outcome["paper"].rstrip("\n"))
+    for disk in final.get("absent_disks", []):
+        print(
+            f"\n--- disk {disk}: not plugged in; run `coffre key export --paper --target {disk}` "
+            "and plug it in when asked",
+            file=sys.stderr,
+        )
+    print(ESCROW_FOOTER)
+    return code
+
+
+ESCROW_HEADER = """\
+COFFRE KEY ESCROW: print this, keep it with the passphrase, away from the box.
+Without the passphrase AND these keys, no backup can be read after the box is lost."""
+
+ESCROW_FOOTER = """
+HOW TO RECOVER (docs/disaster-recovery.md):
+  on a new box:  coffre recover --from ssh://USER@HOST:PORT/PATH --passphrase-file FILE \\
+                     --paper-key THIS_SHEET_TYPED_IN --host-key SHA256:... --list
+  by hand:       borg key import --paper REPOSITORY   (type the lines of that repository)"""

@@ -1,0 +1,248 @@
+"""Restoring paths of an archive into the share (or a folder), never over a file unasked.
+
+One function for the daemon's restore job and for ``coffre recover`` on a
+new box. borg extracts into a hidden staging folder beside the destination
+(same filesystem: moving is a rename); only when every path asked came out
+and nothing is in the way (or ``--overwrite``) is the staged tree moved into
+place. So a missing path or a conflict writes nothing, and a restore costs
+one borg run: no listing first (a listing reads every item of the archive,
+as long as the extract itself).
+
+Folders coffre creates (the destination, the parents of a file restored
+alone) get the share's owner, group and mode: borg runs under the daemon's
+umask 077 and SMB users could not open them otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import stat
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from coffre.borg import argv, parse
+from coffre.borg.parse import Item
+from coffre.borg.records import LogRecord, Progress
+from coffre.errors import NotInArchive, WouldOverwrite
+from coffre.restore_plan import Wanted, describe_paths, destination
+from coffre.services import Borg
+
+#: Name prefix of the staging folder (hidden: SMB clients do not show dot files by default).
+STAGING_PREFIX = ".coffre-restauration-"
+
+# borg 1.4: "Include pattern 'srv/x' never matched." (msgid IncludePatternNeverMatchedWarning)
+_NEVER_MATCHED = re.compile(r"Include pattern '(?:pp:)?(.*)' never matched")
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    """What a restore wrote: where, the paths asked as written, how many files and bytes."""
+
+    archive: str
+    destinations: tuple[str, ...]
+    written: tuple[str, ...]
+    nfiles: int
+    nbytes: int
+
+
+async def list_items(borg: Borg, location: str, archive: str, stored: Sequence[str]) -> list[Item]:
+    """The items of ``archive`` at or under the ``stored`` paths (all when empty)."""
+    result = await borg.run(argv.list_contents(location, archive, stored))
+    return parse.contents(result.stdout)
+
+
+def unmatched(warnings: Sequence[LogRecord]) -> list[str]:
+    """The stored paths borg says matched nothing in the archive (from its warnings)."""
+    found = []
+    for record in warnings:
+        match = _NEVER_MATCHED.search(record.message)
+        if match:
+            found.append(match.group(1))
+    return found
+
+
+async def restore_archive(
+    borg: Borg,
+    location: str,
+    archive: str,
+    wanted: Sequence[Wanted],
+    *,
+    to: Path | None,
+    overwrite: bool,
+    on_progress: Callable[[Progress], None] | None = None,
+    into_root: bool = False,
+) -> RestoreReport:
+    """Restore ``wanted`` of ``location::archive`` into ``to`` or each share's ``_restaurations``.
+
+    ``into_root`` (``coffre recover`` on a new box, with ``to=None``) writes
+    each path back into its own root (the share itself) instead.
+
+    Returns what was written. ``on_progress`` asks borg for progress (which
+    costs it one more pass over the archive's items). Raises NotInArchive
+    (exit code 5) naming the paths the archive does not hold, WouldOverwrite
+    (exit code 6) naming the files in the way unless ``overwrite``, and
+    BorgError subclasses as borg fails; in each case the destination is left
+    as it was. Raises OSError when the destination cannot be written, and
+    ValueError for ``into_root`` with a ``to``.
+    """
+    if into_root and to is not None:
+        raise ValueError("restore_archive: into_root writes into each root, not into `to`")
+    groups: dict[PurePosixPath, list[Wanted]] = {}
+    for one in wanted:
+        groups.setdefault(one.root, []).append(one)
+    staged: list[tuple[Path, Path, list[Wanted], Path]] = []
+    created: list[Path] = []
+    try:
+        for root, group in groups.items():
+            if into_root:
+                base = Path(root)
+            else:
+                base = Path(destination(root, archive, None if to is None else PurePosixPath(to)))
+            like = Path(root) if to is None and not into_root else _existing_parent(base)
+            created += _make_dirs(base, like)
+            staging = base / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
+            staging.mkdir(mode=0o700)
+            staged.append((staging, base, group, like))
+            result = await borg.run(
+                argv.extract(
+                    location,
+                    archive,
+                    [w.stored for w in group],
+                    progress=on_progress is not None,
+                    strip_components=group[0].strip,
+                ),
+                cwd=staging,
+                on_progress=on_progress,
+            )
+            absent = unmatched(result.warnings)
+            if absent:
+                raise NotInArchive(
+                    f"not in archive {archive}: {describe_paths(['/' + p for p in absent])}",
+                    hint="check the spelling with `coffre find NAME`, "
+                    "or try another --date or --archive",
+                )
+        in_the_way = [
+            clash for staging, base, _, _ in staged for clash in _clashes(staging, base, overwrite)
+        ]
+        if in_the_way:
+            raise WouldOverwrite(
+                f"{len(in_the_way)} file(s) exist already: {describe_paths(in_the_way)}",
+                hint="nothing was written; restore elsewhere with --to DIR, "
+                "or replace them with --overwrite",
+            )
+        nfiles = nbytes = 0
+        written: list[str] = []
+        for staging, base, group, like in staged:
+            files, size = _count(staging)
+            nfiles, nbytes = nfiles + files, nbytes + size
+            _adopt(list(_mere_parents(staging, group)), like)
+            _move_into(staging, base)
+            written += [str(base.joinpath(*_tail(w))) for w in group]
+    except BaseException:
+        for staging, *_ in staged:
+            shutil.rmtree(staging, ignore_errors=True)
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if still empty: never what was there
+        raise
+    for staging, *_ in staged:
+        staging.rmdir()
+    return RestoreReport(
+        archive=archive,
+        destinations=tuple(str(base) for _, base, _, _ in staged),
+        written=tuple(written),
+        nfiles=nfiles,
+        nbytes=nbytes,
+    )
+
+
+def _tail(wanted: Wanted) -> tuple[str, ...]:
+    """The parts of ``wanted``'s path left after the share's folders are stripped."""
+    return PurePosixPath(wanted.stored).parts[wanted.strip :]
+
+
+def _existing_parent(path: Path) -> Path:
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def _make_dirs(base: Path, like: Path) -> list[Path]:
+    """Create ``base`` and its missing parents like ``like``; return them, outermost first."""
+    created = []
+    probe = base
+    while not probe.exists():
+        created.append(probe)
+        probe = probe.parent
+    created.reverse()
+    for folder in created:
+        folder.mkdir(mode=0o700)
+    _adopt(created, like)
+    return created
+
+
+def _mere_parents(staging: Path, group: Sequence[Wanted]) -> Iterator[Path]:
+    """Folders borg made only to hold a path asked (not archived items): adopt them."""
+    for one in group:
+        parts = _tail(one)
+        for depth in range(1, len(parts)):
+            yield staging.joinpath(*parts[:depth])
+
+
+def _adopt(folders: Sequence[Path], like: Path) -> None:
+    """Give ``folders`` the owner, group and mode of ``like`` (the share: setgid, group rw)."""
+    model = like.stat()
+    for folder in folders:
+        if folder.is_dir() and not folder.is_symlink():
+            os.chown(folder, model.st_uid, model.st_gid)
+            folder.chmod(stat.S_IMODE(model.st_mode))
+
+
+def _clashes(staging: Path, base: Path, overwrite: bool) -> list[Path]:
+    """What moving ``staging``'s tree into ``base`` would replace (folders merge).
+
+    With ``overwrite``, a file may replace a file; a folder and a file in
+    each other's place are still refused: replacing would drop a whole tree.
+    """
+    found: list[Path] = []
+    for entry in os.scandir(staging):
+        there = base / entry.name
+        try:
+            mode = there.lstat().st_mode
+        except FileNotFoundError:
+            continue
+        ours_is_dir = entry.is_dir(follow_symlinks=False)
+        if ours_is_dir and stat.S_ISDIR(mode):
+            found += _clashes(Path(entry.path), there, overwrite)
+        elif not overwrite or ours_is_dir or stat.S_ISDIR(mode):
+            found.append(there)
+    return found
+
+
+def _move_into(staging: Path, base: Path) -> None:
+    """Move every entry of ``staging`` into ``base``: rename, or merge into a folder there."""
+    for entry in os.scandir(staging):
+        there = base / entry.name
+        if entry.is_dir(follow_symlinks=False) and there.is_dir() and not there.is_symlink():
+            _move_into(Path(entry.path), there)
+            Path(entry.path).rmdir()
+        else:
+            # A file in the way was allowed by --overwrite (checked by _clashes).
+            Path(entry.path).replace(there)
+
+
+def _count(tree: Path) -> tuple[int, int]:
+    """(regular files, their bytes) under ``tree``."""
+    files = size = 0
+    for folder, _dirs, names in os.walk(tree):
+        for name in names:
+            st = Path(folder, name).lstat()
+            if stat.S_ISREG(st.st_mode):
+                files += 1
+                size += st.st_size
+    return files, size

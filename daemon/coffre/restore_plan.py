@@ -1,0 +1,198 @@
+"""Pure logic of finding and restoring: paths, destinations, conflicts, target choice.
+
+Paths: support staff name files as the practice sees them, relative to the
+share (``Patients/Dupont.pdf``) or absolute (``/srv/coffre/partage/Patients/...``).
+borg stores them without the leading ``/`` (``srv/coffre/partage/Patients/...``).
+A restore writes them under ``<share>/_restaurations/<archive>/`` (or ``--to``)
+with the share's own folders stripped, so the practice finds
+``_restaurations/<archive>/Patients/Dupont.pdf`` over SMB.
+
+Nothing here does I/O: existence on disk is asked through a callable.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import PurePosixPath
+from zoneinfo import ZoneInfo
+
+from coffre.borg.parse import Item
+from coffre.errors import UsageError
+from coffre.model import Archive
+
+#: The share's folder that receives restores (visible to the practice over SMB).
+RESTORE_FOLDER = "_restaurations"
+
+#: How many conflicting or missing paths an error message names (the rest are counted).
+NAMED_IN_ERRORS = 10
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One path asked for: the share root it lies in and its path as borg stores it."""
+
+    root: PurePosixPath
+    stored: str
+
+    @property
+    def strip(self) -> int:
+        """How many leading folders ``--strip-components`` drops: the share's own."""
+        return len(self.root.parts) - 1
+
+
+def resolve(asked: str, roots: Sequence[PurePosixPath]) -> Wanted:
+    """The stored path of ``asked`` (relative to the first share root, or absolute).
+
+    Raises UsageError for an empty path, one with ``..``, or an absolute
+    path outside every backed-up root.
+    """
+    if not asked or not asked.strip("/"):
+        raise UsageError("an empty path was asked", hint="name a file or folder of the share")
+    path = PurePosixPath(asked)
+    if ".." in path.parts:
+        raise UsageError(f"path {asked!r} contains '..'", hint="give the path inside the share")
+    if not path.is_absolute():
+        path = roots[0] / path
+    for root in roots:
+        if path == root or root in path.parents:
+            return Wanted(root=root, stored=str(path)[1:])
+    shown = ", ".join(str(r) for r in roots)
+    raise UsageError(
+        f"{asked} is not in what coffre backs up ({shown})",
+        hint="give a path relative to the share, e.g. Patients/Dupont.pdf",
+    )
+
+
+def destination(root: PurePosixPath, archive: str, to: PurePosixPath | None) -> PurePosixPath:
+    """The folder a restore writes into: ``to``, else ``<root>/_restaurations/<archive>``."""
+    return to if to is not None else root / RESTORE_FOLDER / archive
+
+
+def describe_paths(paths: Sequence[object]) -> str:
+    """The first few of ``paths``, then how many more, for an error message."""
+    shown = ", ".join(str(p) for p in paths[:NAMED_IN_ERRORS])
+    rest = len(paths) - NAMED_IN_ERRORS
+    return shown + (f" and {rest} more" if rest > 0 else "")
+
+
+# --- find -----------------------------------------------------------------------
+
+_GLOB = frozenset("*?[")
+
+
+def matcher(pattern: str) -> Callable[[str], bool]:
+    """A test of stored paths for ``coffre find PATTERN``, case-insensitive.
+
+    A pattern with ``*``, ``?`` or ``[`` is a shell glob, matched against the
+    file's name and against its whole path relative to any folder
+    (``Patients/*.pdf``); any other pattern matches when it occurs anywhere
+    in the path (``dupont`` finds ``Patients/DUPONT Jean/ordonnance.pdf``).
+    Raises UsageError for an empty pattern.
+    """
+    if not pattern.strip():
+        raise UsageError("the pattern is empty", hint="e.g. coffre find dupont")
+    folded = pattern.casefold()
+    if not (_GLOB & set(pattern)):
+        return lambda path: folded in path.casefold()
+    glob = folded.lstrip("/")
+
+    def matches(path: str) -> bool:
+        lowered = path.casefold()
+        if fnmatch.fnmatchcase(PurePosixPath(lowered).name, glob):
+            return True
+        parts = PurePosixPath(lowered).parts
+        # Any tail of the path: "Patients/*.pdf" matches ".../partage/Patients/x.pdf".
+        return any(fnmatch.fnmatchcase("/".join(parts[i:]), glob) for i in range(len(parts)))
+
+    return matches
+
+
+# --- choosing an archive and a target -----------------------------------------
+
+
+def pick_archive(
+    archives: Sequence[Archive],
+    prefix: str,
+    *,
+    name: str | None,
+    day: date | None,
+    tz: ZoneInfo,
+) -> Archive | None:
+    """The archive asked: by ``name``, else the last complete one of ``day``, else the latest.
+
+    Only complete archives (no checkpoint) count unless named; a name is
+    taken as given (even another prefix's). None when there is none.
+    """
+    if name is not None:
+        return next((a for a in archives if a.name == name), None)
+    ours = [a for a in archives if a.name.startswith(prefix + "-") and not a.is_checkpoint]
+    if day is not None:
+        ours = [a for a in ours if a.time.astimezone(tz).date() == day]
+    return max(ours, default=None)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A target that could serve a read: its name, kind and known archives (None: not listed)."""
+
+    name: str
+    kind: str
+    available: bool
+    archives: Sequence[Archive] | None
+
+
+#: Fastest first: the box's own disk, then a USB disk, then the network.
+KIND_ORDER: Mapping[str, int] = {"local": 0, "usb": 1, "offsite": 2}
+
+
+def choose_target(
+    candidates: Sequence[Candidate],
+    prefix: str,
+    *,
+    name: str | None,
+    day: date | None,
+    tz: ZoneInfo,
+) -> tuple[str, Archive]:
+    """The fastest available target that holds the archive asked, and that archive.
+
+    Raises UsageError saying what was looked at when no target holds it.
+    """
+    ordered = sorted(candidates, key=lambda c: KIND_ORDER.get(c.kind, 9))
+    for candidate in ordered:
+        if not candidate.available or candidate.archives is None:
+            continue
+        found = pick_archive(candidate.archives, prefix, name=name, day=day, tz=tz)
+        if found is not None:
+            return candidate.name, found
+    what = (
+        f"archive {name}"
+        if name is not None
+        else f"an archive of {day.isoformat()}"
+        if day is not None
+        else "an archive"
+    )
+    looked = ", ".join(f"{c.name} ({_why_not(c)})" for c in ordered)
+    raise UsageError(
+        f"no available target holds {what} (looked at: {looked or 'no target'})",
+        hint="see `coffre archives`; name a target with --target (a USB disk is waited for)",
+    )
+
+
+def _why_not(candidate: Candidate) -> str:
+    if not candidate.available:
+        return "not available"
+    return "not listed yet" if candidate.archives is None else "not there"
+
+
+def newest_first(hits: Iterable[tuple[Archive, Item]]) -> list[tuple[Archive, Item]]:
+    """Find's results: newest archive first, then by path."""
+    return sorted(hits, key=lambda hit: (-hit[0].time.timestamp(), hit[1].path))
+
+
+def since_filter(archives: Iterable[Archive], since: datetime | None) -> list[Archive]:
+    """The archives made at or after ``since`` (all when None), newest first."""
+    kept = [a for a in archives if since is None or a.time >= since]
+    return sorted(kept, reverse=True)

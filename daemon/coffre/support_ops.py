@@ -1,0 +1,308 @@
+"""The control-socket requests of support staff: restore, find, browse, key export.
+
+Each request is recorded in the audit log twice: when asked (before anything
+is read, so even a refused or crashed attempt leaves a trace) and with its
+outcome. The person is what the CLI saw (``SUDO_USER``, ``SSH_CONNECTION``)
+plus what the kernel vouches for (the peer's uid and pid).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, time
+from pathlib import PurePosixPath
+from typing import Any
+
+from coffre import lanes
+from coffre.audit import AuditLog
+from coffre.clock import Clock
+from coffre.config_types import Config, OffsiteTarget
+from coffre.control import Client, Message, Send
+from coffre.errors import CoffreError, UsageError
+from coffre.jobs import JobEvent, JobKind, JobRequest
+from coffre.restore_plan import Candidate, choose_target, resolve
+from coffre.state import State
+
+#: The person fields a client may claim, and their longest length kept.
+_PERSON_FIELDS = ("user", "login", "ssh")
+_MAX_FIELD = 200
+
+Submit = Callable[[JobRequest], lanes.Run]
+
+
+def person_of(request: Message, client: Client) -> dict[str, Any]:
+    """Who asks: the CLI's claims (bounded strings) and the kernel's uid and pid."""
+    claimed = request.get("person")
+    person: dict[str, Any] = {}
+    if isinstance(claimed, dict):
+        for key in _PERSON_FIELDS:
+            value = claimed.get(key)
+            if isinstance(value, str):
+                person[key] = value[:_MAX_FIELD]
+    person["uid"] = client.uid
+    person["pid"] = client.pid
+    return person
+
+
+def _day(value: Any) -> date | None:
+    if value in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise UsageError(f"{value!r} is not a date", hint="write it YYYY-MM-DD") from None
+
+
+class SupportDesk:
+    """Turns support requests into audited jobs on the right target."""
+
+    def __init__(
+        self,
+        config: Config,
+        state: State,
+        clock: Clock,
+        audit: AuditLog,
+        submit: Submit,
+        *,
+        disk_busy: Callable[[str], bool],
+    ) -> None:
+        self._config = config
+        self._state = state
+        self._clock = clock
+        self._audit = audit
+        self._submit = submit
+        self._disk_busy = disk_busy
+
+    # --- choosing ----------------------------------------------------------------
+
+    def candidates(self) -> list[Candidate]:
+        """Every target and enrolled disk, whether it can serve a read now, its archives."""
+        found = []
+        for target in self._config.targets:
+            found.append(
+                Candidate(
+                    name=target.name,
+                    kind="offsite" if isinstance(target, OffsiteTarget) else "local",
+                    available=self._state.repository_id(target.name) is not None,
+                    archives=self._state.archives(target.name),
+                )
+            )
+        for disk in self._state.disks():
+            found.append(
+                Candidate(
+                    name=disk.name,
+                    kind="usb",
+                    available=disk.present and not self._disk_busy(disk.name),
+                    archives=self._state.archives(disk.name),
+                )
+            )
+        return found
+
+    def _target(self, request: Message, *, archive: str | None, day: date | None) -> str:
+        asked = request.get("target")
+        if asked:
+            name = str(asked)
+            if self._state.disk(name) is None:
+                self._config.target(name)  # raises UsageError naming the known ones
+            return name
+        name, _ = choose_target(
+            self.candidates(),
+            self._config.retention.prefix,
+            name=archive,
+            day=day,
+            tz=self._config.schedule.timezone,
+        )
+        return name
+
+    # --- requests ---------------------------------------------------------------
+
+    async def handle(self, op: str, request: Message, send: Send, client: Client) -> None:
+        """Serve ``op`` (restore, find, browse, key_export) for ``client``; audited."""
+        person = person_of(request, client)
+        archive = request.get("archive")
+        archive = None if archive in (None, "") else str(archive)
+        paths = [str(p) for p in request.get("paths") or []]
+        if op == "find":
+            paths = [str(request.get("pattern", ""))]
+        self._record(op, person, request.get("target"), archive, paths, "asked", request)
+        outcome = "failed: internal"
+        details: dict[str, Any] = {}
+        try:
+            final = await self._serve(op, request, send, client, archive)
+            details = _summary(final)
+            outcome = "ok" if final.get("ok") else f"failed: {_error_kind(final)}"
+        except CoffreError as error:
+            outcome = f"failed: {error.kind}"
+            raise
+        except asyncio.CancelledError:
+            outcome = "failed: cancelled"  # the daemon stops
+            raise
+        finally:
+            self._record(
+                op,
+                person,
+                details.pop("target", request.get("target")),
+                details.pop("archive", archive),
+                paths,
+                outcome,
+                details,
+            )
+
+    def _record(
+        self,
+        op: str,
+        person: dict[str, Any],
+        target: Any,
+        archive: str | None,
+        paths: Sequence[str],
+        outcome: str,
+        details: dict[str, Any],
+    ) -> None:
+        extra = {k: v for k, v in details.items() if k in ("date", "to", "overwrite", "since")}
+        extra.update({k: v for k, v in details.items() if k.startswith("result_")})
+        self._audit.record(
+            op=op,
+            at=self._clock.now(),
+            person=person,
+            target=None if target in (None, "") else str(target),
+            archive=archive,
+            paths=list(paths),
+            outcome=outcome,
+            details=extra,
+        )
+
+    async def _serve(
+        self, op: str, request: Message, send: Send, client: Client, archive: str | None
+    ) -> JobEvent:
+        day = _day(request.get("date"))
+        if archive is not None and day is not None:
+            raise UsageError("give --archive or --date, not both")
+        options: dict[str, Any] = {}
+        if op == "key_export":
+            return await self._key_export(request, send)
+        if op == "restore":
+            roots = [PurePosixPath(p) for p in self._config.source.paths]
+            paths = request.get("paths") or []
+            if not paths:
+                raise UsageError("name at least one file or folder to restore")
+            wanted = [resolve(str(p), roots) for p in paths]
+            options["wanted"] = tuple((str(w.root), w.stored) for w in wanted)
+            to = request.get("to")
+            if to:
+                if not PurePosixPath(str(to)).is_absolute():
+                    raise UsageError(f"--to {to}: give an absolute path")
+                options["to"] = str(to)
+            options["overwrite"] = bool(request.get("overwrite"))
+            options["progress"] = bool(request.get("progress"))
+        elif op == "find":
+            pattern = str(request.get("pattern", ""))
+            if not pattern.strip():
+                raise UsageError("the pattern is empty", hint="e.g. coffre find dupont")
+            options["pattern"] = pattern
+            since = _day(request.get("since"))
+            if since is not None:
+                tz = self._config.schedule.timezone
+                options["since"] = datetime.combine(since, time(0), tzinfo=tz).isoformat()
+        if archive is not None:
+            options["archive"] = archive
+        if day is not None:
+            options["date"] = day.isoformat()
+        target = self._target(request, archive=archive, day=day)
+        kind: JobKind = "restore" if op == "restore" else "find" if op == "find" else "browse"
+        run = self._submit(
+            JobRequest(
+                kind=kind, targets=(target,), reason="asked", options=tuple(sorted(options.items()))
+            )
+        )
+        relay: asyncio.Task[None] | None = None
+        if kind == "browse":
+            job = run.jobs[0]
+
+            async def release_when_gone() -> None:
+                await client.gone.wait()
+                job.released.set()
+
+            relay = asyncio.create_task(release_when_gone())
+        try:
+            return await _follow(run, send)
+        finally:
+            if relay is not None:
+                relay.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay
+
+    async def _key_export(self, request: Message, send: Send) -> JobEvent:
+        asked = request.get("targets") or []
+        if asked:
+            names = tuple(str(n) for n in asked)
+            for name in names:
+                if self._state.disk(name) is None:
+                    self._config.target(name)
+            absent: list[str] = []
+        else:
+            # Disks away are named in the result, not waited for: one at a time, by name.
+            ready = [c for c in self.candidates() if c.available or c.kind != "usb"]
+            names = tuple(c.name for c in ready)
+            absent = [c.name for c in self.candidates() if c.kind == "usb" and not c.available]
+        if not names:
+            raise UsageError(
+                "no repository to export the key of",
+                hint="initialise a target first (`coffre target init NAME`)",
+            )
+        run = self._submit(JobRequest(kind="key_export", targets=names, reason="asked"))
+        final = await _follow(run, send, hold_result=True)
+        final["absent_disks"] = absent
+        await send(final)
+        return final
+
+
+async def _follow(run: lanes.Run, send: Send, *, hold_result: bool = False) -> JobEvent:
+    """Relay ``run``'s events to ``send``; return its result (sent unless ``hold_result``).
+
+    A client that hangs up stops getting events, but the job goes on and its
+    result is still returned: the audit log records how it really ended.
+    """
+    final: JobEvent = {}
+    listening = True
+
+    async def relay(event: JobEvent) -> None:
+        nonlocal final, listening
+        if event.get("event") == "result":
+            final = event
+            if hold_result:
+                return
+        if listening:
+            try:
+                await send(event)
+            except ConnectionError:
+                listening = False
+
+    await run.follow(relay)
+    return final
+
+
+def _error_kind(final: JobEvent) -> str:
+    error = final.get("error")
+    if isinstance(error, dict):
+        return str(error.get("kind", "unknown"))
+    for outcome in final.get("targets", {}).values():
+        if not outcome.get("ok"):
+            return str(outcome.get("error", {}).get("kind", "unknown"))
+    return "unknown"
+
+
+def _summary(final: JobEvent) -> dict[str, Any]:
+    """What the audit keeps of a result: target, archive, counts (never file contents)."""
+    targets = final.get("targets", {})
+    if len(targets) != 1:
+        return {"result_targets": sorted(targets)}
+    name, outcome = next(iter(targets.items()))
+    summary: dict[str, Any] = {"target": name}
+    if outcome.get("archive"):
+        summary["archive"] = outcome["archive"]
+    for key in ("nfiles", "nbytes", "destinations", "total", "archives_searched", "ended"):
+        if key in outcome:
+            summary[f"result_{key}"] = outcome[key]
+    return summary

@@ -1,0 +1,274 @@
+"""Restores, finds, browsing and key escrow from a local target, with the real borg and daemon."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.harness import Daemon, Practice, fill_share, running_daemon, wait_for
+from tests.parts import binary
+
+
+def digest(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root``, by path relative to it."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def audit_lines(practice: Practice) -> list[dict[str, object]]:
+    log = practice.state_dir / "audit.log"
+    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def practice(tmp_path: Path) -> Practice:
+    p = Practice(tmp_path)
+    fill_share(p.share, files=30)
+    (p.share / "Patients" / "DUPONT Jean").mkdir(parents=True)
+    (p.share / "Patients" / "DUPONT Jean" / "ordonnance 2026.pdf").write_bytes(os.urandom(30_000))
+    (p.share / "Patients" / "MARTIN Léa").mkdir(parents=True)
+    (p.share / "Patients" / "MARTIN Léa" / "bilan.odt").write_bytes(os.urandom(5_000))
+    # The share as the practice has it: group-shared, setgid (packaging/samba).
+    p.share.chmod(0o2770)
+    return p
+
+
+@pytest.fixture
+def daemon(practice: Practice) -> Iterator[Daemon]:
+    yield from running_daemon(practice)
+
+
+@pytest.fixture
+def backed_up(practice: Practice, daemon: Daemon) -> tuple[str, dict[str, str]]:
+    """One archive of the share; its name and the share's digest at backup time."""
+    practice.coffre("target", "init", "local", check=True)
+    practice.coffre("backup", "--wait", check=True)
+    archive = practice.status()["targets"]["local"]["last_success"]["archive"]
+    return str(archive), digest(practice.share)
+
+
+def test_restore_a_file_and_a_folder_into_restaurations_byte_identical(
+    practice: Practice, backed_up: tuple[str, dict[str, str]]
+) -> None:
+    archive, at_backup = backed_up
+    # The practice loses a folder and damages a file after the backup.
+    (practice.share / "Patients" / "DUPONT Jean" / "ordonnance 2026.pdf").write_bytes(b"ransom")
+    for lost in (practice.share / "dossier-3").iterdir():
+        lost.unlink()
+    result = practice.coffre(
+        "restore", "Patients/DUPONT Jean/ordonnance 2026.pdf", "dossier-3", check=True
+    )
+    out = practice.share / "_restaurations" / archive
+    assert f"from archive {archive} of local" in result.stdout
+    assert str(out / "Patients" / "DUPONT Jean" / "ordonnance 2026.pdf") in result.stdout
+    assert str(out / "dossier-3") in result.stdout
+    restored = digest(out)
+    expected = {
+        k: v
+        for k, v in at_backup.items()
+        if k.startswith("dossier-3/") or k == "Patients/DUPONT Jean/ordonnance 2026.pdf"
+    }
+    assert restored == expected and len(expected) > 2
+    # The damaged file itself is untouched: restores never write over the share's files.
+    assert (practice.share / "Patients" / "DUPONT Jean" / "ordonnance 2026.pdf").read_bytes() == (
+        b"ransom"
+    )
+    # Folders coffre made are the share's (SMB users must open them); no staging left over.
+    for folder in (out.parent, out, out / "Patients", out / "Patients" / "DUPONT Jean"):
+        assert folder.stat().st_mode & 0o7777 == 0o2770, folder
+    assert not [p for p in out.iterdir() if p.name.startswith(".coffre")]
+
+
+def test_no_overwrite_without_the_flag_and_nothing_written(
+    practice: Practice, backed_up: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    _, at_backup = backed_up
+    elsewhere = tmp_path / "ailleurs"
+    practice.coffre("restore", "dossier-1", "--to", str(elsewhere), check=True)
+    victim = elsewhere / "dossier-1" / "patient-00001.txt"
+    victim.write_bytes(b"changed since")
+    before = digest(elsewhere)
+    again = practice.coffre("restore", "dossier-1", "Patients", "--to", str(elsewhere))
+    assert again.returncode == 6, again.stderr
+    assert "exist already" in again.stderr and "patient-00001.txt" in again.stderr
+    assert "--overwrite" in again.stderr
+    assert digest(elsewhere) == before  # not even Patients/ was added
+    forced = practice.coffre(
+        "restore", "dossier-1", "--to", str(elsewhere), "--overwrite", check=True
+    )
+    assert "restored" in forced.stdout
+    assert victim.read_bytes() != b"changed since"
+    assert (
+        hashlib.sha256(victim.read_bytes()).hexdigest() == at_backup["dossier-1/patient-00001.txt"]
+    )
+
+
+def test_a_path_in_no_archive_is_a_clear_error_with_its_exit_code(
+    practice: Practice, backed_up: tuple[str, dict[str, str]]
+) -> None:
+    archive, _ = backed_up
+    result = practice.coffre("restore", "Patients/DURAND Paul", "dossier-2")
+    assert result.returncode == 5, result.stderr
+    assert f"not in archive {archive}" in result.stderr
+    assert "DURAND Paul" in result.stderr and "coffre find" in result.stderr
+    # dossier-2 existed but nothing at all was written: all or nothing.
+    assert not (practice.share / "_restaurations" / archive / "dossier-2").exists()
+    outside = practice.coffre("restore", "/etc/passwd")
+    assert outside.returncode == 2 and "not in what coffre backs up" in outside.stderr
+
+
+def test_find_lists_matching_paths_newest_first_with_size_and_time(
+    practice: Practice, backed_up: tuple[str, dict[str, str]]
+) -> None:
+    first, _ = backed_up
+    (practice.share / "Patients" / "DUPONT Jean" / "radio.jpg").write_bytes(b"x" * 1234)
+    practice.coffre("backup", "--wait", check=True)
+    second = practice.status()["targets"]["local"]["last_success"]["archive"]
+    found = practice.coffre("find", "dupont", "--json", check=True)
+    hits = json.loads(found.stdout)["hits"]
+    archives = [h["archive"] for h in hits]
+    assert archives == sorted(archives, reverse=True) and archives[0] == second
+    radio = [h for h in hits if h["path"].endswith("radio.jpg")]
+    assert len(radio) == 1 and radio[0]["archive"] == second and radio[0]["size"] == 1234
+    assert {h["archive"] for h in hits if h["path"].endswith("ordonnance 2026.pdf")} == {
+        first,
+        second,
+    }
+    glob = practice.coffre("find", "Patients/*/*.odt", check=True)
+    assert "bilan.odt" in glob.stdout and "ordonnance" not in glob.stdout
+    nothing = practice.coffre("find", "durand")
+    assert nothing.returncode == 5 and "nothing matches" in nothing.stderr
+
+
+def test_every_operation_is_audited_and_verify_catches_edits(
+    practice: Practice, backed_up: tuple[str, dict[str, str]]
+) -> None:
+    practice.env["SUDO_USER"] = "support-lea"
+    practice.env["SSH_CONNECTION"] = "192.0.2.7 52100 192.0.2.1 22"
+    practice.coffre("find", "dupont", check=True)
+    practice.coffre("restore", "dossier-0", check=True)
+    practice.coffre("restore", "nowhere")
+    practice.coffre("key", "export", "--paper", check=True)
+    lines = audit_lines(practice)
+    done = [(line["op"], line["outcome"]) for line in lines if line["outcome"] != "asked"]
+    assert done == [
+        ("find", "ok"),
+        ("restore", "ok"),
+        ("restore", "failed: not_in_archive"),
+        ("key_export", "ok"),
+    ]
+    restore = next(line for line in lines if line["op"] == "restore" and line["outcome"] == "ok")
+    person = restore["person"]
+    assert isinstance(person, dict)
+    assert person["user"] == "support-lea" and person["ssh"].startswith("192.0.2.7 ")
+    assert person["uid"] == os.getuid()
+    assert restore["target"] == "local" and restore["paths"] == ["dossier-0"]
+    assert str(restore["archive"]).startswith("cabinet-")
+    assert practice.coffre("audit", "verify", check=True).stdout.startswith("audit log intact")
+    listing = practice.coffre("audit", check=True).stdout
+    assert "support-lea" in listing and "restore" in listing
+
+    log = practice.state_dir / "audit.log"
+    original = log.read_bytes()
+    rows = original.splitlines(keepends=True)
+    log.write_bytes(b"".join([*rows[:2], rows[2].replace(b"dossier-0", b"dossier-9"), *rows[3:]]))
+    edited = practice.coffre("audit", "verify")
+    assert edited.returncode == 1 and "line 3" in edited.stdout + edited.stderr
+    log.write_bytes(b"".join(rows[:4] + rows[5:]))
+    removed = practice.coffre("audit", "verify")
+    assert removed.returncode == 1 and "removed" in removed.stdout + removed.stderr
+    log.write_bytes(original)
+    assert practice.coffre("audit", "verify").returncode == 0
+
+
+def test_status_warns_until_the_key_is_exported_and_the_sheet_holds_the_key(
+    practice: Practice, backed_up: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    assert "was never exported" in practice.coffre("status", check=True).stdout
+    sheet = practice.coffre("key", "export", "--paper", check=True).stdout
+    assert "BORG PAPER KEY v1" in sheet and "coffre recover" in sheet
+    assert "was never exported" not in practice.coffre("status", check=True).stdout
+    # The sheet is borg's own: borg's paper import takes it back, line by line.
+    escrow = practice.status()["key_escrow"]
+    assert [e["target"] for e in escrow] == ["local"] and escrow[0]["exported_at"]
+    own = practice.borg("key", "export", "--paper", str(practice.repository())).stdout
+    assert own.strip().splitlines()[-1] in sheet
+
+
+def test_browse_mounts_read_only_and_unmounts_when_the_command_ends(
+    practice: Practice, backed_up: tuple[str, dict[str, str]]
+) -> None:
+    archive, at_backup = backed_up
+    browse = subprocess.Popen(
+        [binary("coffre"), "browse", "--archive", archive],
+        env=practice.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert browse.stdout is not None and browse.stdin is not None
+        mountpoint = Path(browse.stdout.readline().strip())
+        assert mountpoint.is_relative_to(practice.root / "run")
+        inside = mountpoint / str(practice.share).lstrip("/")
+        file = inside / "Patients" / "DUPONT Jean" / "ordonnance 2026.pdf"
+        assert (
+            hashlib.sha256(file.read_bytes()).hexdigest()
+            == at_backup["Patients/DUPONT Jean/ordonnance 2026.pdf"]
+        )
+        with pytest.raises(OSError):
+            (inside / "new.txt").write_text("no")
+        browse.stdin.close()
+        assert browse.wait(timeout=60) == 0
+    finally:
+        if browse.poll() is None:
+            browse.kill()
+    wait_for(lambda: not _mounted(mountpoint), what="browse mount gone")
+    wait_for(lambda: audit_lines(practice)[-1]["outcome"] != "asked", what="browse's audit line")
+    ops = [(line["op"], line["outcome"]) for line in audit_lines(practice)]
+    assert ops[-2:] == [("browse", "asked"), ("browse", "ok")]
+
+
+def test_browse_ends_by_itself_when_nobody_uses_it(tmp_path: Path) -> None:
+    practice = Practice(tmp_path, extra="\n[restore]\nbrowse_idle = 1\n")
+    fill_share(practice.share, files=5)
+    daemon = Daemon(practice).ready()
+    browse: subprocess.Popen[str] | None = None
+    try:
+        practice.coffre("target", "init", "local", check=True)
+        practice.coffre("backup", "--wait", check=True)
+        browse = subprocess.Popen(
+            [binary("coffre"), "browse"],
+            env=practice.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert browse.stdout is not None and browse.stderr is not None
+        mountpoint = Path(browse.stdout.readline().strip())
+        assert _mounted(mountpoint)
+        # Its input stays open: only the idle timeout can end it.
+        assert browse.wait(timeout=60) == 0
+        assert "unmounted (idle)" in browse.stderr.read()
+        assert not _mounted(mountpoint)
+    finally:
+        if browse is not None and browse.poll() is None:
+            browse.kill()
+        daemon.stop()
+
+
+def _mounted(path: Path) -> bool:
+    target = str(path).replace(" ", "\\040")
+    with open("/proc/self/mountinfo", encoding="utf-8") as mounts:
+        return any(line.split()[4] == target for line in mounts)
