@@ -13,14 +13,15 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from coffre import devices
 from coffre.audit import person_from_env
 from coffre.cli_support import EXIT_FAILED, EXIT_OK, print_error, raise_if_error, size, when
 from coffre.config_types import Config
-from coffre.control import Message, request
+from coffre.control import PING, Message, peer_pid, request
 from coffre.errors import DaemonUnavailable, NotInArchive
 
 #: Exit code of a find that matched nothing (as a restore of a path in no archive).
@@ -185,26 +186,59 @@ def cmd_browse(args: argparse.Namespace, cfg: Config) -> int:
     else:
         return EXIT_FAILED
     path = event["path"]
+    sock = held[0]
+    daemon = peer_pid(sock)
     print(path, flush=True)
-    idle = cfg.restore.browse_idle // 60
+    idle = cfg.restore.browse_idle
     print(
-        f"read-only; unmounted when this command ends, or after {idle} min unused",
+        f"read-only; unmounted when this command ends, or after {idle // 60 or 1} min unused",
         file=sys.stderr,
     )
-    if sys.stdin.isatty():
-        shell = os.environ.get("SHELL") or "/bin/sh"
-        print("a shell opens inside it: type `exit` to leave", file=sys.stderr)
-        subprocess.run([shell], cwd=path, check=False)
-        return EXIT_OK
+    stop = threading.Event()
+    threading.Thread(
+        target=_ping_while_used, args=(sock, Path(path), idle, stop), daemon=True
+    ).start()
+    # Under systemd the daemon has a mount namespace of its own: the folder
+    # exists only there, and a shell must enter it to see it.
+    own = _mount_namespace("self") == _mount_namespace(str(daemon))
+    enter = [] if own else ["nsenter", f"--mount=/proc/{daemon}/ns/mnt", f"--wd={path}", "--"]
+    try:
+        if sys.stdin.isatty():
+            shell = os.environ.get("SHELL") or "/bin/sh"
+            print("a shell opens inside it: type `exit` to leave", file=sys.stderr)
+            subprocess.run([*enter, shell], cwd=path if own else None, check=False)
+            return EXIT_OK
+        if not own:
+            print(f"to look inside: sudo {' '.join(enter)} ls", file=sys.stderr)
+        return _hold_until_input_ends(events, sock)
+    finally:
+        stop.set()
 
-    # Not a terminal (a script): hold the mount until our input ends.
+
+def _mount_namespace(pid: str) -> str:
+    return str(Path(f"/proc/{pid}/ns/mnt").readlink())
+
+
+def _ping_while_used(sock: socket.socket, path: Path, idle: int, stop: threading.Event) -> None:
+    """Tell the daemon the mount is in use while a process works in it (it may not see them)."""
+    step = max(min(idle / 4, 30.0), 0.25)
+    while not stop.wait(step):
+        if devices.in_use(path, ignore=frozenset({os.getpid()})):
+            try:
+                sock.sendall(PING)
+            except OSError:
+                return
+
+
+def _hold_until_input_ends(events: Iterator[Message], sock: socket.socket) -> int:
+    """Not a terminal (a script): hold the mount until our input ends or the daemon ends it."""
+
     def hang_up_at_eof() -> None:
         # os.read, not sys.stdin: a thread blocked in a buffered read holds
         # its lock, and the interpreter aborts at exit when it cannot take it.
         while os.read(sys.stdin.fileno(), 65536):
             pass
-        for sock in held:
-            sock.shutdown(socket.SHUT_RDWR)
+        sock.shutdown(socket.SHUT_RDWR)
 
     threading.Thread(target=hang_up_at_eof, daemon=True).start()
     try:

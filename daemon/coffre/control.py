@@ -27,15 +27,18 @@ Send = Callable[[Message], Awaitable[None]]
 
 @dataclass(frozen=True)
 class Client:
-    """Who sent a request (kernel-checked uid and pid) and whether they hung up.
+    """Who sent a request (kernel-checked uid and pid), whether they hung up, and their pings.
 
     ``gone`` is set when the client closes its end: a browse mount lives
-    as long as the command that asked for it.
+    as long as the command that asked for it. ``pinged`` is set at each
+    ``{"op": "in_use"}`` line the client sends after its request (``coffre
+    browse`` sees who works in the mount; the hardened daemon cannot).
     """
 
     uid: int
     pid: int
     gone: asyncio.Event
+    pinged: asyncio.Event
 
 
 Handler = Callable[[Message, Send, Client], Awaitable[None]]
@@ -44,6 +47,9 @@ Handler = Callable[[Message, Send, Client], Awaitable[None]]
 MAX_REQUEST = 64 * 1024
 
 FINAL_EVENTS = frozenset({"result", "error"})
+
+#: The line a client sends after its request to say its browse mount is in use.
+PING = b'{"op":"in_use"}\n'
 
 
 def encode(message: Message) -> bytes:
@@ -70,12 +76,13 @@ def _peer(writer: asyncio.StreamWriter) -> tuple[int, int]:
     return int(uid), int(pid)
 
 
-async def _watch_hangup(reader: asyncio.StreamReader, gone: asyncio.Event) -> None:
-    # A client sends nothing after its request: any read that ends means it hung up.
-    with contextlib.suppress(ConnectionError):
-        while await reader.read(4096):
-            pass
-    gone.set()
+async def _watch_hangup(reader: asyncio.StreamReader, client: Client) -> None:
+    # After its request a client sends only pings; the end of input means it hung up.
+    with contextlib.suppress(ConnectionError, ValueError):
+        while line := await reader.readline():
+            if line.strip() == PING.strip():
+                client.pinged.set()
+    client.gone.set()
 
 
 async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
@@ -125,8 +132,8 @@ async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
             except ValueError:
                 await send({"event": "error", "kind": "usage", "message": "bad request"})
                 return
-            client = Client(uid=uid, pid=pid, gone=asyncio.Event())
-            watcher = asyncio.create_task(_watch_hangup(reader, client.gone))
+            client = Client(uid=uid, pid=pid, gone=asyncio.Event(), pinged=asyncio.Event())
+            watcher = asyncio.create_task(_watch_hangup(reader, client))
             try:
                 await handler(request, send, client)
             except CoffreError as error:
@@ -147,6 +154,13 @@ async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
     finally:
         os.umask(old_umask)
     return server
+
+
+def peer_pid(sock: socket.socket) -> int:
+    """The pid of the process at the other end of a connected Unix socket (the daemon)."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, _uid, _gid = struct.unpack("3i", creds)
+    return int(pid)
 
 
 def request(

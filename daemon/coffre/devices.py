@@ -7,6 +7,7 @@ whether a disk is ours (that is identity's and the jobs' business).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 
@@ -132,3 +133,22 @@ async def filesystem_of(devnode: str) -> tuple[str, str]:
         return "", ""
     values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     return values.get("UUID", ""), values.get("TYPE", "")
+
+
+def in_use(mountpoint: Path, *, ignore: frozenset[int] = frozenset()) -> bool:
+    """Whether a process (but ``ignore``) works in, or has a file open under, ``mountpoint``."""
+    prefix = str(mountpoint).rstrip("/") + "/"
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) in ignore:
+            continue
+        links = [proc / "cwd", proc / "root"]
+        with contextlib.suppress(OSError):
+            links += list((proc / "fd").iterdir())
+        for link in links:
+            try:
+                where = str(link.readlink())
+            except OSError:
+                continue
+            if where == str(mountpoint) or where.startswith(prefix):
+                return True
+    return False

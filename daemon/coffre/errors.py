@@ -239,6 +239,12 @@ class WouldOverwrite(CoffreError):
     exit_code = 6
 
 
+class DestinationError(CoffreError):
+    """A restore cannot write where it was asked to (read-only, full, not allowed)."""
+
+    kind = "destination"
+
+
 #: Every ``kind`` a CoffreError can carry: the bounded label set of metrics.
 ERROR_KINDS: tuple[str, ...] = tuple(
     sorted(
@@ -275,6 +281,7 @@ ERROR_KINDS: tuple[str, ...] = tuple(
                 BorgInterrupted,
                 NotInArchive,
                 WouldOverwrite,
+                DestinationError,
             )
         }
     )

@@ -149,7 +149,6 @@ class Executor:
                     expected,
                     job,
                     mountpoint=services.config.paths.runtime / "browse" / repo.name,
-                    released=job.released,
                 )
             else:
                 details = await _READ_JOBS[job.request.kind](ctx, repo, expected, job)

@@ -50,6 +50,8 @@ class Job:
     counters: dict[str, int] = field(default_factory=dict)
     #: Set when the person who asked is gone: a browse mount ends with them.
     released: asyncio.Event = field(default_factory=asyncio.Event)
+    #: When (time.monotonic) the asker last said a browse mount is in use.
+    last_used: float = 0.0
 
     def publish(self, event: JobEvent) -> None:
         """Hand ``event`` to every listener (never blocks: queues are unbounded)."""

@@ -40,7 +40,15 @@ from coffre.state import SUCCESS, RunRecord
 
 #: Error kinds only the CLI meets (never a run's outcome): no series for them.
 CLI_ONLY_KINDS = frozenset(
-    {"config", "usage", "daemon_unavailable", "permission", "not_in_archive", "would_overwrite"}
+    {
+        "config",
+        "usage",
+        "daemon_unavailable",
+        "permission",
+        "not_in_archive",
+        "would_overwrite",
+        "destination",
+    }
 )
 #: The ``kind`` values of coffre_errors_total.
 RUN_ERROR_KINDS: tuple[str, ...] = tuple(k for k in ERROR_KINDS if k not in CLI_ONLY_KINDS)

@@ -24,7 +24,7 @@ from coffre.borg import argv
 from coffre.borg.parse import Item
 from coffre.borg.records import Progress
 from coffre.disk_job import PowerOff, release_disk
-from coffre.errors import BorgArchiveMissing, CoffreError, DiskError
+from coffre.errors import BorgArchiveMissing, CoffreError, DestinationError, DiskError
 from coffre.jobs import Job
 from coffre.model import Archive
 from coffre.pruning import known_archives, list_archives
@@ -143,15 +143,23 @@ async def restore_job(
             day=_day(job),
         )
         job.publish({"event": "archive", "target": repo.name, "archive": archive.name})
-        report = await restore_archive(
-            services.borg,
-            location,
-            archive.name,
-            wanted,
-            to=None if to_option is None else Path(str(to_option)),
-            overwrite=bool(job.request.option("overwrite", False)),
-            on_progress=_progress(job, repo.name) if job.request.option("progress") else None,
-        )
+        try:
+            report = await restore_archive(
+                services.borg,
+                location,
+                archive.name,
+                wanted,
+                to=None if to_option is None else Path(str(to_option)),
+                overwrite=bool(job.request.option("overwrite", False)),
+                on_progress=_progress(job, repo.name) if job.request.option("progress") else None,
+            )
+        except OSError as exc:
+            where = exc.filename or to_option or "the share"
+            raise DestinationError(
+                f"cannot write the restore to {where}: {exc.strerror}",
+                hint="restore into the share (the default) or --to a folder under it; "
+                "the service may write nowhere else",
+            ) from exc
     return {
         "archive": report.archive,
         "archive_time": archive.time.isoformat(),
@@ -221,25 +229,6 @@ async def key_export_job(
 # --- browse --------------------------------------------------------------------
 
 
-def in_use(mountpoint: Path, *, ignore: frozenset[int] = frozenset()) -> bool:
-    """Whether a process (but ``ignore``) works in, or has a file open under, ``mountpoint``."""
-    prefix = str(mountpoint).rstrip("/") + "/"
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) in ignore:
-            continue
-        links = [proc / "cwd", proc / "root"]
-        with contextlib.suppress(OSError):
-            links += list((proc / "fd").iterdir())
-        for link in links:
-            try:
-                where = str(link.readlink())
-            except OSError:
-                continue
-            if where == str(mountpoint) or where.startswith(prefix):
-                return True
-    return False
-
-
 async def browse_job(
     ctx: ReadContext,
     repo: Repository,
@@ -247,11 +236,10 @@ async def browse_job(
     job: Job,
     *,
     mountpoint: Path,
-    released: asyncio.Event,
 ) -> dict[str, Any]:
     """Mount ``repo`` (or one archive) read-only at ``mountpoint`` until released or idle.
 
-    Ends when ``released`` is set (the command ended), when nobody has used
+    Ends when ``job.released`` is set (the command ended), when nobody has used
     the mount for ``restore.browse_idle`` seconds, or after
     ``restore.browse_max`` seconds. Returns why it ended.
     """
@@ -270,7 +258,7 @@ async def browse_job(
         try:
             await _appeared(mountpoint, mounted)
             job.publish({"event": "mounted", "path": str(mountpoint), "archive": archive_name})
-            why = await _until_done(mountpoint, released, settings.browse_idle, settings.browse_max)
+            why = await _until_done(mountpoint, job, settings.browse_idle, settings.browse_max)
         finally:
             await _unmount(services, mountpoint, mounted)
     with contextlib.suppress(OSError):
@@ -291,8 +279,14 @@ async def _appeared(mountpoint: Path, mounted: asyncio.Task[Any]) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _until_done(mountpoint: Path, released: asyncio.Event, idle: int, longest: int) -> str:
-    """Wait for the end of a browse: "released", "idle" or "max_duration"."""
+async def _until_done(mountpoint: Path, job: Job, idle: int, longest: int) -> str:
+    """Wait for the end of a browse: "released", "idle" or "max_duration".
+
+    In use: a process the daemon can see works in the mount, or the asker
+    said so lately (``job.last_used``: under systemd the daemon may not look
+    into other processes).
+    """
+    released = job.released
     began = last_used = time.monotonic()
     step = max(min(idle / 4, 30.0), 0.25)
     while True:
@@ -303,7 +297,7 @@ async def _until_done(mountpoint: Path, released: asyncio.Event, idle: int, long
         now = time.monotonic()
         if now - began >= longest:
             return "max_duration"
-        if in_use(mountpoint, ignore=frozenset({os.getpid()})):
+        if job.last_used > last_used or devices.in_use(mountpoint, ignore=frozenset({os.getpid()})):
             last_used = now
         elif now - last_used >= idle:
             return "idle"

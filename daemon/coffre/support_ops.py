@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time as monotonic_time
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time
 from pathlib import PurePosixPath
@@ -21,7 +22,7 @@ from coffre.clock import Clock
 from coffre.config_types import Config, OffsiteTarget
 from coffre.control import Client, Message, Send
 from coffre.errors import CoffreError, UsageError
-from coffre.jobs import JobEvent, JobKind, JobRequest
+from coffre.jobs import Job, JobEvent, JobKind, JobRequest
 from coffre.restore_plan import Candidate, choose_target, resolve
 from coffre.state import State
 
@@ -220,11 +221,7 @@ class SupportDesk:
         if kind == "browse":
             job = run.jobs[0]
 
-            async def release_when_gone() -> None:
-                await client.gone.wait()
-                job.released.set()
-
-            relay = asyncio.create_task(release_when_gone())
+            relay = asyncio.create_task(_relay_browse(client, job))
         try:
             return await _follow(run, send)
         finally:
@@ -256,6 +253,22 @@ class SupportDesk:
         final["absent_disks"] = absent
         await send(final)
         return final
+
+
+async def _relay_browse(client: Client, job: Job) -> None:
+    """Pass the browse client's pings and hang-up on to its job."""
+    gone = asyncio.create_task(client.gone.wait())
+    try:
+        while not client.gone.is_set():
+            pinged = asyncio.create_task(client.pinged.wait())
+            await asyncio.wait({gone, pinged}, return_when=asyncio.FIRST_COMPLETED)
+            pinged.cancel()
+            if client.pinged.is_set():
+                client.pinged.clear()
+                job.last_used = monotonic_time.monotonic()
+        job.released.set()
+    finally:
+        gone.cancel()
 
 
 async def _follow(run: lanes.Run, send: Send, *, hold_result: bool = False) -> JobEvent:

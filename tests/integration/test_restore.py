@@ -126,6 +126,17 @@ def test_a_path_in_no_archive_is_a_clear_error_with_its_exit_code(
     assert outside.returncode == 2 and "not in what coffre backs up" in outside.stderr
 
 
+def test_a_destination_that_cannot_be_written_is_a_clear_error(
+    practice: Practice, backed_up: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_bytes(b"x")
+    result = practice.coffre("restore", "dossier-1", "--to", str(a_file / "sub"))
+    assert result.returncode == 1, result.stderr
+    assert "cannot write the restore to" in result.stderr and "Not a directory" in result.stderr
+    assert a_file.read_bytes() == b"x"
+
+
 def test_find_lists_matching_paths_newest_first_with_size_and_time(
     practice: Practice, backed_up: tuple[str, dict[str, str]]
 ) -> None:
