@@ -117,7 +117,8 @@ shlib_depends=$(sed -n 's/^shlibs:Depends=//p' "$BUILD/shlibs.substvars")
 # The virtualenv runs /usr/bin/python3.11 and its modules are built for it;
 # python3 pinned to that version too, so that a release upgrade that moves
 # Debian's Python on has to deal with coffre instead of breaking it silently.
-depends="python$py_minor, python3 (>= $py_minor~), python3 (<< ${py_minor%.*}.$((${py_minor#*.} + 1))), adduser, $shlib_depends"
+# fuse3: `coffre browse` mounts archives with borg mount (pyfuse3, fusermount3).
+depends="python$py_minor, python3 (>= $py_minor~), python3 (<< ${py_minor%.*}.$((${py_minor#*.} + 1))), adduser, fuse3, $shlib_depends"
 
 installed_size=$(du -s -k --apparent-size --exclude=DEBIAN "$STAGE" | cut -f1)
 sed -e "s|@VERSION@|$version|" -e "s|@MAINTAINER@|$MAINTAINER|" \

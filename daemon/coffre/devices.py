@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
 from pathlib import Path
 
 from coffre.errors import DiskError
@@ -79,9 +80,20 @@ async def unmount(mountpoint: Path) -> None:
         raise
 
 
-async def unmount_lazily(mountpoint: Path) -> None:
-    """Detach ``mountpoint`` now; the kernel frees it once the last user leaves."""
-    await _tool("umount", "--lazy", str(mountpoint))
+def detach_now(mountpoint: Path) -> None:
+    """Detach ``mountpoint`` (``umount --lazy``), blocking: usable while the daemon stops.
+
+    The kernel frees the mount once its last user leaves; a failure is left
+    for the caller to see in the mount table (nothing is raised).
+    """
+    subprocess.run(
+        ["umount", "--lazy", str(mountpoint)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+        timeout=30,
+    )
 
 
 def sync(mountpoint: Path) -> None:

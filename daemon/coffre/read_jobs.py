@@ -304,15 +304,20 @@ async def _until_done(mountpoint: Path, job: Job, idle: int, longest: int) -> st
 
 
 async def _unmount(services: Services, mountpoint: Path, mounted: asyncio.Task[Any]) -> None:
-    if devices.is_mounted(mountpoint):
-        try:
-            await services.borg.run(argv.umount(str(mountpoint)), use_passphrase=False)
-        except CoffreError as error:
-            # Someone still works inside: detach it; the kernel frees it when they leave.
-            services.logger.warning("browse: %s; detaching %s lazily", error, mountpoint)
-            with contextlib.suppress(DiskError):
-                await devices.unmount_lazily(mountpoint)
-    if not mounted.done():
-        mounted.cancel()
-    with contextlib.suppress(asyncio.CancelledError, CoffreError):
-        await mounted
+    """End the browse mount whatever happens: borg umount, else detach it; stop borg mount."""
+    try:
+        if devices.is_mounted(mountpoint):
+            try:
+                await services.borg.run(argv.umount(str(mountpoint)), use_passphrase=False)
+            except CoffreError as error:
+                services.logger.warning("browse: %s; detaching %s", error, mountpoint)
+    finally:
+        # Also on the way out of a stopping daemon: a FUSE mount whose borg is
+        # gone would stay behind as a dead folder ("transport endpoint not
+        # connected") until someone unmounts it by hand.
+        if devices.is_mounted(mountpoint):
+            devices.detach_now(mountpoint)
+        if not mounted.done():
+            mounted.cancel()
+        with contextlib.suppress(asyncio.CancelledError, CoffreError):
+            await mounted

@@ -86,10 +86,11 @@ _GLOB = frozenset("*?[")
 def matcher(pattern: str) -> Callable[[str], bool]:
     """A test of stored paths for ``coffre find PATTERN``, case-insensitive.
 
-    A pattern with ``*``, ``?`` or ``[`` is a shell glob, matched against the
-    file's name and against its whole path relative to any folder
-    (``Patients/*.pdf``); any other pattern matches when it occurs anywhere
-    in the path (``dupont`` finds ``Patients/DUPONT Jean/ordonnance.pdf``).
+    A pattern with ``*``, ``?`` or ``[`` is a shell glob matched, folder by
+    folder (``*`` never crosses a ``/``), against the end of the path:
+    ``*.pdf`` tests the file's name, ``Patients/*/*.odt`` its last three
+    parts. Any other pattern matches when it occurs anywhere in the path
+    (``dupont`` finds ``Patients/DUPONT Jean/ordonnance.pdf``).
     Raises UsageError for an empty pattern.
     """
     if not pattern.strip():
@@ -97,15 +98,16 @@ def matcher(pattern: str) -> Callable[[str], bool]:
     folded = pattern.casefold()
     if not (_GLOB & set(pattern)):
         return lambda path: folded in path.casefold()
-    glob = folded.lstrip("/")
+    segments = PurePosixPath(folded.strip("/")).parts
 
     def matches(path: str) -> bool:
-        lowered = path.casefold()
-        if fnmatch.fnmatchcase(PurePosixPath(lowered).name, glob):
-            return True
-        parts = PurePosixPath(lowered).parts
-        # Any tail of the path: "Patients/*.pdf" matches ".../partage/Patients/x.pdf".
-        return any(fnmatch.fnmatchcase("/".join(parts[i:]), glob) for i in range(len(parts)))
+        parts = PurePosixPath(path.casefold()).parts
+        if len(parts) < len(segments):
+            return False
+        tail = parts[len(parts) - len(segments) :]
+        return all(
+            fnmatch.fnmatchcase(part, glob) for part, glob in zip(tail, segments, strict=True)
+        )
 
     return matches
 

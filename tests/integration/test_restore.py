@@ -283,3 +283,34 @@ def _mounted(path: Path) -> bool:
     target = str(path).replace(" ", "\\040")
     with open("/proc/self/mountinfo", encoding="utf-8") as mounts:
         return any(line.split()[4] == target for line in mounts)
+
+
+def test_a_daemon_stopping_during_a_browse_leaves_no_mount_behind(tmp_path: Path) -> None:
+    practice = Practice(tmp_path)
+    fill_share(practice.share, files=5)
+    daemon = Daemon(practice).ready()
+    browse: subprocess.Popen[str] | None = None
+    try:
+        practice.coffre("target", "init", "local", check=True)
+        practice.coffre("backup", "--wait", check=True)
+        browse = subprocess.Popen(
+            [binary("coffre"), "browse"],
+            env=practice.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert browse.stdout is not None
+        mountpoint = Path(browse.stdout.readline().strip())
+        assert _mounted(mountpoint)
+        assert daemon.stop() == 0
+        assert not _mounted(mountpoint)
+        assert browse.wait(timeout=60) == 0
+    finally:
+        if browse is not None and browse.poll() is None:
+            browse.kill()
+        if daemon.process.poll() is None:
+            daemon.stop()
+    last = audit_lines(practice)[-1]
+    assert (last["op"], last["outcome"]) == ("browse", "failed: cancelled")

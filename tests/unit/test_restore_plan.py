@@ -1,0 +1,122 @@
+"""Pure logic of restores and finds: paths, patterns, archive and target choice."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import PurePosixPath
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from coffre.errors import UsageError
+from coffre.model import Archive
+from coffre.restore_plan import (
+    Candidate,
+    Wanted,
+    choose_target,
+    destination,
+    matcher,
+    pick_archive,
+    resolve,
+)
+
+SHARE = PurePosixPath("/srv/coffre/partage")
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def test_a_path_relative_to_the_share_and_its_absolute_form_are_the_same() -> None:
+    relative = resolve("Patients/Dupont.pdf", [SHARE])
+    absolute = resolve("/srv/coffre/partage/Patients/Dupont.pdf", [SHARE])
+    assert relative == absolute == Wanted(SHARE, "srv/coffre/partage/Patients/Dupont.pdf")
+    # Restored under <dest>/Patients/Dupont.pdf: the share's three folders stripped.
+    assert relative.strip == 3
+
+
+def test_a_second_backed_up_root_is_found_by_its_absolute_path() -> None:
+    other = PurePosixPath("/srv/coffre/scans")
+    assert resolve("/srv/coffre/scans/x.dcm", [SHARE, other]).root == other
+
+
+@pytest.mark.parametrize("bad", ["", "/", "../etc/passwd", "Patients/../../x", "/etc/passwd"])
+def test_paths_outside_the_share_or_empty_are_refused(bad: str) -> None:
+    with pytest.raises(UsageError):
+        resolve(bad, [SHARE])
+
+
+def test_default_destination_is_the_restaurations_folder_of_the_share() -> None:
+    assert destination(SHARE, "cab-1", None) == SHARE / "_restaurations" / "cab-1"
+    assert destination(SHARE, "cab-1", PurePosixPath("/tmp/x")) == PurePosixPath("/tmp/x")
+
+
+def test_a_plain_pattern_matches_anywhere_ignoring_case() -> None:
+    test = matcher("dupont")
+    assert test("srv/partage/Patients/DUPONT Jean/ordonnance.pdf")
+    assert not test("srv/partage/Patients/MARTIN/bilan.odt")
+
+
+def test_a_glob_matches_names_or_path_tails() -> None:
+    assert matcher("*.PDF")("srv/partage/a/b.pdf")
+    assert matcher("Patients/*/*.odt")("srv/partage/Patients/MARTIN/bilan.odt")
+    assert not matcher("Patients/*.odt")("srv/partage/Patients/MARTIN/bilan.odt")
+    with pytest.raises(UsageError):
+        matcher("  ")
+
+
+def _archive(name: str, when: str) -> Archive:
+    return Archive(datetime.fromisoformat(when).replace(tzinfo=UTC), name)
+
+
+ARCHIVES = [
+    _archive("cab-2026-11-27T01:30:00", "2026-11-27T00:30:00"),
+    _archive("cab-2026-11-28T01:30:00", "2026-11-28T00:30:00"),
+    _archive("cab-2026-11-28T14:00:00", "2026-11-28T13:00:00"),
+    _archive("cab-2026-11-29T01:30:00.checkpoint", "2026-11-29T00:30:00"),
+    _archive("autre-2026-11-29", "2026-11-29T05:00:00"),
+]
+
+
+def test_latest_is_the_newest_complete_archive_of_ours() -> None:
+    found = pick_archive(ARCHIVES, "cab", name=None, day=None, tz=PARIS)
+    assert found is not None and found.name == "cab-2026-11-28T14:00:00"
+
+
+def test_a_day_is_the_boxs_local_day_and_picks_its_last_archive() -> None:
+    late = _archive("cab-2026-11-30T00:30:00", "2026-11-29T23:30:00")  # Paris: the 30th
+    found = pick_archive([*ARCHIVES, late], "cab", name=None, day=date(2026, 11, 30), tz=PARIS)
+    assert found == late
+    day = pick_archive(ARCHIVES, "cab", name=None, day=date(2026, 11, 28), tz=PARIS)
+    assert day is not None and day.name == "cab-2026-11-28T14:00:00"
+    assert pick_archive(ARCHIVES, "cab", name=None, day=date(2026, 1, 1), tz=PARIS) is None
+
+
+def test_a_name_is_taken_as_given_even_a_checkpoint() -> None:
+    name = "cab-2026-11-29T01:30:00.checkpoint"
+    found = pick_archive(ARCHIVES, "cab", name=name, day=None, tz=PARIS)
+    assert found is not None and found.name == name
+
+
+def test_the_fastest_available_target_holding_the_archive_wins() -> None:
+    candidates = [
+        Candidate("hds1", "offsite", True, ARCHIVES),
+        Candidate("disque-a", "usb", True, ARCHIVES[:1]),
+        Candidate("local", "local", True, ARCHIVES[1:]),
+    ]
+    assert choose_target(candidates, "cab", name=None, day=None, tz=PARIS)[0] == "local"
+    old = "cab-2026-11-27T01:30:00"
+    assert choose_target(candidates, "cab", name=old, day=None, tz=PARIS)[0] == "disque-a"
+    away = [Candidate("disque-a", "usb", False, ARCHIVES), candidates[0]]
+    assert choose_target(away, "cab", name=old, day=None, tz=PARIS)[0] == "hds1"
+
+
+def test_no_target_holding_it_names_what_was_looked_at() -> None:
+    candidates = [
+        Candidate("local", "local", True, []),
+        Candidate("disque-a", "usb", False, ARCHIVES),
+        Candidate("hds1", "offsite", True, None),
+    ]
+    with pytest.raises(UsageError) as refused:
+        choose_target(candidates, "cab", name=None, day=date(2026, 11, 28), tz=PARIS)
+    message = refused.value.message
+    assert "an archive of 2026-11-28" in message
+    assert "local (not there)" in message and "disque-a (not available)" in message
+    assert "hds1 (not listed yet)" in message

@@ -1,0 +1,148 @@
+"""restore_archive's staging: all or nothing, folders merge, files never replaced unasked.
+
+borg is a fake that writes an archive's files into its working directory as
+``borg extract --strip-components`` would, and warns about paths it lacks as
+borg 1.4 does; the filesystem side is real (tmp_path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from coffre.borg.records import LogRecord, Progress
+from coffre.borg.runner import BorgResult
+from coffre.errors import NotInArchive, WouldOverwrite
+from coffre.restore import STAGING_PREFIX, restore_archive
+from coffre.restore_plan import resolve
+
+
+class FakeBorg:
+    """``borg extract`` of an in-memory archive: {stored path: content}."""
+
+    def __init__(self, files: Mapping[str, bytes]) -> None:
+        self.files = files
+        self.calls: list[tuple[str, ...]] = []
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        cwd: Path | None = None,
+        use_passphrase: bool = True,
+    ) -> BorgResult:
+        self.calls.append(tuple(argv))
+        assert argv[0] == "extract" and cwd is not None
+        strip = next(int(a.split("=")[1]) for a in argv if a.startswith("--strip-components="))
+        wanted = [a.removeprefix("pp:") for a in argv if a.startswith("pp:")]
+        warnings = []
+        for path in wanted:
+            hits = [p for p in self.files if p == path or p.startswith(path + "/")]
+            if not hits:
+                warnings.append(
+                    LogRecord("WARNING", f"Include pattern '{path}' never matched.", "", "borg")
+                )
+            for hit in hits:
+                out = cwd.joinpath(*PurePosixPath(hit).parts[strip:])
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(self.files[hit])
+        return BorgResult(tuple(argv), 1 if warnings else 0, "", (), tuple(warnings), 0.1)
+
+
+SHARE = PurePosixPath("/srv/partage")
+ARCHIVE = {
+    "srv/partage/Patients/Dupont/ordonnance.pdf": b"ordonnance",
+    "srv/partage/Patients/Dupont/radio.jpg": b"radio",
+    "srv/partage/Patients/Martin/bilan.odt": b"bilan",
+}
+
+
+def _restore(
+    borg: FakeBorg, paths: list[str], to: Path, *, overwrite: bool = False
+) -> tuple[str, ...]:
+    wanted = [resolve(p, [SHARE]) for p in paths]
+    report = asyncio.run(
+        restore_archive(borg, "/repo", "cab-1", wanted, to=to, overwrite=overwrite)
+    )
+    return report.written
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_folder_and_a_file_land_with_the_share_folders_stripped(tmp_path: Path) -> None:
+    borg = FakeBorg(ARCHIVE)
+    written = _restore(borg, ["Patients/Dupont", "Patients/Martin/bilan.odt"], tmp_path / "out")
+    assert _tree(tmp_path / "out") == {
+        "Patients/Dupont/ordonnance.pdf": b"ordonnance",
+        "Patients/Dupont/radio.jpg": b"radio",
+        "Patients/Martin/bilan.odt": b"bilan",
+    }
+    assert written == (
+        str(tmp_path / "out" / "Patients" / "Dupont"),
+        str(tmp_path / "out" / "Patients" / "Martin" / "bilan.odt"),
+    )
+    assert len(borg.calls) == 1  # one borg run, no listing first
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(STAGING_PREFIX)]
+
+
+def test_a_missing_path_writes_nothing_even_the_paths_that_exist(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(NotInArchive) as refused:
+        _restore(FakeBorg(ARCHIVE), ["Patients/Dupont", "Patients/Durand"], out)
+    assert "/srv/partage/Patients/Durand" in refused.value.message
+    assert not out.exists()  # not even the folder coffre made for it
+
+
+def test_existing_files_are_never_replaced_without_overwrite(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "Patients" / "Dupont").mkdir(parents=True)
+    (out / "Patients" / "Dupont" / "radio.jpg").write_bytes(b"mine")
+    (out / "Patients" / "Dupont" / "notes.txt").write_bytes(b"kept")
+    with pytest.raises(WouldOverwrite) as refused:
+        _restore(FakeBorg(ARCHIVE), ["Patients"], out)
+    assert "radio.jpg" in refused.value.message
+    before = {
+        "Patients/Dupont/radio.jpg": b"mine",
+        "Patients/Dupont/notes.txt": b"kept",
+    }
+    assert _tree(out) == before
+    assert [p.name for p in out.iterdir()] == ["Patients"]  # staging removed
+
+    _restore(FakeBorg(ARCHIVE), ["Patients"], out, overwrite=True)
+    after = _tree(out)
+    assert after["Patients/Dupont/radio.jpg"] == b"radio"
+    assert after["Patients/Dupont/notes.txt"] == b"kept"  # folders merge: other files stay
+    assert after["Patients/Martin/bilan.odt"] == b"bilan"
+
+
+def test_a_file_where_a_folder_goes_is_refused_even_with_overwrite(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "Patients").mkdir(parents=True)
+    (out / "Patients" / "Dupont").write_bytes(b"a file, not a folder")
+    with pytest.raises(WouldOverwrite):
+        _restore(FakeBorg(ARCHIVE), ["Patients/Dupont"], out, overwrite=True)
+    assert (out / "Patients" / "Dupont").read_bytes() == b"a file, not a folder"
+
+
+def test_folders_coffre_makes_take_the_owner_and_mode_of_the_share(tmp_path: Path) -> None:
+    share = tmp_path / "srv" / "partage"
+    share.mkdir(parents=True)
+    share.chmod(0o2770)
+    os.chown(share, 1234, 4321)
+    borg = FakeBorg(
+        {str(share / k.removeprefix("srv/partage/"))[1:]: v for k, v in ARCHIVE.items()}
+    )
+    wanted = [resolve("Patients/Martin/bilan.odt", [PurePosixPath(share)])]
+    asyncio.run(restore_archive(borg, "/repo", "cab-1", wanted, to=None, overwrite=False))
+    base = share / "_restaurations" / "cab-1"
+    for folder in (share / "_restaurations", base, base / "Patients", base / "Patients" / "Martin"):
+        st = folder.stat()
+        assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o2770, 1234, 4321), folder
+    assert (base / "Patients" / "Martin" / "bilan.odt").read_bytes() == b"bilan"
