@@ -89,6 +89,7 @@ doc=$STAGE/usr/share/doc/coffre
 install -d "$doc"
 install -m 0644 README.md "$doc/README.md"
 install -m 0644 docs/guide-cabinet.md "$doc/guide-cabinet.md"
+install -m 0644 docs/disaster-recovery.md "$doc/disaster-recovery.md"
 date=$(date -u -R -d "@$SOURCE_DATE_EPOCH")
 sed -e "s|@VERSION@|$version|" -e "s|@MAINTAINER@|$MAINTAINER|" -e "s|@DATE@|$date|" \
 	packaging/debian/changelog | gzip -9n >"$doc/changelog.Debian.gz"

@@ -17,7 +17,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from coffre import __version__, cli_audit, cli_disk, cli_offsite, cli_restore, config, logs
+from coffre import (
+    __version__,
+    cli_audit,
+    cli_disk,
+    cli_offsite,
+    cli_recover,
+    cli_restore,
+    config,
+    logs,
+)
 from coffre.cli_support import (
     EXIT_FAILED,
     EXIT_OK,
@@ -254,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_offsite.add_parser(sub)
     cli_restore.add_parsers(sub)
     cli_audit.add_parser(sub)
+    cli_recover.add_parser(sub)
     target = sub.add_parser("target", help="manage targets' repositories")
     target_sub = target.add_subparsers(dest="target_command", required=True, metavar="ACTION")
     init = target_sub.add_parser("init", help="create a target's repository, record its ID")
@@ -273,6 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "config":
             return cmd_config_check(args)
+        if args.command == "recover":
+            # A new box: no daemon, maybe no valid configuration yet.
+            return cli_recover.cmd_recover(args)
         cfg = config.load(
             config.resolve_path(args.config, os.environ), check_files=args.command == "daemon"
         )

@@ -133,6 +133,7 @@ class BorgRunner:
         cwd: Path | None = None,
         use_passphrase: bool = True,
         extra_env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
     ) -> BorgResult:
         """Run ``borg --log-json --lock-wait N *argv`` and wait for its end.
 
@@ -141,7 +142,10 @@ class BorgRunner:
         borg's working directory (where ``extract`` writes). ``extra_env``
         adds variables for this run only (``BORG_RSH`` of an offsite target);
         like ``BorgEnvironment.extra`` it may neither override the runner's
-        own nor carry a passphrase (ValueError).
+        own nor carry a passphrase (ValueError). ``stdin``, when given, is
+        written to borg's standard input, which is then closed (the answers to
+        ``borg key import --paper``'s prompts); when None, borg's stdin is
+        /dev/null, so a prompt gets EOF instead of waiting forever.
 
         Returns a BorgResult on success or warnings. Raises BorgNotFound when
         the binary cannot be started, BorgWrongPassphrase for a passphrase
@@ -163,7 +167,7 @@ class BorgRunner:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *full_argv,
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=env,
@@ -186,7 +190,11 @@ class BorgRunner:
             if read_fd is not None:
                 os.close(read_fd)
         stderr = _StderrReader(on_progress, self._logger)
-        rc, stdout = await self._wait(proc, stderr, argv)
+        feeder = None
+        if stdin is not None:
+            assert proc.stdin is not None
+            feeder = asyncio.create_task(_feed(proc.stdin, stdin))
+        rc, stdout = await self._wait(proc, stderr, argv, feeder)
         duration = time.monotonic() - started
         logs = tuple(stderr.records)
         self._logger.debug("borg run: %s -> rc %d in %.2fs", shlex.join(full_argv), rc, duration)
@@ -210,14 +218,21 @@ class BorgRunner:
         return words[1]
 
     async def _wait(
-        self, proc: asyncio.subprocess.Process, stderr: _StderrReader, argv: Sequence[str]
+        self,
+        proc: asyncio.subprocess.Process,
+        stderr: _StderrReader,
+        argv: Sequence[str],
+        feeder: asyncio.Task[None] | None = None,
     ) -> tuple[int, bytes]:
-        """Read borg's output while it runs; return its exit code and stdout."""
+        """Read borg's output (and feed its stdin) while it runs; return its rc and stdout."""
         assert proc.stdout is not None and proc.stderr is not None
         stdout_task = asyncio.create_task(proc.stdout.read())
         stderr_task = asyncio.create_task(stderr.consume(proc.stderr))
         exit_task = asyncio.create_task(proc.wait())
-        readers = {stdout_task, stderr_task}
+        readers: set[asyncio.Task[Any]] = {stdout_task, stderr_task}
+        if feeder is not None:
+            # Drained and, if borg never reads, cancelled like the readers.
+            readers.add(feeder)
         try:
             # asyncio.wait, unlike await, leaves exit_task running if we are cancelled.
             await asyncio.wait({exit_task})
@@ -366,6 +381,23 @@ class _StderrReader:
         except Exception:
             # A broken display must not stop the reading of borg's stderr.
             self._logger.exception("progress callback failed")
+
+
+async def _feed(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Write ``data`` to borg's stdin, then close it: borg sees EOF after the last line.
+
+    borg may exit without reading it all (an error before its prompts): the
+    broken pipe is then no error of ours, borg's exit code tells what happened.
+    """
+    try:
+        writer.write(data)
+        await writer.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    finally:
+        writer.close()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            await writer.wait_closed()
 
 
 def _passphrase_pipe(passphrase: bytes) -> int:
