@@ -101,6 +101,8 @@ class TargetFacts:
     slots: Mapping[str, bool] = field(default_factory=dict)
     reachable: bool | None = None
     free_bytes: int | None = None
+    #: Whether the repository's key was printed for escrow (None: no repository yet).
+    key_exported: bool | None = None
 
 
 @dataclass(frozen=True)

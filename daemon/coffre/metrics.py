@@ -181,8 +181,15 @@ class CoffreCollector(Collector):
             "1 when the offsite host answered the last preflight, else 0 (or never asked).",
             t,
         )
+        key_exported = gauge(
+            "coffre_key_exported",
+            "1 when the repository's key was printed for escrow (coffre key export --paper).",
+            t,
+        )
         names = retention.slot_names(self._config.retention.daily, self._config.retention.monthly)
         for target in facts.targets:
+            if target.key_exported is not None:
+                key_exported.add_metric([target.name], float(target.key_exported))
             label = [target.name]
             last_success.add_metric(label, _seconds(target.last_success))
             last_attempt.add_metric(label, _seconds(target.last_attempt))
@@ -223,6 +230,7 @@ class CoffreCollector(Collector):
             check_ok_at,
             check_ok,
             reachable,
+            key_exported,
         ]
         series += self._jobs(facts)
         series += self._disks(facts)

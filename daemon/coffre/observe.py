@@ -176,6 +176,9 @@ class Observer:
             if kind == "offsite":
                 reachable = offsite_status(state, name)["reachable"]
             disk_free = next((d.free_bytes for d in disks if d.name == name), None)
+            repository_id = next(
+                (d.repository_id for d in disks if d.name == name), state.repository_id(name)
+            )
             # coffre checks its USB disks (each disk job); the other repositories
             # are checked by their hosts or by hand, and have no check runs.
             checked = kind == "usb"
@@ -195,6 +198,9 @@ class Observer:
                     oldest_archive=min(ours, default=None),
                     reachable=reachable,
                     free_bytes=disk_free,
+                    key_exported=None
+                    if repository_id is None
+                    else state.key_exported_at(repository_id) is not None,
                 )
             )
         errors: dict[tuple[str, str], int] = {}

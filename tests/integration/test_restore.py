@@ -219,14 +219,7 @@ def test_browse_mounts_read_only_and_unmounts_when_the_command_ends(
     practice: Practice, backed_up: tuple[str, dict[str, str]]
 ) -> None:
     archive, at_backup = backed_up
-    browse = subprocess.Popen(
-        [binary("coffre"), "browse", "--archive", archive],
-        env=practice.env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    browse = _browse(practice, "--archive", archive)
     try:
         assert browse.stdout is not None and browse.stdin is not None
         mountpoint = Path(browse.stdout.readline().strip())
@@ -258,14 +251,7 @@ def test_browse_ends_by_itself_when_nobody_uses_it(tmp_path: Path) -> None:
     try:
         practice.coffre("target", "init", "local", check=True)
         practice.coffre("backup", "--wait", check=True)
-        browse = subprocess.Popen(
-            [binary("coffre"), "browse"],
-            env=practice.env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        browse = _browse(practice)
         assert browse.stdout is not None and browse.stderr is not None
         mountpoint = Path(browse.stdout.readline().strip())
         assert _mounted(mountpoint)
@@ -277,6 +263,18 @@ def test_browse_ends_by_itself_when_nobody_uses_it(tmp_path: Path) -> None:
         if browse is not None and browse.poll() is None:
             browse.kill()
         daemon.stop()
+
+
+def _browse(practice: Practice, *args: str) -> subprocess.Popen[str]:
+    """``coffre browse`` run as a script would: pipes, no terminal."""
+    return subprocess.Popen(
+        [binary("coffre"), "browse", *args],
+        env=practice.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _mounted(path: Path) -> bool:
@@ -293,14 +291,7 @@ def test_a_daemon_stopping_during_a_browse_leaves_no_mount_behind(tmp_path: Path
     try:
         practice.coffre("target", "init", "local", check=True)
         practice.coffre("backup", "--wait", check=True)
-        browse = subprocess.Popen(
-            [binary("coffre"), "browse"],
-            env=practice.env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        browse = _browse(practice)
         assert browse.stdout is not None
         mountpoint = Path(browse.stdout.readline().strip())
         assert _mounted(mountpoint)

@@ -38,6 +38,18 @@ def _disks(practice: Practice) -> dict[str, dict[str, object]]:
     return {d["name"]: d for d in json.loads(out)}
 
 
+def _enroll_and_wait(practice: Practice, disk: LoopDisk) -> None:
+    """Enroll ``disk`` as disque-a; return once its first backup is done and it is off."""
+    device = disk.plug()
+    settle()
+    practice.coffre("disk", "enroll", device, "--name", "disque-a", check=True)
+    wait_for(
+        lambda: bool(_disks(practice)["disque-a"]["safe_to_remove"]),
+        timeout=120,
+        what="first backup of the disk",
+    )
+
+
 @pytest.fixture
 def usb_practice(tmp_path: Path) -> Iterator[tuple[Practice, LoopDisk]]:
     ensure_udevd()
@@ -55,14 +67,7 @@ def test_restore_from_a_usb_disk_waits_for_it_then_powers_it_off(
 ) -> None:
     practice, disk = usb_practice
     for _ in running_daemon(practice):
-        device = disk.plug()
-        settle()
-        practice.coffre("disk", "enroll", device, "--name", "disque-a", check=True)
-        wait_for(
-            lambda: bool(_disks(practice)["disque-a"]["safe_to_remove"]),
-            timeout=120,
-            what="first backup of the disk",
-        )
+        _enroll_and_wait(practice, disk)
         assert not disk.attached()
         first_backup = _disks(practice)["disque-a"]["last_backup"]
         at_backup = digest(practice.share)
@@ -101,14 +106,7 @@ def test_restore_from_an_absent_disk_without_waiting_names_it(
 ) -> None:
     practice, disk = usb_practice
     for _ in running_daemon(practice):
-        device = disk.plug()
-        settle()
-        practice.coffre("disk", "enroll", device, "--name", "disque-a", check=True)
-        wait_for(
-            lambda: bool(_disks(practice)["disque-a"]["safe_to_remove"]),
-            timeout=120,
-            what="first backup of the disk",
-        )
+        _enroll_and_wait(practice, disk)
         # No target named, the only copy is on the disk that is away: a clear refusal.
         result = practice.coffre("restore", FILE)
         assert result.returncode == 2, result.stderr

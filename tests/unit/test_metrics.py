@@ -348,3 +348,21 @@ def test_the_exposition_is_the_registrys_own(tmp_path: Path, state: State) -> No
     second = exporter.exposition()
     assert second != first
     assert second == generate_latest(exporter.registry)
+
+
+def test_key_escrow_is_0_until_the_key_is_exported_and_absent_without_a_repository(
+    tmp_path: Path, state: State
+) -> None:
+    clock = Clock(T0)
+    exporter, _ = exporter_for(tmp_path, state, clock)
+    assert "coffre_key_exported" not in names(scrape(exporter))
+    state.record_repository("local", "a" * 64, "/repos/local", T0)
+    state.enroll_disk("disque-a", "uuid-a", "b" * 64, T0)
+    series = scrape(exporter)
+    assert value(series, "coffre_key_exported", target="local") == 0
+    assert value(series, "coffre_key_exported", target="disque-a") == 0
+    state.record_key_export("a" * 64, T0)
+    series = scrape(exporter)
+    assert value(series, "coffre_key_exported", target="local") == 1
+    assert value(series, "coffre_key_exported", target="disque-a") == 0
+    assert ("coffre_key_exported", frozenset({("target", "hds")})) not in series
