@@ -89,3 +89,32 @@ def test_a_failed_backup_is_an_error_entry_with_its_kind(journald: None, tmp_pat
         daemon.stop()
     assert failed[0]["PRIORITY"] == "3"
     assert failed[0]["COFFRE_ERROR_KIND"] == "not_initialised"
+
+
+def test_each_restore_is_in_the_journal_with_the_audit_lines_hash(
+    journald: None, tmp_path: Path
+) -> None:
+    import hashlib
+
+    from coffre.audit import MSG_AUDIT
+
+    practice = Practice(tmp_path)
+    (practice.share / "agenda.db").write_text("rdv\n")
+    practice.env["SUDO_USER"] = "support-marc"
+    daemon = Daemon(practice, log_target="journal").ready()
+    try:
+        practice.coffre("target", "init", "local", check=True)
+        practice.coffre("backup", "--wait", check=True)
+        practice.coffre("restore", "agenda.db", check=True)
+        pid = daemon.process.pid
+        wait_for(lambda: len(_journal(MSG_AUDIT, pid)) == 2, timeout=30, what="audit entries")
+        entries = _journal(MSG_AUDIT, pid)
+    finally:
+        daemon.stop()
+    lines = (practice.state_dir / "audit.log").read_bytes().splitlines()
+    assert [e["COFFRE_AUDIT_HASH"] for e in entries] == [
+        hashlib.sha256(line).hexdigest() for line in lines
+    ]
+    assert [e["COFFRE_AUDIT_SEQ"] for e in entries] == ["1", "2"]
+    assert {e["COFFRE_AUDIT_OP"] for e in entries} == {"restore"}
+    assert entries[0]["COFFRE_AUDIT_USER"] == "support-marc"

@@ -184,7 +184,7 @@ def installed(deb: Path, machine: set[str]) -> Path:
     result = run("dpkg", "-i", str(deb), timeout=600)
     # postinst made a passphrase: it says to copy it on paper.
     assert "/etc/coffre/passphrase" in result.stdout + result.stderr
-    assert "borg key export --paper" in result.stdout + result.stderr
+    assert "coffre key export --paper" in result.stdout + result.stderr
     return deb
 
 
