@@ -19,6 +19,7 @@ from benchmarks import (
     idle,
     nightly,
     offsite,
+    restore,
     scrape,
     share,
     usb_plug,
@@ -42,7 +43,10 @@ from benchmarks.common import (
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
-        "only", nargs="?", choices=["usb_plug"], help="run this benchmark alone (default: all)"
+        "only",
+        nargs="?",
+        choices=["usb_plug", "restore"],
+        help="run this benchmark alone (default: all)",
     )
     parser.add_argument("--reps", type=int, default=7, help="measured nights per side (7)")
     parser.add_argument("--files", type=int, default=share.FILES, help="files in the share")
@@ -77,8 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, root: Path, tz: ZoneInfo, borg: str, started: float) -> int:
-    if args.only == "usb_plug":
-        alone = usb_plug.benchmark(root / "usb", borg, files=args.files, reps=args.plugs)
+    if args.only is not None:
+        if args.only == "usb_plug":
+            alone = usb_plug.benchmark(root / "usb", borg, files=args.files, reps=args.plugs)
+        else:
+            alone = restore.benchmark(root / "restore", borg, files=args.files)
         print()
         print_table(alone)
         print(f"(benchmarks took {time.monotonic() - started:.0f} s)")
@@ -137,6 +144,7 @@ def _run(args: argparse.Namespace, root: Path, tz: ZoneInfo, borg: str, started:
         *offsite.measure(root / "offsite", args.files, args.reps),
         *usb_plug.benchmark(root / "usb", borg, files=args.files, reps=args.plugs),
         *scrape.benchmark(root / "scrape", files=args.files, reps=scrape.REPS),
+        *restore.benchmark(root / "restore", borg, files=args.files),
     ]
     print()
     print_table(figures)

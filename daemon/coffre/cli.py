@@ -8,7 +8,6 @@ archive, a find without match); 6 a restore would overwrite files.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -22,7 +21,7 @@ from coffre import (
     cli_audit,
     cli_disk,
     cli_offsite,
-    cli_recover,
+    cli_recover_args,
     cli_restore,
     config,
     logs,
@@ -49,6 +48,8 @@ from coffre.notify import Notifier
 
 
 def cmd_daemon(args: argparse.Namespace, cfg: Config) -> int:
+    import asyncio
+
     from coffre.service import Daemon
 
     logger = logs.setup(args.log_target)
@@ -263,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_offsite.add_parser(sub)
     cli_restore.add_parsers(sub)
     cli_audit.add_parser(sub)
-    cli_recover.add_parser(sub)
+    cli_recover_args.add_parser(sub)
     target = sub.add_parser("target", help="manage targets' repositories")
     target_sub = target.add_subparsers(dest="target_command", required=True, metavar="ACTION")
     init = target_sub.add_parser("init", help="create a target's repository, record its ID")
@@ -285,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_config_check(args)
         if args.command == "recover":
             # A new box: no daemon, maybe no valid configuration yet.
+            from coffre import cli_recover
+
             return cli_recover.cmd_recover(args)
         cfg = config.load(
             config.resolve_path(args.config, os.environ), check_files=args.command == "daemon"

@@ -10,12 +10,14 @@ import argparse
 import json
 import sys
 from datetime import date, datetime, time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from coffre.audit import AuditEntry, audit_path, read_entries, verify, who
 from coffre.cli_support import EXIT_FAILED, EXIT_OK
 from coffre.config_types import Config
 from coffre.errors import PermissionRefused, UsageError
+
+if TYPE_CHECKING:
+    from coffre.audit import AuditEntry
 
 # Listing thousands of restored paths on one line helps nobody; --json has them all.
 _PATHS_SHOWN = 3
@@ -50,7 +52,9 @@ def cmd_audit(args: argparse.Namespace, cfg: Config) -> int:
     printing each problem. Raises UsageError for ``--since`` with ``verify``,
     PermissionRefused when the log cannot be read (it is root's, 0600).
     """
-    path = audit_path(cfg)
+    from coffre import audit  # here: `coffre` commands start without it
+
+    path = audit.audit_path(cfg)
     try:
         if args.audit_action == "verify":
             if args.since is not None:
@@ -61,7 +65,7 @@ def cmd_audit(args: argparse.Namespace, cfg: Config) -> int:
             if args.since is None
             else datetime.combine(args.since, time(0), tzinfo=cfg.schedule.timezone)
         )
-        entries = read_entries(path, since)
+        entries = audit.read_entries(path, since)
     except PermissionError as error:
         raise PermissionRefused(
             f"{error.filename or path}: only root may read the audit log",
@@ -83,7 +87,9 @@ def cmd_audit(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _verify(cfg: Config, *, as_json: bool) -> int:
-    report = verify(audit_path(cfg))
+    from coffre import audit
+
+    report = audit.verify(audit.audit_path(cfg))
     if as_json:
         json.dump(
             {"ok": report.ok, "count": report.count, "problems": list(report.problems)},
@@ -98,20 +104,22 @@ def _verify(cfg: Config, *, as_json: bool) -> int:
             print(problem)
         print(
             f"audit log NOT intact: {len(report.problems)} problem(s), "
-            f"{report.count} valid entries in {audit_path(cfg)}"
+            f"{report.count} valid entries in {audit.audit_path(cfg)}"
         )
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def _line(entry: AuditEntry, cfg: Config) -> str:
     """One entry for people: local time, op, who, target, archive, paths, outcome."""
+    from coffre import audit  # here: `coffre` commands start without it
+
     local = entry.time.astimezone(cfg.schedule.timezone).strftime("%Y-%m-%d %H:%M:%S")
     paths = ", ".join(entry.paths[:_PATHS_SHOWN]) or "-"
     if len(entry.paths) > _PATHS_SHOWN:
         paths += f" (+{len(entry.paths) - _PATHS_SHOWN} more)"
     damaged = "  [recorded after damage]" if entry.after_damage else ""
     return (
-        f"{local}  {entry.op:<10} {who(entry.person)}  {entry.target or '-'}  "
+        f"{local}  {entry.op:<10} {audit.who(entry.person)}  {entry.target or '-'}  "
         f"{entry.archive or '-'}  {paths}  {entry.outcome}{damaged}"
     )
 

@@ -17,8 +17,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from coffre import devices
-from coffre.audit import person_from_env
 from coffre.cli_support import EXIT_FAILED, EXIT_OK, print_error, raise_if_error, size, when
 from coffre.config_types import Config
 from coffre.control import PING, Message, peer_pid, request
@@ -66,6 +64,8 @@ def add_parsers(sub: Any) -> None:
 def _ask(
     cfg: Config, message: Message, *, hold: list[socket.socket] | None = None
 ) -> Iterable[Message]:
+    from coffre.audit import person_from_env  # only the commands that are audited load it
+
     person = person_from_env(os.environ, os.getuid())
     return request(cfg.paths.control_socket, {**message, "person": person}, on_socket=hold)
 
@@ -80,8 +80,10 @@ def _result(events: Iterable[Message], *, tty: bool) -> Message:
             print(event["message"], file=sys.stderr)
         elif kind == "archive":
             print(f"archive {event['archive']} of {event['target']}", file=sys.stderr)
-        elif kind == "progress" and tty and event.get("ratio") is not None:
-            print(f"\r{event['target']}: {event['ratio']:.0%}   ", end="", file=sys.stderr)
+        elif kind == "progress" and tty and event.get("items") is not None:
+            print(
+                f"\r{event['target']}: {event['items']} items restored   ", end="", file=sys.stderr
+            )
         elif kind == "disk_released" and event.get("safe_to_remove"):
             print(f"disk {event['target']}: safe to remove", file=sys.stderr)
     if tty:
@@ -221,6 +223,8 @@ def _mount_namespace(pid: str) -> str:
 
 def _ping_while_used(sock: socket.socket, path: Path, idle: int, stop: threading.Event) -> None:
     """Tell the daemon the mount is in use while a process works in it (it may not see them)."""
+    from coffre import devices  # browse only: the other commands start without asyncio
+
     step = max(min(idle / 4, 30.0), 0.25)
     while not stop.wait(step):
         if devices.in_use(path, ignore=frozenset({os.getpid()})):

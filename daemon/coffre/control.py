@@ -8,7 +8,6 @@ the daemon: the socket file is 0600 and the peer's uid is checked.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -17,9 +16,13 @@ import struct
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coffre.errors import CoffreError, DaemonUnavailable, PermissionRefused
+
+if TYPE_CHECKING:
+    # The server side only: the CLI (the client) starts faster without asyncio.
+    import asyncio
 
 Message = dict[str, Any]
 Send = Callable[[Message], Awaitable[None]]
@@ -93,6 +96,8 @@ async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
     request and a ``send`` coroutine; a CoffreError it raises is sent to the
     client as an error line.
     """
+    import asyncio
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
     if path.exists():
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:

@@ -170,11 +170,25 @@ async def restore_job(
     }
 
 
+#: Seconds between two progress events of a restore (one per item would flood the CLI).
+PROGRESS_EVERY = 0.25
+
+
 def _progress(job: Job, target: str) -> Callable[[Progress], None]:
+    """Count the items borg writes; tell the asker now and then (never the paths)."""
+    written = 0
+    last = 0.0
+
     def progress(p: Progress) -> None:
-        if p.percent is not None:
-            job.progress = p.percent / 100
-            job.publish({"event": "progress", "target": target, "ratio": job.progress})
+        nonlocal written, last
+        if not p.message or p.finished:
+            return
+        written += 1
+        job.counters = {"items": written}
+        now = time.monotonic()
+        if now - last >= PROGRESS_EVERY:
+            last = now
+            job.publish({"event": "progress", "target": target, "items": written})
 
     return progress
 

@@ -15,6 +15,7 @@ umask 077 and SMB users could not open them otherwise.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -82,8 +83,8 @@ async def restore_archive(
     ``into_root`` (``coffre recover`` on a new box, with ``to=None``) writes
     each path back into its own root (the share itself) instead.
 
-    Returns what was written. ``on_progress`` asks borg for progress (which
-    costs it one more pass over the archive's items). Raises NotInArchive
+    Returns what was written. ``on_progress`` is called for each item borg
+    writes (``extract --list``; its ``message`` is the path). Raises NotInArchive
     (exit code 5) naming the paths the archive does not hold, WouldOverwrite
     (exit code 6) naming the files in the way unless ``overwrite``, and
     BorgError subclasses as borg fails; in each case the destination is left
@@ -95,7 +96,7 @@ async def restore_archive(
     groups: dict[PurePosixPath, list[Wanted]] = {}
     for one in wanted:
         groups.setdefault(one.root, []).append(one)
-    staged: list[tuple[Path, Path, list[Wanted], Path]] = []
+    staged: list[_Staged] = []
     created: list[Path] = []
     try:
         for root, group in groups.items():
@@ -113,7 +114,7 @@ async def restore_archive(
                     location,
                     archive,
                     [w.stored for w in group],
-                    progress=on_progress is not None,
+                    list_items=on_progress is not None,
                     strip_components=group[0].strip,
                 ),
                 cwd=staging,
@@ -126,23 +127,21 @@ async def restore_archive(
                     hint="check the spelling with `coffre find NAME`, "
                     "or try another --date or --archive",
                 )
-        in_the_way = [
-            clash for staging, base, _, _ in staged for clash in _clashes(staging, base, overwrite)
-        ]
+        # Walking and moving tens of thousands of files would stall the
+        # daemon's loop (status, metrics, the watchdog): a thread does it.
+        in_the_way = await asyncio.to_thread(_all_clashes, staged, overwrite)
         if in_the_way:
             raise WouldOverwrite(
                 f"{len(in_the_way)} file(s) exist already: {describe_paths(in_the_way)}",
                 hint="nothing was written; restore elsewhere with --to DIR, "
                 "or replace them with --overwrite",
             )
-        nfiles = nbytes = 0
-        written: list[str] = []
-        for staging, base, group, like in staged:
-            files, size = _count(staging)
-            nfiles, nbytes = nfiles + files, nbytes + size
-            _adopt(list(_mere_parents(staging, group)), like)
-            _move_into(staging, base)
-            written += [str(base.joinpath(*_tail(w))) for w in group]
+        placing = asyncio.ensure_future(asyncio.to_thread(_place, staged))
+        try:
+            nfiles, nbytes, written = await asyncio.shield(placing)
+        except asyncio.CancelledError:
+            await placing  # a stop waits for the moves: half a restore helps nobody
+            raise
     except BaseException:
         for staging, *_ in staged:
             shutil.rmtree(staging, ignore_errors=True)
@@ -159,6 +158,26 @@ async def restore_archive(
         nfiles=nfiles,
         nbytes=nbytes,
     )
+
+
+_Staged = tuple[Path, Path, list[Wanted], Path]
+
+
+def _all_clashes(staged: Sequence[_Staged], overwrite: bool) -> list[Path]:
+    return [clash for staging, base, _, _ in staged for clash in _clashes(staging, base, overwrite)]
+
+
+def _place(staged: Sequence[_Staged]) -> tuple[int, int, list[str]]:
+    """Move each staged tree into place; (files, bytes, the paths asked as written)."""
+    nfiles = nbytes = 0
+    written: list[str] = []
+    for staging, base, group, like in staged:
+        files, size = _count(staging)
+        nfiles, nbytes = nfiles + files, nbytes + size
+        _adopt(list(_mere_parents(staging, group)), like)
+        _move_into(staging, base)
+        written += [str(base.joinpath(*_tail(w))) for w in group]
+    return nfiles, nbytes, written
 
 
 def _tail(wanted: Wanted) -> tuple[str, ...]:
@@ -237,12 +256,15 @@ def _move_into(staging: Path, base: Path) -> None:
 
 
 def _count(tree: Path) -> tuple[int, int]:
-    """(regular files, their bytes) under ``tree``."""
+    """(regular files, their bytes) under ``tree`` (os.scandir: its entries carry their type)."""
     files = size = 0
-    for folder, _dirs, names in os.walk(tree):
-        for name in names:
-            st = Path(folder, name).lstat()
-            if stat.S_ISREG(st.st_mode):
-                files += 1
-                size += st.st_size
+    folders = [str(tree)]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    files += 1
+                    size += entry.stat(follow_symlinks=False).st_size
     return files, size

@@ -172,6 +172,23 @@ def test_a_repository_life(tmp_path: Path, runner: BorgRunner, repo: Path) -> No
     assert (partial / wanted / "notes.txt").read_text() == "séance du jour\n"
     assert not (partial / source.relative_to("/") / "agenda.db").exists()
 
+    # --list: one progress call per item written, none of them a log record.
+    listed_dir = tmp_path / "listed"
+    listed_dir.mkdir()
+    seen: list[Progress] = []
+    stripped = len(source.relative_to("/").parts)
+    result = asyncio.run(
+        runner.run(
+            argv.extract(str(repo), "cabinet-3", list_items=True, strip_components=stripped),
+            cwd=listed_dir,
+            on_progress=seen.append,
+        )
+    )
+    written = sorted(str(p.relative_to(listed_dir)) for p in listed_dir.rglob("*"))
+    assert sorted(p.message for p in seen) == written and written
+    assert not [r for r in result.logs if r.name == "borg.output.list"]
+    _assert_same_tree(source, listed_dir)
+
     paper = asyncio.run(runner.run(argv.key_export_paper(str(repo)))).stdout
     assert "BORG PAPER KEY v1" in paper
 

@@ -166,9 +166,14 @@ def extract(
     paths: Sequence[str] = (),
     *,
     progress: bool = False,
+    list_items: bool = False,
     strip_components: int = 0,
 ) -> tuple[str, ...]:
     """``borg extract``: restore ``paths`` (all when empty) of ``repo::archive``.
+
+    ``progress`` (a percentage) makes borg read the archive's items twice
+    (once for the total); ``list_items`` only logs each item as it is
+    written (logger ``borg.output.list``), a cheaper sign of life.
 
     borg writes into its current directory: run it with the runner's ``cwd=``.
     ``paths`` are as stored in the archive (no leading ``/``); each selects
@@ -188,6 +193,8 @@ def extract(
     args = ["extract"]
     if progress:
         args.append("--progress")
+    if list_items:
+        args.append("--list")
     if strip_components:
         args.append(f"--strip-components={strip_components}")
     args.append(f"{repo}::{archive}")

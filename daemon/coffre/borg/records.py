@@ -42,7 +42,9 @@ class Progress:
     ``message`` the path being read. From ``progress_percent`` and
     ``progress_message`` (cache sync, extract, check...): ``message`` and, for
     the former, ``percent``; the sizes then repeat the last ones seen in the
-    same run (0 before any). ``finished`` marks the end of one operation.
+    same run (0 before any). From an ``extract --list`` line: ``message`` is
+    the item written, ``percent`` None. ``finished`` marks the end of one
+    operation.
     """
 
     original_size: int

@@ -78,6 +78,8 @@ _READ_CHUNK = 65536
 # Longer stderr lines are cut: borg's lines are short, tracebacks a few KiB.
 _MAX_LINE = 1 << 20
 _QUESTION_PREFIX = "question_"
+# The logger of --list lines (an item created, extracted...).
+_LISTED = "borg.output.list"
 
 
 @dataclass(frozen=True)
@@ -324,12 +326,17 @@ class _StderrReader:
     def _handle(self, data: dict[str, Any]) -> None:
         kind = data.get("type")
         if kind == "log_message":
+            name = str(data.get("name") or "")
+            if name == _LISTED:
+                # One line per item written (extract --list): progress, not a log record.
+                self._progress(False, str(data.get("message") or ""), None)
+                return
             self._add(
                 LogRecord(
                     level=str(data.get("levelname") or "CRITICAL"),
                     message=str(data.get("message") or ""),
                     msgid=str(data.get("msgid") or ""),
-                    name=str(data.get("name") or ""),
+                    name=name,
                 )
             )
         elif kind == "archive_progress":
