@@ -24,7 +24,6 @@ from coffre import (
     cli_recover_args,
     cli_restore,
     config,
-    logs,
 )
 from coffre.cli_support import (
     EXIT_FAILED,
@@ -50,6 +49,7 @@ from coffre.notify import Notifier
 def cmd_daemon(args: argparse.Namespace, cfg: Config) -> int:
     import asyncio
 
+    from coffre import logs  # the daemon only: the other commands start without logging
     from coffre.service import Daemon
 
     logger = logs.setup(args.log_target)

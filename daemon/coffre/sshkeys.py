@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 import struct
 from dataclasses import dataclass
@@ -160,6 +159,8 @@ def _fields(blob: bytes) -> list[bytes] | None:
 
 def fingerprint(blob: bytes) -> str:
     """The SHA256 fingerprint of a public key blob: ``SHA256:`` + base64 without padding."""
+    import hashlib  # loads OpenSSL: only when a fingerprint is shown
+
     digest = hashlib.sha256(blob).digest()
     return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 

@@ -165,3 +165,14 @@ def test_the_authorized_keys_line_forces_an_append_only_borg_serve() -> None:
     assert "--restrict-to-repository ~/x" in home
     assert sshkeys.known_hosts_line("h", 22, key) == f"h {KEY}"
     assert sshkeys.known_hosts_line("::1", 2222, key) == f"[::1]:2222 {KEY}"
+
+
+def test_every_host_key_kind_asks_paramiko_for_algorithms_it_offers() -> None:
+    """A pinned RSA key once asked for SHA-1 "ssh-rsa", which paramiko 5 refuses."""
+    import paramiko
+
+    from coffre.ssh import _ALGORITHMS
+
+    offered = set(paramiko.Transport._preferred_keys)
+    for kind, algorithms in _ALGORITHMS.items():
+        assert algorithms and set(algorithms) <= offered, kind
