@@ -175,17 +175,17 @@ def test_a_repository_life(tmp_path: Path, runner: BorgRunner, repo: Path) -> No
     # --list: one progress call per item written, none of them a log record.
     listed_dir = tmp_path / "listed"
     listed_dir.mkdir()
-    seen: list[Progress] = []
+    written_items: list[Progress] = []
     stripped = len(source.relative_to("/").parts)
     result = asyncio.run(
         runner.run(
             argv.extract(str(repo), "cabinet-3", list_items=True, strip_components=stripped),
             cwd=listed_dir,
-            on_progress=seen.append,
+            on_progress=written_items.append,
         )
     )
     written = sorted(str(p.relative_to(listed_dir)) for p in listed_dir.rglob("*"))
-    assert sorted(p.message for p in seen) == written and written
+    assert sorted(p.message for p in written_items) == written and written
     assert not [r for r in result.logs if r.name == "borg.output.list"]
     _assert_same_tree(source, listed_dir)
 
