@@ -66,9 +66,22 @@ def resolve(asked: str, roots: Sequence[PurePosixPath]) -> Wanted:
     )
 
 
+#: Characters Windows refuses in a name: over SMB they would show as a mangled
+#: "CABIN~1" folder (archive names hold ':' in their time).
+_NOT_ON_WINDOWS = str.maketrans({c: "-" for c in '<>:"\\|?*'})
+
+
+def folder_name(archive: str) -> str:
+    """``archive`` as a folder name the practice's Windows workstations show as is.
+
+    ``cabinet-2026-11-29T01:30:00`` -> ``cabinet-2026-11-29T01-30-00``.
+    """
+    return archive.translate(_NOT_ON_WINDOWS).rstrip(". ")
+
+
 def destination(root: PurePosixPath, archive: str, to: PurePosixPath | None) -> PurePosixPath:
-    """The folder a restore writes into: ``to``, else ``<root>/_restaurations/<archive>``."""
-    return to if to is not None else root / RESTORE_FOLDER / archive
+    """The folder a restore writes into: ``to``, else ``<root>/_restaurations/<folder_name>``."""
+    return to if to is not None else root / RESTORE_FOLDER / folder_name(archive)
 
 
 def describe_paths(paths: Sequence[object]) -> str:

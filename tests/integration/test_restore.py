@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from coffre.restore_plan import folder_name
 from tests.integration.harness import Daemon, Practice, fill_share, running_daemon, wait_for
 from tests.parts import binary
 
@@ -67,7 +68,7 @@ def test_restore_a_file_and_a_folder_into_restaurations_byte_identical(
     result = practice.coffre(
         "restore", "Patients/DUPONT Jean/ordonnance 2026.pdf", "dossier-3", check=True
     )
-    out = practice.share / "_restaurations" / archive
+    out = practice.share / "_restaurations" / folder_name(archive)
     assert f"from archive {archive} of local" in result.stdout
     assert str(out / "Patients" / "DUPONT Jean" / "ordonnance 2026.pdf") in result.stdout
     assert str(out / "dossier-3") in result.stdout
@@ -121,7 +122,7 @@ def test_a_path_in_no_archive_is_a_clear_error_with_its_exit_code(
     assert f"not in archive {archive}" in result.stderr
     assert "DURAND Paul" in result.stderr and "coffre find" in result.stderr
     # dossier-2 existed but nothing at all was written: all or nothing.
-    assert not (practice.share / "_restaurations" / archive / "dossier-2").exists()
+    assert not (practice.share / "_restaurations" / folder_name(archive) / "dossier-2").exists()
     outside = practice.coffre("restore", "/etc/passwd")
     assert outside.returncode == 2 and "not in what coffre backs up" in outside.stderr
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from coffre.restore_plan import folder_name
 from tests.integration.harness import Practice, fill_share, running_daemon, wait_for
 from tests.integration.offsite_practice import OffsitePractice, enroll
 from tests.integration.sshd import Host
@@ -90,7 +91,7 @@ def test_restore_from_a_usb_disk_waits_for_it_then_powers_it_off(
         assert restore.wait(timeout=120) == 0, err
         assert "disk disque-a: safe to remove" in err
         archive = out.split("from archive ", 1)[1].split(" ", 1)[0]
-        restored = practice.share / "_restaurations" / archive
+        restored = practice.share / "_restaurations" / folder_name(archive)
         assert digest(restored) == picked(at_backup)
         # Mounted for the job only, powered off after it.
         assert not disk.attached()
@@ -134,7 +135,7 @@ def test_restore_from_an_offsite_host_byte_identical(host: Host, tmp_path: Path)
         result = practice.coffre("restore", FILE, FOLDER, check=True)  # the only target
         archive = result.stdout.split("from archive ", 1)[1].split(" ", 1)[0]
         assert " of hds1:" in result.stdout
-        assert digest(practice.share / "_restaurations" / archive) == picked(at_backup)
+        assert digest(practice.share / "_restaurations" / folder_name(archive)) == picked(at_backup)
         # The host saw the restore's reads, not a write: append-only history unchanged.
         listed = [a["name"] for a in host.archives(tmp_path / "admin")]
         assert listed == [archive]

@@ -15,6 +15,7 @@ from coffre.restore_plan import (
     Wanted,
     choose_target,
     destination,
+    folder_name,
     matcher,
     pick_archive,
     resolve,
@@ -46,6 +47,13 @@ def test_paths_outside_the_share_or_empty_are_refused(bad: str) -> None:
 def test_default_destination_is_the_restaurations_folder_of_the_share() -> None:
     assert destination(SHARE, "cab-1", None) == SHARE / "_restaurations" / "cab-1"
     assert destination(SHARE, "cab-1", PurePosixPath("/tmp/x")) == PurePosixPath("/tmp/x")
+
+
+def test_the_restore_folder_has_a_name_windows_shows_as_is() -> None:
+    """Over SMB, a name with ':' would show as a mangled CABIN~1 folder."""
+    named = destination(SHARE, "cabinet-2026-11-29T01:30:00", None).name
+    assert named == "cabinet-2026-11-29T01-30-00"
+    assert folder_name('a<b>c:d"e\\f|g?h*i. ') == "a-b-c-d-e-f-g-h-i"
 
 
 def test_a_plain_pattern_matches_anywhere_ignoring_case() -> None:
