@@ -120,7 +120,7 @@ class Run:
         for follower in self._followers:
             if follower in job.listeners:
                 job.listeners.remove(follower)
-        result = done.result() if not done.cancelled() else _cancelled()
+        result = done.result() if not done.cancelled() else cancelled_result()
         self._results.append(result)
         stopped = result.get("error", {}).get("kind") == "cancelled" and not result.get("targets")
         if index + 1 < len(self._parts) and not stopped:
@@ -164,7 +164,8 @@ class Run:
                     job.listeners.remove(events)
 
 
-def _cancelled() -> JobEvent:
+def cancelled_result() -> JobEvent:
+    """The result of a job the daemon stopped before it could run."""
     return {
         "event": "result",
         "ok": False,

@@ -175,10 +175,8 @@ class Observer:
             reachable = None
             if kind == "offsite":
                 reachable = offsite_status(state, name)["reachable"]
-            disk_free = next((d.free_bytes for d in disks if d.name == name), None)
-            repository_id = next(
-                (d.repository_id for d in disks if d.name == name), state.repository_id(name)
-            )
+            enrolled = next((d for d in disks if d.name == name), None)
+            repository_id = enrolled.repository_id if enrolled else state.repository_id(name)
             # coffre checks its USB disks (each disk job); the other repositories
             # are checked by their hosts or by hand, and have no check runs.
             checked = kind == "usb"
@@ -197,7 +195,7 @@ class Observer:
                     archives=None if known is None else len(known),
                     oldest_archive=min(ours, default=None),
                     reachable=reachable,
-                    free_bytes=disk_free,
+                    free_bytes=enrolled.free_bytes if enrolled else None,
                     key_exported=None
                     if repository_id is None
                     else state.key_exported_at(repository_id) is not None,

@@ -477,26 +477,25 @@ async def open_repository(
     )
 
 
-def _wrong_passphrase(error: BorgError) -> BorgError:
+def _passphrase_hint(error: BorgError, hint: str) -> BorgError:
+    """``error`` with ``hint`` when borg took the passphrase for wrong; other errors as they are."""
     if not isinstance(error, BorgWrongPassphrase):
         return error
-    return BorgWrongPassphrase(
-        error.message,
-        rc=error.rc,
-        msgid=error.msgid,
-        hint="the repository's key is the paper key, so the passphrase file is wrong: "
+    return BorgWrongPassphrase(error.message, rc=error.rc, msgid=error.msgid, hint=hint)
+
+
+def _wrong_passphrase(error: BorgError) -> BorgError:
+    return _passphrase_hint(
+        error,
+        "the repository's key is the paper key, so the passphrase file is wrong: "
         "check it against the paper copy (a missing or extra character, a space at the end)",
     )
 
 
 def _after_import(error: BorgError) -> BorgError:
-    if not isinstance(error, BorgWrongPassphrase):
-        return error
-    return BorgWrongPassphrase(
-        error.message,
-        rc=error.rc,
-        msgid=error.msgid,
-        hint="the paper key was imported (its checksums are right) but the passphrase file "
+    return _passphrase_hint(
+        error,
+        "the paper key was imported (its checksums are right) but the passphrase file "
         "does not open it: check the passphrase against the paper copy",
     )
 

@@ -31,7 +31,7 @@ from coffre.observe import Observability, Observer
 from coffre.services import Services
 from coffre.state import State
 from coffre.support_ops import SupportDesk
-from coffre.targets.registry import RepositoryCatalog
+from coffre.targets.registry import RepositoryCatalog, require_known
 from coffre.udev import UdevWatcher
 
 #: State key of the due instant of the last nightly run made.
@@ -193,15 +193,7 @@ class Daemon:
 
     @staticmethod
     def _abandon_pending(queue: JobQueue) -> None:
-        event: JobEvent = {
-            "event": "result",
-            "ok": False,
-            "error": {
-                "kind": "cancelled",
-                "message": "the daemon stopped before this job could run",
-                "hint": "ask again once it is back",
-            },
-        }
+        event = lanes.cancelled_result()
         for job in queue.pending:
             job.publish(event)
             if not job.done.done():
@@ -279,10 +271,7 @@ class Daemon:
             return tuple(t.name for t in self._config.targets)
         names = (asked,) if isinstance(asked, str) else tuple(str(n) for n in asked)
         assert self._state is not None
-        for name in names:
-            if self._state.disk(name) is None:
-                self._config.target(name)  # raises UsageError naming the known ones
-        return names
+        return tuple(require_known(self._config, self._state, name) for name in names)
 
     async def _handle(self, request: Message, send: Send, client: Client) -> None:
         assert self._state is not None and self._queue is not None

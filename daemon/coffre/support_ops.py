@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time as monotonic_time
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time
 from pathlib import PurePosixPath
+from time import monotonic
 from typing import Any
 
 from coffre import lanes
@@ -25,6 +25,7 @@ from coffre.errors import CoffreError, UsageError
 from coffre.jobs import Job, JobEvent, JobKind, JobRequest
 from coffre.restore_plan import Candidate, choose_target, resolve
 from coffre.state import State
+from coffre.targets.registry import require_known
 
 #: The person fields a client may claim, and their longest length kept.
 _PERSON_FIELDS = ("user", "login", "ssh")
@@ -104,10 +105,7 @@ class SupportDesk:
     def _target(self, request: Message, *, archive: str | None, day: date | None) -> str:
         asked = request.get("target")
         if asked:
-            name = str(asked)
-            if self._state.disk(name) is None:
-                self._config.target(name)  # raises UsageError naming the known ones
-            return name
+            return require_known(self._config, self._state, str(asked))
         name, _ = choose_target(
             self.candidates(),
             self._config.retention.prefix,
@@ -233,16 +231,13 @@ class SupportDesk:
     async def _key_export(self, request: Message, send: Send) -> JobEvent:
         asked = request.get("targets") or []
         if asked:
-            names = tuple(str(n) for n in asked)
-            for name in names:
-                if self._state.disk(name) is None:
-                    self._config.target(name)
+            names = tuple(require_known(self._config, self._state, str(n)) for n in asked)
             absent: list[str] = []
         else:
             # Disks away are named in the result, not waited for: one at a time, by name.
-            ready = [c for c in self.candidates() if c.available or c.kind != "usb"]
-            names = tuple(c.name for c in ready)
-            absent = [c.name for c in self.candidates() if c.kind == "usb" and not c.available]
+            candidates = self.candidates()
+            names = tuple(c.name for c in candidates if c.available or c.kind != "usb")
+            absent = [c.name for c in candidates if c.kind == "usb" and not c.available]
         if not names:
             raise UsageError(
                 "no repository to export the key of",
@@ -265,7 +260,7 @@ async def _relay_browse(client: Client, job: Job) -> None:
             pinged.cancel()
             if client.pinged.is_set():
                 client.pinged.clear()
-                job.last_used = monotonic_time.monotonic()
+                job.last_used = monotonic()
         job.released.set()
     finally:
         gone.cancel()

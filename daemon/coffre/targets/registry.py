@@ -31,6 +31,13 @@ def repository_for(target: TargetConfig, services: Services | None = None) -> Re
     return LocalRepository(target)
 
 
+def require_known(config: Config, state: State, name: str) -> str:
+    """``name`` when it is a configured target or an enrolled disk; UsageError naming the known."""
+    if state.disk(name) is None:
+        config.target(name)  # raises UsageError naming the configured targets
+    return name
+
+
 class RepositoryCatalog(Mapping[str, Repository]):
     """Every repository coffre knows: configured targets, then enrolled disks."""
 
