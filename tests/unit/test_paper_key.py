@@ -109,8 +109,13 @@ def test_a_letter_typed_for_a_digit_is_pointed_at(exported: tuple[str, str, byte
 def test_a_typo_in_the_id_line_names_the_id_line(exported: tuple[str, str, bytes]) -> None:
     repository_id, paper, _ = exported
     id_line = next(line for line in paper.splitlines() if line.startswith("id:"))
-    first = repository_id[0]
-    typo = paper.replace(id_line, id_line.replace(first, "f" if first != "f" else "e", 1))
+    # The id line reads "id: N / 6715d8 a14b89 5600a9 / f92143 20ac13 - 0b": change the
+    # repository's first hex digit, not the "d" of "id" or a digit of the line count.
+    count, repository, rest = id_line.split("/", 2)
+    first = repository.strip()[0]
+    assert first == repository_id[0]
+    mistyped = repository.replace(first, "f" if first != "f" else "e", 1)
+    typo = paper.replace(id_line, f"{count}/{mistyped}/{rest}")
     assert typo != paper
     with pytest.raises(PaperKeyInvalid) as caught:
         paper_key.parse(typo)
