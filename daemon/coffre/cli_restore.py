@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -203,15 +204,23 @@ def cmd_browse(args: argparse.Namespace, cfg: Config) -> int:
     # Under systemd the daemon has a mount namespace of its own: the folder
     # exists only there, and a shell must enter it to see it.
     own = _mount_namespace("self") == _mount_namespace(str(daemon))
-    enter = [] if own else ["nsenter", f"--mount=/proc/{daemon}/ns/mnt", f"--wd={path}", "--"]
+    enter = ["nsenter", f"--mount=/proc/{daemon}/ns/mnt", "--"]
     try:
         if sys.stdin.isatty():
             shell = os.environ.get("SHELL") or "/bin/sh"
             print("a shell opens inside it: type `exit` to leave", file=sys.stderr)
-            subprocess.run([*enter, shell], cwd=path if own else None, check=False)
+            if own:
+                subprocess.run([shell], cwd=path, check=False)
+            else:
+                # Not `nsenter --wd`: util-linux 2.38 opens that folder before
+                # entering, so the shell would sit in the empty folder under the mount.
+                cd_then_shell = 'cd -- "$1" && exec "$2"'
+                subprocess.run(
+                    [*enter, "/bin/sh", "-c", cd_then_shell, "sh", path, shell], check=False
+                )
             return EXIT_OK
         if not own:
-            print(f"to look inside: sudo {' '.join(enter)} ls", file=sys.stderr)
+            print(f"to look inside: sudo {' '.join(enter)} ls {shlex.quote(path)}", file=sys.stderr)
         return _hold_until_input_ends(events, sock)
     finally:
         stop.set()

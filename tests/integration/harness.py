@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,7 +226,10 @@ class Daemon:
         watchdog_usec: int | None = None,
         env: Mapping[str, str] = {},
         log_target: str = "stderr",
+        wrap: Sequence[str] = (),
     ) -> None:
+        """``wrap`` is a command the daemon runs under and that execs it (same pid),
+        e.g. ``unshare --mount`` for the mount namespace systemd gives the unit."""
         self.practice = practice
         self.notify = NotifyListener(practice.root / f"notify-{time.monotonic_ns()}.sock")
         environ = {**practice.env, "NOTIFY_SOCKET": str(self.notify.path), **env}
@@ -235,7 +238,7 @@ class Daemon:
         self.log = practice.root / "daemon.log"
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [binary("coffre"), "daemon", "--log-target", log_target],
+                [*wrap, binary("coffre"), "daemon", "--log-target", log_target],
                 env=environ,
                 stdout=log,
                 stderr=subprocess.STDOUT,

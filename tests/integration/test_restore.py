@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import select
+import shlex
 import subprocess
+import termios
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -266,6 +271,114 @@ def test_browse_ends_by_itself_when_nobody_uses_it(tmp_path: Path) -> None:
         daemon.stop()
 
 
+@pytest.fixture
+def namespaced(practice: Practice) -> Iterator[Daemon]:
+    """A backed-up practice whose daemon has a mount namespace of its own, as systemd
+    gives the unit: its mounts are not seen from the shell support logs in to."""
+    practice.extra = "\n[restore]\nbrowse_idle = 1\n"
+    practice.write_config()
+    unshare = [binary("unshare"), "--mount", "--propagation", "private"]
+    daemon = Daemon(practice, wrap=unshare).ready()
+    try:
+        practice.coffre("target", "init", "local", check=True)
+        practice.coffre("backup", "--wait", check=True)
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+def test_browse_on_a_terminal_opens_a_shell_in_the_daemons_mount_namespace(
+    practice: Practice, namespaced: Daemon
+) -> None:
+    """The shell enters the daemon's namespace, lands in the mount, and the mount stays
+    while the shell works in it, well past the idle timeout."""
+    file = "Patients/DUPONT Jean/ordonnance 2026.pdf"
+    expected = hashlib.sha256((practice.share / file).read_bytes()).hexdigest()
+    mountpoint = practice.root / "run" / "browse" / "local"
+    master, slave = os.openpty()
+    browse: subprocess.Popen[bytes] | None = None
+    try:
+        browse = subprocess.Popen(
+            [binary("coffre"), "browse"],
+            env={**practice.env, "SHELL": "/bin/sh", "PS1": "$ "},
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            # A terminal as over SSH: the session's controlling terminal.
+            start_new_session=True,
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+        )
+        os.close(slave)
+        terminal = _Terminal(master)
+        terminal.read_until(b"type `exit` to leave")
+        assert _mounted(mountpoint, pid=namespaced.process.pid)
+        assert not _mounted(mountpoint)
+        # Without --archive the folder holds one folder per archive (one here).
+        inside = f'./*/"{str(practice.share).lstrip("/")}/{file}"'
+        terminal.write(f"pwd; sleep 3; sha256sum {inside}; echo DONE-$((20+22))\n")
+        said = terminal.read_until(b"DONE-42")
+        assert f"{mountpoint}\r\n".encode() in said  # pwd
+        assert expected.encode() in said
+        terminal.write("exit\n")
+        assert browse.wait(timeout=60) == 0
+    finally:
+        if browse is not None and browse.poll() is None:
+            browse.kill()
+        os.close(master)
+    wait_for(lambda: not _mounted(mountpoint, pid=namespaced.process.pid), what="unmounted")
+    wait_for(lambda: audit_lines(practice)[-1]["outcome"] != "asked", what="browse's audit line")
+    ops = [(line["op"], line["outcome"]) for line in audit_lines(practice)]
+    assert ops[-2:] == [("browse", "asked"), ("browse", "ok")]
+
+
+def test_browse_from_a_script_prints_a_command_that_shows_the_archives(
+    practice: Practice, namespaced: Daemon
+) -> None:
+    browse = _browse(practice)
+    try:
+        assert browse.stdout is not None and browse.stderr is not None
+        mountpoint = browse.stdout.readline().strip()
+        hint = next(line for line in browse.stderr if line.startswith("to look inside: "))
+        command = shlex.split(hint.removeprefix("to look inside: "))
+        assert command[0] == "sudo" and command[-1] == mountpoint
+        shown = subprocess.run(command[1:], capture_output=True, text=True, check=True)
+        (archive,) = shown.stdout.split()
+        assert archive == practice.status()["targets"]["local"]["last_success"]["archive"]
+        assert browse.stdin is not None
+        browse.stdin.close()
+        assert browse.wait(timeout=60) == 0
+    finally:
+        if browse.poll() is None:
+            browse.kill()
+
+
+class _Terminal:
+    """The master side of a pseudo-terminal: what a support engineer types and sees."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.seen = b""
+
+    def write(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def read_until(self, wanted: bytes, timeout: float = 60) -> bytes:
+        """Everything read up to and including ``wanted``; fails after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while wanted not in self.seen:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.fd], [], [], max(left, 0))
+            assert ready, f"never saw {wanted!r} on the terminal; it showed: {self.seen!r}"
+            try:
+                chunk = os.read(self.fd, 4096)
+            except OSError:  # EIO: every writer is gone
+                chunk = b""
+            assert chunk, f"the terminal closed before {wanted!r}; it showed: {self.seen!r}"
+            self.seen += chunk
+        said, _, self.seen = self.seen.partition(wanted)
+        return said + wanted
+
+
 def _browse(practice: Practice, *args: str) -> subprocess.Popen[str]:
     """``coffre browse`` run as a script would: pipes, no terminal."""
     return subprocess.Popen(
@@ -278,9 +391,10 @@ def _browse(practice: Practice, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def _mounted(path: Path) -> bool:
+def _mounted(path: Path, *, pid: int | str = "self") -> bool:
+    """Whether ``path`` is a mount point in the mount namespace of process ``pid``."""
     target = str(path).replace(" ", "\\040")
-    with open("/proc/self/mountinfo", encoding="utf-8") as mounts:
+    with open(f"/proc/{pid}/mountinfo", encoding="utf-8") as mounts:
         return any(line.split()[4] == target for line in mounts)
 
 
