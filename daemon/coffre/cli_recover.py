@@ -330,6 +330,7 @@ async def _run(args: argparse.Namespace, inputs: _Inputs, logger: logging.Logger
         written=list(report.written),
         nfiles=report.nfiles,
         nbytes=report.nbytes,
+        warnings=list(report.warnings),
     )
     return answer
 
@@ -415,6 +416,8 @@ def _print(answer: dict[str, Any], args: argparse.Namespace, inputs: _Inputs) ->
     )
     for path in answer["written"]:
         print(f"  {path}")
+    for warning in answer["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     print(
         "next: check the files, then set the box up again (docs/disaster-recovery.md: "
         "new repositories, new paper keys)"

@@ -164,6 +164,8 @@ def cmd_restore(args: argparse.Namespace, cfg: Config) -> int:
         )
         for path in outcome["written"]:
             print(f"  {path}")
+        for warning in outcome.get("warnings", []):
+            print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 

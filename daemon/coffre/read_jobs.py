@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,7 +29,7 @@ from coffre.errors import BorgArchiveMissing, CoffreError, DestinationError, Dis
 from coffre.jobs import Job
 from coffre.model import Archive
 from coffre.pruning import known_archives, list_archives
-from coffre.restore import list_items, restore_archive
+from coffre.restore import list_items, no_room, restore_archive
 from coffre.restore_plan import Wanted, matcher, newest_first, pick_archive, since_filter
 from coffre.services import Services
 from coffre.targets.base import Repository
@@ -155,6 +156,8 @@ async def restore_job(
             )
         except OSError as exc:
             where = exc.filename or to_option or "the share"
+            if exc.errno == errno.ENOSPC:
+                raise no_room(Path(where)) from exc
             raise DestinationError(
                 f"cannot write the restore to {where}: {exc.strerror}",
                 hint="restore into the share (the default) or --to a folder under it; "
@@ -167,6 +170,7 @@ async def restore_job(
         "written": list(report.written),
         "nfiles": report.nfiles,
         "nbytes": report.nbytes,
+        "warnings": list(report.warnings),
     }
 
 

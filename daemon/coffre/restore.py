@@ -29,7 +29,14 @@ from pathlib import Path, PurePosixPath
 from coffre.borg import argv, parse
 from coffre.borg.parse import Item
 from coffre.borg.records import LogRecord, Progress
-from coffre.errors import NotInArchive, WouldOverwrite
+from coffre.errors import (
+    BorgIntegrityError,
+    BorgNoSpace,
+    CoffreError,
+    DestinationError,
+    NotInArchive,
+    WouldOverwrite,
+)
 from coffre.restore_plan import Wanted, describe_paths, destination
 from coffre.services import Borg
 
@@ -42,13 +49,18 @@ _NEVER_MATCHED = re.compile(r"Include pattern '(?:pp:)?(.*)' never matched")
 
 @dataclass(frozen=True)
 class RestoreReport:
-    """What a restore wrote: where, the paths asked as written, how many files and bytes."""
+    """What a restore wrote: where, the paths asked as written, how many files and bytes.
+
+    ``warnings`` are borg's about the files written whole but whose extended
+    attributes it could not set (a filesystem without them, say).
+    """
 
     archive: str
     destinations: tuple[str, ...]
     written: tuple[str, ...]
     nfiles: int
     nbytes: int
+    warnings: tuple[str, ...] = ()
 
 
 async def list_items(borg: Borg, location: str, archive: str, stored: Sequence[str]) -> list[Item]:
@@ -65,6 +77,70 @@ def unmatched(warnings: Sequence[LogRecord]) -> list[str]:
         if match:
             found.append(match.group(1))
     return found
+
+
+def _is_never_matched(record: LogRecord) -> bool:
+    return _NEVER_MATCHED.search(record.message) is not None
+
+
+def not_extracted(warnings: Sequence[LogRecord]) -> list[LogRecord]:
+    """borg's warnings about items it could not extract, or not whole.
+
+    borg 1.4 goes on after such an item (its BackupError family: msgid
+    ``BackupOSError`` for a failed write, ``BackupError`` for damaged chunks, and
+    the refusals of unsafe paths) and leaves what it wrote of it, an empty or
+    truncated file. Its other warnings (extended attributes not set) leave the
+    content whole.
+    """
+    return [r for r in warnings if r.msgid.startswith("Backup")]
+
+
+def incomplete(failed: Sequence[LogRecord], base: Path, archive: str, *, rc: int) -> CoffreError:
+    """The error of a restore whose ``failed`` items did not come out whole into ``base``.
+
+    A full destination is a DestinationError; another write failure there, a
+    DestinationError too, naming the files; anything else (damaged chunks, unsafe
+    paths in the archive) a BorgIntegrityError: another archive or target may hold it.
+    """
+    if any(_ENOSPC.search(r.message) for r in failed):
+        return no_room(base)
+    what = describe_paths([r.message for r in failed])
+    if all(r.msgid == "BackupOSError" for r in failed):
+        return DestinationError(
+            f"cannot write the restore to {base}: {what}",
+            hint="nothing was written; restore elsewhere with --to DIR",
+        )
+    return BorgIntegrityError(
+        f"archive {archive} gave {len(failed)} damaged item(s): {what}",
+        rc=rc,
+        hint="nothing was written; try another --archive, --date or --target, "
+        "and check this repository",
+    )
+
+
+def no_room(base: Path) -> DestinationError:
+    """The error of a restore that filled the filesystem of ``base``."""
+    return DestinationError(
+        f"no space left where the restore goes ({base})",
+        hint="nothing was written (what borg had written is removed); free space there, "
+        "restore fewer paths, or restore elsewhere with --to DIR",
+    )
+
+
+def is_full(path: Path) -> bool:
+    """True when the filesystem of ``path`` has (next to) no free block left, even for root."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bfree * st.f_frsize < FULL_BELOW
+
+
+#: Free bytes under which a filesystem counts as full (borg writes a file in chunks
+#: of up to 8 MiB: ENOSPC leaves at most that much free).
+FULL_BELOW = 64 << 20
+
+_ENOSPC = re.compile(r"\[Errno 28\]|No space left on device|\[Errno 122\]|Disk quota exceeded")
 
 
 async def restore_archive(
@@ -98,6 +174,7 @@ async def restore_archive(
         groups.setdefault(one.root, []).append(one)
     staged: list[_Staged] = []
     created: list[Path] = []
+    notes: list[str] = []
     try:
         for root, group in groups.items():
             if into_root:
@@ -109,17 +186,24 @@ async def restore_archive(
             staging = base / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
             staging.mkdir(mode=0o700)
             staged.append((staging, base, group, like))
-            result = await borg.run(
-                argv.extract(
-                    location,
-                    archive,
-                    [w.stored for w in group],
-                    list_items=on_progress is not None,
-                    strip_components=group[0].strip,
-                ),
-                cwd=staging,
-                on_progress=on_progress,
-            )
+            try:
+                result = await borg.run(
+                    argv.extract(
+                        location,
+                        archive,
+                        [w.stored for w in group],
+                        list_items=on_progress is not None,
+                        strip_components=group[0].strip,
+                    ),
+                    cwd=staging,
+                    on_progress=on_progress,
+                )
+            except BorgNoSpace as exc:
+                # borg 1.4 aborts on ENOSPC in some of its writes (a file's last
+                # truncate); it is the destination when the destination is full.
+                if not is_full(base):
+                    raise
+                raise no_room(base) from exc
             absent = unmatched(result.warnings)
             if absent:
                 raise NotInArchive(
@@ -127,6 +211,10 @@ async def restore_archive(
                     hint="check the spelling with `coffre find NAME`, "
                     "or try another --date or --archive",
                 )
+            failed = not_extracted(result.warnings)
+            if failed:
+                raise incomplete(failed, base, archive, rc=result.rc)
+            notes += [r.message for r in result.warnings if not _is_never_matched(r)]
         # Walking and moving tens of thousands of files would stall the
         # daemon's loop (status, metrics, the watchdog): a thread does it.
         in_the_way = await asyncio.to_thread(_all_clashes, staged, overwrite)
@@ -157,6 +245,7 @@ async def restore_archive(
         written=tuple(written),
         nfiles=nfiles,
         nbytes=nbytes,
+        warnings=tuple(notes),
     )
 
 

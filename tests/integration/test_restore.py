@@ -143,6 +143,39 @@ def test_a_destination_that_cannot_be_written_is_a_clear_error(
     assert a_file.read_bytes() == b"x"
 
 
+@pytest.mark.parametrize(
+    ("room", "paths"),
+    [
+        # borg 1.4 warns about each file it cannot write, leaves it truncated, goes on.
+        ("256k", ["Radios", "dossier-1"]),
+        # borg 1.4 stops with an error on ENOSPC in a file's final truncate.
+        ("64k", ["Patients", "dossier-1", "dossier-2"]),
+    ],
+)
+def test_a_restore_that_fills_its_destination_writes_nothing_and_says_so(
+    practice: Practice, daemon: Daemon, tmp_path: Path, room: str, paths: list[str]
+) -> None:
+    (practice.share / "Radios").mkdir()
+    for i in range(3):
+        (practice.share / "Radios" / f"radio-{i}.dcm").write_bytes(os.urandom(200_000))
+    practice.coffre("target", "init", "local", check=True)
+    practice.coffre("backup", "--wait", check=True)
+    small = tmp_path / "petit"
+    small.mkdir()
+    mount = [binary("mount"), "-t", "tmpfs", "-o", f"size={room}", "tmpfs", str(small)]
+    subprocess.run(mount, check=True)
+    try:
+        result = practice.coffre("restore", *paths, "--to", str(small))
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert f"no space left where the restore goes ({small})" in result.stderr
+        assert "restore elsewhere with --to DIR" in result.stderr
+        assert list(small.iterdir()) == []
+    finally:
+        subprocess.run([binary("umount"), small], check=True)
+    last = audit_lines(practice)[-1]
+    assert (last["op"], last["outcome"]) == ("restore", "failed: destination")
+
+
 def test_find_lists_matching_paths_newest_first_with_size_and_time(
     practice: Practice, backed_up: tuple[str, dict[str, str]]
 ) -> None:

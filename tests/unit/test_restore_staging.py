@@ -16,16 +16,26 @@ import pytest
 
 from coffre.borg.records import LogRecord, Progress
 from coffre.borg.runner import BorgResult
-from coffre.errors import NotInArchive, WouldOverwrite
-from coffre.restore import STAGING_PREFIX, restore_archive
+from coffre.errors import BorgIntegrityError, DestinationError, NotInArchive, WouldOverwrite
+from coffre.restore import STAGING_PREFIX, RestoreReport, restore_archive
 from coffre.restore_plan import resolve
 
 
 class FakeBorg:
     """``borg extract`` of an in-memory archive: {stored path: content}."""
 
-    def __init__(self, files: Mapping[str, bytes]) -> None:
+    def __init__(
+        self,
+        files: Mapping[str, bytes],
+        *,
+        fails: Mapping[str, tuple[str, str]] = {},
+        notes: Sequence[str] = (),
+    ) -> None:
+        """``fails``: {stored path: (msgid, reason)} that borg writes half of, then warns
+        about, as borg 1.4 does; ``notes``: other warnings (msgid ``""``) it gives."""
         self.files = files
+        self.fails = fails
+        self.notes = notes
         self.calls: list[tuple[str, ...]] = []
 
     async def run(
@@ -50,7 +60,14 @@ class FakeBorg:
             for hit in hits:
                 out = cwd.joinpath(*PurePosixPath(hit).parts[strip:])
                 out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_bytes(self.files[hit])
+                content = self.files[hit]
+                if hit in self.fails:
+                    msgid, reason = self.fails[hit]
+                    out.write_bytes(content[: len(content) // 2])
+                    warnings.append(LogRecord("WARNING", f"{hit}: {reason}", msgid, "borg"))
+                else:
+                    out.write_bytes(content)
+        warnings += [LogRecord("WARNING", note, "", "borg") for note in self.notes]
         return BorgResult(tuple(argv), 1 if warnings else 0, "", (), tuple(warnings), 0.1)
 
 
@@ -65,11 +82,14 @@ ARCHIVE = {
 def _restore(
     borg: FakeBorg, paths: list[str], to: Path, *, overwrite: bool = False
 ) -> tuple[str, ...]:
+    return _report(borg, paths, to, overwrite=overwrite).written
+
+
+def _report(
+    borg: FakeBorg, paths: list[str], to: Path, *, overwrite: bool = False
+) -> RestoreReport:
     wanted = [resolve(p, [SHARE]) for p in paths]
-    report = asyncio.run(
-        restore_archive(borg, "/repo", "cab-1", wanted, to=to, overwrite=overwrite)
-    )
-    return report.written
+    return asyncio.run(restore_archive(borg, "/repo", "cab-1", wanted, to=to, overwrite=overwrite))
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -146,3 +166,42 @@ def test_folders_coffre_makes_take_the_owner_and_mode_of_the_share(tmp_path: Pat
         st = folder.stat()
         assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o2770, 1234, 4321), folder
     assert (base / "Patients" / "Martin" / "bilan.odt").read_bytes() == b"bilan"
+
+
+RADIO = "srv/partage/Patients/Dupont/radio.jpg"
+
+
+def test_a_file_borg_could_not_write_whole_writes_nothing(tmp_path: Path) -> None:
+    """borg 1.4 goes on after a failed write and leaves a truncated file: never delivered."""
+    out = tmp_path / "out"
+    (out / "Patients" / "Martin").mkdir(parents=True)
+    full = FakeBorg(ARCHIVE, fails={RADIO: ("BackupOSError", "write: [Errno 28] No space left")})
+    with pytest.raises(DestinationError) as full_error:
+        _restore(full, ["Patients"], out)
+    assert f"no space left where the restore goes ({out})" in full_error.value.message
+    assert "nothing was written" in full_error.value.hint and "--to" in full_error.value.hint
+    assert _tree(out) == {} and [p.name for p in out.iterdir()] == ["Patients"]
+
+    refused = FakeBorg(ARCHIVE, fails={RADIO: ("BackupOSError", "open: [Errno 13] Permission")})
+    with pytest.raises(DestinationError) as write_error:
+        _restore(refused, ["Patients/Dupont"], out)
+    assert f"cannot write the restore to {out}: {RADIO}: open: [Errno 13]" in str(write_error.value)
+    assert _tree(out) == {}
+
+
+def test_a_damaged_item_writes_nothing_and_points_at_another_archive(tmp_path: Path) -> None:
+    damaged = FakeBorg(ARCHIVE, fails={RADIO: ("BackupError", "File has damaged chunks.")})
+    with pytest.raises(BorgIntegrityError) as caught:
+        _restore(damaged, ["Patients/Dupont"], tmp_path / "out")
+    assert "archive cab-1 gave 1 damaged item(s): " in caught.value.message
+    assert "another --archive" in caught.value.hint
+    assert not (tmp_path / "out").exists()
+
+
+def test_attributes_borg_could_not_set_are_reported_and_the_files_delivered(
+    tmp_path: Path,
+) -> None:
+    note = "srv/partage/Patients/Dupont/radio.jpg: when setting extended attribute user.x: ..."
+    report = _report(FakeBorg(ARCHIVE, notes=[note]), ["Patients/Dupont"], tmp_path / "out")
+    assert report.warnings == (note,)
+    assert _tree(tmp_path / "out")["Patients/Dupont/radio.jpg"] == b"radio"
