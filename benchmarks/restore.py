@@ -67,7 +67,7 @@ from benchmarks.usb_plug import Child, ProcessTrace, step_name
 from coffre import config as coffre_config
 from coffre import control
 from coffre.borg.env import BorgEnvironment
-from coffre.restore import STAGING_PREFIX
+from coffre.restore_plan import STAGING_PREFIX
 
 TARGET_ONE = 1.2
 TARGET_FULL = 1.1

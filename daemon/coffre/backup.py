@@ -9,6 +9,7 @@ from coffre.borg import argv, parse
 from coffre.borg.runner import Progress
 from coffre.errors import RepositoryIdMismatch
 from coffre.pruning import record_repository_size
+from coffre.restore_plan import STAGING_EXCLUDE
 from coffre.services import Services
 from coffre.state import RunStats
 
@@ -53,7 +54,7 @@ async def create_archive(
         location,
         name,
         [str(p) for p in config.source.paths],
-        excludes=config.source.exclude,
+        excludes=(*config.source.exclude, STAGING_EXCLUDE),
         compression=config.borg.compression,
         checkpoint_interval=config.borg.checkpoint_interval,
         # The archive's time is coffre's clock, the one its name and the

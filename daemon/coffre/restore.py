@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import re
 import shutil
 import stat
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -37,11 +38,14 @@ from coffre.errors import (
     NotInArchive,
     WouldOverwrite,
 )
-from coffre.restore_plan import Wanted, describe_paths, destination
+from coffre.restore_plan import (
+    RESTORE_FOLDER,
+    STAGING_PREFIX,
+    Wanted,
+    describe_paths,
+    destination,
+)
 from coffre.services import Borg
-
-#: Name prefix of the staging folder (hidden: SMB clients do not show dot files by default).
-STAGING_PREFIX = ".coffre-restauration-"
 
 # borg 1.4: "Include pattern 'srv/x' never matched." (msgid IncludePatternNeverMatchedWarning)
 _NEVER_MATCHED = re.compile(r"Include pattern '(?:pp:)?(.*)' never matched")
@@ -175,6 +179,7 @@ async def restore_archive(
     staged: list[_Staged] = []
     created: list[Path] = []
     notes: list[str] = []
+    held = contextlib.ExitStack()
     try:
         for root, group in groups.items():
             if into_root:
@@ -184,7 +189,7 @@ async def restore_archive(
             like = Path(root) if to is None and not into_root else _existing_parent(base)
             created += _make_dirs(base, like)
             staging = base / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
-            staging.mkdir(mode=0o700)
+            _claim(staging, held)
             staged.append((staging, base, group, like))
             try:
                 result = await borg.run(
@@ -237,6 +242,8 @@ async def restore_archive(
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only if still empty: never what was there
         raise
+    finally:
+        held.close()
     for staging, *_ in staged:
         staging.rmdir()
     return RestoreReport(
@@ -250,6 +257,50 @@ async def restore_archive(
 
 
 _Staged = tuple[Path, Path, list[Wanted], Path]
+
+
+def _claim(staging: Path, held: contextlib.ExitStack) -> None:
+    """Create ``staging`` and hold a lock on it until ``held`` closes.
+
+    The lock tells :func:`remove_stale_staging` (the daemon's start) that the
+    folder is in use (a ``coffre recover`` running beside it); the kernel drops
+    it when the process dies, which is how a folder becomes stale.
+    """
+    staging.mkdir(mode=0o700)
+    fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
+    held.callback(os.close, fd)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def remove_stale_staging(roots: Iterable[Path]) -> list[Path]:
+    """Remove the staging folders restores cut short left in ``roots``.
+
+    They are the ``.coffre-restauration-*`` folders in each root (``coffre
+    recover``) and in its ``_restaurations/*/`` (the daemon's restores) that no
+    live process holds (see :func:`_claim`): what borg had extracted when its
+    daemon was killed. Returns those removed; one that cannot be removed stays,
+    for the next start. Those of restores ``--to`` elsewhere are not looked for.
+    """
+    removed = []
+    for root in roots:
+        in_restaurations = root.glob(f"{RESTORE_FOLDER}/*/{STAGING_PREFIX}*")
+        for staging in [*root.glob(f"{STAGING_PREFIX}*"), *in_restaurations]:
+            try:
+                fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            except OSError:
+                continue  # not a folder, or a symbolic link: not ours
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(staging)
+            except OSError:  # BlockingIOError: a restore holds it
+                continue
+            finally:
+                os.close(fd)
+            removed.append(staging)
+            if staging.parent != root:
+                with contextlib.suppress(OSError):
+                    staging.parent.rmdir()  # the archive's folder, if the restore made it only
+    return removed
 
 
 def _all_clashes(staged: Sequence[_Staged], overwrite: bool) -> list[Path]:

@@ -26,6 +26,13 @@ from coffre.model import Archive
 #: The share's folder that receives restores (visible to the practice over SMB).
 RESTORE_FOLDER = "_restaurations"
 
+#: Name prefix of a restore's staging folder (hidden: SMB clients do not show dot files).
+STAGING_PREFIX = ".coffre-restauration-"
+
+#: The borg exclude pattern of staging folders: a nightly run during a restore (or
+#: after a daemon killed in one) must not back up half-extracted copies.
+STAGING_EXCLUDE = f"fm:*/{STAGING_PREFIX}*"
+
 #: How many conflicting or missing paths an error message names (the rest are counted).
 NAMED_IN_ERRORS = 10
 

@@ -28,6 +28,7 @@ from coffre.executor import Executor
 from coffre.jobs import Job, JobEvent, JobKind, JobQueue, JobRequest
 from coffre.notify import Notifier
 from coffre.observe import Observability, Observer
+from coffre.restore import remove_stale_staging
 from coffre.services import Services
 from coffre.state import State
 from coffre.support_ops import SupportDesk
@@ -89,6 +90,8 @@ class Daemon:
         interrupted = state.mark_interrupted_runs(self._clock.now())
         if interrupted:
             logger.warning("%d run(s) were cut short by the last stop of the daemon", interrupted)
+        for stale in await asyncio.to_thread(remove_stale_staging, config.source.paths):
+            logger.warning("removed %s: what a restore cut short had extracted", stale)
         runner = BorgRunner(
             BorgEnvironment(
                 binary=config.borg.binary or default_binary(),

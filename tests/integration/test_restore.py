@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from coffre.restore_plan import folder_name
+from coffre.restore_plan import STAGING_PREFIX, folder_name
 from tests.integration.harness import Daemon, Practice, fill_share, running_daemon, wait_for
 from tests.parts import binary
 
@@ -174,6 +174,43 @@ def test_a_restore_that_fills_its_destination_writes_nothing_and_says_so(
         subprocess.run([binary("umount"), small], check=True)
     last = audit_lines(practice)[-1]
     assert (last["op"], last["outcome"]) == ("restore", "failed: destination")
+
+
+def test_what_a_killed_restore_extracted_is_removed_at_start_and_never_backed_up(
+    practice: Practice,
+) -> None:
+    share = practice.share
+    restaurations = share / "_restaurations"
+    stale = [
+        restaurations / "cabinet-a" / f"{STAGING_PREFIX}0a",
+        share / f"{STAGING_PREFIX}0b",  # coffre recover stages in the share itself
+    ]
+    running = restaurations / "cabinet-b" / f"{STAGING_PREFIX}0c"
+    for staging in [*stale, running]:
+        (staging / "Patients").mkdir(parents=True)
+        (staging / "Patients" / "x.pdf").write_bytes(b"half a file")
+    (restaurations / "cabinet-b" / "kept.pdf").write_bytes(b"restored earlier")
+    # A restore still running (a `coffre recover` beside the daemon) holds its folder.
+    holder = os.open(running, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        daemon = Daemon(practice).ready()
+        try:
+            assert not any(staging.exists() for staging in stale)
+            assert not (restaurations / "cabinet-a").exists()  # made for that restore only
+            assert (running / "Patients" / "x.pdf").exists()
+            assert (restaurations / "cabinet-b" / "kept.pdf").read_bytes() == b"restored earlier"
+            assert daemon.logs().count("what a restore cut short had extracted") == 2
+            practice.coffre("target", "init", "local", check=True)
+            practice.coffre("backup", "--wait", check=True)
+        finally:
+            daemon.stop()
+    finally:
+        os.close(holder)
+    (archive,) = practice.archive_names()
+    listed = practice.borg("list", "--short", f"{practice.repository()}::{archive}").stdout
+    assert "kept.pdf" in listed
+    assert STAGING_PREFIX not in listed  # a restore running during the backup stays out
 
 
 def test_find_lists_matching_paths_newest_first_with_size_and_time(

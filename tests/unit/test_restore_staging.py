@@ -17,8 +17,8 @@ import pytest
 from coffre.borg.records import LogRecord, Progress
 from coffre.borg.runner import BorgResult
 from coffre.errors import BorgIntegrityError, DestinationError, NotInArchive, WouldOverwrite
-from coffre.restore import STAGING_PREFIX, RestoreReport, restore_archive
-from coffre.restore_plan import resolve
+from coffre.restore import RestoreReport, restore_archive
+from coffre.restore_plan import STAGING_PREFIX, resolve
 
 
 class FakeBorg:
