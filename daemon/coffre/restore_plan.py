@@ -13,6 +13,7 @@ Nothing here does I/O: existence on disk is asked through a callable.
 from __future__ import annotations
 
 import fnmatch
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -104,24 +105,26 @@ _GLOB = frozenset("*?[")
 
 
 def matcher(pattern: str) -> Callable[[str], bool]:
-    """A test of stored paths for ``coffre find PATTERN``, case-insensitive.
+    """A test of stored paths for ``coffre find PATTERN``, blind to case and accents.
 
     A pattern with ``*``, ``?`` or ``[`` is a shell glob matched, folder by
     folder (``*`` never crosses a ``/``), against the end of the path:
     ``*.pdf`` tests the file's name, ``Patients/*/*.odt`` its last three
     parts. Any other pattern matches when it occurs anywhere in the path
-    (``dupont`` finds ``Patients/DUPONT Jean/ordonnance.pdf``).
+    (``dupont`` finds ``Patients/DUPONT Jean/ordonnance.pdf``). ``lea``
+    finds ``Léa`` whichever way the name's accents were encoded (a Mac client
+    writes them decomposed, Windows composed).
     Raises UsageError for an empty pattern.
     """
     if not pattern.strip():
         raise UsageError("the pattern is empty", hint="e.g. coffre find dupont")
-    folded = pattern.casefold()
+    folded = _fold(pattern)
     if not (_GLOB & set(pattern)):
-        return lambda path: folded in path.casefold()
+        return lambda path: folded in _fold(path)
     segments = PurePosixPath(folded.strip("/")).parts
 
     def matches(path: str) -> bool:
-        parts = PurePosixPath(path.casefold()).parts
+        parts = PurePosixPath(_fold(path)).parts
         if len(parts) < len(segments):
             return False
         tail = parts[len(parts) - len(segments) :]
@@ -130,6 +133,14 @@ def matcher(pattern: str) -> Callable[[str], bool]:
         )
 
     return matches
+
+
+def _fold(text: str) -> str:
+    """``text`` without case or accents: ``Léa`` (either encoding) -> ``lea``."""
+    if text.isascii():
+        return text.casefold()
+    decomposed = unicodedata.normalize("NFD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 # --- choosing an archive and a target -----------------------------------------

@@ -70,6 +70,16 @@ def test_a_glob_matches_names_or_path_tails() -> None:
         matcher("  ")
 
 
+def test_patterns_ignore_accents_however_the_name_was_encoded() -> None:
+    composed = "srv/partage/Patients/MARTIN L\u00e9a/bilan.odt"  # Windows: é is one code point
+    decomposed = "srv/partage/Patients/MARTIN Le\u0301a/bilan.odt"  # a Mac: e + combining acute
+    for path in (composed, decomposed):
+        for pattern in ("lea", "L\u00c9A", "Le\u0301a", "martin l\u00e9a/*.odt", "*l?a/bilan*"):
+            assert matcher(pattern)(path), (pattern, path)
+    assert not matcher("leo")(composed)
+    assert not matcher("*lea")(decomposed + "/x")
+
+
 def _archive(name: str, when: str) -> Archive:
     return Archive(datetime.fromisoformat(when).replace(tzinfo=UTC), name)
 
