@@ -56,7 +56,11 @@ def resolve(asked: str, roots: Sequence[PurePosixPath]) -> Wanted:
 
     Raises UsageError for an empty path, one with ``..``, or an absolute
     path outside every backed-up root.
+
+    ``\\`` separates folders as ``/`` does: support copies paths from the
+    practice's Windows workstations, and SMB names never hold a ``\\``.
     """
+    asked = asked.replace("\\", "/")
     if not asked or not asked.strip("/"):
         raise UsageError("an empty path was asked", hint="name a file or folder of the share")
     path = PurePosixPath(asked)

@@ -31,6 +31,8 @@ def test_a_path_relative_to_the_share_and_its_absolute_form_are_the_same() -> No
     assert relative == absolute == Wanted(SHARE, "srv/coffre/partage/Patients/Dupont.pdf")
     # Restored under <dest>/Patients/Dupont.pdf: the share's three folders stripped.
     assert relative.strip == 3
+    # As copied from a Windows workstation's Explorer.
+    assert resolve("Patients\\Dupont.pdf", [SHARE]) == relative
 
 
 def test_a_second_backed_up_root_is_found_by_its_absolute_path() -> None:
