@@ -107,6 +107,13 @@ class JobQueue:
         jobs = [*self._pending, *([self.running] if self.running else [])]
         return any(target in job.request.targets for job in jobs)
 
+    def ahead_of(self, job: Job) -> tuple[Job, ...]:
+        """The jobs that run before ``job``: the running one, then those queued before it."""
+        running = () if self.running is None or self.running is job else (self.running,)
+        if job not in self._pending:
+            return running
+        return (*running, *self._pending[: self._pending.index(job)])
+
     def submit(self, request: JobRequest) -> Job:
         """Queue ``request`` (or merge it into a queued job of the same kind)."""
         for job in self._pending:

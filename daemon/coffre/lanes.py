@@ -91,6 +91,7 @@ class Run:
         self.request = request
         self.done: asyncio.Future[JobEvent] = asyncio.get_running_loop().create_future()
         self.jobs: list[Job] = []
+        self._queues: list[JobQueue] = []
         self._lanes = lanes
         self._parts = split(config, request.targets)
         self._results: list[JobEvent] = []
@@ -101,7 +102,9 @@ class Run:
 
     def _submit(self, index: int) -> None:
         lane, targets = self._parts[index]
-        job = self._lanes[lane].submit(
+        queue = self._lanes[lane]
+        self._queues.append(queue)
+        job = queue.submit(
             JobRequest(
                 kind=self.request.kind,
                 targets=targets,
@@ -131,6 +134,10 @@ class Run:
             self.done.set_result(combined)
         for follower in self._followers:
             follower.put_nowait({**combined, _COMBINED: True})
+
+    def ahead(self) -> tuple[Job, ...]:
+        """The jobs of its lane that the run's current part waits for (none: it runs now)."""
+        return self._queues[-1].ahead_of(self.jobs[-1])
 
     def describe(self) -> dict[str, Any]:
         """The first part's job as the CLI shows it, naming every target of the run."""

@@ -274,6 +274,10 @@ async def _follow(run: lanes.Run, send: Send, *, hold_result: bool = False) -> J
     """
     final: JobEvent = {}
     listening = True
+    ahead = run.ahead()
+    if ahead:
+        with contextlib.suppress(ConnectionError):
+            await send({"event": "waiting", "message": waiting_for(run.request.kind, ahead)})
 
     async def relay(event: JobEvent) -> None:
         nonlocal final, listening
@@ -289,6 +293,20 @@ async def _follow(run: lanes.Run, send: Send, *, hold_result: bool = False) -> J
 
     await run.follow(relay)
     return final
+
+
+def waiting_for(kind: str, ahead: Sequence[Job]) -> str:
+    """What a person asking a ``kind`` job is told when ``ahead`` run first (the first runs).
+
+    ``"waiting for the backup of disque-a (running) and 1 more job: the
+    restore starts after them"``. Names targets and kinds only, never paths.
+    """
+    first = ahead[0]
+    what = f"the {first.request.kind} of {', '.join(first.request.targets)}"
+    if first.progress is not None:
+        what += f" ({first.progress:.0%} done)"
+    more = f" and {len(ahead) - 1} more job(s)" if len(ahead) > 1 else ""
+    return f"waiting for {what}{more}: the {kind.replace('_', ' ')} starts after"
 
 
 def _error_kind(final: JobEvent) -> str:

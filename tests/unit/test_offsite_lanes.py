@@ -21,6 +21,7 @@ from coffre.config_types import (
     SourceConfig,
 )
 from coffre.jobs import Job, JobEvent, JobQueue, JobRequest
+from coffre.support_ops import waiting_for
 
 T0 = datetime(2026, 3, 2, 0, 30, tzinfo=UTC)
 
@@ -175,3 +176,38 @@ def test_retries_stop_at_the_end_of_the_retry_window() -> None:
     assert result["ok"] is False
     assert sum(waits) <= 60 and len(attempts) == 1 + len(waits)
     assert waits[:3] == [5.0, 10.0, 20.0]
+
+
+def test_a_read_asked_during_a_long_job_says_what_it_waits_for() -> None:
+    """A restore behind a USB disk's backup: support is told, by kind and target only."""
+
+    async def scenario() -> None:
+        gate = asyncio.Event()
+        started = asyncio.Event()
+
+        async def execute(job: Job) -> JobEvent:
+            started.set()
+            await gate.wait()
+            return _ok(job)
+
+        main, network = JobQueue(execute), JobQueue(execute)
+        server = asyncio.create_task(main.serve())
+        queues = {lanes.MAIN: main, lanes.NETWORK: network}
+        backup = lanes.Run(queues, _config(), JobRequest("backup", ("disque-a",)))
+        await started.wait()
+        backup.jobs[0].progress = 0.4
+        prune = lanes.Run(queues, _config(), JobRequest("prune", ("local",)))
+        restore = lanes.Run(queues, _config(), JobRequest("restore", ("local",)))
+        assert restore.ahead() == (backup.jobs[0], prune.jobs[0])
+        assert waiting_for("restore", restore.ahead()) == (
+            "waiting for the backup of disque-a (40% done) and 1 more job(s): "
+            "the restore starts after"
+        )
+        # Offsite reads have their own lane: nothing ahead of them there.
+        assert lanes.Run(queues, _config(), JobRequest("find", ("hds1",))).ahead() == ()
+        assert backup.ahead() == ()  # the running job waits for nobody
+        gate.set()
+        await restore.done
+        server.cancel()
+
+    asyncio.run(scenario())
