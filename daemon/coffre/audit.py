@@ -53,6 +53,7 @@ __all__ = [
     "AuditLog",
     "AuditLogDamaged",
     "AuditReport",
+    "AuditUnavailable",
     "audit_path",
     "head_path",
     "person_from_env",
@@ -83,6 +84,12 @@ class AuditLogDamaged(CoffreError):
     """
 
     kind = "audit_damaged"
+
+
+class AuditUnavailable(CoffreError):
+    """An access to patient data is refused: it could not be recorded in the audit log."""
+
+    kind = "audit_unavailable"
 
 
 @dataclass(frozen=True)
@@ -234,6 +241,64 @@ class AuditLog:
         }
         _encode(body)  # a value that cannot be serialised fails here, before any write
 
+        try:
+            seq, prev, digest, damage = self._append(body)
+        except OSError as error:
+            # The journal is then the only trace of the attempt: the caller
+            # refuses the access (see SupportDesk) but the attempt is known.
+            self._logger.error(
+                "audit: %s by %s, %d path(s): %s NOT recorded in %s: %s",
+                op,
+                who(person),
+                len(body["paths"]),
+                outcome,
+                self.path,
+                error,
+                extra={
+                    "MESSAGE_ID": MSG_AUDIT,
+                    "COFFRE_AUDIT_OP": op,
+                    "COFFRE_AUDIT_USER": str(person.get("user", "")),
+                },
+            )
+            raise
+
+        entry = AuditEntry(
+            seq=seq,
+            time=at,
+            op=op,
+            person=body["person"],
+            target=target,
+            archive=archive,
+            paths=tuple(body["paths"]),
+            outcome=outcome,
+            details=body["details"],
+            prev=prev,
+            hash=digest,
+        )
+        if damage is not None:
+            self._logger.error(
+                "audit log %s damaged: %s; entry %d recorded after it, marked after_damage "
+                "(run `coffre audit verify`)",
+                self.path,
+                damage,
+                seq,
+                extra={"MESSAGE_ID": MSG_AUDIT_DAMAGED, "COFFRE_AUDIT_SEQ": str(seq)},
+            )
+        self._logger.info(
+            "%s",
+            describe(entry),
+            extra={
+                "MESSAGE_ID": MSG_AUDIT,
+                "COFFRE_AUDIT_SEQ": str(seq),
+                "COFFRE_AUDIT_HASH": digest,
+                "COFFRE_AUDIT_OP": op,
+                "COFFRE_AUDIT_USER": str(entry.person.get("user", "")),
+            },
+        )
+        return entry
+
+    def _append(self, body: dict[str, Any]) -> tuple[int, str, str, str | None]:
+        """Chain ``body`` onto the log, on disk and fsynced: (seq, prev, hash, damage found)."""
         # The state dir exists under the daemon; `coffre recover` may run on a fresh box.
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -271,41 +336,7 @@ class AuditLog:
                 )
         finally:
             os.close(fd)  # releases the lock
-
-        entry = AuditEntry(
-            seq=seq,
-            time=at,
-            op=op,
-            person=body["person"],
-            target=target,
-            archive=archive,
-            paths=tuple(body["paths"]),
-            outcome=outcome,
-            details=body["details"],
-            prev=prev,
-            hash=digest,
-        )
-        if damage is not None:
-            self._logger.error(
-                "audit log %s damaged: %s; entry %d recorded after it, marked after_damage "
-                "(run `coffre audit verify`)",
-                self.path,
-                damage,
-                seq,
-                extra={"MESSAGE_ID": MSG_AUDIT_DAMAGED, "COFFRE_AUDIT_SEQ": str(seq)},
-            )
-        self._logger.info(
-            "%s",
-            describe(entry),
-            extra={
-                "MESSAGE_ID": MSG_AUDIT,
-                "COFFRE_AUDIT_SEQ": str(seq),
-                "COFFRE_AUDIT_HASH": digest,
-                "COFFRE_AUDIT_OP": op,
-                "COFFRE_AUDIT_USER": str(entry.person.get("user", "")),
-            },
-        )
-        return entry
+        return seq, prev, digest, damage
 
 
 def describe(entry: AuditEntry) -> str:

@@ -17,7 +17,7 @@ from time import monotonic
 from typing import Any
 
 from coffre import lanes
-from coffre.audit import AuditLog
+from coffre.audit import AuditLog, AuditUnavailable
 from coffre.clock import Clock
 from coffre.config_types import Config, OffsiteTarget
 from coffre.control import Client, Message, Send
@@ -125,7 +125,15 @@ class SupportDesk:
         paths = [str(p) for p in request.get("paths") or []]
         if op == "find":
             paths = [str(request.get("pattern", ""))]
-        self._record(op, person, request.get("target"), archive, paths, "asked", request)
+        try:
+            self._record(op, person, request.get("target"), archive, paths, "asked", request)
+        except OSError as error:
+            raise AuditUnavailable(
+                f"cannot record this {op.replace('_', ' ')} in the audit log "
+                f"{self._audit.path}: {error.strerror}",
+                hint="nothing was done: every access to patient data must be recorded; "
+                f"free space in {self._audit.path.parent} (df -h), then ask again",
+            ) from error
         outcome = "failed: internal"
         details: dict[str, Any] = {}
         try:
@@ -139,15 +147,18 @@ class SupportDesk:
             outcome = "failed: cancelled"  # the daemon stops
             raise
         finally:
-            self._record(
-                op,
-                person,
-                details.pop("target", request.get("target")),
-                details.pop("archive", archive),
-                paths,
-                outcome,
-                details,
-            )
+            # Done, but its outcome not on disk: AuditLog.record logged it to the
+            # journal; the asked line is in the log.
+            with contextlib.suppress(OSError):
+                self._record(
+                    op,
+                    person,
+                    details.pop("target", request.get("target")),
+                    details.pop("archive", archive),
+                    paths,
+                    outcome,
+                    details,
+                )
 
     def _record(
         self,

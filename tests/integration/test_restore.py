@@ -213,6 +213,21 @@ def test_what_a_killed_restore_extracted_is_removed_at_start_and_never_backed_up
     assert STAGING_PREFIX not in listed  # a restore running during the backup stays out
 
 
+def test_a_restore_that_cannot_be_recorded_is_refused_and_restores_nothing(
+    practice: Practice, daemon: Daemon, backed_up: tuple[str, dict[str, str]]
+) -> None:
+    log = practice.state_dir / "audit.log"
+    assert not log.exists()  # nothing was read yet
+    log.mkdir()  # the log cannot be opened for writing (EISDIR): as a full disk would
+    result = practice.coffre("restore", "Patients")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"cannot record this restore in the audit log {log}" in result.stderr
+    assert "nothing was done" in result.stderr
+    assert not (practice.share / "_restaurations").exists()
+    # The journal keeps the attempt.
+    assert "audit: restore by" in daemon.logs() and "NOT recorded in" in daemon.logs()
+
+
 def test_find_lists_matching_paths_newest_first_with_size_and_time(
     practice: Practice, backed_up: tuple[str, dict[str, str]]
 ) -> None:
