@@ -90,6 +90,9 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
                 "run `coffre key export --paper` and keep the sheet with the passphrase"
             )
     cli_offsite.print_uploading(report)
+    reading = report.get("reading")
+    if reading:
+        print(f"reading: {reading['kind']} of {', '.join(reading['targets'])} (support)")
     for job in report["queued"]:
         print(f"queued: {job['kind']} of {', '.join(job['targets'])} ({job['reason']})")
     for name, target in report["targets"].items():

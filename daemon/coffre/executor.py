@@ -16,7 +16,7 @@ from coffre.borg.runner import Progress
 from coffre.disk_enroll import enroll_disk
 from coffre.disk_job import PowerOff, run_disk_job
 from coffre.errors import CoffreError, DiskAbsent, TargetNotInitialised
-from coffre.jobs import Job, JobEvent
+from coffre.jobs import READ_KINDS, Job, JobEvent, TargetHolds
 from coffre.pruning import apply_retention
 from coffre.read_jobs import (
     ReadContext,
@@ -85,15 +85,19 @@ class Executor:
         self._repositories = repositories
         self._power_off = power_off
         self._wait_plugged = wait_plugged or _never_plugged
+        # The lanes run side by side (a restore during a USB disk's backup):
+        # one job per repository is kept here, whatever lane a job runs in.
+        self._holds = TargetHolds()
 
     async def __call__(self, job: Job) -> JobEvent:
         results: dict[str, Any] = {}
         for target in job.request.targets:
-            job.current_target = target
-            job.progress = None
-            job.counters = {}
-            job.publish({"event": "target_started", "target": target})
-            outcome = await self._run_target(job, target)
+            async with self._holds.hold(target, job):
+                job.current_target = target
+                job.progress = None
+                job.counters = {}
+                job.publish({"event": "target_started", "target": target})
+                outcome = await self._run_target(job, target)
             results[target] = outcome
             job.publish({"event": "target_done", "target": target, **outcome})
         job.current_target = None
@@ -111,7 +115,7 @@ class Executor:
                 target, "enroll", lambda: self._enroll(job, target), log_ids=None
             )
         repo = self._repositories[target]
-        if kind in _READ_JOBS or kind == "browse":
+        if kind in READ_KINDS:
             return await self._read(job, repo)
         if isinstance(repo, UsbRepository) and kind in ("disk", "backup"):
             # Asked by name (`coffre backup --target DISK`), a disk makes a new

@@ -129,6 +129,8 @@ class Facts:
     disks: tuple[DiskFacts, ...] = ()
     main_job: JobFacts | None = None
     network_job: JobFacts | None = None
+    #: The running read for support (restore, find, browse, key export), if any.
+    read_job: JobFacts | None = None
     #: Failed runs by (target, error kind), kinds bounded by errors.ERROR_KINDS.
     errors: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
@@ -160,10 +162,10 @@ def assess(facts: Facts) -> Verdict:
 
 
 def _working(facts: Facts) -> list[str]:
-    job = facts.main_job
-    if job is None:
-        return []
-    return [f"{job.kind} of {', '.join(job.targets) or 'nothing'} running"]
+    # Not the upload: it may run for days, and "working" tells the practice
+    # not to pull a disk or power the box off for a job that is quick.
+    jobs = [job for job in (facts.main_job, facts.read_job) if job is not None]
+    return [f"{job.kind} of {', '.join(job.targets) or 'nothing'} running" for job in jobs]
 
 
 def _failed(run: RunRecord | None) -> bool:

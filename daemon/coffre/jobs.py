@@ -8,14 +8,18 @@ borg: the daemon hands it an ``execute`` coroutine that runs one job.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 JobKind = Literal[
     "backup", "prune", "init", "disk", "enroll", "restore", "find", "browse", "key_export"
 ]
+
+#: Jobs that read a repository for a person (support): their own lane, never merged.
+READ_KINDS: frozenset[JobKind] = frozenset({"restore", "find", "browse", "key_export"})
 
 #: An event sent to the people waiting for a job: progress, log lines, the result.
 JobEvent = dict[str, Any]
@@ -74,7 +78,7 @@ class Job:
 def _mergeable(queued: JobRequest, new: JobRequest) -> bool:
     # Only a backup absorbs another: two backups queued would read the share
     # twice for nothing. A prune or an init is cheap and keeps its own options.
-    if queued.kind != new.kind or queued.kind in ("restore", "find", "browse", "key_export"):
+    if queued.kind != new.kind or queued.kind in READ_KINDS:
         # A person's read is theirs alone (a browse ends when its asker leaves).
         return False
     if queued.kind == "backup":
@@ -166,3 +170,45 @@ class JobQueue:
             job.publish(result)
             if not job.done.done():
                 job.done.set_result(result)
+
+
+def waiting_for(kind: str, ahead: Sequence[Job]) -> str:
+    """What a person asking a ``kind`` job is told when ``ahead`` run first (the first runs).
+
+    ``"waiting for the backup of disque-a (40% done) and 1 more job(s): the
+    restore starts after"``. Names targets and kinds only, never paths.
+    """
+    first = ahead[0]
+    what = f"the {first.request.kind} of {', '.join(first.request.targets)}"
+    if first.progress is not None:
+        what += f" ({first.progress:.0%} done)"
+    more = f" and {len(ahead) - 1} more job(s)" if len(ahead) > 1 else ""
+    return f"waiting for {what}{more}: the {kind.replace('_', ' ')} starts after"
+
+
+class TargetHolds:
+    """One job at a time on each target, across the lanes.
+
+    The lanes (main, network, reads) run side by side; two of their jobs may
+    reach one repository (a restore from the disk a backup writes to). The
+    second waits in :meth:`hold` (borg would make it wait on the repository's
+    lock, then fail), and its people are told what for.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._holders: dict[str, Job] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, target: str, job: Job) -> AsyncIterator[None]:
+        """Hold ``target`` for ``job`` inside the block; wait (and say so) while another does."""
+        lock = self._locks.setdefault(target, asyncio.Lock())
+        holder = self._holders.get(target)
+        if lock.locked() and holder is not None:
+            job.publish({"event": "waiting", "message": waiting_for(job.request.kind, [holder])})
+        async with lock:
+            self._holders[target] = job
+            try:
+                yield
+            finally:
+                del self._holders[target]

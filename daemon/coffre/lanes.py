@@ -1,10 +1,13 @@
-"""Two lanes of jobs, so that the practice never waits on the network.
+"""Three lanes of jobs: the practice never waits on the network, nor support on backups.
 
 A first upload to an HDS host can take days on a practice's uplink. Offsite
 targets therefore get a lane of their own (a second :class:`JobQueue`, the
-*network* lane); local targets, USB disks and restores stay in the *main*
-lane and run at once, whatever uploads. Each repository belongs to one lane
-only, so "one job per repository" still holds.
+*network* lane); local targets and USB disks stay in the *main* lane and run
+at once, whatever uploads. Reads for support (restore, find, browse, key
+export), of any target, have the *reads* lane: a restore from the local
+repository does not wait for a USB disk's first backup. "One job per
+repository" is kept by the executor, which holds each target for the job
+working on it; a read of the very target a backup works on waits for it.
 
 A request naming targets of both lanes (``coffre backup``, the nightly run)
 becomes a :class:`Run`: its main part is queued at once, its network part
@@ -26,12 +29,13 @@ from typing import Any
 
 from coffre.clock import Clock
 from coffre.config_types import Config, OffsiteTarget
-from coffre.jobs import Job, JobEvent, JobQueue, JobRequest
+from coffre.jobs import READ_KINDS, Job, JobEvent, JobQueue, JobRequest
 
-__all__ = ["MAIN", "NETWORK", "RETRIABLE", "Run", "lane_of", "retrying", "split"]
+__all__ = ["MAIN", "NETWORK", "READS", "RETRIABLE", "Run", "lane_of", "retrying", "split"]
 
 MAIN = "main"
 NETWORK = "network"
+READS = "reads"
 
 #: Error kinds worth another attempt a little later: the network or the host
 #: (a host compacting holds the lock), not a refusal or a broken repository.
@@ -51,8 +55,15 @@ def lane_of(config: Config, target: str) -> str:
     return MAIN
 
 
-def split(config: Config, targets: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
-    """``targets`` by lane, main first, each in the order asked; lanes without targets left out."""
+def split(
+    config: Config, targets: tuple[str, ...], kind: str = "backup"
+) -> list[tuple[str, tuple[str, ...]]]:
+    """``targets`` by lane, main first, each in the order asked; lanes without targets left out.
+
+    A read (``kind`` in READ_KINDS) goes to the reads lane whole.
+    """
+    if kind in READ_KINDS:
+        return [(READS, targets)] if targets else []
     parts = []
     for lane in (MAIN, NETWORK):
         mine = tuple(t for t in targets if lane_of(config, t) == lane)
@@ -93,7 +104,7 @@ class Run:
         self.jobs: list[Job] = []
         self._queues: list[JobQueue] = []
         self._lanes = lanes
-        self._parts = split(config, request.targets)
+        self._parts = split(config, request.targets, request.kind)
         self._results: list[JobEvent] = []
         self._followers: list[asyncio.Queue[JobEvent]] = []
         if not self._parts:

@@ -254,14 +254,16 @@ class CoffreCollector(Collector):
 
     def _jobs(self, facts: Facts) -> list[Metric]:
         running = GaugeMetricFamily(
-            "coffre_job_running", "Jobs of the kind running now (both lanes).", labels=["kind"]
+            "coffre_job_running", "Jobs of the kind running now (all lanes).", labels=["kind"]
         )
-        jobs = [job for job in (facts.main_job, facts.network_job) if job is not None]
+        lanes = (facts.main_job, facts.read_job, facts.network_job)
+        jobs = [job for job in lanes if job is not None]
         for kind in JOB_KINDS:
             running.add_metric([kind], sum(1 for job in jobs if job.kind == kind))
         progress = GaugeMetricFamily(
             "coffre_job_progress_ratio",
-            "Progress of the running job (the main lane's, else the upload's), 0 to 1; "
+            "Progress of the running job (the main lane's, else a read's, else the upload's), "
+            "0 to 1; "
             "0 when none runs or it is unknown.",
         )
         progress.add_metric([], (jobs[0].progress or 0.0) if jobs else 0.0)

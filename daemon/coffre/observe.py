@@ -70,7 +70,7 @@ def _job(job: Job | None) -> JobFacts | None:
 
 
 class Observer:
-    """Reads :class:`Facts` from ``state`` and the job lanes ``main`` and ``network``.
+    """Reads :class:`Facts` from ``state`` and the job lanes ``main``, ``network``, ``reads``.
 
     Used from the event loop only, like State. The lanes may be given after
     construction (the daemon makes them after). ``free_bytes`` holds the free
@@ -86,12 +86,14 @@ class Observer:
         *,
         main: JobQueue | None = None,
         network: JobQueue | None = None,
+        reads: JobQueue | None = None,
     ) -> None:
         self._config = config
         self._state = state
         self._clock = clock
         self.main = main
         self.network = network
+        self.reads = reads
         self._stored: tuple[int, _Stored] | None = None
         #: By target: the day and archive list the slots were derived from, and the slots.
         self._slots: dict[str, tuple[date, list[Archive], dict[str, bool]]] = {}
@@ -133,6 +135,7 @@ class Observer:
             disks=tuple(disks),
             main_job=_job(self.main.running if self.main else None),
             network_job=_job(self.network.running if self.network else None),
+            read_job=_job(self.reads.running if self.reads else None),
             errors=stored.errors,
         )
 
@@ -266,11 +269,14 @@ class Observability:
         self.exporter: Exporter | None = None
         self._version_task: asyncio.Task[None] | None = None
 
-    async def start(self, *, main: JobQueue, network: JobQueue | None = None) -> None:
-        """Watch the lanes ``main`` and ``network``; start the exporter and the lights as
-        configured, and show the lights once."""
+    async def start(
+        self, *, main: JobQueue, network: JobQueue | None = None, reads: JobQueue | None = None
+    ) -> None:
+        """Watch the lanes ``main``, ``network`` and ``reads``; start the exporter and the
+        lights as configured, and show the lights once."""
         config = self._config
         self.observer.main, self.observer.network = main, network
+        self.observer.reads = reads
         if config.leds.enabled:
             from coffre.leds import Lights, SysfsLeds
 

@@ -69,6 +69,7 @@ class Daemon:
         self._queue: JobQueue | None = None
         # The network lane: offsite uploads, never in the way of the main lane (lanes.py).
         self._network: JobQueue | None = None
+        self._reads: JobQueue | None = None
         self._services: Services | None = None
         self._disks: DiskWatch | None = None
         self._desk: SupportDesk | None = None
@@ -133,7 +134,14 @@ class Daemon:
         self._queue = queue
         network = JobQueue(observed.around(lanes.retrying(execute, config, self._clock, logger)))
         self._network = network
-        disks = DiskWatch(config, state, self._clock, logger, queue.submit, queue.touches)
+        reads = JobQueue(observed.around(execute))
+        self._reads = reads
+
+        def disk_busy(name: str) -> bool:
+            # A restore from a disk has it mounted: a plug event then is no new disk.
+            return queue.touches(name) or reads.touches(name)
+
+        disks = DiskWatch(config, state, self._clock, logger, queue.submit, disk_busy)
         self._disks = disks
         self._desk = SupportDesk(
             config,
@@ -141,19 +149,20 @@ class Daemon:
             self._clock,
             AuditLog(audit_path(config), logger),
             self._run,
-            disk_busy=queue.touches,
+            disk_busy=disk_busy,
         )
         loop = asyncio.get_running_loop()
         watcher = UdevWatcher(observed.after(disks.handle), logger=logger)
         watcher.start(loop)
         disks.startup(watcher.present())
         server = await serve(config.paths.control_socket, self._handle)
-        await observed.start(main=queue, network=network)
+        await observed.start(main=queue, network=network, reads=reads)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopping.set)
         workers = [
             asyncio.create_task(queue.serve(), name="queue"),
             asyncio.create_task(network.serve(), name="network"),
+            asyncio.create_task(reads.serve(), name="reads"),
             asyncio.create_task(self._timer(), name="timer"),
         ]
         self._notifier.notify(READY="1", STATUS="idle")
@@ -179,8 +188,8 @@ class Daemon:
             for task in workers:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            self._abandon_pending(queue)
-            self._abandon_pending(network)
+            for lane in (queue, network, reads):
+                self._abandon_pending(lane)
             watcher.close()
             await server.wait_closed()
             await observed.close()
@@ -261,10 +270,9 @@ class Daemon:
 
     def _run(self, request: JobRequest) -> lanes.Run:
         """Queue ``request``: local targets in the main lane, offsite ones in the network lane."""
-        assert self._queue is not None and self._network is not None
-        return lanes.Run(
-            {lanes.MAIN: self._queue, lanes.NETWORK: self._network}, self._config, request
-        )
+        assert self._queue is not None and self._network is not None and self._reads is not None
+        queues = {lanes.MAIN: self._queue, lanes.NETWORK: self._network, lanes.READS: self._reads}
+        return lanes.Run(queues, self._config, request)
 
     # --- the control socket -------------------------------------------------
 
@@ -290,6 +298,7 @@ class Daemon:
                 now,
                 self._next_nightly(now),
                 network=self._network,
+                reads=self._reads,
             )
             report["disks"] = self._disks.report() if self._disks is not None else []
             await send({"event": "result", "ok": True, "status": report})

@@ -93,11 +93,13 @@ def build(
     next_nightly: datetime | None,
     *,
     network: JobQueue | None = None,
+    reads: JobQueue | None = None,
 ) -> dict[str, Any]:
     """Everything `coffre status` shows, as JSON-ready data.
 
     ``network`` is the lane of offsite uploads: its running job is
-    ``uploading``, its queued jobs join ``queued``.
+    ``uploading``; ``reads`` the lane of support's reads: its running job is
+    ``reading``. Their queued jobs join ``queued``.
     """
     tz = config.schedule.timezone
     targets: dict[str, Any] = {}
@@ -120,8 +122,12 @@ def build(
         "next_nightly": _iso(next_nightly, tz),
         "running": queue.running.describe() if queue.running else None,
         "queued": [
-            job.describe() for job in (*queue.pending, *(network.pending if network else ()))
+            job.describe()
+            for lane in (queue, network, reads)
+            if lane is not None
+            for job in lane.pending
         ],
         "uploading": network.running.describe() if network and network.running else None,
+        "reading": reads.running.describe() if reads and reads.running else None,
         "targets": targets,
     }

@@ -22,7 +22,7 @@ from coffre.clock import Clock
 from coffre.config_types import Config, OffsiteTarget
 from coffre.control import Client, Message, Send
 from coffre.errors import CoffreError, UsageError
-from coffre.jobs import Job, JobEvent, JobKind, JobRequest
+from coffre.jobs import Job, JobEvent, JobKind, JobRequest, waiting_for
 from coffre.restore_plan import Candidate, choose_target, resolve
 from coffre.state import State
 from coffre.targets.registry import require_known
@@ -304,20 +304,6 @@ async def _follow(run: lanes.Run, send: Send, *, hold_result: bool = False) -> J
 
     await run.follow(relay)
     return final
-
-
-def waiting_for(kind: str, ahead: Sequence[Job]) -> str:
-    """What a person asking a ``kind`` job is told when ``ahead`` run first (the first runs).
-
-    ``"waiting for the backup of disque-a (running) and 1 more job: the
-    restore starts after them"``. Names targets and kinds only, never paths.
-    """
-    first = ahead[0]
-    what = f"the {first.request.kind} of {', '.join(first.request.targets)}"
-    if first.progress is not None:
-        what += f" ({first.progress:.0%} done)"
-    more = f" and {len(ahead) - 1} more job(s)" if len(ahead) > 1 else ""
-    return f"waiting for {what}{more}: the {kind.replace('_', ' ')} starts after"
 
 
 def _error_kind(final: JobEvent) -> str:

@@ -43,6 +43,7 @@ class Practice:
     timezone: str = "Europe/Paris"
     prefix: str = "cabinet"
     extra: str = ""
+    lock_wait: int = 10
     env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -107,7 +108,7 @@ cache = "{self.root / "cache"}"
 runtime = "{self.root / "run"}"
 
 [borg]
-lock_wait = 10
+lock_wait = {self.lock_wait}
 checkpoint_interval = 10
 {self.extra}
 {targets}""",
@@ -137,9 +138,10 @@ checkpoint_interval = 10
         loaded: dict[str, Any] = json.loads(out)
         return loaded
 
-    def borg(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run borg by hand on this practice's repositories (as support would)."""
-        env = {
+    @property
+    def borg_env(self) -> dict[str, str]:
+        """The environment of borg run by hand (as support would), apart from the daemon's."""
+        return {
             "PATH": os.environ.get("PATH", ""),
             "BORG_PASSPHRASE": PASSPHRASE,
             "BORG_BASE_DIR": str(self.root / "test-borg"),
@@ -147,8 +149,11 @@ checkpoint_interval = 10
             "TZ": "UTC",
             "LANG": "C.UTF-8",
         }
+
+    def borg(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run borg by hand on this practice's repositories (as support would)."""
         result = subprocess.run(
-            [binary("borg"), *args], env=env, capture_output=True, text=True, timeout=600
+            [binary("borg"), *args], env=self.borg_env, capture_output=True, text=True, timeout=600
         )
         if check and result.returncode != 0:
             raise AssertionError(

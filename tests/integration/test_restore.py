@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -226,6 +227,57 @@ def test_a_restore_that_cannot_be_recorded_is_refused_and_restores_nothing(
     assert not (practice.share / "_restaurations").exists()
     # The journal keeps the attempt.
     assert "audit: restore by" in daemon.logs() and "NOT recorded in" in daemon.logs()
+
+
+def test_a_restore_runs_while_another_target_is_backed_up_and_waits_for_its_own(
+    tmp_path: Path,
+) -> None:
+    """Support does not wait behind a long backup of another target (a USB disk's first)."""
+    # lock_wait: long enough to outlast the restore; borg polls a held lock every lock_wait/60.
+    practice = Practice(tmp_path, targets=("local", "disque"), lock_wait=120)
+    fill_share(practice.share, files=10)
+    with contextlib.ExitStack() as stack:
+        daemon = Daemon(practice).ready()
+        stack.callback(daemon.stop)
+        for target in practice.targets:
+            practice.coffre("target", "init", target, check=True)
+        practice.coffre("backup", "--wait", "--target", "local", check=True)
+        # The other target's repository is held: its backup runs, stuck, for as long as we say.
+        holder = subprocess.Popen(
+            [binary("borg"), "with-lock", str(practice.repository("disque")), "cat"],
+            env=practice.borg_env,
+            stdin=subprocess.PIPE,
+        )
+        stack.callback(holder.kill)
+        wait_for(lambda: _locked(practice.repository("disque")), what="the held lock")
+        practice.coffre("backup", "--target", "disque", check=True)  # queued, not followed
+        wait_for(lambda: "backup of disque started" in daemon.logs(), what="the stuck backup")
+
+        restored = practice.coffre("restore", "dossier-1", "--target", "local", timeout=120)
+        assert restored.returncode == 0, restored.stderr
+        assert "backup of disque succeeded" not in daemon.logs()  # still stuck meanwhile
+        # A read of the very target being backed up waits for it, and says so.
+        find = subprocess.Popen(
+            [binary("coffre"), "find", "patient", "--target", "disque"],
+            env=practice.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        stack.callback(find.kill)
+        assert find.stderr is not None
+        assert find.stderr.readline().startswith("waiting for the backup of disque")
+
+        assert holder.stdin is not None
+        holder.stdin.close()  # the lock is let go: the backup, then the find, go on
+        assert find.wait(timeout=300) == 0
+        wait_for(lambda: "backup of disque succeeded" in daemon.logs(), what="the backup's end")
+    (restored_into,) = (practice.share / "_restaurations").iterdir()
+    assert (restored_into / "dossier-1").is_dir()
+
+
+def _locked(repository: Path) -> bool:
+    return (repository / "lock.exclusive").exists()
 
 
 def test_find_lists_matching_paths_newest_first_with_size_and_time(

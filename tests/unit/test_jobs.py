@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from coffre.jobs import Job, JobEvent, JobQueue, JobRequest
+from coffre.jobs import Job, JobEvent, JobQueue, JobRequest, TargetHolds
 
 
 def _backup(*targets: str, reason: str = "asked") -> JobRequest:
@@ -118,5 +118,42 @@ def test_cancelling_the_queue_cancels_the_running_job_and_tells_its_waiters() ->
         result = job.done.result()
         assert result["ok"] is False
         assert result["error"]["kind"] == "cancelled"
+
+    asyncio.run(scenario())
+
+
+def test_one_job_per_target_across_lanes_and_the_second_is_told_why() -> None:
+    async def scenario() -> None:
+        holds = TargetHolds()
+        backup = Job(id=1, request=JobRequest("backup", ("local",)))
+        backup.progress = 0.25
+        restore = Job(id=2, request=JobRequest("restore", ("local",)))
+        other = Job(id=3, request=JobRequest("disk", ("disque-a",)))
+        told: asyncio.Queue[JobEvent] = asyncio.Queue()
+        restore.listeners.append(told)
+        order: list[str] = []
+        release = asyncio.Event()
+
+        async def run(job: Job, target: str, name: str, wait: asyncio.Event | None) -> None:
+            async with holds.hold(target, job):
+                order.append(f"{name} in")
+                if wait is not None:
+                    await wait.wait()
+                order.append(f"{name} out")
+
+        first = asyncio.create_task(run(backup, "local", "backup", release))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(run(restore, "local", "restore", None))
+        # Another target is not held back by them.
+        await run(other, "disque-a", "disk", None)
+        assert order == ["backup in", "disk in", "disk out"]
+        assert (await told.get()) == {
+            "job": 2,
+            "event": "waiting",
+            "message": "waiting for the backup of local (25% done): the restore starts after",
+        }
+        release.set()
+        await asyncio.gather(first, second)
+        assert order[3:] == ["backup out", "restore in", "restore out"]
 
     asyncio.run(scenario())

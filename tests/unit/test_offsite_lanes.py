@@ -20,8 +20,7 @@ from coffre.config_types import (
     ScheduleConfig,
     SourceConfig,
 )
-from coffre.jobs import Job, JobEvent, JobQueue, JobRequest
-from coffre.support_ops import waiting_for
+from coffre.jobs import Job, JobEvent, JobQueue, JobRequest, waiting_for
 
 T0 = datetime(2026, 3, 2, 0, 30, tzinfo=UTC)
 
@@ -178,8 +177,8 @@ def test_retries_stop_at_the_end_of_the_retry_window() -> None:
     assert waits[:3] == [5.0, 10.0, 20.0]
 
 
-def test_a_read_asked_during_a_long_job_says_what_it_waits_for() -> None:
-    """A restore behind a USB disk's backup: support is told, by kind and target only."""
+def test_reads_have_a_lane_of_their_own_and_say_what_they_wait_for() -> None:
+    """A restore asked during a USB disk's backup does not queue behind it."""
 
     async def scenario() -> None:
         gate = asyncio.Event()
@@ -190,24 +189,26 @@ def test_a_read_asked_during_a_long_job_says_what_it_waits_for() -> None:
             await gate.wait()
             return _ok(job)
 
-        main, network = JobQueue(execute), JobQueue(execute)
-        server = asyncio.create_task(main.serve())
-        queues = {lanes.MAIN: main, lanes.NETWORK: network}
+        main, network, reads = JobQueue(execute), JobQueue(execute), JobQueue(execute)
+        servers = [asyncio.create_task(lane.serve()) for lane in (main, reads)]
+        queues = {lanes.MAIN: main, lanes.NETWORK: network, lanes.READS: reads}
         backup = lanes.Run(queues, _config(), JobRequest("backup", ("disque-a",)))
         await started.wait()
-        backup.jobs[0].progress = 0.4
-        prune = lanes.Run(queues, _config(), JobRequest("prune", ("local",)))
         restore = lanes.Run(queues, _config(), JobRequest("restore", ("local",)))
-        assert restore.ahead() == (backup.jobs[0], prune.jobs[0])
-        assert waiting_for("restore", restore.ahead()) == (
-            "waiting for the backup of disque-a (40% done) and 1 more job(s): "
-            "the restore starts after"
+        assert restore.jobs[0] in reads.pending and restore.ahead() == ()
+        # Offsite reads too: an upload does not hold them back in its lane.
+        find = lanes.Run(queues, _config(), JobRequest("find", ("hds1",)))
+        assert find.jobs[0] in reads.pending and not network.pending
+        # Reads queue behind reads (a browse held open, say), and say so.
+        assert find.ahead() == (restore.jobs[0],)
+        restore.jobs[0].progress = 0.4
+        assert waiting_for("find", find.ahead()) == (
+            "waiting for the restore of local (40% done): the find starts after"
         )
-        # Offsite reads have their own lane: nothing ahead of them there.
-        assert lanes.Run(queues, _config(), JobRequest("find", ("hds1",))).ahead() == ()
-        assert backup.ahead() == ()  # the running job waits for nobody
+        assert backup.ahead() == ()
         gate.set()
-        await restore.done
-        server.cancel()
+        await asyncio.gather(backup.done, restore.done, find.done)
+        for server in servers:
+            server.cancel()
 
     asyncio.run(scenario())
