@@ -187,6 +187,8 @@ async def restore_archive(
             else:
                 base = Path(destination(root, archive, None if to is None else PurePosixPath(to)))
             like = Path(root) if to is None and not into_root else _existing_parent(base)
+            if to is None:
+                _refuse_links(Path(root), base)
             created += _make_dirs(base, like)
             staging = base / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
             _claim(staging, held)
@@ -283,7 +285,12 @@ def remove_stale_staging(roots: Iterable[Path]) -> list[Path]:
     """
     removed = []
     for root in roots:
-        in_restaurations = root.glob(f"{RESTORE_FOLDER}/*/{STAGING_PREFIX}*")
+        in_restaurations = [
+            staging
+            for staging in root.glob(f"{RESTORE_FOLDER}/*/{STAGING_PREFIX}*")
+            # Never through a link someone made on the share (see _refuse_links).
+            if not staging.parent.is_symlink() and not staging.parent.parent.is_symlink()
+        ]
         for staging in [*root.glob(f"{STAGING_PREFIX}*"), *in_restaurations]:
             try:
                 fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
@@ -323,6 +330,24 @@ def _place(staged: Sequence[_Staged]) -> tuple[int, int, list[str]]:
 def _tail(wanted: Wanted) -> tuple[str, ...]:
     """The parts of ``wanted``'s path left after the share's folders are stripped."""
     return PurePosixPath(wanted.stored).parts[wanted.strip :]
+
+
+def _refuse_links(root: Path, base: Path) -> None:
+    """Raise DestinationError when a folder between ``root`` and ``base`` is a symbolic link.
+
+    The share is written by the practice's workstations: a link named
+    ``_restaurations`` (ransomware, a mistake) would have the daemon, as root,
+    write where the link points. ``--to`` is support's own choice: not checked.
+    """
+    probe = root
+    for part in base.relative_to(root).parts:
+        probe = probe / part
+        if probe.is_symlink():
+            raise DestinationError(
+                f"{probe} is a symbolic link: a restore never writes through one",
+                hint="nothing was written; see who made it on the share and remove it, "
+                "or restore elsewhere with --to DIR",
+            )
 
 
 def _existing_parent(path: Path) -> Path:

@@ -205,3 +205,17 @@ def test_attributes_borg_could_not_set_are_reported_and_the_files_delivered(
     report = _report(FakeBorg(ARCHIVE, notes=[note]), ["Patients/Dupont"], tmp_path / "out")
     assert report.warnings == (note,)
     assert _tree(tmp_path / "out")["Patients/Dupont/radio.jpg"] == b"radio"
+
+
+def test_a_link_in_the_share_where_restores_go_is_never_followed(tmp_path: Path) -> None:
+    share = tmp_path / "srv" / "partage"
+    share.mkdir(parents=True)
+    elsewhere = tmp_path / "repositories"
+    elsewhere.mkdir()
+    (share / "_restaurations").symlink_to(elsewhere)  # made over SMB, say
+    borg = FakeBorg({str(share / "a.pdf")[1:]: b"a"})
+    wanted = [resolve("a.pdf", [PurePosixPath(share)])]
+    with pytest.raises(DestinationError) as refused:
+        asyncio.run(restore_archive(borg, "/repo", "cab-1", wanted, to=None, overwrite=False))
+    assert f"{share / '_restaurations'} is a symbolic link" in refused.value.message
+    assert list(elsewhere.iterdir()) == [] and borg.calls == []
