@@ -7,6 +7,7 @@ bounded poll of a condition).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -285,13 +286,20 @@ class Daemon:
         self.notify.close()
 
 
-def running_daemon(practice: Practice, **kwargs: Any) -> Iterator[Daemon]:
-    """Generator for fixtures: a ready daemon, stopped afterwards."""
+@contextlib.contextmanager
+def daemon_running(practice: Practice, **kwargs: Any) -> Iterator[Daemon]:
+    """A ready daemon for the ``with`` block, stopped after it whatever happens."""
     daemon = Daemon(practice, **kwargs).ready()
     try:
         yield daemon
     finally:
         daemon.stop()
+
+
+def running_daemon(practice: Practice, **kwargs: Any) -> Iterator[Daemon]:
+    """Generator for fixtures: a ready daemon, stopped afterwards."""
+    with daemon_running(practice, **kwargs) as daemon:
+        yield daemon
 
 
 def fill_share(share: Path, files: int = 50, size: int = 2000, *, seed: int = 1) -> None:

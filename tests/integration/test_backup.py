@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Daemon, Practice, fill_share, running_daemon, wait_for
+from tests.integration.harness import (
+    Daemon,
+    Practice,
+    daemon_running,
+    fill_share,
+    running_daemon,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -148,8 +155,7 @@ def test_status_shows_the_running_job_and_its_progress(practice: Practice, tmp_p
     big.mkdir()
     for i in range(6):
         (big / f"radio-{i}.dcm").write_bytes(os.urandom(40 * 1024 * 1024))
-    daemon = Daemon(practice).ready()
-    try:
+    with daemon_running(practice):
         practice.coffre("target", "init", "local", check=True)
         practice.coffre("backup", check=True)  # queued, not waited for
         wait_for(lambda: practice.status()["running"] is not None, what="a running job")
@@ -157,8 +163,6 @@ def test_status_shows_the_running_job_and_its_progress(practice: Practice, tmp_p
         assert running["kind"] == "backup" and running["targets"] == ["local"]
         wait_for(lambda: practice.status()["running"] is None, timeout=300, what="job end")
         assert practice.status()["targets"]["local"]["last_success"] is not None
-    finally:
-        daemon.stop()
 
 
 def _big_share(practice: Practice) -> None:
@@ -194,13 +198,10 @@ def test_sigkill_in_the_middle_of_a_backup_loses_nothing(practice: Practice) -> 
     os.kill(borg_pid, signal.SIGKILL)
     daemon.kill()
 
-    again = Daemon(practice).ready()
-    try:
+    with daemon_running(practice):
         status = practice.status()["targets"]["local"]
         assert status["last_attempt"]["outcome"] == "interrupted"
         practice.coffre("backup", "--wait", check=True)
-    finally:
-        again.stop()
     names = practice.archive_names()
     assert set(first) <= set(names)
     assert practice.borg("check", str(practice.repository())).returncode == 0
@@ -245,11 +246,8 @@ def test_borg_does_not_outlive_a_killed_daemon(practice: Practice) -> None:
     # finish the archive on its own. Whether it managed to write a checkpoint
     # first depends on whether its next write hit the dead daemon's pipe.
     assert [n for n in practice.archive_names() if ".checkpoint" not in n] == []
-    again = Daemon(practice).ready()
-    try:
+    with daemon_running(practice):
         practice.coffre("backup", "--wait", check=True)
-    finally:
-        again.stop()
     # The backup completed, then retention dropped any checkpoint left.
     names = practice.archive_names()
     assert len(names) == 1 and ".checkpoint" not in names[0]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from coffre.service import NIGHTLY_KEY
 from coffre.state import State
-from tests.integration.harness import Daemon, Practice, wait_for
+from tests.integration.harness import Practice, daemon_running, wait_for
 
 
 def _set_last_nightly(practice: Practice, moment: datetime) -> None:
@@ -22,18 +22,14 @@ def _set_last_nightly(practice: Practice, moment: datetime) -> None:
 def test_missed_nights_give_one_catch_up_run_at_start(tmp_path: Path) -> None:
     practice = Practice(tmp_path)
     (practice.share / "agenda.db").write_text("rdv\n")
-    first = Daemon(practice).ready()
-    try:
+    with daemon_running(practice):
         practice.coffre("target", "init", "local", check=True)
         # A first start does not run at once: nothing was missed yet.
         assert practice.status()["targets"]["local"]["last_attempt"] is None
-    finally:
-        first.stop()
 
     # The box was off for three nights.
     _set_last_nightly(practice, datetime.now(UTC) - timedelta(days=3, hours=1))
-    again = Daemon(practice).ready()
-    try:
+    with daemon_running(practice) as again:
 
         def one_success() -> bool:
             return practice.status()["targets"]["local"]["last_success"] is not None
@@ -43,15 +39,10 @@ def test_missed_nights_give_one_catch_up_run_at_start(tmp_path: Path) -> None:
         status = practice.status()
         assert status["queued"] == []
         assert len(practice.archive_names()) == 1  # one run, not three
-    finally:
-        again.stop()
     assert "nightly run due at" in again.logs()
 
     # Restarted the same day after it: not due again.
-    third = Daemon(practice).ready()
-    try:
+    with daemon_running(practice):
         assert practice.status()["running"] is None
         assert practice.status()["queued"] == []
-    finally:
-        third.stop()
     assert len(practice.archive_names()) == 1

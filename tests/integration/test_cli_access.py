@@ -8,7 +8,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from tests.integration.harness import Daemon, Practice
+from tests.integration.harness import Practice, daemon_running
 from tests.parts import binary, missing
 
 
@@ -18,8 +18,7 @@ def test_a_user_other_than_root_is_refused_with_a_clear_message(tmp_path: Path) 
     if shutil.which("setpriv") is None:
         missing("setpriv (util-linux)")
     practice = Practice(tmp_path)
-    daemon = Daemon(practice).ready()
-    try:
+    with daemon_running(practice):
         # nobody may read the tree to load the configuration, not to use the socket.
         for parent in [tmp_path, *tmp_path.parents]:
             parent.chmod(stat.S_IMODE(parent.stat().st_mode) | 0o055)
@@ -38,8 +37,6 @@ def test_a_user_other_than_root_is_refused_with_a_clear_message(tmp_path: Path) 
             text=True,
             timeout=60,
         )
-    finally:
-        daemon.stop()
     assert result.returncode == 4, result.stderr
     assert "only root may control coffre" in result.stderr
     assert "sudo" in result.stderr

@@ -6,7 +6,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.integration.harness import Daemon, Practice
+from tests.integration.harness import Daemon, Practice, daemon_running
 from tests.parts import binary
 
 
@@ -28,11 +28,8 @@ def test_daemon_sends_ready_then_watchdog_pings_then_stopping(tmp_path: Path) ->
 
 def test_no_watchdog_pings_when_systemd_asks_none(tmp_path: Path) -> None:
     practice = Practice(tmp_path)
-    daemon = Daemon(practice).ready()
-    try:
+    with daemon_running(practice) as daemon:
         assert practice.status()["running"] is None  # a full round trip through the loop
-    finally:
-        daemon.stop()
     assert not any("WATCHDOG" in m for m in daemon.notify.messages)
 
 
@@ -51,8 +48,7 @@ def test_daemon_refuses_to_start_on_an_invalid_config(tmp_path: Path) -> None:
 
 def test_a_second_daemon_on_the_same_socket_is_refused(tmp_path: Path) -> None:
     practice = Practice(tmp_path)
-    first = Daemon(practice).ready()
-    try:
+    with daemon_running(practice):
         second = subprocess.run(
             [binary("coffre"), "daemon", "--log-target", "stderr"],
             env=practice.env,
@@ -63,8 +59,6 @@ def test_a_second_daemon_on_the_same_socket_is_refused(tmp_path: Path) -> None:
         assert second.returncode != 0
         assert "already listens" in second.stderr
         assert practice.status()["running"] is None  # the first one still answers
-    finally:
-        first.stop()
 
 
 def test_sigint_stops_the_daemon_too(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from coffre import logs
-from tests.integration.harness import Daemon, Practice, wait_for
+from tests.integration.harness import Practice, daemon_running, wait_for
 from tests.parts import binary
 
 JOURNALD = Path("/lib/systemd/systemd-journald")
@@ -58,8 +58,7 @@ def test_backup_start_and_success_are_in_the_journal_with_their_message_ids(
 ) -> None:
     practice = Practice(tmp_path)
     (practice.share / "agenda.db").write_text("rdv\n")
-    daemon = Daemon(practice, log_target="journal").ready()
-    try:
+    with daemon_running(practice, log_target="journal") as daemon:
         practice.coffre("target", "init", "local", check=True)
         practice.coffre("backup", "--wait", check=True)
         pid = daemon.process.pid
@@ -69,8 +68,6 @@ def test_backup_start_and_success_are_in_the_journal_with_their_message_ids(
         started = _journal(logs.MSG_BACKUP_STARTED, pid)
         succeeded = _journal(logs.MSG_BACKUP_SUCCEEDED, pid)
         ready = _journal(logs.MSG_DAEMON_READY, pid)
-    finally:
-        daemon.stop()
     assert started and ready
     assert succeeded[0]["SYSLOG_IDENTIFIER"] == "coffre"
     assert succeeded[0]["MESSAGE"].startswith("backup of local succeeded: archive cabinet-")
@@ -79,14 +76,11 @@ def test_backup_start_and_success_are_in_the_journal_with_their_message_ids(
 
 def test_a_failed_backup_is_an_error_entry_with_its_kind(journald: None, tmp_path: Path) -> None:
     practice = Practice(tmp_path)
-    daemon = Daemon(practice, log_target="journal").ready()
-    try:
+    with daemon_running(practice, log_target="journal") as daemon:
         assert practice.coffre("backup", "--wait").returncode == 1  # not initialised
         pid = daemon.process.pid
         wait_for(lambda: bool(_journal(logs.MSG_BACKUP_FAILED, pid)), timeout=30, what="entry")
         failed = _journal(logs.MSG_BACKUP_FAILED, pid)
-    finally:
-        daemon.stop()
     assert failed[0]["PRIORITY"] == "3"
     assert failed[0]["COFFRE_ERROR_KIND"] == "not_initialised"
 
@@ -101,16 +95,13 @@ def test_each_restore_is_in_the_journal_with_the_audit_lines_hash(
     practice = Practice(tmp_path)
     (practice.share / "agenda.db").write_text("rdv\n")
     practice.env["SUDO_USER"] = "support-marc"
-    daemon = Daemon(practice, log_target="journal").ready()
-    try:
+    with daemon_running(practice, log_target="journal") as daemon:
         practice.coffre("target", "init", "local", check=True)
         practice.coffre("backup", "--wait", check=True)
         practice.coffre("restore", "agenda.db", check=True)
         pid = daemon.process.pid
         wait_for(lambda: len(_journal(MSG_AUDIT, pid)) == 2, timeout=30, what="audit entries")
         entries = _journal(MSG_AUDIT, pid)
-    finally:
-        daemon.stop()
     lines = (practice.state_dir / "audit.log").read_bytes().splitlines()
     assert [e["COFFRE_AUDIT_HASH"] for e in entries] == [
         hashlib.sha256(line).hexdigest() for line in lines

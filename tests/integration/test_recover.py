@@ -31,7 +31,7 @@ from coffre.errors import HostKeyMismatch, OffsiteUnreachable, UsageError
 from coffre.model import Archive
 from coffre.restore_plan import Wanted
 from coffre.sshkeys import PublicKey, parse_url
-from tests.integration.harness import PASSPHRASE, Daemon, fill_share
+from tests.integration.harness import PASSPHRASE, daemon_running, fill_share
 from tests.integration.offsite_practice import OffsitePractice, enroll
 from tests.integration.sshd import Host
 from tests.parts import binary
@@ -122,8 +122,7 @@ def burnt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Burnt]:
     try:
         practice = OffsitePractice(root / "box", hosts={"hds1": host})
         fill_share(practice.share, files=40, size=5000)
-        daemon = Daemon(practice).ready()
-        try:
+        with daemon_running(practice):
             practice.coffre("target", "init", "local", check=True)
             enroll(practice, "hds1", host)
             practice.coffre("backup", "--wait", check=True)
@@ -134,8 +133,6 @@ def burnt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Burnt]:
             (practice.share / "dossier-3" / "patient-00003.txt").unlink()
             practice.coffre("backup", "--wait", check=True)
             last = _tree(practice.share)
-        finally:
-            daemon.stop()
         admin = root / "operator"
         archives = [a["name"] for a in host.archives(admin)]
         assert len(archives) == 2, archives

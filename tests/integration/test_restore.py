@@ -18,7 +18,14 @@ from pathlib import Path
 import pytest
 
 from coffre.restore_plan import STAGING_PREFIX, folder_name
-from tests.integration.harness import Daemon, Practice, fill_share, running_daemon, wait_for
+from tests.integration.harness import (
+    Daemon,
+    Practice,
+    daemon_running,
+    fill_share,
+    running_daemon,
+    wait_for,
+)
 from tests.parts import binary
 
 
@@ -195,8 +202,7 @@ def test_what_a_killed_restore_extracted_is_removed_at_start_and_never_backed_up
     holder = os.open(running, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(holder, fcntl.LOCK_EX)
-        daemon = Daemon(practice).ready()
-        try:
+        with daemon_running(practice) as daemon:
             assert not any(staging.exists() for staging in stale)
             assert not (restaurations / "cabinet-a").exists()  # made for that restore only
             assert (running / "Patients" / "x.pdf").exists()
@@ -204,8 +210,6 @@ def test_what_a_killed_restore_extracted_is_removed_at_start_and_never_backed_up
             assert daemon.logs().count("what a restore cut short had extracted") == 2
             practice.coffre("target", "init", "local", check=True)
             practice.coffre("backup", "--wait", check=True)
-        finally:
-            daemon.stop()
     finally:
         os.close(holder)
     (archive,) = practice.archive_names()
@@ -415,13 +419,10 @@ def namespaced(practice: Practice) -> Iterator[Daemon]:
     practice.extra = "\n[restore]\nbrowse_idle = 1\n"
     practice.write_config()
     unshare = [binary("unshare"), "--mount", "--propagation", "private"]
-    daemon = Daemon(practice, wrap=unshare).ready()
-    try:
+    with daemon_running(practice, wrap=unshare) as daemon:
         practice.coffre("target", "init", "local", check=True)
         practice.coffre("backup", "--wait", check=True)
         yield daemon
-    finally:
-        daemon.stop()
 
 
 def test_browse_on_a_terminal_opens_a_shell_in_the_daemons_mount_namespace(

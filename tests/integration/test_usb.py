@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.integration.harness import Daemon, Practice, fill_share, wait_for
+from tests.integration.harness import Practice, daemon_running, fill_share, wait_for
 from tests.integration.usb import (
     LoopDisk,
     PullableDir,
@@ -91,12 +91,9 @@ def _expect_restore_points(practice: Practice, disk: LoopDisk, days: list[int]) 
 
 def _enrolled_today(practice: Practice, disk: LoopDisk, name: str) -> list[str]:
     """Enroll ``disk`` through a daemon (its first backup made), stop; its archives."""
-    daemon = Daemon(practice).ready()
-    try:
+    with daemon_running(practice):
         _enroll(practice, disk, name)
         _wait_safe(practice, name)
-    finally:
-        daemon.stop()
     return _archives_on(practice, disk)
 
 
@@ -131,8 +128,7 @@ def test_plugging_an_enrolled_disk_backs_it_up_and_makes_it_safe_to_remove(
     practice: Practice,
 ) -> None:
     disk = _disk(practice, "a")
-    daemon = Daemon(practice).ready()
-    try:
+    with daemon_running(practice):
         practice.coffre("target", "init", "local", check=True)
         _enroll(practice, disk, "disque-a")
         state = _wait_safe(practice, "disque-a")
@@ -145,8 +141,6 @@ def test_plugging_an_enrolled_disk_backs_it_up_and_makes_it_safe_to_remove(
         assert not disk.attached()
         status = practice.status()
         assert status["disks"][0]["name"] == "disque-a"
-    finally:
-        daemon.stop()
     names = _archives_on(practice, disk)
     assert len(names) == 1 and names[0].startswith("cabinet-")
 
@@ -156,8 +150,7 @@ def test_an_unknown_disk_is_never_mounted_and_its_bytes_stay_the_same(
 ) -> None:
     stranger = _disk(practice, "stranger", label="COFFRE-FAUX")
     before = stranger.digest()
-    daemon = Daemon(practice).ready()
-    try:
+    with daemon_running(practice) as daemon:
         device = stranger.plug()
         seen_mounted = False
 
@@ -169,8 +162,6 @@ def test_an_unknown_disk_is_never_mounted_and_its_bytes_stay_the_same(
         wait_for(logged, timeout=30, what="the daemon to notice the unknown disk")
         assert not seen_mounted and not mounts_of(device)
         assert _disks(practice) == {}
-    finally:
-        daemon.stop()
     stranger.unplug()
     assert stranger.digest() == before
 
@@ -179,8 +170,7 @@ def test_a_disk_with_an_enrolled_uuid_but_another_repository_is_refused_untouche
     practice: Practice,
 ) -> None:
     genuine = _disk(practice, "genuine")
-    daemon = Daemon(practice).ready()
-    try:
+    with daemon_running(practice) as daemon:
         _enroll(practice, genuine, "disque-a")
         _wait_safe(practice, "disque-a")
         # An impostor: same filesystem UUID, a repository of its own.
@@ -205,8 +195,6 @@ def test_a_disk_with_an_enrolled_uuid_but_another_repository_is_refused_untouche
         assert impostor.attached(), "an impostor is not powered off: it is left untouched"
         assert not mounts_of(str(impostor.device))
         impostor.unplug()
-    finally:
-        daemon.stop()
     assert impostor.digest() == before
     assert "but coffre created" in daemon.logs()
 
@@ -215,22 +203,16 @@ def test_a_disk_already_plugged_in_when_the_daemon_starts_is_handled(
     practice: Practice,
 ) -> None:
     disk = _disk(practice, "a")
-    daemon = Daemon(practice).ready()
-    try:
+    with daemon_running(practice):
         _enroll(practice, disk, "disque-a")
         first = _wait_safe(practice, "disque-a")
-    finally:
-        daemon.stop()
     (practice.share / "nouveau.txt").write_text("ajouté pendant que le démon dormait\n")
     disk.plug()
     settle()
     # The next morning the box starts with the disk already in: no event comes.
-    again = Daemon(practice, env=faketime_env(1)).ready()
-    try:
+    with daemon_running(practice, env=faketime_env(1)):
         _wait_safe(practice, "disque-a", after=first["last_seen"])
         assert not disk.attached()
-    finally:
-        again.stop()
     assert len(_archives_on(practice, disk)) == 2
 
 
@@ -248,8 +230,7 @@ def test_a_disk_pulled_out_mid_backup_fails_cleanly_and_recovers_on_the_next_plu
         first = _enrolled_today(practice, disk, "disque-a")
         _grow_share(practice, files=4, megabytes=40)
         # The next day, the disk is plugged in again and its backup starts.
-        tomorrow = Daemon(practice, env=faketime_env(1)).ready()
-        try:
+        with daemon_running(practice, env=faketime_env(1)):
             disk.plug()
 
             def reading() -> bool:
@@ -271,8 +252,6 @@ def test_a_disk_pulled_out_mid_backup_fails_cleanly_and_recovers_on_the_next_plu
             disk.plug()
             _wait_safe(practice, "disque-a", timeout=300)
             assert _disks(practice)["disque-a"]["last_failure"] is None
-        finally:
-            tomorrow.stop()
         names = _archives_on(practice, disk)
         assert set(first) <= set(names)
         assert len([n for n in names if ".checkpoint" not in n]) == len(first) + 1
@@ -306,8 +285,7 @@ def test_a_full_disk_ends_cleanly_keeps_its_archives_and_says_disk_full(
     disk = _disk(practice, "small", size_mb=768)
     first = _enrolled_today(practice, disk, "petit")
     _grow_share(practice, files=9, megabytes=100)
-    tomorrow = Daemon(practice, env=faketime_env(1)).ready()
-    try:
+    with daemon_running(practice, env=faketime_env(1)) as tomorrow:
         disk.plug()
         failure = _wait_failed(practice, "petit", timeout=300)
         assert failure["kind"] == "no_space"
@@ -315,8 +293,6 @@ def test_a_full_disk_ends_cleanly_keeps_its_archives_and_says_disk_full(
         assert "even after retention" in failure["message"]
         assert "trying once more" in tomorrow.logs()
         assert not mounted(practice.root / "run" / "mnt" / "petit")
-    finally:
-        tomorrow.stop()
     disk.unplug()
     names = [n for n in _archives_on(practice, disk) if ".checkpoint" not in n]
     assert names == [n for n in first if ".checkpoint" not in n]
@@ -327,14 +303,11 @@ def test_two_disks_swapped_over_weeks_each_keep_their_own_restore_points(
     practice: Practice,
 ) -> None:
     a, b = _disk(practice, "a"), _disk(practice, "b")
-    daemon = Daemon(practice).ready()
-    try:
+    with daemon_running(practice):
         _enroll(practice, a, "disque-a")
         _wait_safe(practice, "disque-a")
         _enroll(practice, b, "disque-b")
         _wait_safe(practice, "disque-b")
-    finally:
-        daemon.stop()
     # Days (after today) each disk is plugged in: A then B, a week each, over
     # two months; A stays in too long at the end (a swap is due).
     plan = [
@@ -353,16 +326,13 @@ def test_two_disks_swapped_over_weeks_each_keep_their_own_restore_points(
     ]
     for day, disk, name in plan:
         (practice.share / "agenda.db").write_text(f"jour {day}\n")
-        later = Daemon(practice, env=faketime_env(day)).ready()
-        try:
+        with daemon_running(practice, env=faketime_env(day)):
             before = _disks(practice)[name]["last_seen"]
             disk.plug()
             _wait_safe(practice, name, after=before)
             if day == 50:
                 assert _disks(practice)["disque-a"]["swap_due"] is True
                 assert _disks(practice)["disque-b"]["swap_due"] is False
-        finally:
-            later.stop()
     for disk, name in ((a, "disque-a"), (b, "disque-b")):
         days = [0] + [d for d, _, n in plan if n == name]
         _expect_restore_points(practice, disk, days)
@@ -373,8 +343,7 @@ def test_a_disk_backs_up_once_a_day_and_asking_for_an_absent_one_says_plug_it_in
     practice: Practice,
 ) -> None:
     disk = _disk(practice, "a")
-    daemon = Daemon(practice).ready()
-    try:
+    with daemon_running(practice):
         _enroll(practice, disk, "disque-a")
         _wait_safe(practice, "disque-a")
         absent = practice.coffre("backup", "--target", "disque-a", "--wait")
@@ -388,8 +357,6 @@ def test_a_disk_backs_up_once_a_day_and_asking_for_an_absent_one_says_plug_it_in
             practice.coffre("archives", "--target", "disque-a", "--json", check=True).stdout
         )
         assert len(archives["disque-a"]["archives"]) == 1
-    finally:
-        daemon.stop()
 
 
 def test_enroll_never_formats_without_both_flags_and_forget_touches_nothing(
@@ -400,8 +367,7 @@ def test_enroll_never_formats_without_both_flags_and_forget_touches_nothing(
         f.truncate(1024 * 1024 * 1024)
     disk = LoopDisk(blank)
     practice.disks.append(disk)  # type: ignore[attr-defined]
-    daemon = Daemon(practice).ready()
-    try:
+    with daemon_running(practice):
         device = disk.plug()
         settle()
         refused = practice.coffre("disk", "enroll", device, "--name", "vierge")
@@ -438,5 +404,3 @@ def test_enroll_never_formats_without_both_flags_and_forget_touches_nothing(
             assert busy.returncode != 0 and "is mounted at" in busy.stderr
         finally:
             subprocess.run(["umount", str(view)], check=True)
-    finally:
-        daemon.stop()
