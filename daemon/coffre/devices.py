@@ -125,11 +125,34 @@ async def power_off(devnode: str, usb_device: str | None) -> None:
         return
     if Path(devnode).name.startswith("loop"):
         await _tool("losetup", "--detach", devnode)
+        await _until_detached(Path(devnode).name)
         return
     raise DiskError(
         f"{devnode} is neither on USB nor a loop device: coffre cannot power it off",
         hint="unmounted already: it is safe to remove once its activity light is off",
     )
+
+
+#: Seconds a loop device may stay bound after its detach (udev still probing it).
+DETACH_WAIT = 10.0
+
+
+async def _until_detached(name: str, *, within: float = DETACH_WAIT) -> None:
+    """Return once loop device ``name`` is unbound; raise DiskError after ``within`` s.
+
+    The kernel detaches a loop device that is still open (udev probing it
+    after the unmount) only when the last user closes it: "safe to remove"
+    must not be said before (its ``/sys/block/NAME/loop`` folder goes then).
+    """
+    bound = Path("/sys/block") / name / "loop"
+    deadline = asyncio.get_running_loop().time() + within
+    while bound.exists():
+        if asyncio.get_running_loop().time() > deadline:
+            raise DiskError(
+                f"/dev/{name} is still in use {within:.0f} s after it was detached",
+                hint=f"see `fuser -v /dev/{name}`; it is unmounted, so nothing is lost",
+            )
+        await asyncio.sleep(0.05)
 
 
 async def make_filesystem(devnode: str, label: str) -> None:

@@ -145,6 +145,38 @@ def test_plugging_an_enrolled_disk_backs_it_up_and_makes_it_safe_to_remove(
     assert len(names) == 1 and names[0].startswith("cabinet-")
 
 
+def test_a_disk_is_said_safe_to_remove_only_once_its_device_is_gone(
+    practice: Practice,
+) -> None:
+    """Another process holding the device (udev probing it) defers the kernel's detach."""
+    disk = _disk(practice, "a")
+    device = disk.plug()
+    settle()
+    holder = os.open(device, os.O_RDONLY)
+    try:
+        with daemon_running(practice):
+            practice.coffre("disk", "enroll", device, "--name", "disque-a", check=True)
+            autoclear = Path("/sys/block") / Path(device).name / "loop" / "autoclear"
+            # The daemon asked for the detach (the kernel defers it while we hold the device).
+            wait_for(lambda: _read(autoclear) == "1", timeout=120, what="the detach asked")
+            row = _disks(practice)["disque-a"]
+            assert row["busy"] and not row["safe_to_remove"]
+            os.close(holder)
+            holder = -1
+            _wait_safe(practice, "disque-a")
+            assert not disk.attached()
+    finally:
+        if holder >= 0:
+            os.close(holder)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
 def test_an_unknown_disk_is_never_mounted_and_its_bytes_stay_the_same(
     practice: Practice,
 ) -> None:
