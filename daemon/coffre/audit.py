@@ -33,7 +33,6 @@ import hashlib
 import json
 import logging
 import os
-import pwd
 import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -56,7 +55,6 @@ __all__ = [
     "AuditUnavailable",
     "audit_path",
     "head_path",
-    "person_from_env",
     "read_entries",
     "verify",
 ]
@@ -153,26 +151,6 @@ def head_path(log: Path) -> Path:
     return log.with_name(log.name + ".head")
 
 
-def person_from_env(env: Mapping[str, str], uid: int) -> dict[str, Any]:
-    """Who is asking, as the CLI sees it, for the ``person`` of an entry.
-
-    ``env`` is the CLI's environment, ``uid`` its real uid. Returns
-    ``{"user", "login", "uid", "ssh"}``: ``user`` is the person (``SUDO_USER``,
-    else ``LOGNAME``/``USER``, else the account name of ``uid``, else the uid as
-    text), ``login`` the account name of ``uid`` (None if it has none), ``ssh``
-    the ``SSH_CONNECTION`` ("client-ip client-port server-ip server-port") or None.
-    Empty variables count as unset. Raises nothing; only reads the passwd database.
-    """
-    try:
-        login: str | None = pwd.getpwuid(uid).pw_name
-    except KeyError:
-        login = None
-    # The environment is what the caller claims (only root reaches the daemon);
-    # "login" and "uid" are what the kernel says, so both are kept.
-    user = env.get("SUDO_USER") or env.get("LOGNAME") or env.get("USER") or login or str(uid)
-    return {"user": user, "login": login, "uid": uid, "ssh": env.get("SSH_CONNECTION") or None}
-
-
 class AuditLog:
     """The audit log at ``path`` (with its head file ``<path>.head``), for appending.
 
@@ -203,7 +181,7 @@ class AuditLog:
 
         ``op`` is what was done ("restore", "find", "browse", "key_export",
         "recover"...), ``at`` when (timezone-aware), ``person`` who
-        (see :func:`person_from_env`), ``target``/``archive``/``paths`` on what,
+        (see :func:`coffre.person.person_from_env`), ``target``/``archive``/``paths`` on what,
         ``outcome`` how it went ("asked", "ok", "failed: no_such_path"...),
         ``details`` anything else, JSON-serialisable.
 

@@ -32,7 +32,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from coffre import config, logs, recover, ssh
-from coffre.audit import AuditLog, person_from_env
+from coffre.audit import AuditLog
 from coffre.borg.env import BorgEnvironment, default_binary
 from coffre.borg.records import Progress
 from coffre.borg.runner import BorgRunner
@@ -47,6 +47,7 @@ from coffre.errors import (
     UsageError,
 )
 from coffre.paper_key import PaperKey
+from coffre.person import person_from_env
 from coffre.sshkeys import PublicKey, authorized_keys_line
 
 __all__ = ["cmd_recover"]

@@ -65,7 +65,7 @@ def add_parsers(sub: Any) -> None:
 def _ask(
     cfg: Config, message: Message, *, hold: list[socket.socket] | None = None
 ) -> Iterable[Message]:
-    from coffre.audit import person_from_env  # only the commands that are audited load it
+    from coffre.person import person_from_env  # only the commands that are audited load it
 
     person = person_from_env(os.environ, os.getuid())
     return request(cfg.paths.control_socket, {**message, "person": person}, on_socket=hold)

@@ -13,7 +13,6 @@ fixes the file in one pass. Checking happens in two steps:
 
 from __future__ import annotations
 
-import difflib
 import enum
 import functools
 import json
@@ -873,6 +872,8 @@ def _one_of(choices: Collection[str]) -> str:
 
 
 def _did_you_mean(word: str, candidates: Collection[str]) -> str:
+    import difflib  # only for a mistake: every CLI command reads the configuration
+
     by_lower = {candidate.lower(): candidate for candidate in candidates}
     close = difflib.get_close_matches(word, candidates, n=1)
     guess = by_lower.get(word.lower()) or (close[0] if close else None)

@@ -25,12 +25,12 @@ from coffre.audit import (
     AuditLogDamaged,
     audit_path,
     head_path,
-    person_from_env,
     read_entries,
     verify,
 )
 from coffre.config_types import Config
 from coffre.errors import CoffreError, UsageError
+from coffre.person import person_from_env
 
 T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
 ALICE = {"user": "alice", "login": "root", "uid": 0, "ssh": "10.0.0.5 51234 10.0.0.1 22"}
