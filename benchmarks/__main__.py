@@ -33,6 +33,7 @@ from benchmarks.common import (
     Night,
     Side,
     Wrapper,
+    compile_like_the_package,
     describe_calls,
     print_table,
     run,
@@ -81,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, root: Path, tz: ZoneInfo, borg: str, started: float) -> int:
+    compile_like_the_package()
     if args.only is not None:
         if args.only == "usb_plug":
             alone = usb_plug.benchmark(root / "usb", borg, files=args.files, reps=args.plugs)

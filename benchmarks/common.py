@@ -293,3 +293,18 @@ def describe_calls(calls: Sequence[BorgCall], night: Night) -> str:
         f"{len(calls)} borg call(s): {each}; outside borg {night.wall - inside:.2f} s "
         f"(wall {night.wall:.2f} s, CPU {night.cpu:.2f} s)"
     )
+
+
+def compile_like_the_package() -> None:
+    """Write coffre's bytecode, as the package's postinst does (``compileall``).
+
+    A development shell may set PYTHONDONTWRITEBYTECODE: every ``coffre``
+    command would then compile its modules from source, some 40 ms the box
+    never spends, and the CLI's start-up would be timed with it. borg's own
+    modules were compiled by pip at install.
+    """
+    import compileall
+
+    import coffre
+
+    compileall.compile_dir(str(Path(coffre.__file__).parent), quiet=1)
