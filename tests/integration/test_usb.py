@@ -202,18 +202,20 @@ def test_a_disk_with_an_enrolled_uuid_but_another_repository_is_refused_untouche
     practice: Practice,
 ) -> None:
     genuine = _disk(practice, "genuine")
+    # An impostor: same filesystem UUID, a repository of its own. Forged before
+    # the daemon watches: the loop device `mount -o loop` sets up would be, to
+    # it, disque-a plugged in and mounted by someone else.
+    impostor = _disk(practice, "impostor", fs_uuid=genuine.fs_uuid)
+    view = practice.root / "forge"
+    view.mkdir()
+    subprocess.run(["mount", "-o", "loop", str(impostor.image), str(view)], check=True)
+    practice.borg("init", "--encryption=repokey-blake2", str(view / "coffre"))
+    subprocess.run(["umount", str(view)], check=True)
+    settle()
+    before = impostor.digest()
     with daemon_running(practice) as daemon:
         _enroll(practice, genuine, "disque-a")
         _wait_safe(practice, "disque-a")
-        # An impostor: same filesystem UUID, a repository of its own.
-        impostor = _disk(practice, "impostor", fs_uuid=genuine.fs_uuid)
-        view = practice.root / "forge"
-        view.mkdir()
-        subprocess.run(["mount", "-o", "loop", str(impostor.image), str(view)], check=True)
-        practice.borg("init", "--encryption=repokey-blake2", str(view / "coffre"))
-        subprocess.run(["umount", str(view)], check=True)
-        settle()
-        before = impostor.digest()
         impostor.plug()
 
         def refused() -> bool:
