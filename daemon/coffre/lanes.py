@@ -102,7 +102,6 @@ class Run:
         self.request = request
         self.done: asyncio.Future[JobEvent] = asyncio.get_running_loop().create_future()
         self.jobs: list[Job] = []
-        self._queues: list[JobQueue] = []
         self._lanes = lanes
         self._parts = split(config, request.targets, request.kind)
         self._results: list[JobEvent] = []
@@ -113,9 +112,7 @@ class Run:
 
     def _submit(self, index: int) -> None:
         lane, targets = self._parts[index]
-        queue = self._lanes[lane]
-        self._queues.append(queue)
-        job = queue.submit(
+        job = self._lanes[lane].submit(
             JobRequest(
                 kind=self.request.kind,
                 targets=targets,
@@ -148,7 +145,8 @@ class Run:
 
     def ahead(self) -> tuple[Job, ...]:
         """The jobs of its lane that the run's current part waits for (none: it runs now)."""
-        return self._queues[-1].ahead_of(self.jobs[-1])
+        lane, _ = self._parts[len(self.jobs) - 1]
+        return self._lanes[lane].ahead_of(self.jobs[-1])
 
     def describe(self) -> dict[str, Any]:
         """The first part's job as the CLI shows it, naming every target of the run."""

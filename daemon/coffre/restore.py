@@ -83,10 +83,6 @@ def unmatched(warnings: Sequence[LogRecord]) -> list[str]:
     return found
 
 
-def _is_never_matched(record: LogRecord) -> bool:
-    return _NEVER_MATCHED.search(record.message) is not None
-
-
 def not_extracted(warnings: Sequence[LogRecord]) -> list[LogRecord]:
     """borg's warnings about items it could not extract, or not whole.
 
@@ -221,7 +217,8 @@ async def restore_archive(
             failed = not_extracted(result.warnings)
             if failed:
                 raise incomplete(failed, base, archive, rc=result.rc)
-            notes += [r.message for r in result.warnings if not _is_never_matched(r)]
+            # What is left (nothing absent, nothing failed) left the files whole.
+            notes += [r.message for r in result.warnings]
         # Walking and moving tens of thousands of files would stall the
         # daemon's loop (status, metrics, the watchdog): a thread does it.
         in_the_way = await asyncio.to_thread(_all_clashes, staged, overwrite)

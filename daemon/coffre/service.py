@@ -269,7 +269,8 @@ class Daemon:
         job.done.add_done_callback(done)
 
     def _run(self, request: JobRequest) -> lanes.Run:
-        """Queue ``request``: local targets in the main lane, offsite ones in the network lane."""
+        """Queue ``request``: local targets in the main lane, offsite ones in the network lane,
+        reads (restore, find, browse, key export) in the reads lane."""
         assert self._queue is not None and self._network is not None and self._reads is not None
         queues = {lanes.MAIN: self._queue, lanes.NETWORK: self._network, lanes.READS: self._reads}
         return lanes.Run(queues, self._config, request)
