@@ -278,7 +278,35 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument(
         "--replace", action="store_true", help="create a new one where the recorded one is lost"
     )
+    _accept_config_everywhere(parser)
     return parser
+
+
+def _accept_config_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Let every subcommand, at every level, take ``--config`` after its name too.
+
+    In: the main parser, whose subcommands are all added. Out: each subparser
+    below it has a ``--config`` option storing into ``args.config``. Raises
+    nothing (argparse.ArgumentError if a subcommand already defines ``--config``).
+
+    People type the option where they think of it (`coffre status --config
+    FILE`). Its default is SUPPRESS: argparse copies a subcommand's namespace
+    over the main one, so only a value given after the subcommand is copied,
+    and one given before it is kept when none comes after. Done here, by
+    walking the tree, so that a subcommand added later gets it too.
+    """
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        # An alias maps to the same parser: add the option once per parser.
+        for subparser in {id(p): p for p in action.choices.values()}.values():
+            subparser.add_argument(
+                "--config",
+                metavar="PATH",
+                default=argparse.SUPPRESS,
+                help="configuration file (as `coffre --config PATH ...`)",
+            )
+            _accept_config_everywhere(subparser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

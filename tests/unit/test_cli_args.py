@@ -1,0 +1,90 @@
+"""The command line: the global ``--config`` is taken before or after any subcommand."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from coffre import cli
+
+#: Each leaf of the subcommand tree, and what it needs besides its names to parse.
+LEAVES: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("daemon",): (),
+    ("config", "check"): (),
+    ("status",): (),
+    ("backup",): (),
+    ("archives",): (),
+    ("prune",): (),
+    ("disk", "enroll"): ("/dev/sdb1", "--name", "disque-a"),
+    ("disk", "list"): (),
+    ("disk", "forget"): ("disque-a",),
+    ("offsite", "enroll"): ("hds-1",),
+    ("find",): ("dupont",),
+    ("restore",): ("agenda.db",),
+    ("browse",): (),
+    ("key", "export"): ("--paper",),
+    ("audit",): ("verify",),
+    ("recover",): (
+        "--from",
+        "ssh://coffre@hds.example:22/./cabinet",
+        "--passphrase-file",
+        "/root/pass",
+        "--paper-key",
+        "/root/key.txt",
+        "--host-key",
+        "SHA256:abc",
+    ),
+    ("target", "init"): ("local",),
+}
+
+
+def _leaves(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Every chain of subcommand names of ``parser`` down to a parser without subcommands."""
+    found: set[tuple[str, ...]] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, subparser in action.choices.items():
+                found |= _leaves(subparser, (*path, name)) or {(*path, name)}
+    return found
+
+
+def test_the_table_covers_every_subcommand() -> None:
+    assert set(LEAVES) == _leaves(cli.build_parser())
+
+
+@pytest.mark.parametrize("names", LEAVES, ids=" ".join)
+def test_config_after_the_subcommand_is_the_global_option(names: tuple[str, ...]) -> None:
+    command = (*names, *LEAVES[names])
+    parser = cli.build_parser()
+    assert parser.parse_args([*command, "--config", "/etc/other.toml"]).config == (
+        "/etc/other.toml"
+    )
+    assert parser.parse_args(["--config", "/etc/before.toml", *command]).config == (
+        "/etc/before.toml"
+    )
+    assert parser.parse_args(list(command)).config is None
+
+
+@pytest.mark.parametrize("names", LEAVES, ids=" ".join)
+def test_config_after_the_subcommand_wins_over_one_before(names: tuple[str, ...]) -> None:
+    command = (*names, *LEAVES[names])
+    args = cli.build_parser().parse_args(
+        ["--config", "/etc/before.toml", *command, "--config", "/etc/after.toml"]
+    )
+    assert args.config == "/etc/after.toml"
+
+
+def test_config_between_a_command_and_its_action_is_taken() -> None:
+    args = cli.build_parser().parse_args(["disk", "--config", "/etc/other.toml", "list"])
+    assert args.config == "/etc/other.toml"
+
+
+def test_status_reads_the_configuration_named_after_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COFFRE_CONFIG", raising=False)
+    named = tmp_path / "named-after-status.toml"
+    assert cli.main(["status", "--config", str(named)]) == 2
+    assert str(named) in capsys.readouterr().err
