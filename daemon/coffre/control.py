@@ -202,7 +202,12 @@ def request(
     if on_socket is not None:
         on_socket.append(sock)
     with sock, sock.makefile("rb") as stream:
-        sock.sendall(encode(message))
+        try:
+            sock.sendall(encode(message))
+        except (BrokenPipeError, ConnectionResetError):
+            # The daemon may answer and hang up before reading the request (a
+            # refused peer): its answer is still ours to read below.
+            pass
         for line in stream:
             event = json.loads(line)
             if not isinstance(event, dict):
