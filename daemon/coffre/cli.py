@@ -20,6 +20,7 @@ from coffre import (
     __version__,
     cli_audit,
     cli_disk,
+    cli_leds,
     cli_offsite,
     cli_recover_args,
     cli_restore,
@@ -75,6 +76,8 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
         return EXIT_OK
     print(f"coffre {__version__} at {when(report['now'])} ({report['timezone']})")
     print(f"next nightly run: {when(report['next_nightly'])}")
+    for problem in report.get("problems", ()):
+        print(f"FAILURE: {problem}")
     running = report["running"]
     if running:
         progress = running.get("progress")
@@ -267,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_offsite.add_parser(sub)
     cli_restore.add_parsers(sub)
     cli_audit.add_parser(sub)
+    cli_leds.add_parser(sub)
     cli_recover_args.add_parser(sub)
     target = sub.add_parser("target", help="manage targets' repositories")
     target_sub = target.add_subparsers(dest="target_command", required=True, metavar="ACTION")
@@ -321,7 +325,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return cli_recover.cmd_recover(args)
         cfg = config.load(
-            config.resolve_path(args.config, os.environ), check_files=args.command == "daemon"
+            # Not even for the daemon: a missing share or passphrase file is a
+            # box problem it shows and waits out (coffre.service), not a reason
+            # to exit 2, which systemd would never restart.
+            config.resolve_path(args.config, os.environ),
+            check_files=False,
         )
         handlers = {
             "daemon": cmd_daemon,
@@ -337,6 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "browse": cli_restore.cmd_browse,
             "key": cli_restore.cmd_key,
             "audit": cli_audit.cmd_audit,
+            "leds": cli_leds.cmd_leds,
         }
         return handlers[args.command](args, cfg)
     except ConfigError as error:

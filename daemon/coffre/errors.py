@@ -8,7 +8,7 @@ caller ever catches "anything" and returns False.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class CoffreError(Exception):
@@ -28,6 +28,15 @@ class CoffreError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
+
+    def describe(self) -> dict[str, Any]:
+        """The JSON form sent to the CLI: kind, message, hint and exit code."""
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "hint": self.hint,
+            "exit_code": self.exit_code,
+        }
 
 
 @dataclass(frozen=True)
@@ -245,6 +254,33 @@ class DestinationError(CoffreError):
     kind = "destination"
 
 
+class PassphraseUnavailable(CoffreError):
+    """The passphrase file cannot be read (missing, unreadable, empty): borg cannot run."""
+
+    kind = "passphrase"
+
+
+class InternalError(CoffreError):
+    """Something coffre did not expect went wrong: a bug, or a failure it has no type for.
+
+    Only the job lanes make these (:mod:`coffre.supervision`), from the
+    exception that escaped a job; the traceback goes to the journal, the job
+    fails with this kind, and the lane goes on with the next job.
+    """
+
+    kind = "internal"
+
+    @classmethod
+    def from_exception(cls, error: BaseException, where: str) -> InternalError:
+        """The error of a job out of which ``error`` escaped, in ``where`` ("backup of x")."""
+        text = str(error) or "(no message)"
+        return cls(
+            f"unexpected error in the {where}: {type(error).__name__}: {text}",
+            hint="the daemon goes on with the next job; the traceback is in the journal "
+            "(journalctl -u coffre -p err); if it happens again, report it to support",
+        )
+
+
 #: Every ``kind`` a CoffreError can carry: the bounded label set of metrics.
 ERROR_KINDS: tuple[str, ...] = tuple(
     sorted(
@@ -282,6 +318,8 @@ ERROR_KINDS: tuple[str, ...] = tuple(
                 NotInArchive,
                 WouldOverwrite,
                 DestinationError,
+                PassphraseUnavailable,
+                InternalError,
             )
         }
     )

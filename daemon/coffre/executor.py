@@ -2,7 +2,11 @@
 
 Each target is a run of its own in state: one target failing stops neither
 the others nor the job. Errors are typed: a CoffreError becomes a failed run
-with its kind; anything else is a bug and propagates.
+with its kind; anything else (a bug, or a failure coffre has no type for)
+becomes a failed run of kind ``internal``, its traceback in the journal, and
+the job goes on with its next target. A failure state cannot record (its
+filesystem full) is kept in :class:`coffre.supervision.Incidents`, so the
+lights and the metrics show it all the same.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from coffre.backup import create_archive
 from coffre.borg.runner import Progress
 from coffre.disk_enroll import enroll_disk
 from coffre.disk_job import PowerOff, run_disk_job
-from coffre.errors import CoffreError, DiskAbsent, TargetNotInitialised
+from coffre.errors import CoffreError, DiskAbsent, InternalError, StateError, TargetNotInitialised
 from coffre.jobs import READ_KINDS, Job, JobEvent, TargetHolds
 from coffre.pruning import apply_retention
 from coffre.read_jobs import (
@@ -29,6 +33,7 @@ from coffre.read_jobs import (
 from coffre.retention import Plan
 from coffre.services import Services
 from coffre.state import RunStats
+from coffre.supervision import Incidents
 from coffre.target_init import init_target
 from coffre.targets.base import Repository
 from coffre.targets.offsite import OffsiteRepository
@@ -37,12 +42,7 @@ from coffre.targets.usb import UsbRepository
 
 def error_event(error: CoffreError) -> dict[str, Any]:
     """The JSON form of an error, as sent to the CLI."""
-    return {
-        "kind": error.kind,
-        "message": error.message,
-        "hint": error.hint,
-        "exit_code": error.exit_code,
-    }
+    return error.describe()
 
 
 def plan_event(plan: Plan) -> dict[str, Any]:
@@ -70,6 +70,11 @@ async def _never_plugged(name: str, within: float) -> None:
 _BACKUP_LOG_IDS = (logs.MSG_BACKUP_STARTED, logs.MSG_BACKUP_SUCCEEDED, logs.MSG_BACKUP_FAILED)
 
 
+def _crash_fields(error: InternalError) -> dict[str, str]:
+    """The journal fields of an unexpected error's entry (its traceback rides along)."""
+    return {"MESSAGE_ID": logs.MSG_JOB_CRASHED, "COFFRE_ERROR_KIND": error.kind}
+
+
 class Executor:
     """Turns a Job into borg work on its targets (the queue's ``execute``)."""
 
@@ -80,8 +85,10 @@ class Executor:
         *,
         power_off: PowerOff = devices.power_off,
         wait_plugged: WaitPlugged | None = None,
+        incidents: Incidents | None = None,
     ) -> None:
         self._services = services
+        self._incidents = incidents or Incidents()
         self._repositories = repositories
         self._power_off = power_off
         self._wait_plugged = wait_plugged or _never_plugged
@@ -158,6 +165,13 @@ class Executor:
                 details = await _READ_JOBS[job.request.kind](ctx, repo, expected, job)
         except CoffreError as error:
             return {"ok": False, "error": error_event(error)}
+        except Exception as error:  # one read fails, not the reads lane
+            internal = InternalError.from_exception(error, f"{job.request.kind} of {repo.name}")
+            self._services.logger.error(
+                "%s", internal.message, exc_info=error, extra=_crash_fields(internal)
+            )
+            self._incidents.crashed(repo.name)
+            return {"ok": False, "error": error_event(internal)}
         return {"ok": True, **details}
 
     async def _step(
@@ -168,28 +182,39 @@ class Executor:
         *,
         log_ids: tuple[str, str, str] | None,
     ) -> dict[str, Any]:
-        """Run ``work`` as a run of ``kind`` on ``target`` in state, with its log lines."""
+        """Run ``work`` as a run of ``kind`` on ``target`` in state, with its log lines.
+
+        Returns the step's outcome (``ok``, and ``error`` or the work's
+        details); raises nothing but cancellation: a CoffreError fails the
+        run with its kind, anything else with kind ``internal`` (traceback
+        logged), and a run state cannot record is kept in the incidents.
+        """
         services = self._services
         logger = services.logger
-        run_id = services.state.start_run(target, kind, services.clock.now())
-        if log_ids:
-            logger.info("%s of %s started", kind, target, extra={"MESSAGE_ID": log_ids[0]})
+        run_id: int | None = None
         try:
+            run_id = services.state.start_run(target, kind, services.clock.now())
+            if log_ids:
+                logger.info("%s of %s started", kind, target, extra={"MESSAGE_ID": log_ids[0]})
             stats, details = await work()
         except CoffreError as error:
-            services.state.finish_run(run_id, services.clock.now(), error=error)
-            logger.error(
-                "%s of %s failed: %s",
-                kind,
-                target,
-                error,
-                extra={
-                    "MESSAGE_ID": log_ids[2] if log_ids else "",
-                    "COFFRE_ERROR_KIND": error.kind,
-                },
-            )
+            self._failed(run_id, target, kind, error, log_ids)
             return {"ok": False, "error": error_event(error)}
-        services.state.finish_run(run_id, services.clock.now(), stats=stats)
+        except Exception as error:  # one run fails, not the job or its lane
+            internal = InternalError.from_exception(error, f"{kind} of {target}")
+            logger.error("%s", internal.message, exc_info=error, extra=_crash_fields(internal))
+            self._failed(run_id, target, kind, internal, log_ids)
+            return {"ok": False, "error": error_event(internal)}
+        assert run_id is not None  # set before the work ran
+        try:
+            services.state.finish_run(run_id, services.clock.now(), stats=stats)
+        except StateError as error:
+            # The work is done (an archive made): only its record is missing.
+            logger.error(
+                "%s of %s succeeded but state could not record it: %s", kind, target, error
+            )
+        else:
+            self._incidents.recorded(target, kind)
         if log_ids:
             logger.info(
                 "%s of %s succeeded%s",
@@ -199,6 +224,37 @@ class Executor:
                 extra={"MESSAGE_ID": log_ids[1]},
             )
         return {"ok": True, **details}
+
+    def _failed(
+        self,
+        run_id: int | None,
+        target: str,
+        kind: str,
+        error: CoffreError,
+        log_ids: tuple[str, str, str] | None,
+    ) -> None:
+        """Record and log the failed ``kind`` run of ``target``; raises nothing."""
+        services = self._services
+        now = services.clock.now()
+        try:
+            if run_id is None:
+                raise StateError("the run could not be recorded at its start")
+            services.state.finish_run(run_id, now, error=error)
+        except StateError as unrecorded:
+            services.logger.error("state cannot record the failure: %s", unrecorded)
+            self._incidents.unrecorded(target, kind, now, error)
+        else:
+            self._incidents.recorded(target, kind)
+        services.logger.error(
+            "%s of %s failed: %s",
+            kind,
+            target,
+            error,
+            extra={
+                "MESSAGE_ID": log_ids[2] if log_ids else "",
+                "COFFRE_ERROR_KIND": error.kind,
+            },
+        )
 
     def _expected_id(self, target: str) -> str:
         expected = self._services.state.repository_id(target)

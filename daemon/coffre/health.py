@@ -133,6 +133,9 @@ class Facts:
     read_job: JobFacts | None = None
     #: Failed runs by (target, error kind), kinds bounded by errors.ERROR_KINDS.
     errors: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    #: Failures outside state's runs (coffre.supervision.Incidents): what the box
+    #: lacks (share, passphrase file), failures state could not record.
+    problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,8 @@ class Verdict:
 def assess(facts: Facts) -> Verdict:
     """The :class:`Verdict` for ``facts`` (see the module doc for the rules). Raises nothing."""
     working = _working(facts)
-    failures = [reason for target in facts.targets for reason in _failures(target, facts)]
+    failures = [*facts.problems]
+    failures += [reason for target in facts.targets for reason in _failures(target, facts)]
     safe = _safe_to_remove(facts)
     attention = _attention(facts)
     reasons = (*working, *failures, *safe, *attention)

@@ -1,8 +1,12 @@
-"""The job queue: one job at a time, requests for a queued job merged into it.
+"""The job queue of one lane: its jobs one at a time, requests for a queued job merged into it.
 
 A job is a request (what to do, on which targets) plus the people waiting for
 it (control-socket clients asking ``--wait``). The queue knows nothing of
 borg: the daemon hands it an ``execute`` coroutine that runs one job.
+
+No exception leaves :meth:`JobQueue.serve` but its cancellation: whatever
+escapes ``execute`` fails that one job (``on_crash`` makes its result, kind
+``internal``), its waiters get that result, and the next job runs.
 """
 
 from __future__ import annotations
@@ -10,9 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from coffre.logs import LOGGER_NAME
+from coffre.supervision import job_crashed
 
 JobKind = Literal[
     "backup", "prune", "init", "disk", "enroll", "restore", "find", "browse", "key_export"
@@ -95,12 +104,22 @@ class JobQueue:
     the targets already.
     """
 
-    def __init__(self, execute: Callable[[Job], Awaitable[JobEvent]]) -> None:
+    def __init__(
+        self,
+        execute: Callable[[Job], Awaitable[JobEvent]],
+        *,
+        on_crash: Callable[[Job, Exception], JobEvent] | None = None,
+    ) -> None:
         self._execute = execute
+        self._on_crash = on_crash or (
+            lambda job, error: job_crashed(job, error, logging.getLogger(LOGGER_NAME))
+        )
         self._pending: list[Job] = []
         self._wakeup = asyncio.Event()
         self._ids = itertools.count(1)
         self.running: Job | None = None
+        #: time.monotonic() when a job was last queued while none ran (None: none waits).
+        self._waiting_since: float | None = None
 
     @property
     def pending(self) -> tuple[Job, ...]:
@@ -133,24 +152,45 @@ class JobQueue:
                 return job
         job = Job(id=next(self._ids), request=request)
         self._pending.append(job)
+        if self.running is None and self._waiting_since is None:
+            self._waiting_since = time.monotonic()
         self._wakeup.set()
         return job
 
-    async def serve(self) -> None:
-        """Run jobs one after the other until cancelled.
+    def stalled(self, now: float, grace: float) -> bool:
+        """Whether jobs wait for more than ``grace`` seconds (at ``now``, monotonic) and none runs.
 
-        When cancelled while a job runs, the job's coroutine is cancelled too
-        (borg gets SIGTERM and leaves a checkpoint), the job's waiters are told,
-        and CancelledError propagates.
+        A serving lane picks a waiting job within one turn of the loop: one
+        that does not is dead or wedged, and the watchdog must stop being pinged.
+        """
+        return (
+            self.running is None
+            and bool(self._pending)
+            and self._waiting_since is not None
+            and now - self._waiting_since > grace
+        )
+
+    async def serve(self) -> None:
+        """Run jobs one after the other until cancelled; never raises anything else.
+
+        An exception escaping a job (anything but cancellation) fails that job
+        only: ``on_crash`` turns it into the job's result (and logs it), its
+        waiters get it, and the next job runs. When cancelled while a job runs,
+        the job's coroutine is cancelled too (borg gets SIGINT and leaves a
+        checkpoint), the job's waiters are told, and CancelledError propagates.
         """
         while True:
             while not self._pending:
+                self._waiting_since = None
                 self._wakeup.clear()
                 await self._wakeup.wait()
             job = self._pending.pop(0)
             self.running = job
+            self._waiting_since = None
             try:
                 result = await self._execute(job)
+            except Exception as error:  # noqa: BLE001 - the lane's one net: the job fails, not the lane
+                result = self._on_crash(job, error)
             except asyncio.CancelledError:
                 cancelled: JobEvent = {
                     "event": "result",
@@ -167,6 +207,8 @@ class JobQueue:
                 raise
             finally:
                 self.running = None
+                if self._pending:
+                    self._waiting_since = time.monotonic()
             job.publish(result)
             if not job.done.done():
                 job.done.set_result(result)

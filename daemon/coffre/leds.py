@@ -11,7 +11,13 @@ WORKING        blinks fast (150 ms / 150 ms)  off     off
 SAFE_TO_REMOVE blinks slowly (1 s / 1 s)      off     off
 ATTENTION      off                            on      off
 FAILURE        off                            off     on
+(no daemon)    off                            off     blinks slowly
 ============== ============================== ======= =======
+
+The last line is no health: it is what the box shows while the daemon does
+not run (``coffre leds stopped``, run by systemd after the daemon ends, and
+the daemon itself as it stops), so that a stopped or crashed daemon never
+leaves a green light behind.
 
 Each LED is a directory ``<sysfs_root>/<name>/`` (``/sys/class/leds`` on a
 box, a temporary directory shaped like it in tests) whose ``trigger``,
@@ -62,6 +68,10 @@ PATTERNS: dict[Health, Pattern] = {
     Health.ATTENTION: Pattern(amber=ON),
     Health.FAILURE: Pattern(red=ON),
 }
+
+
+#: While no daemon runs: nothing is backed up, and nobody may think otherwise.
+STOPPED = Pattern(red=SLOW)
 
 
 class LedWriter(Protocol):
@@ -158,3 +168,7 @@ class Lights:
         if pattern != self._shown:
             self._shown = pattern if self._writer.write(pattern) else None
         return verdict
+
+    def stopped(self) -> None:
+        """Show :data:`STOPPED`: the daemon is about to end. Raises nothing."""
+        self._shown = STOPPED if self._writer.write(STOPPED) else None

@@ -17,6 +17,20 @@ MSG_BACKUP_SUCCEEDED = "7a2b3c4d5e6f40718293a4b5c6d7e8f2"
 MSG_BACKUP_FAILED = "d1e2f3a4b5c647d8e9f0a1b2c3d4e5f3"
 MSG_PRUNE_DONE = "0b1c2d3e4f5a46b7c8d9e0f1a2b3c4d4"
 MSG_DAEMON_READY = "5e6f7a8b9c0d41e2f3a4b5c6d7e8f9a5"
+#: A backup made its archive but borg warned: files missing or changed (field
+#: COFFRE_FILES_NOT_BACKED_UP); each file has its own MSG_FILE_NOT_BACKED_UP line.
+MSG_BACKUP_WARNING = "c3bbfe9b7e07415b9bf60edff16d7e4d"
+#: One file a backup could not save, or saw change (fields COFFRE_TARGET,
+#: COFFRE_WARNING_REASON); the message names the file: it stays in the journal.
+MSG_FILE_NOT_BACKED_UP = "673efee3eae24395842ced1da97d4af4"
+#: A job failed on an error coffre has no type for; the entry carries the traceback.
+MSG_JOB_CRASHED = "727cbb493b3a412b8da35eb0813f506d"
+#: The box lacks something every backup needs (share, passphrase file, data volume).
+MSG_BOX_PROBLEM = "aa322491cb23446ca9cace004c1f6420"
+#: What MSG_BOX_PROBLEM reported is back.
+MSG_BOX_RECOVERED = "6c0ea5a2a9cc407e9c13b00f840fb7a9"
+#: A lane's worker is gone: the watchdog is no longer pinged, systemd restarts the daemon.
+MSG_LANE_DEAD = "6b1eb84e022d4c87b01ecb41fef747be"
 
 LOGGER_NAME = "coffre"
 

@@ -34,6 +34,7 @@ from coffre.jobs import Job, JobQueue
 from coffre.model import Archive
 from coffre.rotation import rotation
 from coffre.state import SUCCESS, DiskRecord, State
+from coffre.supervision import Incidents
 from coffre.targets.offsite import status_of as offsite_status
 
 if TYPE_CHECKING:
@@ -87,10 +88,12 @@ class Observer:
         main: JobQueue | None = None,
         network: JobQueue | None = None,
         reads: JobQueue | None = None,
+        incidents: Incidents | None = None,
     ) -> None:
         self._config = config
         self._state = state
         self._clock = clock
+        self._incidents = incidents or Incidents()
         self.main = main
         self.network = network
         self.reads = reads
@@ -136,8 +139,20 @@ class Observer:
             main_job=_job(self.main.running if self.main else None),
             network_job=_job(self.network.running if self.network else None),
             read_job=_job(self.reads.running if self.reads else None),
-            errors=stored.errors,
+            errors=self._with_crashes(stored.errors),
+            problems=self._incidents.failures(),
         )
+
+    def _with_crashes(self, errors: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+        """State's failed runs, plus the unexpected errors of jobs outside its runs (reads)."""
+        crashes = self._incidents.internal_errors()
+        if not crashes:
+            return errors
+        merged = dict(errors)
+        for target, count in crashes.items():
+            key = (target, UNKNOWN_KIND)
+            merged[key] = merged.get(key, 0) + count
+        return merged
 
     def measure(self) -> None:
         """Measure the free space of each local target's filesystem (a statvfs each).
@@ -339,7 +354,9 @@ class Observability:
         return run
 
     async def close(self) -> None:
-        """Stop the exporter and the borg version question (the lights keep their last state)."""
+        """Stop the exporter and the borg version question; the lights say no daemon runs."""
+        if self.lights is not None:
+            self.lights.stopped()
         if self._version_task is not None:
             self._version_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

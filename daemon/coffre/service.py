@@ -1,8 +1,18 @@
-"""The daemon: wires the timer and the control socket to the job queue.
+"""The daemon: wires the timer, udev and the control socket to the job lanes.
 
-One asyncio loop does everything: it serves the socket, runs jobs one at a
-time, wakes for the nightly run and pings the systemd watchdog. Nothing else
-wakes it while idle.
+One asyncio loop does everything: it serves the socket, runs each lane's
+jobs one at a time, and ticks: at each tick (every watchdog interval, or
+every BOX_CHECK_PERIOD without a watchdog, and at the nightly time) it queues
+a nightly run that is due, checks that the box has what backups need, and
+pings the systemd watchdog only while every lane's worker is alive and
+serving. Nothing else wakes it while idle.
+
+It never gives up at start for want of a file: only a configuration that
+cannot be read or parsed stops it (exit 2, see ``coffre.cli``). A missing
+share, passphrase file or data volume is a *box problem*: shown on the
+lights, in the metrics and in ``coffre status``, checked again at each tick,
+and once solved the backups that failed for it run again. A worker that
+dies anyway ends the daemon with exit 1, so that systemd restarts it.
 """
 
 from __future__ import annotations
@@ -11,10 +21,12 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from coffre import config as config_checks
 from coffre import lanes, logs, offsite_enroll, schedule, status
 from coffre.audit import AuditLog, audit_path
 from coffre.borg.env import BorgEnvironment, default_binary
@@ -23,14 +35,16 @@ from coffre.clock import Clock
 from coffre.config_types import Config
 from coffre.control import Client, Message, Send, serve
 from coffre.disk_events import DiskWatch
-from coffre.errors import UsageError
+from coffre.errors import CoffreError, PassphraseUnavailable, UsageError
 from coffre.executor import Executor
 from coffre.jobs import Job, JobEvent, JobKind, JobQueue, JobRequest
 from coffre.notify import Notifier
 from coffre.observe import Observability, Observer
+from coffre.request_check import check_request
 from coffre.restore import remove_stale_staging
 from coffre.services import Services
-from coffre.state import State
+from coffre.state import FAILED, State
+from coffre.supervision import Incidents, job_crashed
 from coffre.support_ops import SupportDesk
 from coffre.targets.registry import RepositoryCatalog, require_known
 from coffre.udev import UdevWatcher
@@ -38,14 +52,34 @@ from coffre.udev import UdevWatcher
 #: State key of the due instant of the last nightly run made.
 NIGHTLY_KEY = "nightly.last_due"
 
-#: Without a watchdog, wake at least this often so a wall-clock jump (a box
-#: without RTC setting its clock from NTP) delays the nightly by an hour at most.
-MAX_SLEEP = 3600.0
+#: Without a watchdog, tick at least this often: a box problem solved (the
+#: passphrase file put back) is seen within it, and a wall-clock jump (a box
+#: without RTC setting its clock from NTP) delays the nightly by no more.
+BOX_CHECK_PERIOD = 60.0
+
+#: A lane with jobs waiting and none running for longer than this is wedged.
+STALL_GRACE = 60.0
 
 
 def read_passphrase(path: Path) -> bytes:
-    """The passphrase file's content, without its final newline."""
-    return path.read_bytes().rstrip(b"\r\n")
+    """The passphrase file's content, without its final newline.
+
+    Raises PassphraseUnavailable when it cannot be read or is empty: borg is
+    then not started, the job fails with that kind, the daemon goes on.
+    """
+    try:
+        passphrase = path.read_bytes().rstrip(b"\r\n")
+    except OSError as error:
+        raise PassphraseUnavailable(
+            f"cannot read the passphrase file {path}: {error.strerror or error}",
+            hint="put it back (0600, root) from the escrowed copy; backups resume by themselves",
+        ) from error
+    if not passphrase:
+        raise PassphraseUnavailable(
+            f"the passphrase file {path} is empty",
+            hint="write the repository passphrase in it (from the escrowed copy)",
+        )
+    return passphrase
 
 
 class Daemon:
@@ -73,6 +107,12 @@ class Daemon:
         self._services: Services | None = None
         self._disks: DiskWatch | None = None
         self._desk: SupportDesk | None = None
+        self._observed: Observability | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._lanes_ok = True
+        self._exit_code = 0
+        #: What the box lacks now, failures state could not record, crashes.
+        self.incidents = Incidents()
 
     # --- life ---------------------------------------------------------------
 
@@ -108,14 +148,20 @@ class Daemon:
             config=config, state=state, borg=runner, clock=self._clock, logger=logger
         )
         self._services = services
+        incidents = self.incidents
         executor = Executor(
             services,
             RepositoryCatalog(config, state, config.paths.mounts, services=services),
             wait_plugged=lambda name, within: disks.wait_plugged(name, within),
+            incidents=incidents,
         )
-        # Metrics and LEDs read state; the LEDs change when a job starts or ends
-        # and after a disk event, never on a timer.
-        observed = Observability(config, Observer(config, state, self._clock), runner, logger)
+        # Metrics and LEDs read state and the incidents; the LEDs change when a
+        # job starts or ends, after a disk event and when a box problem comes
+        # or goes, never on a timer.
+        observed = Observability(
+            config, Observer(config, state, self._clock, incidents=incidents), runner, logger
+        )
+        self._observed = observed
 
         async def execute(job: Job) -> JobEvent:
             asked = job.request
@@ -130,11 +176,17 @@ class Daemon:
                 disks.enrolled(asked.targets[0], str(asked.option("device")))
             return result
 
-        queue = JobQueue(observed.around(execute))
+        def crashed(job: Job, error: Exception) -> JobEvent:
+            return job_crashed(job, error, logger, incidents)
+
+        queue = JobQueue(observed.around(execute), on_crash=crashed)
         self._queue = queue
-        network = JobQueue(observed.around(lanes.retrying(execute, config, self._clock, logger)))
+        network = JobQueue(
+            observed.around(lanes.retrying(execute, config, self._clock, logger)),
+            on_crash=crashed,
+        )
         self._network = network
-        reads = JobQueue(observed.around(execute))
+        reads = JobQueue(observed.around(execute), on_crash=crashed)
         self._reads = reads
 
         def disk_busy(name: str) -> bool:
@@ -159,12 +211,16 @@ class Daemon:
         await observed.start(main=queue, network=network, reads=reads)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopping.set)
+        self.check_box()
         workers = [
-            asyncio.create_task(queue.serve(), name="queue"),
-            asyncio.create_task(network.serve(), name="network"),
-            asyncio.create_task(reads.serve(), name="reads"),
+            asyncio.create_task(queue.serve(), name="main lane"),
+            asyncio.create_task(network.serve(), name="network lane"),
+            asyncio.create_task(reads.serve(), name="reads lane"),
             asyncio.create_task(self._timer(), name="timer"),
         ]
+        self._workers = workers
+        for task in workers:
+            task.add_done_callback(self._worker_ended)
         self._notifier.notify(READY="1", STATUS="idle")
         logger.info(
             "coffre daemon ready: %d target(s), nightly at %s %s, control socket %s",
@@ -197,7 +253,7 @@ class Daemon:
                 config.paths.control_socket.unlink()
             state.close()
             logger.info("coffre daemon stopped")
-        return 0
+        return self._exit_code
 
     def stop(self) -> None:
         """Ask the daemon to stop (what SIGTERM does)."""
@@ -218,30 +274,140 @@ class Daemon:
         return schedule.next_due(now, plan.daily, plan.timezone)
 
     async def _timer(self) -> None:
+        """Tick until cancelled: nightly runs due, the box's files, the lanes and the watchdog.
+
+        Raises nothing but cancellation: a tick that cannot read state says so
+        in the journal and the next tick tries again.
+        """
         plan = self._config.schedule
         interval = self._notifier.watchdog_interval
+        while True:
+            now = self._clock.now()
+            try:
+                self._nightly_if_due(now)
+            except CoffreError as error:
+                self._logger.error("cannot tell whether a nightly run is due: %s", error)
+            self.check_box()
+            self._watch_lanes(interval)
+            delay = (schedule.next_due(now, plan.daily, plan.timezone) - now).total_seconds()
+            delay = min(delay, interval if interval is not None else BOX_CHECK_PERIOD)
+            await asyncio.sleep(max(delay, 0.0))
+
+    def _nightly_if_due(self, now: datetime) -> None:
+        """Queue the nightly run due at ``now`` (a missed one too). Raises StateError."""
+        plan = self._config.schedule
         assert self._state is not None
         if self._state.get_time(NIGHTLY_KEY) is None:
             # A new box: nothing was missed yet (its targets are not even
             # initialised); the first nightly run is the next one due.
-            first = self._clock.now()
-            self._state.set_time(NIGHTLY_KEY, schedule.last_due(first, plan.daily, plan.timezone))
+            self._state.set_time(NIGHTLY_KEY, schedule.last_due(now, plan.daily, plan.timezone))
             self._logger.info(
                 "first start: the first nightly run is due at %s",
-                self._next_nightly(first).astimezone(plan.timezone),
+                self._next_nightly(now).astimezone(plan.timezone),
             )
-        while True:
-            now = self._clock.now()
-            due = schedule.catch_up_due(
-                self._state.get_time(NIGHTLY_KEY), now, plan.daily, plan.timezone
+        due = schedule.catch_up_due(
+            self._state.get_time(NIGHTLY_KEY), now, plan.daily, plan.timezone
+        )
+        if due is not None and due != self._nightly_submitted:
+            self._submit_nightly(due)
+
+    def _watch_lanes(self, interval: float | None) -> None:
+        """Ping the watchdog if every lane serves; else say which does not, once, and stop pinging.
+
+        A lane whose jobs wait while it runs none is wedged: without pings,
+        systemd aborts the daemon and restarts it (a dead worker already
+        ended the daemon, see :meth:`_worker_ended`).
+        """
+        now = time.monotonic()
+        named = (
+            (lanes.MAIN, self._queue),
+            (lanes.NETWORK, self._network),
+            (lanes.READS, self._reads),
+        )
+        stalled = [
+            name for name, lane in named if lane is not None and lane.stalled(now, STALL_GRACE)
+        ]
+        if stalled:
+            if self._lanes_ok:
+                self._lanes_ok = False
+                self._logger.critical(
+                    "the %s lane has jobs waiting and runs none: no more watchdog pings, "
+                    "systemd will restart the daemon",
+                    ", ".join(stalled),
+                    extra={"MESSAGE_ID": logs.MSG_LANE_DEAD},
+                )
+            return
+        self._lanes_ok = True
+        if interval is not None:
+            self._notifier.notify(WATCHDOG="1")
+
+    def _worker_ended(self, task: asyncio.Task[None]) -> None:
+        """A worker (lane or timer) ended: unless the daemon stops, end it with exit 1.
+
+        Lanes and the timer never end by themselves (they turn every error
+        into a failed job or a logged tick); one that did is a bug that a
+        restart by systemd is the best answer to, and it must be loud.
+        """
+        if self._stopping.is_set() or task.cancelled():
+            return
+        error = task.exception()
+        self._logger.critical(
+            "the daemon's %s ended%s: stopping with exit 1 so that systemd restarts it",
+            task.get_name(),
+            f" on {type(error).__name__}: {error}" if error else "",
+            exc_info=error,
+            extra={"MESSAGE_ID": logs.MSG_LANE_DEAD},
+        )
+        self._exit_code = 1
+        self._stopping.set()
+
+    # --- the box's files -------------------------------------------------------
+
+    def check_box(self) -> tuple[str, ...]:
+        """Check what every backup needs (share, passphrase file, local targets); returns problems.
+
+        Problems that appear or go are logged (MSG_BOX_PROBLEM, MSG_BOX_RECOVERED)
+        and the lights refreshed. Once none is left, the configured targets
+        whose last backup failed are backed up again. A few stat calls: cheap
+        enough for every tick and every ``coffre status``. Raises nothing.
+        """
+        problems = [str(p) for p in config_checks.check_environment(self._config)]
+        appeared, gone = self.incidents.set_box_problems(problems)
+        for problem in appeared:
+            self._logger.error(
+                "the box lacks what backups need: %s",
+                problem,
+                extra={"MESSAGE_ID": logs.MSG_BOX_PROBLEM},
             )
-            if due is not None and due != self._nightly_submitted:
-                self._submit_nightly(due)
-            delay = (self._next_nightly(now) - now).total_seconds()
-            delay = min(delay, interval if interval is not None else MAX_SLEEP)
-            await asyncio.sleep(max(delay, 0.0))
-            if interval is not None:
-                self._notifier.notify(WATCHDOG="1")
+        for problem in gone:
+            self._logger.info(
+                "box problem solved: %s", problem, extra={"MESSAGE_ID": logs.MSG_BOX_RECOVERED}
+            )
+        if (appeared or gone) and self._observed is not None:
+            self._observed.refresh()
+        if gone and not self.incidents.box_problems:
+            self._retry_failed_backups()
+        return self.incidents.box_problems
+
+    def _retry_failed_backups(self) -> None:
+        """Back up again the configured targets whose last backup failed (a box problem solved)."""
+        if self._state is None or self._queue is None:
+            return
+        try:
+            failed = tuple(
+                target.name
+                for target in self._config.targets
+                if (run := self._state.last_finished_run(target.name, "backup")) is not None
+                and run.outcome == FAILED
+            )
+        except CoffreError as error:
+            self._logger.error("cannot tell which backups to run again: %s", error)
+            return
+        if failed:
+            self._logger.info(
+                "the box has what backups need again: backing up %s", ", ".join(failed)
+            )
+            self._run(JobRequest(kind="backup", targets=failed, reason="box recovered"))
 
     def _submit_nightly(self, due: datetime) -> None:
         assert self._queue is not None and self._state is not None
@@ -286,12 +452,14 @@ class Daemon:
         return tuple(require_known(self._config, self._state, name) for name in names)
 
     async def _handle(self, request: Message, send: Send, client: Client) -> None:
+        check_request(request)  # a value borg would refuse is a usage error, before any job
         assert self._state is not None and self._queue is not None
         op = request["op"]
         now = self._clock.now()
         if op == "ping":
             await send({"event": "result", "ok": True})
         elif op == "status":
+            self.check_box()  # a problem just solved shows as solved
             report = status.build(
                 self._config,
                 self._state,
@@ -302,6 +470,7 @@ class Daemon:
                 reads=self._reads,
             )
             report["disks"] = self._disks.report() if self._disks is not None else []
+            report["problems"] = list(self.incidents.failures())
             await send({"event": "result", "ok": True, "status": report})
         elif op == "archives":
             reports = {

@@ -37,6 +37,7 @@ LEAVES: dict[tuple[str, ...], tuple[str, ...]] = {
         "SHA256:abc",
     ),
     ("target", "init"): ("local",),
+    ("leds", "stopped"): (),
 }
 
 
