@@ -281,6 +281,17 @@ class InternalError(CoffreError):
         )
 
 
+#: The kinds of the errors defined beside what raises them (audit, paper key,
+#: recovery): reads and ``coffre recover``, never a run's outcome. A unit test
+#: walks every CoffreError of the package and fails on a kind missing here.
+ELSEWHERE_KINDS = (
+    "audit_unavailable",
+    "audit_damaged",
+    "paper_key_invalid",
+    "paper_key_mismatch",
+    "repository_key_unusable",
+)
+
 #: Every ``kind`` a CoffreError can carry: the bounded label set of metrics.
 ERROR_KINDS: tuple[str, ...] = tuple(
     sorted(
@@ -322,5 +333,6 @@ ERROR_KINDS: tuple[str, ...] = tuple(
                 InternalError,
             )
         }
+        | set(ELSEWHERE_KINDS)
     )
 )

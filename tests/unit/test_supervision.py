@@ -1,0 +1,219 @@
+"""Nothing dies quietly: an unexpected error fails one job, never a lane; what state cannot
+record is shown all the same; a wedged lane stops the watchdog's pings."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import logging
+import pkgutil
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+import coffre
+from coffre import logs
+from coffre.errors import ERROR_KINDS, CoffreError, StateError
+from coffre.executor import Executor
+from coffre.health import Facts, Health, assess
+from coffre.jobs import Job, JobEvent, JobQueue, JobRequest
+from coffre.services import Services
+from coffre.state import State
+from coffre.supervision import Incidents
+from tests.unit.test_executor import REPO_ID, FakeBorg, FakeRepository, FixedClock, _config
+
+NOW = datetime(2026, 11, 29, 0, 30, tzinfo=UTC)
+
+
+class Records(logging.Handler):
+    """The log records of the ``coffre`` tests' logger, kept for asserting."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def with_id(self, message_id: str) -> list[logging.LogRecord]:
+        return [r for r in self.records if getattr(r, "MESSAGE_ID", None) == message_id]
+
+
+@pytest.fixture
+def records() -> Iterator[Records]:
+    handler = Records()
+    logger = logging.getLogger("coffre")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_a_job_that_raises_fails_alone_and_the_lane_runs_the_next(records: Records) -> None:
+    async def scenario() -> tuple[JobEvent, JobEvent, list[JobEvent]]:
+        async def execute(job: Job) -> JobEvent:
+            if job.request.kind == "prune":
+                # What a refused argv or a vanished file did to the lane.
+                raise FileNotFoundError(2, "No such file or directory", "/etc/coffre/passphrase")
+            return {"event": "result", "ok": True}
+
+        queue = JobQueue(execute)
+        server = asyncio.create_task(queue.serve())
+        first = queue.submit(JobRequest("prune", ("local",)))
+        heard: asyncio.Queue[JobEvent] = asyncio.Queue()
+        first.listeners.append(heard)
+        second = queue.submit(JobRequest("backup", ("local",)))
+        failed, then = await asyncio.wait_for(asyncio.gather(first.done, second.done), 10)
+        assert not server.done(), "the lane's worker must survive"
+        server.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await server
+        return failed, then, [heard.get_nowait() for _ in range(heard.qsize())]
+
+    failed, then, heard = asyncio.run(scenario())
+    assert failed["ok"] is False
+    assert failed["error"]["kind"] == "internal"
+    assert "FileNotFoundError" in failed["error"]["message"]
+    assert "prune of local" in failed["error"]["message"]
+    assert heard[-1] == {**failed, "job": 1}, "a --wait client gets the answer"
+    assert then["ok"] is True
+    crashed = records.with_id(logs.MSG_JOB_CRASHED)
+    assert len(crashed) == 1
+    assert crashed[0].levelno == logging.ERROR
+    assert crashed[0].exc_info is not None, "the traceback goes to the journal"
+
+
+def test_a_lane_with_jobs_waiting_and_none_running_is_stalled() -> None:
+    async def scenario() -> None:
+        queue = JobQueue(lambda job: asyncio.sleep(0, {"event": "result", "ok": True}))
+        assert not queue.stalled(now=1e12, grace=60)
+        queue.submit(JobRequest("backup", ("local",)))
+        # Nobody serves this queue: the job waits, nothing runs.
+        assert not queue.stalled(now=time.monotonic(), grace=60)
+        assert queue.stalled(now=time.monotonic() + 61, grace=60)
+        server = asyncio.create_task(queue.serve())
+        await asyncio.sleep(0)  # one turn: the serving lane picks it
+        await asyncio.sleep(0)
+        assert not queue.stalled(now=time.monotonic() + 61, grace=60)
+        server.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await server
+
+    asyncio.run(scenario())
+
+
+class BrokenRepository(FakeRepository):
+    """A repository whose opening hits an error coffre has no type for."""
+
+    name = "broken"
+
+    def opened(self, expected_id: str) -> Any:
+        raise KeyError("a bug")
+
+
+async def _backup(executor: Executor, *targets: str) -> JobEvent:
+    return await executor(Job(id=1, request=JobRequest("backup", targets)))
+
+
+def _services(tmp_path: Path, state: State) -> Services:
+    return Services(
+        config=_config(tmp_path),
+        state=state,
+        borg=FakeBorg(),
+        clock=FixedClock(),
+        logger=logging.getLogger("coffre"),
+    )
+
+
+def test_an_unexpected_error_fails_that_target_as_internal_and_the_next_target_runs(
+    tmp_path: Path, records: Records
+) -> None:
+    state = State.open(tmp_path / "state.db", logger=logging.getLogger("t"), now=NOW)
+    for name in ("broken", "local"):
+        state.record_repository(name, REPO_ID, "/srv/repo", NOW)
+    executor = Executor(
+        _services(tmp_path, state), {"broken": BrokenRepository(), "local": FakeRepository()}
+    )
+    result = asyncio.run(_backup(executor, "broken", "local"))
+    assert result["targets"]["broken"]["error"]["kind"] == "internal"
+    assert "KeyError" in result["targets"]["broken"]["error"]["message"]
+    assert result["targets"]["local"]["ok"] is True
+    failure = state.last_failure("broken")
+    assert failure is not None and failure.error_kind == "internal"
+    assert state.error_counts()[("broken", "internal")] == 1
+    assert records.with_id(logs.MSG_JOB_CRASHED)[0].exc_info is not None
+
+
+class FullState:
+    """State whose every write fails as on a full filesystem; reads answer."""
+
+    def __init__(self, real: State) -> None:
+        self._real = real
+
+    def start_run(self, *args: object) -> int:
+        raise StateError("state database write failed: database or disk is full")
+
+    def finish_run(self, *args: object, **kwargs: object) -> None:
+        raise StateError("state database write failed: database or disk is full")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_a_failure_state_cannot_record_is_kept_and_shown_until_a_run_is_recorded(
+    tmp_path: Path,
+) -> None:
+    real = State.open(tmp_path / "state.db", logger=logging.getLogger("t"), now=NOW)
+    real.record_repository("local", REPO_ID, "/srv/repo", NOW)
+    incidents = Incidents()
+    full = Executor(
+        _services(tmp_path, FullState(real)),  # type: ignore[arg-type]
+        {"local": FakeRepository()},
+        incidents=incidents,
+    )
+    result = asyncio.run(_backup(full, "local"))
+    assert result["ok"] is False
+    assert result["targets"]["local"]["error"]["kind"] == "state"
+    assert incidents.unrecorded_failures[0].target == "local"
+    shown = assess(Facts(now=NOW, tz=ZoneInfo("Europe/Paris"), problems=incidents.failures()))
+    assert shown.health is Health.FAILURE
+    assert "state could not record it" in shown.reasons[0]
+
+    # Space is back: the next backup is recorded, and what was kept is history.
+    again = Executor(_services(tmp_path, real), {"local": FakeRepository()}, incidents=incidents)
+    assert asyncio.run(_backup(again, "local"))["ok"]
+    assert incidents.failures() == ()
+
+
+def test_box_problems_show_a_failure_and_say_what_appeared_and_went() -> None:
+    incidents = Incidents()
+    appeared, gone = incidents.set_box_problems(["encryption.passphrase_file: no such file"])
+    assert appeared == ("encryption.passphrase_file: no such file",) and gone == ()
+    facts = Facts(now=NOW, tz=ZoneInfo("Europe/Paris"), problems=incidents.failures())
+    assert assess(facts).health is Health.FAILURE
+    assert incidents.set_box_problems(["encryption.passphrase_file: no such file"]) == ((), ())
+    appeared, gone = incidents.set_box_problems([])
+    assert gone == ("encryption.passphrase_file: no such file",)
+    assert assess(Facts(now=NOW, tz=ZoneInfo("Europe/Paris"))).health is Health.OK
+
+
+def test_every_error_kind_coffre_can_raise_is_a_known_metric_label() -> None:
+    # ERROR_KINDS bounds the labels of coffre_errors_total: a kind missing from it
+    # would be counted as "internal" and hide what really failed.
+    for module in pkgutil.walk_packages(coffre.__path__, "coffre."):
+        importlib.import_module(module.name)
+    missing = set()
+    pending: list[type[CoffreError]] = [CoffreError]
+    while pending:
+        cls = pending.pop()
+        pending += cls.__subclasses__()
+        if not inspect.isabstract(cls) and cls.kind not in ERROR_KINDS:
+            missing.add(f"{cls.__module__}.{cls.__name__} ({cls.kind})")
+    assert not missing
