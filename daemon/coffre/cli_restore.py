@@ -22,6 +22,7 @@ from coffre.cli_support import EXIT_FAILED, EXIT_OK, print_error, raise_if_error
 from coffre.config_types import Config
 from coffre.control import PING, Message, peer_pid, request
 from coffre.errors import DaemonUnavailable, NotInArchive
+from coffre.request_check import check_request
 
 #: Exit code of a find that matched nothing (as a restore of a path in no archive).
 EXIT_NOT_FOUND = NotInArchive.exit_code
@@ -67,6 +68,7 @@ def _ask(
 ) -> Iterable[Message]:
     from coffre.person import person_from_env  # only the commands that are audited load it
 
+    check_request(message)  # the daemon refuses the same; saying it here needs no daemon
     person = person_from_env(os.environ, os.getuid())
     return request(cfg.paths.control_socket, {**message, "person": person}, on_socket=hold)
 

@@ -23,6 +23,7 @@ from coffre.config_types import Config, OffsiteTarget
 from coffre.control import Client, Message, Send
 from coffre.errors import CoffreError, UsageError
 from coffre.jobs import Job, JobEvent, JobKind, JobRequest, waiting_for
+from coffre.request_check import check_request
 from coffre.restore_plan import Candidate, choose_target, resolve
 from coffre.state import State
 from coffre.targets.registry import require_known
@@ -119,6 +120,7 @@ class SupportDesk:
 
     async def handle(self, op: str, request: Message, send: Send, client: Client) -> None:
         """Serve ``op`` (restore, find, browse, key_export) for ``client``; audited."""
+        check_request(request)  # refused before the audit: nothing was asked that could be done
         person = person_of(request, client)
         archive = request.get("archive")
         archive = None if archive in (None, "") else str(archive)
