@@ -51,7 +51,7 @@ from coffre.errors import ConfigError, ConfigProblem
 from coffre.sshkeys import parse_public_key, parse_url
 from coffre.upload_window import parse_days, parse_minute
 
-__all__ = ["check_environment", "load", "parse", "resolve_path"]
+__all__ = ["INTEGER_BOUNDS", "Bound", "check_environment", "load", "parse", "resolve_path"]
 
 _T = TypeVar("_T")
 
@@ -276,12 +276,69 @@ def _string(value: object) -> str:
     raise _Invalid(f"expected a string, got {_show(value)}")
 
 
-def _integer(minimum: int) -> _Converter[int]:
+@dataclass(frozen=True)
+class Bound:
+    """The integers a key takes: ``minimum`` to ``maximum``, and why no more (for messages)."""
+
+    minimum: int
+    maximum: int
+    why: str
+
+
+#: Every integer key, by its dotted path (``target.`` keys for each target), and its bounds.
+#: TOML integers are unbounded: without a maximum, 100000000000 would pass the check
+#: and break a job later (a timedelta or a float overflows, a list of that many
+#: retention slots is built). The README's configuration reference shows each maximum.
+INTEGER_BOUNDS: dict[str, Bound] = {
+    "retention.daily": Bound(1, 366, "a year of daily restore points; older ones are monthly"),
+    "retention.monthly": Bound(
+        0, 240, "20 years, the time a French medical record is kept; each is a metric series"
+    ),
+    "borg.lock_wait": Bound(
+        0, 3600, "an hour: a lock held longer is stale or another host's, never broken silently"
+    ),
+    "borg.checkpoint_interval": Bound(
+        10, 86400, "a day: a cut backup resumes from its last checkpoint"
+    ),
+    "borg.stop_timeout": Bound(
+        1, 600, "10 minutes; the unit's TimeoutStopSec= must leave room for it"
+    ),
+    "usb.swap_after_days": Bound(1, 365, "a year"),
+    "usb.missing_after_days": Bound(1, 365, "a year"),
+    "usb.check_max_duration": Bound(
+        10, 3600, "an hour per disk job; the check resumes where it stopped next time"
+    ),
+    "restore.disk_wait": Bound(10, 3600, "an hour: the person who asked waits at the terminal"),
+    "restore.browse_idle": Bound(1, 86400, "a day"),
+    "restore.browse_max": Bound(
+        60, 86400, "a day: while mounted, the target's backups wait for the browse"
+    ),
+    "restore.find_max_results": Bound(
+        1, 100_000, "the hits travel in one answer and are printed one per line"
+    ),
+    "target.retry_for": Bound(0, 10080, "a week of minutes"),
+    "target.retry_delay": Bound(1, 1800, "the longest wait between two retries, 30 minutes"),
+    "target.connect_timeout": Bound(1, 300, "5 minutes"),
+    "target.upload_window.limit_kbps": Bound(
+        1, 1_000_000, "about 8 Gbit/s, more than a practice's uplink; for no limit, no window"
+    ),
+}
+
+
+def _integer(key: str) -> _Converter[int]:
+    """The converter of the integer key ``key`` of :data:`INTEGER_BOUNDS`."""
+    bound = INTEGER_BOUNDS[key]
+
     def convert(value: object) -> int:
         # bool is an int in Python, but `true` is not a number in TOML.
-        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
-            return value
-        raise _Invalid(f"expected an integer >= {minimum}, got {_show(value)}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < bound.minimum:
+            raise _Invalid(f"expected an integer >= {bound.minimum}, got {_show(value)}")
+        if value > bound.maximum:
+            raise _Invalid(
+                f"{_show(value)} is more than {bound.maximum}, the most allowed ({bound.why}); "
+                f"write a number from {bound.minimum} to {bound.maximum}"
+            )
+        return value
 
     return convert
 
@@ -291,6 +348,108 @@ def _absolute_path(value: object) -> Path:
     if isinstance(value, str) and "\0" not in value and Path(value).is_absolute():
         return Path(value)
     raise _Invalid(f'expected an absolute path (starting with "/"), got {_show(value)}')
+
+
+#: C0 controls, DEL and C1 controls: no file name of the share holds one (Windows
+#: refuses them), borg's argv builders refuse most, and a terminal shows none.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+#: Pattern styles borg 1.4 knows in an exclude ("sh:**/*.tmp"); none: fnmatch.
+_PATTERN_STYLES = ("fm", "sh", "re", "pp", "pf")
+
+
+def _control_problem(value: str, what: str) -> str | None:
+    """What is wrong with the control character in ``value`` (a ``what``), or None."""
+    found = _CONTROL.search(value)
+    if found is None:
+        return None
+    return (
+        f"{_show(value)} contains a control character ({_char_name(found[0])}): "
+        f"retype the {what} (one pasted with a tab or a trailing CR?)"
+    )
+
+
+def _char_name(char: str) -> str:
+    names = {"\t": "a tab", "\r": "a carriage return", "\n": "a line feed", "\0": "a NUL"}
+    return names.get(char, f"U+{ord(char):04X}")
+
+
+def _borg_path(*, location: bool) -> _Converter[Path]:
+    """An absolute path that borg gets on its command line as it is written.
+
+    ``location``: a repository (or a folder repositories are mounted under),
+    where borg reads ``::`` as the start of an archive name and expands
+    ``{...}`` (``{hostname}``, ``{now}``) as placeholders.
+    """
+
+    def convert(value: object) -> Path:
+        problem = _control_problem(value, "path") if isinstance(value, str) else None
+        if problem is not None:
+            raise _Invalid(problem)
+        path = _absolute_path(value)
+        text = str(value)
+        if location and "::" in text:
+            raise _Invalid(
+                f'{_show(text)} contains "::", which borg reads as the start of an '
+                'archive name; choose a folder whose name has no "::"'
+            )
+        if location and ("{" in text or "}" in text):
+            raise _Invalid(
+                f"{_show(text)} contains a brace, which borg would expand as a placeholder "
+                '("{hostname}", "{now}"); choose a folder whose name has no "{" or "}"'
+            )
+        return path
+
+    return convert
+
+
+def _source_path(value: object) -> Path:
+    path = _borg_path(location=False)(value)
+    if ".." in path.parts:
+        # Restores find a file by its source root as written: borg stores it folded.
+        raise _Invalid(f'{_show(value)} contains "..": write the folder itself, {_normal(path)}')
+    return path
+
+
+def _exclude_pattern(value: object) -> str:
+    """A borg exclude pattern, as ``borg create --exclude`` takes it (not empty, a known style)."""
+    pattern = _string(value)
+    if not pattern:
+        raise _Invalid('an empty pattern; remove it, or write one such as "*.tmp"')
+    problem = _control_problem(pattern, "pattern")
+    if problem is not None:
+        raise _Invalid(problem)
+    # borg's own test (patterns.parse_pattern): two letters or digits, then ":".
+    if len(pattern) > 2 and pattern[2] == ":" and pattern[:2].isalnum():
+        style, body = pattern[:2], pattern[3:]
+        if style not in _PATTERN_STYLES:
+            styles = ", ".join(f'"{known}:"' for known in _PATTERN_STYLES)
+            raise _Invalid(
+                f'{_show(pattern)} starts with "{style}:", a pattern style borg does not know '
+                f"(it knows {styles}); with no prefix a pattern is fnmatch"
+            )
+        if not body:
+            # An empty "re:" matches every path: each backup would be empty, and "ok".
+            raise _Invalid(
+                f'{_show(pattern)} has nothing after "{style}:"; write what to exclude after it'
+            )
+        if style == "re":
+            try:
+                re.compile(body)  # borg compiles it with Python's re too
+            except re.error as error:
+                raise _Invalid(
+                    f"{_show(pattern)} is not a regular expression ({error}); fix it, "
+                    'or use a shell pattern ("sh:**/*.tmp")'
+                ) from None
+    return pattern
+
+
+def _borg_binary(value: object) -> str:
+    binary = _string(value)
+    problem = _control_problem(binary, "path")
+    if problem is not None:
+        raise _Invalid(problem)
+    return binary
 
 
 def _list_of(item: _Converter[_T], what: str, *, non_empty: bool) -> _Converter[tuple[_T, ...]]:
@@ -473,13 +632,44 @@ def _read_sections(
 
 def _source(t: _Table) -> SourceConfig | None:
     paths = t.read(
-        "paths", _list_of(_absolute_path, "a non-empty list of absolute paths", non_empty=True)
+        "paths", _list_of(_source_path, "a non-empty list of absolute paths", non_empty=True)
     )
     exclude = t.read(
-        "exclude", _list_of(_string, "a list of strings", non_empty=False), SourceConfig.exclude
+        "exclude",
+        _list_of(_exclude_pattern, "a list of strings", non_empty=False),
+        SourceConfig.exclude,
     )
+    if paths is not None:
+        t.problems.extend(_overlapping_sources(paths))
     t.finish()
     return SourceConfig(paths, exclude) if paths is not None else None
+
+
+def _overlapping_sources(paths: Sequence[Path]) -> list[ConfigProblem]:
+    """A source path given twice, or inside another (after folding ``.`` and ``//``).
+
+    borg would back the inner one's files up twice, and a restore could not
+    tell which root a path belongs to. The problem goes on the inner path.
+    """
+    problems: list[ConfigProblem] = []
+    normal = [_normal(path) for path in paths]
+    for index, path in enumerate(normal):
+        for other, outer in enumerate(normal):
+            if other == index or not _is_within(path, outer):
+                continue
+            if path == outer and other > index:
+                continue  # the same path twice: said once, on the second
+            key = f"source.paths[{index}]"
+            if path == outer:
+                message = f"{paths[index]} is source.paths[{other}] again; remove one of them"
+            else:
+                message = (
+                    f"{paths[index]} is inside source.paths[{other}] ({paths[other]}): "
+                    "its files would be backed up twice; remove it"
+                )
+            problems.append(ConfigProblem(key, message))
+            break
+    return problems
 
 
 def _schedule(t: _Table) -> ScheduleConfig | None:
@@ -498,8 +688,8 @@ def _schedule(t: _Table) -> ScheduleConfig | None:
 def _retention(t: _Table, hostname: str) -> RetentionConfig:
     retention = RetentionConfig(
         prefix=t.read("prefix", _prefix, _default_prefix(hostname)),
-        daily=t.read("daily", _integer(1), RetentionConfig.daily),
-        monthly=t.read("monthly", _integer(0), RetentionConfig.monthly),
+        daily=t.read("daily", _integer("retention.daily"), RetentionConfig.daily),
+        monthly=t.read("monthly", _integer("retention.monthly"), RetentionConfig.monthly),
     )
     t.finish()
     return retention
@@ -516,7 +706,8 @@ def _paths(t: _Table) -> PathsConfig:
     paths = PathsConfig(
         state=t.read("state", _absolute_path, PathsConfig.state),
         cache=t.read("cache", _absolute_path, PathsConfig.cache),
-        runtime=t.read("runtime", _absolute_path, PathsConfig.runtime),
+        # USB disks are mounted under it: their repositories' locations start with it.
+        runtime=t.read("runtime", _borg_path(location=True), PathsConfig.runtime),
     )
     t.finish()
     return paths
@@ -524,13 +715,15 @@ def _paths(t: _Table) -> PathsConfig:
 
 def _borg(t: _Table) -> BorgConfig:
     borg = BorgConfig(
-        binary=t.read("binary", _string, BorgConfig.binary),
-        lock_wait=t.read("lock_wait", _integer(0), BorgConfig.lock_wait),
+        binary=t.read("binary", _borg_binary, BorgConfig.binary),
+        lock_wait=t.read("lock_wait", _integer("borg.lock_wait"), BorgConfig.lock_wait),
         checkpoint_interval=t.read(
-            "checkpoint_interval", _integer(10), BorgConfig.checkpoint_interval
+            "checkpoint_interval",
+            _integer("borg.checkpoint_interval"),
+            BorgConfig.checkpoint_interval,
         ),
         compression=t.read("compression", _compression, BorgConfig.compression),
-        stop_timeout=t.read("stop_timeout", _integer(1), BorgConfig.stop_timeout),
+        stop_timeout=t.read("stop_timeout", _integer("borg.stop_timeout"), BorgConfig.stop_timeout),
     )
     t.finish()
     return borg
@@ -538,9 +731,15 @@ def _borg(t: _Table) -> BorgConfig:
 
 def _usb(t: _Table) -> UsbConfig:
     usb = UsbConfig(
-        swap_after_days=t.read("swap_after_days", _integer(1), UsbConfig.swap_after_days),
-        missing_after_days=t.read("missing_after_days", _integer(1), UsbConfig.missing_after_days),
-        check_max_duration=t.read("check_max_duration", _integer(10), UsbConfig.check_max_duration),
+        swap_after_days=t.read(
+            "swap_after_days", _integer("usb.swap_after_days"), UsbConfig.swap_after_days
+        ),
+        missing_after_days=t.read(
+            "missing_after_days", _integer("usb.missing_after_days"), UsbConfig.missing_after_days
+        ),
+        check_max_duration=t.read(
+            "check_max_duration", _integer("usb.check_max_duration"), UsbConfig.check_max_duration
+        ),
     )
     t.finish()
     return usb
@@ -548,10 +747,14 @@ def _usb(t: _Table) -> UsbConfig:
 
 def _restore(t: _Table) -> RestoreConfig:
     restore = RestoreConfig(
-        disk_wait=t.read("disk_wait", _integer(10), RestoreConfig.disk_wait),
-        browse_idle=t.read("browse_idle", _integer(1), RestoreConfig.browse_idle),
-        browse_max=t.read("browse_max", _integer(60), RestoreConfig.browse_max),
-        find_max_results=t.read("find_max_results", _integer(1), RestoreConfig.find_max_results),
+        disk_wait=t.read("disk_wait", _integer("restore.disk_wait"), RestoreConfig.disk_wait),
+        browse_idle=t.read(
+            "browse_idle", _integer("restore.browse_idle"), RestoreConfig.browse_idle
+        ),
+        browse_max=t.read("browse_max", _integer("restore.browse_max"), RestoreConfig.browse_max),
+        find_max_results=t.read(
+            "find_max_results", _integer("restore.find_max_results"), RestoreConfig.find_max_results
+        ),
     )
     t.finish()
     return restore
@@ -582,7 +785,7 @@ def _leds(t: _Table) -> LedsConfig:
 
 
 def _local_target(t: _Table, name: str | None) -> LocalTarget | None:
-    path = t.read("path", _absolute_path)
+    path = t.read("path", _borg_path(location=True))
     return LocalTarget(name=name, path=path) if name is not None and path is not None else None
 
 
@@ -614,7 +817,7 @@ def _upload_windows(t: _Table) -> tuple[UploadWindow, ...]:
         days = w.read("days", _via(parse_days, 'days such as "mon-fri"'), frozenset(range(7)))
         start = w.read("from", _via(parse_minute, 'a time "HH:MM"'))
         end = w.read("to", _via(parse_minute, 'a time "HH:MM"'))
-        limit = w.read("limit_kbps", _integer(1))
+        limit = w.read("limit_kbps", _integer("target.upload_window.limit_kbps"))
         w.finish()
         if start == 24 * 60:
             w.problem("from", 'expected a time "HH:MM" from 00:00 to 23:59')
@@ -638,9 +841,11 @@ def _offsite_target(t: _Table, name: str | None) -> OffsiteTarget | None:
         no_keys,
     )
     windows = _upload_windows(t)
-    retry_for = t.read("retry_for", _integer(0), OffsiteTarget.retry_for)
-    retry_delay = t.read("retry_delay", _integer(1), OffsiteTarget.retry_delay)
-    timeout = t.read("connect_timeout", _integer(1), OffsiteTarget.connect_timeout)
+    retry_for = t.read("retry_for", _integer("target.retry_for"), OffsiteTarget.retry_for)
+    retry_delay = t.read("retry_delay", _integer("target.retry_delay"), OffsiteTarget.retry_delay)
+    timeout = t.read(
+        "connect_timeout", _integer("target.connect_timeout"), OffsiteTarget.connect_timeout
+    )
     ssh_key = t.read("ssh_key", _absolute_path, None)
     if name is None or url is None:
         return None
@@ -850,6 +1055,8 @@ def _show(value: object) -> str:
         shown = "true" if value else "false"
     elif isinstance(value, str):
         shown = json.dumps(value, ensure_ascii=False)  # a valid TOML basic string
+        # json escapes C0 controls only: DEL and C1 ones would reach the terminal as they are.
+        shown = re.sub(r"[\x7f-\x9f]", lambda m: f"\\u{ord(m[0]):04x}", shown)
     elif isinstance(value, float) and not math.isfinite(value):
         shown = str(value)  # inf, -inf, nan: TOML spells them as Python prints them
     elif isinstance(value, list):

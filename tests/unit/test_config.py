@@ -405,6 +405,237 @@ def test_several_problems_are_reported_together() -> None:
     assert str(raised.value).startswith("/etc/coffre/coffre.toml: invalid configuration\n")
 
 
+# --- values borg, or a job, would refuse later ---------------------------------------
+# Each passed `coffre config check` and then failed every backup (or broke a lane).
+
+
+def test_an_empty_exclude_is_refused_where_the_backup_would_fail() -> None:
+    raw = toml(MINIMAL)
+    raw["source"]["exclude"] = ["*.tmp", ""]
+    assert problems_of(raw) == [
+        'source.exclude[1]: an empty pattern; remove it, or write one such as "*.tmp"'
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "problem"),
+    [
+        (
+            "xx:*.tmp",
+            '"xx:*.tmp" starts with "xx:", a pattern style borg does not know (it knows "fm:", '
+            '"sh:", "re:", "pp:", "pf:"); with no prefix a pattern is fnmatch',
+        ),
+        ("re:", '"re:" has nothing after "re:"; write what to exclude after it'),
+        ("sh:", '"sh:" has nothing after "sh:"; write what to exclude after it'),
+        (
+            "re:(",
+            '"re:(" is not a regular expression (missing ), unterminated subpattern at '
+            'position 0); fix it, or use a shell pattern ("sh:**/*.tmp")',
+        ),
+        (
+            "*.tmp\t",
+            '"*.tmp\\t" contains a control character (a tab): retype the pattern '
+            "(one pasted with a tab or a trailing CR?)",
+        ),
+    ],
+)
+def test_an_exclude_borg_would_refuse_or_misread_is_refused(pattern: str, problem: str) -> None:
+    raw = toml(MINIMAL)
+    raw["source"]["exclude"] = [pattern]
+    assert problems_of(raw) == [f"source.exclude[0]: {problem}"]
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["*.tmp", "*/~$*", "sh:**/*.tmp", "re:\\.tmp$", "pp:/srv/share/Corbeille", "a:b", "C:x"],
+)
+def test_excludes_borg_takes_are_kept_as_written(pattern: str) -> None:
+    raw = toml(MINIMAL)
+    raw["source"]["exclude"] = [pattern]
+    assert config.parse(raw, hostname=HOST).source.exclude == (pattern,)
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        (
+            "/mnt/usb::1",
+            '"/mnt/usb::1" contains "::", which borg reads as the start of an archive name; '
+            'choose a folder whose name has no "::"',
+        ),
+        (
+            "/mnt/{hostname}",
+            '"/mnt/{hostname}" contains a brace, which borg would expand as a placeholder '
+            '("{hostname}", "{now}"); choose a folder whose name has no "{" or "}"',
+        ),
+        ("/mnt/x}", '"/mnt/x}" contains a brace'),
+        (
+            "/mnt/usb\r",
+            '"/mnt/usb\\r" contains a control character (a carriage return): retype the path '
+            "(one pasted with a tab or a trailing CR?)",
+        ),
+        ("/mnt/a\x85b", '"/mnt/a\\u0085b" contains a control character (U+0085)'),
+        ("/mnt/a\x7fb", '"/mnt/a\\u007fb" contains a control character (U+007F)'),
+        ("/mnt/a\0b", '"/mnt/a\\u0000b" contains a control character (a NUL)'),
+    ],
+)
+def test_a_repository_path_borg_would_misread_is_refused(path: str, problem: str) -> None:
+    [found] = problems_of(with_target(name="usb", kind="local", path=path))
+    assert found.startswith(f"target[1].path: {problem}")
+
+
+def test_the_runtime_folder_usb_disks_are_mounted_under_is_a_location_too() -> None:
+    assert problems_of(with_section("paths", runtime="/run/{coffre}")) == [
+        'paths.runtime: "/run/{coffre}" contains a brace, which borg would expand as a '
+        'placeholder ("{hostname}", "{now}"); choose a folder whose name has no "{" or "}"'
+    ]
+
+
+def test_a_source_path_with_a_control_character_or_dot_dot_is_refused() -> None:
+    raw = toml(MINIMAL)
+    raw["source"]["paths"] = ["/srv/share\t", "/srv/share/../scans"]
+    assert problems_of(raw) == [
+        'source.paths[0]: "/srv/share\\t" contains a control character (a tab): retype the '
+        "path (one pasted with a tab or a trailing CR?)",
+        'source.paths[1]: "/srv/share/../scans" contains "..": write the folder itself, /srv/scans',
+    ]
+
+
+def test_braces_and_colons_are_fine_in_a_source_path() -> None:
+    # borg takes source paths as they are; only locations expand placeholders.
+    raw = toml(MINIMAL)
+    raw["source"]["paths"] = ["/srv/{share}", "/srv/a::b"]
+    assert config.parse(raw, hostname=HOST).source.paths == (
+        Path("/srv/{share}"),
+        Path("/srv/a::b"),
+    )
+
+
+def test_a_source_path_given_twice_or_inside_another_is_refused() -> None:
+    raw = toml(MINIMAL)
+    raw["source"]["paths"] = [
+        "/srv/share/Patients",
+        "/srv/share",
+        "/srv/scans",
+        "/srv//share/",
+        "/srv/scans2",
+        "/srv/./scans",
+    ]
+    assert problems_of(raw) == [
+        "source.paths[0]: /srv/share/Patients is inside source.paths[1] (/srv/share): "
+        "its files would be backed up twice; remove it",
+        "source.paths[3]: /srv/share is source.paths[1] again; remove one of them",
+        "source.paths[5]: /srv/scans is source.paths[2] again; remove one of them",
+    ]
+
+
+def test_a_borg_binary_with_a_control_character_is_refused() -> None:
+    assert problems_of(with_section("borg", binary="/opt/borg/bin/borg\r")) == [
+        'borg.binary: "/opt/borg/bin/borg\\r" contains a control character (a carriage '
+        "return): retype the path (one pasted with a tab or a trailing CR?)"
+    ]
+
+
+OFFSITE = {"name": "hds1", "kind": "offsite", "url": "ssh://cabinet@hds1.example.fr/srv/borg"}
+
+
+def with_integer(key: str, value: int) -> dict[str, Any]:
+    """The minimal config (plus an offsite target with a window) with ``key`` set to ``value``."""
+    raw = with_target(**OFFSITE, upload_window=[{"from": "08:00", "to": "19:00", "limit_kbps": 1}])
+    section, _, leaf = key.rpartition(".")
+    if section == "target":
+        raw["target"][1][leaf] = value
+    elif section == "target.upload_window":
+        raw["target"][1]["upload_window"][0][leaf] = value
+    else:
+        raw.setdefault(section, {})[leaf] = value
+    return raw
+
+
+def key_path(key: str) -> str:
+    return key.replace("target.upload_window.", "target[1].upload_window[0].").replace(
+        "target.", "target[1]."
+    )
+
+
+@pytest.mark.parametrize("key", sorted(config.INTEGER_BOUNDS))
+def test_every_integer_takes_its_maximum_and_not_one_more(key: str) -> None:
+    bound = config.INTEGER_BOUNDS[key]
+    config.parse(with_integer(key, bound.maximum), hostname=HOST)
+    assert problems_of(with_integer(key, bound.maximum + 1)) == [
+        f"{key_path(key)}: {bound.maximum + 1} is more than {bound.maximum}, the most allowed "
+        f"({bound.why}); write a number from {bound.minimum} to {bound.maximum}"
+    ]
+    assert problems_of(with_integer(key, bound.minimum - 1)) == [
+        f"{key_path(key)}: expected an integer >= {bound.minimum}, got {bound.minimum - 1}"
+    ]
+
+
+def test_a_hundred_billion_monthly_restore_points_are_refused() -> None:
+    assert problems_of(with_section("retention", monthly=100_000_000_000)) == [
+        "retention.monthly: 100000000000 is more than 240, the most allowed (20 years, the "
+        "time a French medical record is kept; each is a metric series); "
+        "write a number from 0 to 240"
+    ]
+
+
+def test_every_integer_key_has_a_bound_and_defaults_fit_in_them() -> None:
+    defaults = config.parse(with_integer("target.retry_for", 360), hostname=HOST)
+    offsite = defaults.targets[1]
+    values = {
+        **{f"retention.{k}": getattr(defaults.retention, k) for k in ("daily", "monthly")},
+        **{
+            f"borg.{k}": getattr(defaults.borg, k)
+            for k in ("lock_wait", "checkpoint_interval", "stop_timeout")
+        },
+        **{
+            f"usb.{k}": getattr(defaults.usb, k)
+            for k in ("swap_after_days", "missing_after_days", "check_max_duration")
+        },
+        **{
+            f"restore.{k}": getattr(defaults.restore, k)
+            for k in ("disk_wait", "browse_idle", "browse_max", "find_max_results")
+        },
+        **{
+            f"target.{k}": getattr(offsite, k)
+            for k in ("retry_for", "retry_delay", "connect_timeout")
+        },
+        "target.upload_window.limit_kbps": 2000,
+    }
+    assert set(values) == set(config.INTEGER_BOUNDS)
+    for key, value in values.items():
+        bound = config.INTEGER_BOUNDS[key]
+        assert bound.minimum <= value <= bound.maximum, key
+
+
+def test_the_readme_shows_every_bound_on_its_key_line() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    reference = readme.split("## Configuration reference", 1)[1].split("```toml", 1)[1]
+    reference = reference.split("```", 1)[0]
+    lines: dict[str, str] = {}
+    section = ""
+    for line in reference.splitlines():
+        if header := re.match(r"\[\[?([a-z_.]+)\]\]?", line):
+            section = header[1]
+        elif assigned := re.match(r"#?\s*([a-z_]+) =", line):
+            lines.setdefault(f"{section}.{assigned[1]}", line)
+    for key, bound in config.INTEGER_BOUNDS.items():
+        assert f"{bound.minimum} to {bound.maximum}" in lines[key], (key, lines.get(key))
+
+
+def test_every_new_problem_of_a_file_is_reported_at_once() -> None:
+    raw = with_target(name="usb", kind="local", path="/mnt/{now}")
+    raw["source"]["paths"] = ["/srv/share", "/srv/share/Patients"]
+    raw["source"]["exclude"] = [""]
+    raw["retention"] = {"monthly": 100_000_000_000}
+    assert [p.split(":")[0] for p in problems_of(raw)] == [
+        "source.exclude[0]",
+        "source.paths[1]",
+        "retention.monthly",
+        "target[1].path",
+    ]
+
+
 # --- resolve_path ----------------------------------------------------------------
 
 
