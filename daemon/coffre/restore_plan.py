@@ -168,7 +168,7 @@ def pick_archive(
     ours = [a for a in archives if a.name.startswith(prefix + "-") and not a.is_checkpoint]
     if day is not None:
         ours = [a for a in ours if a.time.astimezone(tz).date() == day]
-    return max(ours, default=None)
+    return max(ours, key=recency, default=None)
 
 
 @dataclass(frozen=True)
@@ -224,12 +224,30 @@ def _why_not(candidate: Candidate) -> str:
     return "not listed yet" if candidate.archives is None else "not there"
 
 
+def recency(archive: Archive) -> tuple[datetime, str, int, str]:
+    """Sort key of archives, oldest to newest; two archives never tie unless they are one.
+
+    In: an archive. Out: its time, then its name with the counter that
+    ``backup.archive_name`` appends in the same second (``…-2`` after the
+    bare name, ``…-10`` after ``…-9``), then its ID. Raises nothing.
+
+    borg keeps archive times to the second: two backups in one second have
+    the same time, and the time alone would leave "newest first" to chance.
+    """
+    base, dash, counter = archive.name.rpartition("-")
+    if dash and counter.isdigit():
+        return archive.time, base, int(counter), archive.id
+    return archive.time, archive.name, 1, archive.id
+
+
 def newest_first(hits: Iterable[tuple[Archive, Item]]) -> list[tuple[Archive, Item]]:
-    """Find's results: newest archive first, then by path."""
-    return sorted(hits, key=lambda hit: (-hit[0].time.timestamp(), hit[1].path))
+    """Find's results: newest archive first (``recency``), then by path within an archive."""
+    by_path = sorted(hits, key=lambda hit: hit[1].path)
+    # sorted() is stable, also reversed: paths stay in order within an archive.
+    return sorted(by_path, key=lambda hit: recency(hit[0]), reverse=True)
 
 
 def since_filter(archives: Iterable[Archive], since: datetime | None) -> list[Archive]:
-    """The archives made at or after ``since`` (all when None), newest first."""
+    """The archives made at or after ``since`` (all when None), newest first (``recency``)."""
     kept = [a for a in archives if since is None or a.time >= since]
-    return sorted(kept, reverse=True)
+    return sorted(kept, key=recency, reverse=True)

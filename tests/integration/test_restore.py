@@ -26,6 +26,7 @@ from tests.integration.harness import (
     running_daemon,
     wait_for,
 )
+from tests.integration.usb import faketime_env
 from tests.parts import binary
 
 
@@ -305,6 +306,31 @@ def test_find_lists_matching_paths_newest_first_with_size_and_time(
     assert "bilan.odt" in glob.stdout and "ordonnance" not in glob.stdout
     nothing = practice.coffre("find", "durand")
     assert nothing.returncode == 5 and "nothing matches" in nothing.stderr
+
+
+def test_find_keeps_archives_of_the_same_second_apart_newest_first(practice: Practice) -> None:
+    # The wall clock stands still (libfaketime, absolute time): both backups
+    # get the same second, as two quick ones do by chance, and borg's times tie.
+    frozen = {**faketime_env(0), "FAKETIME": "2026-12-05 10:00:00"}
+    with daemon_running(practice, env=frozen):
+        practice.coffre("target", "init", "local", check=True)
+        practice.coffre("backup", "--wait", check=True)
+        first = practice.status()["targets"]["local"]["last_success"]["archive"]
+        (practice.share / "Patients" / "DUPONT Jean" / "radio.jpg").write_bytes(b"x" * 1234)
+        practice.coffre("backup", "--wait", check=True)
+        second = practice.status()["targets"]["local"]["last_success"]["archive"]
+        assert second == f"{first}-2"
+        hits = json.loads(practice.coffre("find", "dupont", "--json", check=True).stdout)["hits"]
+        assert len({h["archive_time"] for h in hits}) == 1
+        shown = practice.coffre("find", "dupont", check=True).stdout
+    archives = [h["archive"] for h in hits]
+    # Grouped by archive, the newer one first, each group in path order.
+    assert archives == sorted(archives, key=[second, first].index)
+    for name in (first, second):
+        paths = [h["path"] for h in hits if h["archive"] == name]
+        assert paths == sorted(paths)
+    headers = [line for line in shown.splitlines() if not line.startswith(" ")]
+    assert [h.split(" (")[0] for h in headers] == [second, first]
 
 
 def test_every_operation_is_audited_and_verify_catches_edits(

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from coffre.borg.parse import Item
 from coffre.errors import UsageError
 from coffre.model import Archive
 from coffre.restore_plan import (
@@ -17,8 +18,10 @@ from coffre.restore_plan import (
     destination,
     folder_name,
     matcher,
+    newest_first,
     pick_archive,
     resolve,
+    since_filter,
 )
 
 SHARE = PurePosixPath("/srv/coffre/partage")
@@ -107,6 +110,49 @@ def test_a_day_is_the_boxs_local_day_and_picks_its_last_archive() -> None:
     day = pick_archive(ARCHIVES, "cab", name=None, day=date(2026, 11, 28), tz=PARIS)
     assert day is not None and day.name == "cab-2026-11-28T14:00:00"
     assert pick_archive(ARCHIVES, "cab", name=None, day=date(2026, 1, 1), tz=PARIS) is None
+
+
+#: Three backups in one second: borg keeps their times to the second, so they tie.
+SAME_SECOND = [
+    _archive("cab-2026-11-28T14:00:00-10", "2026-11-28T13:00:00"),
+    _archive("cab-2026-11-28T14:00:00", "2026-11-28T13:00:00"),
+    _archive("cab-2026-11-28T14:00:00-9", "2026-11-28T13:00:00"),
+    _archive("cab-2026-11-28T14:00:00-2", "2026-11-28T13:00:00"),
+]
+SAME_SECOND_NEWEST_FIRST = [
+    "cab-2026-11-28T14:00:00-10",
+    "cab-2026-11-28T14:00:00-9",
+    "cab-2026-11-28T14:00:00-2",
+    "cab-2026-11-28T14:00:00",
+]
+
+
+def _item(path: str) -> Item:
+    return Item(path=path, kind="-", size=1, mtime=datetime(2026, 11, 28, tzinfo=UTC))
+
+
+def test_find_groups_hits_by_archive_newest_first_when_archives_share_their_second() -> None:
+    first, second = SAME_SECOND[1], SAME_SECOND[3]
+    hits = [(a, _item(p)) for a in (first, second) for p in ("b/ordonnance.pdf", "a/radio.jpg")]
+    ordered = [(a.name, i.path) for a, i in newest_first(hits)]
+    assert ordered == [
+        (second.name, "a/radio.jpg"),
+        (second.name, "b/ordonnance.pdf"),
+        (first.name, "a/radio.jpg"),
+        (first.name, "b/ordonnance.pdf"),
+    ]
+
+
+def test_archives_of_one_second_are_ordered_by_the_counter_of_their_names() -> None:
+    assert [a.name for a in since_filter(SAME_SECOND, None)] == SAME_SECOND_NEWEST_FIRST
+    assert [a.name for a in since_filter(reversed(SAME_SECOND), None)] == (SAME_SECOND_NEWEST_FIRST)
+    latest = pick_archive(SAME_SECOND, "cab", name=None, day=None, tz=PARIS)
+    assert latest is not None and latest.name == "cab-2026-11-28T14:00:00-10"
+
+
+def test_a_later_second_is_newer_whatever_the_names() -> None:
+    later = _archive("cab-2026-11-28T14:00:01", "2026-11-28T13:00:01")
+    assert since_filter([*SAME_SECOND, later], None)[0] == later
 
 
 def test_a_name_is_taken_as_given_even_a_checkpoint() -> None:
