@@ -13,12 +13,12 @@ import json
 import os
 import socket
 import struct
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from coffre.errors import CoffreError, DaemonUnavailable, PermissionRefused
+from coffre.errors import CoffreError, DaemonUnavailable, PermissionRefused, UsageError
 
 if TYPE_CHECKING:
     # The server side only: the CLI (the client) starts faster without asyncio.
@@ -48,6 +48,11 @@ Handler = Callable[[Message, Send, Client], Awaitable[None]]
 
 #: A request line longer than this is refused: requests are small.
 MAX_REQUEST = 64 * 1024
+
+#: What the daemon reads, at most, of the rest of a request line too long before
+#: it answers: a client still sending then gets the answer, not a reset
+#: connection. A client sending more is cut off.
+_DRAIN_MAX = 64 * MAX_REQUEST
 
 FINAL_EVENTS = frozenset({"result", "error"})
 
@@ -129,13 +134,29 @@ async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
                     )
                 )
                 return
-            line = await reader.readline()
+            try:
+                line = await reader.readuntil(b"\n")
+            except asyncio.IncompleteReadError as ended:
+                line = ended.partial  # a last line without its newline, as readline gives it
+            except asyncio.LimitOverrunError:
+                # Not readline: its ValueError does not say whether the newline
+                # was consumed, and draining past it would wait for ever.
+                await _drain_line(reader)
+                await send(error_message(request_too_large()))
+                return
             try:
                 request = json.loads(line)
                 if not isinstance(request, dict) or not isinstance(request.get("op"), str):
                     raise ValueError("not an object with an op")
             except ValueError:
-                await send({"event": "error", "kind": "usage", "message": "bad request"})
+                await send(
+                    error_message(
+                        UsageError(
+                            "bad request: expected one JSON object with an op per line",
+                            hint="use the coffre command of this box",
+                        )
+                    )
+                )
                 return
             client = Client(uid=uid, pid=pid, gone=asyncio.Event(), pinged=asyncio.Event())
             watcher = asyncio.create_task(_watch_hangup(reader, client))
@@ -159,6 +180,30 @@ async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
     finally:
         os.umask(old_umask)
     return server
+
+
+def request_too_large() -> UsageError:
+    """The error a request line over :data:`MAX_REQUEST` bytes gets (exit 2)."""
+    return UsageError(
+        f"request too large: {MAX_REQUEST} bytes at most; "
+        "ask for fewer paths at once, or for the folder that holds them",
+        hint="a folder restores everything under it: coffre restore Patients/DUPONT",
+    )
+
+
+async def _drain_line(reader: asyncio.StreamReader) -> None:
+    """Read and drop a line too long, up to its newline or :data:`_DRAIN_MAX` bytes.
+
+    readuntil left what it had buffered; the client may still be sending the
+    rest. Raises nothing: a client gone or sending without end only ends the drain.
+    """
+    drained = 0
+    with contextlib.suppress(ConnectionError):
+        while drained < _DRAIN_MAX:
+            chunk = await reader.read(MAX_REQUEST)
+            drained += len(chunk)
+            if not chunk or b"\n" in chunk:
+                return
 
 
 def peer_pid(sock: socket.socket) -> int:
@@ -202,13 +247,11 @@ def request(
     if on_socket is not None:
         on_socket.append(sock)
     with sock, sock.makefile("rb") as stream:
-        try:
+        # The daemon may answer and hang up before reading all of the request (a
+        # refused peer, a request too large): its answer is still ours to read below.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(encode(message))
-        except (BrokenPipeError, ConnectionResetError):
-            # The daemon may answer and hang up before reading the request (a
-            # refused peer): its answer is still ours to read below.
-            pass
-        for line in stream:
+        for line in _lines(stream):
             event = json.loads(line)
             if not isinstance(event, dict):
                 continue
@@ -219,3 +262,9 @@ def request(
         "the daemon closed the connection before answering",
         hint="it may have stopped; see `journalctl -u coffre`",
     )
+
+
+def _lines(stream: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of ``stream``; a connection reset (the daemon hung up on unread data) ends them."""
+    with contextlib.suppress(ConnectionResetError):
+        yield from stream
