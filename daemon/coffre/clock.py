@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Protocol
 
 
@@ -17,3 +17,13 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+def local_iso(moment: datetime | None, tz: tzinfo) -> str | None:
+    """``moment`` (timezone-aware) as ISO 8601 in ``tz``; None for None. Raises nothing.
+
+    Every time shown to people (status, disk list, find, restore) is in the
+    box's timezone (``schedule.timezone``), the one of archive names and of
+    retention's days: support reads them as the practice lives them.
+    """
+    return None if moment is None else moment.astimezone(tz).isoformat()

@@ -13,11 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import datetime
 from typing import Any
 
 from coffre import devices
-from coffre.clock import Clock
+from coffre.clock import Clock, local_iso
 from coffre.config_types import Config
 from coffre.errors import DiskAbsent, UsageError
 from coffre.jobs import Job, JobRequest
@@ -27,10 +26,6 @@ from coffre.udev import DiskAppeared, DiskEvent, DiskGone
 
 Submit = Callable[[JobRequest], Job]
 Probe = Callable[[str], Awaitable[tuple[str, str]]]
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
 
 
 class DiskWatch:
@@ -202,6 +197,7 @@ class DiskWatch:
     def report(self) -> list[dict[str, Any]]:
         """Every enrolled disk as `coffre disk list` and status show it."""
         now, disks = self._clock.now(), self._state.disks()
+        tz = self._config.schedule.timezone
         rows = []
         for disk in disks:
             where = rotation(disk, disks, now, self._config.usb)
@@ -216,8 +212,8 @@ class DiskWatch:
                     "present": disk.present,
                     "busy": self.busy(disk.name),
                     "safe_to_remove": disk.safe_to_remove,
-                    "last_backup": _iso(last.finished_at if last else None),
-                    "last_seen": _iso(disk.last_seen),
+                    "last_backup": local_iso(last.finished_at if last else None, tz),
+                    "last_seen": local_iso(disk.last_seen, tz),
                     "days_since_swap": where.days_since_swap,
                     "swap_due": where.swap_due,
                     "missing": where.missing,
@@ -227,7 +223,7 @@ class DiskWatch:
                     else {
                         "kind": failure.error_kind,
                         "message": failure.error_message,
-                        "at": _iso(failure.finished_at),
+                        "at": local_iso(failure.finished_at, tz),
                     },
                 }
             )

@@ -24,6 +24,7 @@ from coffre import devices
 from coffre.borg import argv
 from coffre.borg.parse import Item
 from coffre.borg.records import Progress
+from coffre.clock import local_iso
 from coffre.disk_job import PowerOff, release_disk
 from coffre.errors import BorgArchiveMissing, CoffreError, DestinationError, DiskError
 from coffre.jobs import Job
@@ -131,7 +132,10 @@ def _day(job: Job) -> date | None:
 async def restore_job(
     ctx: ReadContext, repo: Repository, expected_id: str, job: Job
 ) -> dict[str, Any]:
-    """The restore asked in ``job``'s options; returns what was written, where."""
+    """The restore asked in ``job``'s options; returns what was written, where.
+
+    The archive's time is ISO 8601 in the box's timezone.
+    """
     services = ctx.services
     wanted = [Wanted(root=PurePosixPath(r), stored=s) for r, s in job.request.option("wanted")]
     to_option = job.request.option("to")
@@ -165,7 +169,7 @@ async def restore_job(
             ) from exc
     return {
         "archive": report.archive,
-        "archive_time": archive.time.isoformat(),
+        "archive_time": local_iso(archive.time, services.config.schedule.timezone),
         "destinations": list(report.destinations),
         "written": list(report.written),
         "nfiles": report.nfiles,
@@ -200,7 +204,10 @@ def _progress(job: Job, target: str) -> Callable[[Progress], None]:
 async def find_job(
     ctx: ReadContext, repo: Repository, expected_id: str, job: Job
 ) -> dict[str, Any]:
-    """The archives of ``repo`` holding paths that match the pattern, newest first."""
+    """The archives of ``repo`` holding paths that match the pattern, newest first.
+
+    Times (the archives', the files') are ISO 8601 in the box's timezone.
+    """
     services = ctx.services
     test = matcher(str(job.request.option("pattern")))
     since_value = job.request.option("since")
@@ -215,6 +222,7 @@ async def find_job(
             found = [(archive, item) for item in items if test(item.path)]
             total += len(found)
             hits += found[: max(limit - len(hits), 0)]
+    tz = services.config.schedule.timezone
     return {
         "archives_searched": len(archives),
         "total": total,
@@ -222,11 +230,11 @@ async def find_job(
         "hits": [
             {
                 "archive": archive.name,
-                "archive_time": archive.time.isoformat(),
+                "archive_time": local_iso(archive.time, tz),
                 "path": "/" + item.path,
                 "type": item.kind,
                 "size": item.size,
-                "mtime": item.mtime.isoformat(),
+                "mtime": local_iso(item.mtime, tz),
             }
             for archive, item in newest_first(hits)
         ],

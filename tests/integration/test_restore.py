@@ -13,6 +13,7 @@ import subprocess
 import termios
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -331,6 +332,29 @@ def test_find_keeps_archives_of_the_same_second_apart_newest_first(practice: Pra
         assert paths == sorted(paths)
     headers = [line for line in shown.splitlines() if not line.startswith(" ")]
     assert [h.split(" (")[0] for h in headers] == [second, first]
+
+
+def test_find_gives_times_in_the_boxs_timezone_as_archive_names_do(practice: Practice) -> None:
+    # Nouméa is UTC+11 all year: a time printed in UTC would be visibly off.
+    practice.timezone = "Pacific/Noumea"
+    practice.write_config()
+    scan = practice.share / "Patients" / "DUPONT Jean" / "ordonnance 2026.pdf"
+    at_noon_utc = datetime(2026, 6, 15, 12, tzinfo=UTC).timestamp()
+    os.utime(scan, (at_noon_utc, at_noon_utc))
+    with daemon_running(practice):
+        practice.coffre("target", "init", "local", check=True)
+        practice.coffre("backup", "--wait", check=True)
+        archive = practice.status()["targets"]["local"]["last_success"]["archive"]
+        found = json.loads(practice.coffre("find", "ordonnance", "--json", check=True).stdout)
+        shown = practice.coffre("find", "ordonnance", check=True).stdout
+    [hit] = found["hits"]
+    assert hit["mtime"] == "2026-06-15T23:00:00+11:00"
+    made = datetime.fromisoformat(hit["archive_time"])
+    assert made.utcoffset() == timedelta(hours=11)
+    # The archive's name carries the box's local time of its making.
+    assert archive == f"{practice.prefix}-{made:%Y-%m-%dT%H:%M:%S}"
+    assert f"{archive} (local, made {made:%Y-%m-%d %H:%M:%S})" in shown
+    assert "2026-06-15 23:00:00" in shown
 
 
 def test_every_operation_is_audited_and_verify_catches_edits(

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from coffre.cli_disk import print_disks
 from coffre.config_types import (
     Config,
     EncryptionConfig,
@@ -32,7 +33,9 @@ class Clock:
 
 
 class Harness:
-    def __init__(self, tmp_path: Path, *, probe_uuid: str = "uuid-a") -> None:
+    def __init__(
+        self, tmp_path: Path, *, probe_uuid: str = "uuid-a", timezone: str = "Europe/Paris"
+    ) -> None:
         self.state = State.open(tmp_path / "s.db", logger=logging.getLogger("t"), now=NOW)
         self.state.enroll_disk("disque-a", "uuid-a", "repo-a", NOW)
         self.submitted: list[JobRequest] = []
@@ -40,7 +43,7 @@ class Harness:
         self.probe_uuid = probe_uuid
         config = Config(
             source=SourceConfig(paths=(tmp_path,)),
-            schedule=ScheduleConfig(daily=time(1, 30), timezone=ZoneInfo("Europe/Paris")),
+            schedule=ScheduleConfig(daily=time(1, 30), timezone=ZoneInfo(timezone)),
             retention=RetentionConfig(prefix="cabinet"),
             encryption=EncryptionConfig(passphrase_file=tmp_path / "p"),
         )
@@ -129,3 +132,18 @@ def test_a_departure_marks_the_disk_away(tmp_path: Path) -> None:
         assert h.watch.present_disks() == ()
 
     asyncio.run(scenario())
+
+
+def test_disk_list_gives_its_times_in_the_boxs_timezone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Cayenne is UTC-3 all year: a time printed in UTC would be visibly off.
+    h = Harness(tmp_path, timezone="America/Cayenne")
+    h.state.disk_seen("disque-a", "/dev/loop0", "/devices/loop0", None, NOW)
+    run = h.state.start_run("disque-a", "backup", NOW)
+    h.state.finish_run(run, NOW)
+    [row] = h.watch.report()
+    assert row["last_seen"] == row["last_backup"] == "2026-11-29T07:00:00-03:00"
+    print_disks([row])
+    shown = capsys.readouterr().out
+    assert "last backup 2026-11-29 07:00:00, last seen 2026-11-29 07:00:00" in shown
