@@ -60,7 +60,11 @@ def cmd_disk(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def print_disks(disks: list[dict[str, Any]]) -> None:
-    """One line per disk, for people."""
+    """Print one line per disk for people, and a second one for a failure not since settled.
+
+    In: the disks as the daemon's report gives them (``DiskWatch.report``).
+    Out: lines on stdout. Raises KeyError for a row without its keys.
+    """
     if not disks:
         print("no disk enrolled: plug one in and run `coffre disk enroll DEVICE --name NAME`")
     for disk in disks:
@@ -86,6 +90,18 @@ def print_disks(disks: list[dict[str, Any]]) -> None:
             + (f", {size(disk['free_bytes'])} free" if disk["free_bytes"] is not None else "")
             + (f"  [{'; '.join(notes)}]" if notes else "")
         )
+        failure = disk.get("last_failure")
+        if failure:
+            # "Safe to remove, last backup never" alone hides why: a full disk,
+            # a pulled cable. The report keeps only a failure no backup settled.
+            print(f"{'':<12} last failure {when(failure['at'])}: {_one_line(failure)}")
+
+
+def _one_line(failure: dict[str, Any]) -> str:
+    """``[kind] message`` of a failure, cut to the message's first line (borg's can be long)."""
+    lines = str(failure.get("message") or "").strip().splitlines()
+    first = lines[0] if lines else "no message"
+    return f"[{failure.get('kind') or 'unknown'}] {first}{' ...' if len(lines) > 1 else ''}"
 
 
 def _enroll(args: argparse.Namespace, cfg: Config) -> int:

@@ -19,6 +19,7 @@ from coffre.config_types import (
     SourceConfig,
 )
 from coffre.disk_events import DiskWatch
+from coffre.errors import BorgNoSpace
 from coffre.jobs import Job, JobRequest
 from coffre.state import State
 from coffre.udev import DiskAppeared, DiskGone
@@ -147,3 +148,26 @@ def test_disk_list_gives_its_times_in_the_boxs_timezone(
     print_disks([row])
     shown = capsys.readouterr().out
     assert "last backup 2026-11-29 07:00:00, last seen 2026-11-29 07:00:00" in shown
+
+
+def test_disk_list_shows_a_failed_backup_until_a_backup_succeeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = Harness(tmp_path)
+    h.state.disk_done("disque-a", safe=True, free_bytes=0, at=NOW)
+    run = h.state.start_run("disque-a", "backup", NOW)
+    full = BorgNoSpace("no space left on the repository's disk\nborg: segment 42", rc=2)
+    h.state.finish_run(run, NOW, error=full)
+    print_disks(h.watch.report())
+    shown = capsys.readouterr().out
+    assert "safe to remove" in shown and "last backup never" in shown
+    assert (
+        "last failure 2026-11-29 11:00:00: [no_space] no space left on the repository's disk ..."
+        in shown
+    )
+    assert "segment 42" not in shown  # one line: the journal has the rest
+
+    again = h.state.start_run("disque-a", "backup", NOW)
+    h.state.finish_run(again, NOW)
+    print_disks(h.watch.report())
+    assert "last failure" not in capsys.readouterr().out
