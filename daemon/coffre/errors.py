@@ -260,6 +260,16 @@ class PassphraseUnavailable(CoffreError):
     kind = "passphrase"
 
 
+class SourceUnavailable(CoffreError):
+    """A source path (the share) is missing or not a folder: nothing was backed up.
+
+    borg would make an archive of nothing and only warn, and that empty
+    archive would take a restore point from a good one.
+    """
+
+    kind = "source"
+
+
 class InternalError(CoffreError):
     """Something coffre did not expect went wrong: a bug, or a failure it has no type for.
 
@@ -330,6 +340,7 @@ ERROR_KINDS: tuple[str, ...] = tuple(
                 WouldOverwrite,
                 DestinationError,
                 PassphraseUnavailable,
+                SourceUnavailable,
                 InternalError,
             )
         }

@@ -102,13 +102,18 @@ def test_a_box_started_without_share_nor_passphrase_waits_for_them_and_recovers(
         human = practice.coffre("status", check=True).stdout
         assert "FAILURE: box: encryption.passphrase_file" in human
 
+        # The passphrase is restored; the share's volume is still not mounted: borg
+        # would make an empty archive with a mere warning. Refused, and said.
+        (tmp_path / "passphrase.later").rename(practice.passphrase)
         failed = practice.coffre("backup", "--wait", timeout=120)
         assert failed.returncode == 1
+        assert f"the share {practice.share} cannot be read" in failed.stderr
+        assert practice.status()["targets"]["local"]["last_failure"]["error_kind"] == "source"
         assert practice.archive_names() == [], "no archive of a missing share"
+        _lights(practice, FAILURE, "failure")
 
-        # The data volume mounts, the passphrase is restored: no restart needed.
+        # The data volume mounts: no restart needed.
         (tmp_path / "share.later").rename(practice.share)
-        (tmp_path / "passphrase.later").rename(practice.passphrase)
         wait_for(
             lambda: practice.status()["targets"]["local"]["last_attempt"]["outcome"] == "success",
             timeout=120,
