@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import posixpath
+import re
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time
 from pathlib import PurePosixPath
@@ -47,6 +49,36 @@ def person_of(request: Message, client: Client) -> dict[str, Any]:
     person["uid"] = client.uid
     person["pid"] = client.pid
     return person
+
+
+def _unescape(field: str) -> str:
+    """A path of /proc/self/mountinfo, its octal escapes (``\\040``: a space) undone."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def private_mount(path: PurePosixPath, mountinfo: str = "/proc/self/mountinfo") -> str | None:
+    """The mount point over ``path`` when only this service sees it, else None.
+
+    Under the unit, /tmp and /var/tmp are bind mounts of systemd's
+    ``/tmp/systemd-private-*`` folders (PrivateTmp=): whatever the daemon
+    writes there is invisible to the engineer's shell and gone at the next
+    restart. Outside systemd (tests, a daemon run by hand) nothing is private.
+    """
+    path = PurePosixPath(posixpath.normpath(path))
+    try:
+        with open(mountinfo, encoding="utf-8") as lines:
+            mounts = [line.split() for line in lines]
+    except OSError:
+        return None
+    over: tuple[PurePosixPath, str] | None = None
+    for fields in mounts:
+        root, point = _unescape(fields[3]), PurePosixPath(_unescape(fields[4]))
+        # The last of equal mount points is the one on top.
+        if path.is_relative_to(point) and (over is None or len(point.parts) >= len(over[0].parts)):
+            over = (point, root)
+    if over is not None and "/systemd-private-" in over[1]:
+        return str(over[0])
+    return None
 
 
 def _day(value: Any) -> date | None:
@@ -205,6 +237,13 @@ class SupportDesk:
             if to:
                 if not PurePosixPath(str(to)).is_absolute():
                     raise UsageError(f"--to {to}: give an absolute path")
+                private = private_mount(PurePosixPath(str(to)))
+                if private is not None:
+                    raise UsageError(
+                        f"--to {to}: {private} is the service's own (systemd's PrivateTmp=): "
+                        "nobody else would see the files, and they would go at its next restart",
+                        hint="restore into the share (the default) or --to a folder under it",
+                    )
                 options["to"] = str(to)
             options["overwrite"] = bool(request.get("overwrite"))
             options["progress"] = bool(request.get("progress"))
