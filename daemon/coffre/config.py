@@ -13,6 +13,7 @@ fixes the file in one pass. Checking happens in two steps:
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import json
@@ -639,22 +640,27 @@ def _source(t: _Table) -> SourceConfig | None:
         _list_of(_exclude_pattern, "a list of strings", non_empty=False),
         SourceConfig.exclude,
     )
-    if paths is not None:
-        t.problems.extend(_overlapping_sources(paths))
+    t.problems.extend(_overlapping_sources(t.raw.get("paths")))
     t.finish()
     return SourceConfig(paths, exclude) if paths is not None else None
 
 
-def _overlapping_sources(paths: Sequence[Path]) -> list[ConfigProblem]:
+def _overlapping_sources(raw: object) -> list[ConfigProblem]:
     """A source path given twice, or inside another (after folding ``.`` and ``//``).
 
+    ``raw`` is the list as written; the paths that are valid on their own are
+    compared, even when others are not (every problem is said in one pass).
     borg would back the inner one's files up twice, and a restore could not
     tell which root a path belongs to. The problem goes on the inner path.
     """
+    paths: dict[int, Path] = {}
+    for index, item in enumerate(raw if isinstance(raw, list) else ()):
+        with contextlib.suppress(_Invalid):
+            paths[index] = _source_path(item)
     problems: list[ConfigProblem] = []
-    normal = [_normal(path) for path in paths]
-    for index, path in enumerate(normal):
-        for other, outer in enumerate(normal):
+    normal = {index: _normal(path) for index, path in paths.items()}
+    for index, path in normal.items():
+        for other, outer in normal.items():
             if other == index or not _is_within(path, outer):
                 continue
             if path == outer and other > index:

@@ -529,6 +529,16 @@ def test_a_source_path_given_twice_or_inside_another_is_refused() -> None:
     ]
 
 
+def test_nested_sources_are_said_even_beside_a_path_refused_on_its_own() -> None:
+    raw = toml(MINIMAL)
+    raw["source"]["paths"] = ["/srv/share", "srv/relative", "/srv/share/x"]
+    assert problems_of(raw) == [
+        'source.paths[1]: expected an absolute path (starting with "/"), got "srv/relative"',
+        "source.paths[2]: /srv/share/x is inside source.paths[0] (/srv/share): "
+        "its files would be backed up twice; remove it",
+    ]
+
+
 def test_a_borg_binary_with_a_control_character_is_refused() -> None:
     assert problems_of(with_section("borg", binary="/opt/borg/bin/borg\r")) == [
         'borg.binary: "/opt/borg/bin/borg\\r" contains a control character (a carriage '
