@@ -1,17 +1,37 @@
-"""The backup step of one target: borg create, then remember the archive."""
+"""The backup step of one target: borg create, then remember the archive.
+
+A create that ends with borg's warnings (exit 1, 100..127: a file unreadable,
+vanished, changed while read) still made its archive: it is remembered like
+any other, and its RunStats carry the warnings' counts, so the run is
+recorded as a ``warning`` (state, status, metrics, lights). Each file borg
+named goes to the journal, one WARNING line each (MESSAGE_ID
+``logs.MSG_FILE_NOT_BACKED_UP``): file names stay on the box.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+import logging
+import stat
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
+from pathlib import Path
 
+from coffre import logs
 from coffre.borg import argv, parse
+from coffre.borg.create_warnings import Warned, classify
+from coffre.borg.exitcodes import is_warning
 from coffre.borg.runner import Progress
-from coffre.errors import RepositoryIdMismatch
+from coffre.errors import RepositoryIdMismatch, SourceUnavailable
+from coffre.outcomes import Reason, describe
 from coffre.pruning import record_repository_size
 from coffre.restore_plan import STAGING_EXCLUDE
 from coffre.services import Services
 from coffre.state import RunStats
+
+#: Files listed in the journal per backup; past it, one line tells how many more.
+#: A folder gone unreadable can hold thousands: journald would drop lines anyway
+#: (its rate limit), and borg's own records of them are logged at DEBUG.
+MAX_LISTED = 1000
 
 
 def archive_name(prefix: str, local_moment: datetime, taken: Collection[str]) -> str:
@@ -28,6 +48,29 @@ def archive_name(prefix: str, local_moment: datetime, taken: Collection[str]) ->
     return name
 
 
+def require_sources(paths: Iterable[Path]) -> None:
+    """Raise SourceUnavailable unless every path of ``paths`` is a folder now.
+
+    borg would back a missing path up as an empty archive with a mere
+    warning; a share whose data volume is not mounted (yet) must fail the
+    backup instead, visibly, and keep every restore point as it is.
+    """
+    for path in paths:
+        try:
+            found = path.stat()
+        except OSError as error:
+            raise SourceUnavailable(
+                f"the share {path} cannot be read ({error.strerror or error}): nothing backed up",
+                hint="check that its volume is mounted (source.paths in the configuration); "
+                "the backup runs again by itself once it is back",
+            ) from error
+        if not stat.S_ISDIR(found.st_mode):
+            raise SourceUnavailable(
+                f"the share {path} is not a folder; nothing was backed up",
+                hint="check source.paths in the configuration",
+            )
+
+
 async def create_archive(
     services: Services,
     target: str,
@@ -39,10 +82,13 @@ async def create_archive(
     """Run ``borg create`` of the configured source into ``location``.
 
     Returns the stats of the new archive, which is also added to the known
-    archive list. Raises BorgError subclasses, and RepositoryIdMismatch when
-    borg reports another repository than ``expected_id``.
+    archive list; when borg ended with warnings, the stats carry their counts
+    and each file borg named is logged (see the module doc). Raises BorgError
+    subclasses, and RepositoryIdMismatch when borg reports another repository
+    than ``expected_id``.
     """
     config = services.config
+    require_sources(config.source.paths)
     now = services.clock.now()
     known = services.state.archives(target) or []
     name = archive_name(
@@ -80,10 +126,48 @@ async def create_archive(
     if services.state.archives(target) is not None:
         services.state.add_archive(target, stats.archive)
     record_repository_size(services, target, stats.repository_size)
+    warnings = None
+    # rc 0 may come with WARNING records too (borg's notes on its own set-up):
+    # only a warning exit code says that files are missing or suspect.
+    if is_warning(result.rc):
+        warnings, warned = classify(result.warnings)
+        log_warned(services.logger, target, warned)
     return RunStats(
         archive=stats.archive.name,
         original_bytes=stats.original_size,
         compressed_bytes=stats.compressed_size,
         deduplicated_bytes=stats.deduplicated_size,
         nfiles=stats.nfiles,
+        warnings=warnings,
     )
+
+
+def log_warned(logger: logging.Logger, target: str, warned: Sequence[Warned]) -> None:
+    """One WARNING line per warning of borg about ``target``'s backup (at most MAX_LISTED).
+
+    Lines about a file carry MESSAGE_ID ``MSG_FILE_NOT_BACKED_UP`` and the
+    field ``COFFRE_WARNING_REASON`` (a ``Reason``); borg's message names the
+    file. Raises nothing.
+    """
+    for item in warned[:MAX_LISTED]:
+        if item.reason is Reason.OTHER:
+            logger.warning("backup of %s: borg warned: %s", target, item.message)
+            continue
+        logger.warning(
+            "backup of %s: file %s: %s",
+            target,
+            describe(item.reason),
+            item.message,
+            extra={
+                "MESSAGE_ID": logs.MSG_FILE_NOT_BACKED_UP,
+                "COFFRE_TARGET": target,
+                "COFFRE_WARNING_REASON": str(item.reason),
+            },
+        )
+    if len(warned) > MAX_LISTED:
+        logger.warning(
+            "backup of %s: %d more warning(s) of borg not listed here",
+            target,
+            len(warned) - MAX_LISTED,
+            extra={"MESSAGE_ID": logs.MSG_FILE_NOT_BACKED_UP, "COFFRE_TARGET": target},
+        )

@@ -44,7 +44,7 @@ from coffre.request_check import check_request
 from coffre.restore import remove_stale_staging
 from coffre.services import Services
 from coffre.state import FAILED, State
-from coffre.supervision import Incidents, job_crashed
+from coffre.supervision import Incidents, job_crashed, stalled_lanes
 from coffre.support_ops import SupportDesk
 from coffre.targets.registry import RepositoryCatalog, require_known
 from coffre.udev import UdevWatcher
@@ -318,15 +318,11 @@ class Daemon:
         systemd aborts the daemon and restarts it (a dead worker already
         ended the daemon, see :meth:`_worker_ended`).
         """
-        now = time.monotonic()
-        named = (
-            (lanes.MAIN, self._queue),
-            (lanes.NETWORK, self._network),
-            (lanes.READS, self._reads),
+        stalled = stalled_lanes(
+            {lanes.MAIN: self._queue, lanes.NETWORK: self._network, lanes.READS: self._reads},
+            time.monotonic(),
+            STALL_GRACE,
         )
-        stalled = [
-            name for name, lane in named if lane is not None and lane.stalled(now, STALL_GRACE)
-        ]
         if stalled:
             if self._lanes_ok:
                 self._lanes_ok = False

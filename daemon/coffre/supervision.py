@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -29,7 +29,7 @@ from coffre import logs
 from coffre.errors import CoffreError, InternalError
 
 if TYPE_CHECKING:
-    from coffre.jobs import Job, JobEvent
+    from coffre.jobs import Job, JobEvent, JobQueue
 
 
 @dataclass(frozen=True)
@@ -132,3 +132,10 @@ def job_crashed(
         "kind": request.kind,
         "error": internal.describe(),
     }
+
+
+def stalled_lanes(lanes: Mapping[str, JobQueue | None], now: float, grace: float) -> list[str]:
+    """The names of ``lanes`` whose jobs have waited over ``grace`` seconds at ``now``
+    (monotonic) while they ran none: dead or wedged. The watchdog is pinged only when
+    there is none."""
+    return [name for name, lane in lanes.items() if lane is not None and lane.stalled(now, grace)]

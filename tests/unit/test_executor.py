@@ -117,6 +117,7 @@ class FakeRepository:
 
 
 def _config(tmp_path: Path) -> Config:
+    (tmp_path / "share").mkdir(exist_ok=True)  # backups refuse a missing share
     return Config(
         source=SourceConfig(paths=(tmp_path / "share",)),
         schedule=ScheduleConfig(daily=time(1, 30), timezone=PARIS),

@@ -25,7 +25,7 @@ from coffre.health import Facts, Health, assess
 from coffre.jobs import Job, JobEvent, JobQueue, JobRequest
 from coffre.services import Services
 from coffre.state import State
-from coffre.supervision import Incidents
+from coffre.supervision import Incidents, stalled_lanes
 from tests.unit.test_executor import REPO_ID, FakeBorg, FakeRepository, FixedClock, _config
 
 NOW = datetime(2026, 11, 29, 0, 30, tzinfo=UTC)
@@ -98,10 +98,14 @@ def test_a_lane_with_jobs_waiting_and_none_running_is_stalled() -> None:
         # Nobody serves this queue: the job waits, nothing runs.
         assert not queue.stalled(now=time.monotonic(), grace=60)
         assert queue.stalled(now=time.monotonic() + 61, grace=60)
+        idle = JobQueue(lambda job: asyncio.sleep(0, {"event": "result", "ok": True}))
+        lanes = {"main": queue, "reads": idle, "network": None}
+        assert stalled_lanes(lanes, time.monotonic() + 61, grace=60) == ["main"]
         server = asyncio.create_task(queue.serve())
         await asyncio.sleep(0)  # one turn: the serving lane picks it
         await asyncio.sleep(0)
         assert not queue.stalled(now=time.monotonic() + 61, grace=60)
+        assert stalled_lanes(lanes, time.monotonic() + 61, grace=60) == []
         server.cancel()
         with pytest.raises(asyncio.CancelledError):
             await server
