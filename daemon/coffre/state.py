@@ -78,6 +78,10 @@ CREATE TABLE IF NOT EXISTS disks (
 );
 """
 
+#: The listing time of a stale archive list: older than any age the list is
+#: trusted for (pruning.LIST_MAX_AGE), so the next job asks borg again.
+STALE_LISTING = 0.0
+
 #: Outcomes a run can have.
 RUNNING = "running"
 SUCCESS = "success"
@@ -317,14 +321,14 @@ class State:
     def mark_interrupted_runs(self, at: datetime) -> int:
         """Close runs left 'running' by a daemon that died; returns how many.
 
-        Their targets' archive lists are forgotten: borg may have left a
-        checkpoint archive that state never heard of.
+        Their targets' archive lists are marked stale (see forget_archives):
+        borg may have left a checkpoint archive that state never heard of.
         """
         with self._tx() as db:
             db.execute(
-                "DELETE FROM archive_lists WHERE target IN "
+                "UPDATE archive_lists SET listed_at = ? WHERE target IN "
                 "(SELECT target FROM runs WHERE outcome = ?)",
-                (RUNNING,),
+                (STALE_LISTING, RUNNING),
             )
             cursor = db.execute(
                 "UPDATE runs SET outcome = ?, finished_at = ?, error_kind = ?, error_message = ? "
@@ -504,9 +508,16 @@ class State:
             )
 
     def forget_archives(self, target: str) -> None:
-        """Mark ``target``'s archive list unknown: the next job asks borg for it."""
+        """Mark ``target``'s archive list stale: still shown, but the next job asks borg for it.
+
+        Kept, not dropped: after a backup cut short (a stop, a crash) status
+        would say "not listed yet" of a repository full of archives until the
+        next job; only a checkpoint may be missing from it meanwhile.
+        """
         with self._tx() as db:
-            db.execute("DELETE FROM archive_lists WHERE target = ?", (target,))
+            db.execute(
+                "UPDATE archive_lists SET listed_at = ? WHERE target = ?", (STALE_LISTING, target)
+            )
 
     def add_archive(self, target: str, archive: Archive) -> None:
         """Remember an archive coffre just created."""

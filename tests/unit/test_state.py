@@ -10,6 +10,7 @@ import pytest
 
 from coffre.errors import BorgNoSpace
 from coffre.model import Archive
+from coffre.pruning import LIST_MAX_AGE
 from coffre.state import FAILED, INTERRUPTED, SUCCESS, RunStats, State
 
 T0 = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)
@@ -65,9 +66,12 @@ def test_runs_left_running_by_a_killed_daemon_are_marked_interrupted(tmp_path: P
     assert again.mark_interrupted_runs(T0 + timedelta(minutes=1)) == 1
     last = again.last_run("local", "backup")
     assert last is not None and last.outcome == INTERRUPTED
-    # borg may have left a checkpoint there: that target's list must be asked again.
-    assert again.archives("local") is None
-    assert again.archives("usb") is not None
+    # borg may have left a checkpoint there: that target's list is still shown
+    # (status must not say "not listed yet"), but stale: the next job asks borg.
+    assert again.archives("local") == [Archive(T0, "box-a", "1")]
+    listed_at = again.archives_listed_at("local")
+    assert listed_at is not None and T0 - listed_at > LIST_MAX_AGE
+    assert again.archives_listed_at("usb") == T0
     assert again.mark_interrupted_runs(T0) == 0
 
 
