@@ -17,8 +17,10 @@ from pathlib import Path
 
 from coffre.errors import CoffreError, StateError
 from coffre.model import Archive
+from coffre.outcomes import BackupWarnings
 
-SCHEMA_VERSION = 1
+#: 2: runs.warnings (the counts of a backup that ended with borg warnings).
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -44,7 +46,8 @@ CREATE TABLE IF NOT EXISTS runs (
     original_bytes INTEGER,
     compressed_bytes INTEGER,
     deduplicated_bytes INTEGER,
-    nfiles INTEGER
+    nfiles INTEGER,
+    warnings TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_target ON runs (target, kind, outcome, id);
 -- error_counts() (metrics) reads this index only, not every run; last_run()
@@ -85,19 +88,34 @@ STALE_LISTING = 0.0
 #: Outcomes a run can have.
 RUNNING = "running"
 SUCCESS = "success"
+#: The work was done with borg warnings: a backup made its archive, but some
+#: files are not in it (unreadable, vanished) or may be inconsistent (changed).
+WARNING = "warning"
 FAILED = "failed"
 INTERRUPTED = "interrupted"
+
+#: Outcomes of runs that did their work: a backup's archive exists. "The last
+#: success" of a target (freshness, restore points, the disk's last backup) is
+#: its newest run with one of these; whether it was complete is its outcome.
+COMPLETED: tuple[str, ...] = (SUCCESS, WARNING)
+#: Outcomes of runs that did not (no archive).
+UNSUCCESSFUL: tuple[str, ...] = (FAILED, INTERRUPTED)
 
 
 @dataclass(frozen=True)
 class RunStats:
-    """What a successful backup produced, as kept in state."""
+    """What a backup produced, as kept in state.
+
+    ``warnings``: None when borg saved every file; else the counts of what it
+    warned about, and the run's outcome is WARNING.
+    """
 
     archive: str
     original_bytes: int
     compressed_bytes: int
     deduplicated_bytes: int
     nfiles: int
+    warnings: BackupWarnings | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +155,11 @@ class RunRecord:
     error_kind: str | None
     error_message: str | None
     stats: RunStats | None
+
+    @property
+    def warnings(self) -> BackupWarnings | None:
+        """What borg warned about in this run (None: a clean run, or no archive)."""
+        return None if self.stats is None else self.stats.warnings
 
     @property
     def duration(self) -> float | None:
@@ -297,13 +320,15 @@ class State:
         error: CoffreError | None = None,
         stats: RunStats | None = None,
     ) -> None:
-        """Record how a run ended: success when ``error`` is None."""
-        outcome = SUCCESS if error is None else FAILED
+        """Record how a run ended: FAILED with ``error``; else WARNING when ``stats``
+        carry warnings, SUCCESS otherwise. Raises StateError when it cannot be written."""
+        warnings = None if stats is None else stats.warnings
+        outcome = FAILED if error is not None else SUCCESS if warnings is None else WARNING
         with self._tx() as db:
             db.execute(
                 "UPDATE runs SET finished_at = ?, outcome = ?, error_kind = ?, error_message = ?, "
                 "archive = ?, original_bytes = ?, compressed_bytes = ?, deduplicated_bytes = ?, "
-                "nfiles = ? WHERE id = ?",
+                "nfiles = ?, warnings = ? WHERE id = ?",
                 (
                     _ts(at),
                     outcome,
@@ -314,6 +339,7 @@ class State:
                     None if stats is None else stats.compressed_bytes,
                     None if stats is None else stats.deduplicated_bytes,
                     None if stats is None else stats.nfiles,
+                    None if warnings is None else warnings.to_json(),
                     run_id,
                 ),
             )
@@ -343,15 +369,45 @@ class State:
             )
         return cursor.rowcount
 
-    def last_run(self, target: str, kind: str, *, outcome: str | None = None) -> RunRecord | None:
-        """The newest run of ``kind`` on ``target`` (with that outcome when given)."""
+    def last_run(
+        self, target: str, kind: str, *, outcome: str | tuple[str, ...] | None = None
+    ) -> RunRecord | None:
+        """The newest run of ``kind`` on ``target`` (with that outcome, or one of those,
+        when given)."""
         query = "SELECT * FROM runs WHERE target = ? AND kind = ?"
         params: tuple[str, ...] = (target, kind)
         if outcome is not None:
-            query += " AND outcome = ?"
-            params += (outcome,)
+            wanted = (outcome,) if isinstance(outcome, str) else outcome
+            query += f" AND outcome IN ({', '.join('?' for _ in wanted)})"
+            params += wanted
         row = self._db.execute(query + " ORDER BY id DESC LIMIT 1", params).fetchone()
         return None if row is None else _run(row)
+
+    def last_completed(self, target: str, kind: str = "backup") -> RunRecord | None:
+        """The newest run of ``kind`` on ``target`` that did its work (see COMPLETED):
+        for a backup, the last archive made, complete or with warnings."""
+        return self.last_run(target, kind, outcome=COMPLETED)
+
+    def warnings_in_a_row(self, target: str, kind: str = "backup") -> int:
+        """How many runs of ``kind`` on ``target`` ended with warnings since its last clean
+        archive: 2 means the last two archives made both lack or doubt files. Runs that
+        made no archive (failed, interrupted, a disk job that found today's archive
+        there) neither count nor break the row."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM runs WHERE target = ? AND kind = ? AND outcome = ? AND id > "
+            "COALESCE((SELECT MAX(id) FROM runs WHERE target = ? AND kind = ? AND outcome = ? "
+            "AND archive IS NOT NULL), 0)",
+            (target, kind, WARNING, target, kind, SUCCESS),
+        ).fetchone()
+        return int(row[0])
+
+    def warning_counts(self, kind: str = "backup") -> dict[str, int]:
+        """How many runs of ``kind`` ended with warnings, by target."""
+        rows = self._db.execute(
+            "SELECT target, COUNT(*) FROM runs WHERE outcome = ? AND kind = ? GROUP BY target",
+            (WARNING, kind),
+        ).fetchall()
+        return {str(target): int(n) for target, n in rows}
 
     def last_failure(self, target: str) -> RunRecord | None:
         """The newest failed or interrupted run of any kind on ``target``."""
@@ -365,17 +421,17 @@ class State:
         """The newest run of ``kind`` on ``target`` that has ended, whatever its outcome."""
         row = self._db.execute(
             "SELECT * FROM runs WHERE id = (SELECT MAX(id) FROM runs "
-            "WHERE target = ? AND kind = ? AND outcome IN (?, ?, ?))",
-            (target, kind, SUCCESS, FAILED, INTERRUPTED),
+            "WHERE target = ? AND kind = ? AND outcome IN (?, ?, ?, ?))",
+            (target, kind, SUCCESS, WARNING, FAILED, INTERRUPTED),
         ).fetchone()
         return None if row is None else _run(row)
 
     def last_run_with_stats(self, target: str, kind: str = "backup") -> RunRecord | None:
-        """The newest successful run of ``kind`` on ``target`` that made an archive."""
+        """The newest run of ``kind`` on ``target`` that made an archive (with warnings too)."""
         row = self._db.execute(
-            "SELECT * FROM runs WHERE target = ? AND kind = ? AND outcome = ? "
+            "SELECT * FROM runs WHERE target = ? AND kind = ? AND outcome IN (?, ?) "
             "AND archive IS NOT NULL ORDER BY id DESC LIMIT 1",
-            (target, kind, SUCCESS),
+            (target, kind, *COMPLETED),
         ).fetchone()
         return None if row is None else _run(row)
 
@@ -574,12 +630,25 @@ def _connect_checked(path: Path) -> sqlite3.Connection:
             raise sqlite3.DatabaseError(
                 f"written by a newer coffre (schema {found}, this one knows {SCHEMA_VERSION})"
             )
+        _upgrade(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         path.chmod(0o600)
     except sqlite3.DatabaseError:
         db.close()
         raise
     return db
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Bring a database of an older schema to this one (CREATE IF NOT EXISTS adds no column).
+
+    1 -> 2: runs.warnings, NULL for the runs before (they are what they said).
+    Raises sqlite3.DatabaseError.
+    """
+    columns = {str(row[1]) for row in db.execute("PRAGMA table_info(runs)")}
+    if "warnings" not in columns:
+        with db:
+            db.execute("ALTER TABLE runs ADD COLUMN warnings TEXT")
 
 
 def _move_aside(path: Path, now: datetime) -> Path:
@@ -607,6 +676,7 @@ def _run(row: tuple[object, ...]) -> RunRecord:
         compressed,
         dedup,
         nfiles,
+        warnings,
     ) = row
     stats = None
     if archive is not None:
@@ -616,6 +686,7 @@ def _run(row: tuple[object, ...]) -> RunRecord:
             compressed_bytes=int(str(compressed)),
             deduplicated_bytes=int(str(dedup)),
             nfiles=int(str(nfiles)),
+            warnings=_warnings(warnings),
         )
     started_at = _dt(float(str(started)))
     assert started_at is not None
@@ -630,3 +701,14 @@ def _run(row: tuple[object, ...]) -> RunRecord:
         error_message=None if error_message is None else str(error_message),
         stats=stats,
     )
+
+
+def _warnings(stored: object) -> BackupWarnings | None:
+    """The warnings column of a run: None when clean; unreadable counts read as "some warning"."""
+    if stored is None:
+        return None
+    try:
+        return BackupWarnings.from_json(str(stored))
+    except ValueError:
+        # Still a run with warnings: its outcome says so, only the counts are lost.
+        return BackupWarnings()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import pytest
 
 from coffre.errors import BorgNoSpace
 from coffre.model import Archive
+from coffre.outcomes import BackupWarnings, Reason
 from coffre.pruning import LIST_MAX_AGE
-from coffre.state import FAILED, INTERRUPTED, SUCCESS, RunStats, State
+from coffre.state import FAILED, INTERRUPTED, SUCCESS, WARNING, RunStats, State
 
 T0 = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)
 LOG = logging.getLogger("test")
@@ -118,3 +120,100 @@ def test_times_round_trip_as_aware_instants(tmp_path: Path) -> None:
     assert state.get_time("nightly.last_due") == T0
     with pytest.raises(ValueError, match="aware"):
         state.set_time("x", datetime(2026, 1, 1))
+
+
+# --- backups that end with borg warnings ------------------------------------------
+
+
+def _warned(state: State, at: datetime, counts: dict[Reason, int], archive: str = "box-w") -> int:
+    run = state.start_run("local", "backup", at)
+    warnings = BackupWarnings.of(counts)
+    state.finish_run(run, at + timedelta(seconds=5), stats=RunStats(archive, 1, 1, 1, 7, warnings))
+    return run
+
+
+def test_a_backup_with_warnings_is_its_own_outcome_with_counts_and_made_its_archive(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "state.db"
+    state = _open(db)
+    _warned(state, T0, {Reason.IO_ERROR: 2, Reason.VANISHED: 1, Reason.CHANGED: 1})
+    state.close()
+
+    again = _open(db)
+    attempt = again.last_finished_run("local", "backup")
+    assert attempt is not None and attempt.outcome == WARNING
+    assert attempt.warnings is not None
+    assert attempt.warnings.not_backed_up == 3
+    assert attempt.warnings.count(Reason.CHANGED) == 1
+    # Not a clean success, not a failure: but the archive exists.
+    assert again.last_run("local", "backup", outcome=SUCCESS) is None
+    assert again.last_failure("local") is None
+    assert again.error_counts() == {}
+    completed = again.last_completed("local")
+    assert completed is not None and completed.stats is not None
+    assert completed.stats.archive == "box-w"
+    with_stats = again.last_run_with_stats("local")
+    assert with_stats is not None and with_stats.id == completed.id
+
+
+def test_a_clean_backup_records_no_warnings(tmp_path: Path) -> None:
+    state = _open(tmp_path / "state.db")
+    run = state.start_run("local", "backup", T0)
+    state.finish_run(run, T0, stats=RunStats("box-1", 1, 1, 1, 1))
+    last = state.last_finished_run("local", "backup")
+    assert last is not None and last.outcome == SUCCESS and last.warnings is None
+
+
+def test_warnings_in_a_row_count_archives_since_the_last_clean_one(tmp_path: Path) -> None:
+    state = _open(tmp_path / "state.db")
+    assert state.warnings_in_a_row("local") == 0
+    _warned(state, T0, {Reason.PERMISSION: 1})
+    assert state.warnings_in_a_row("local") == 1
+    # A failure made no archive: it neither counts nor breaks the row.
+    failed = state.start_run("local", "backup", T0 + timedelta(hours=1))
+    state.finish_run(failed, T0 + timedelta(hours=1), error=BorgNoSpace("full", rc=2))
+    # Nor does a disk job that found today's archive there (success, no archive).
+    skipped = state.start_run("local", "backup", T0 + timedelta(hours=2))
+    state.finish_run(skipped, T0 + timedelta(hours=2))
+    _warned(state, T0 + timedelta(days=1), {Reason.PERMISSION: 1})
+    assert state.warnings_in_a_row("local") == 2
+    assert state.warnings_in_a_row("other") == 0
+    assert state.warning_counts() == {"local": 2}
+    clean = state.start_run("local", "backup", T0 + timedelta(days=2))
+    state.finish_run(clean, T0 + timedelta(days=2), stats=RunStats("box-c", 1, 1, 1, 1))
+    assert state.warnings_in_a_row("local") == 0
+    assert state.warning_counts() == {"local": 2}  # a counter: it never goes back
+
+
+def test_a_state_of_the_previous_schema_gets_the_warnings_column(tmp_path: Path) -> None:
+    """A box upgraded with its history: the runs before keep what they said."""
+    db = tmp_path / "state.db"
+    old = sqlite3.connect(db)
+    old.executescript(
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT NOT NULL, kind TEXT NOT NULL,
+            started_at REAL NOT NULL, finished_at REAL, outcome TEXT NOT NULL,
+            error_kind TEXT, error_message TEXT, archive TEXT, original_bytes INTEGER,
+            compressed_bytes INTEGER, deduplicated_bytes INTEGER, nfiles INTEGER
+        );
+        PRAGMA user_version = 1;
+        """
+    )
+    old.execute(
+        "INSERT INTO runs (target, kind, started_at, finished_at, outcome, archive, "
+        "original_bytes, compressed_bytes, deduplicated_bytes, nfiles) "
+        "VALUES ('local', 'backup', ?, ?, 'success', 'box-old', 1, 1, 1, 1)",
+        (T0.timestamp(), T0.timestamp()),
+    )
+    old.commit()
+    old.close()
+
+    state = _open(db)
+    before = state.last_completed("local")
+    assert before is not None and before.outcome == SUCCESS and before.warnings is None
+    _warned(state, T0 + timedelta(days=1), {Reason.IO_ERROR: 1})
+    after = state.last_completed("local")
+    assert after is not None and after.outcome == WARNING
+    assert after.warnings == BackupWarnings.of({Reason.IO_ERROR: 1})
