@@ -31,11 +31,18 @@ Order of urgency, first match wins:
    ago with the disk powered off: it may be taken away. (Once powered off a
    USB disk sends no event when it is pulled, so the pattern is held for a
    while rather than until the disk goes.)
-4. ``ATTENTION``: a disk's swap is due, a disk was not seen for too long
-   (``coffre.rotation``), an offsite copy is late (no success for
+4. ``ATTENTION``: the last archive made on a target (local, offsite or a
+   USB disk) came with borg warnings: it lacks files, or holds some that
+   changed while read; a disk's swap is due, a disk was not seen for
+   too long (``coffre.rotation``), an offsite copy is late (no success for
    :data:`LATE`) or not made yet though attempts ended (a first upload cut
    by the network).
 5. ``OK``.
+
+A backup with warnings made its archive: it is the target's last success
+for lateness and restore points (``TargetFacts.last_success``), never a
+failure; it is shown (ATTENTION) until a later backup of that target makes
+a clean archive (a failure in between shows FAILURE first).
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from coffre.lanes import RETRIABLE
-from coffre.state import RunRecord, RunStats
+from coffre.state import COMPLETED, RunRecord, RunStats
 
 #: A daily backup is late once its last success is older than this (a night and some slack).
 LATE = timedelta(hours=26)
@@ -81,7 +88,11 @@ class JobFacts:
 class TargetFacts:
     """What state says of one repository: a configured target or an enrolled USB disk.
 
-    Runs are ended runs (a running one is not an attempt yet). ``slots`` are
+    Runs are ended runs (a running one is not an attempt yet).
+    ``last_success`` is the last backup that made an archive, complete or with
+    warnings (``state.COMPLETED``); ``last_attempt`` the last that ended,
+    whatever its outcome; ``warnings_in_a_row`` how many backups ended with
+    warnings since the last clean one (``State.warnings_in_a_row``). ``slots`` are
     the retention slots present by the calendar (``retention.slots_present``),
     empty when the archive list is unknown; ``archives`` is None then too.
     ``reachable`` is the offsite host's answer to the last preflight (None:
@@ -103,6 +114,7 @@ class TargetFacts:
     free_bytes: int | None = None
     #: Whether the repository's key was printed for escrow (None: no repository yet).
     key_exported: bool | None = None
+    warnings_in_a_row: int = 0
 
 
 @dataclass(frozen=True)
@@ -133,6 +145,8 @@ class Facts:
     read_job: JobFacts | None = None
     #: Failed runs by (target, error kind), kinds bounded by errors.ERROR_KINDS.
     errors: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    #: Backups that ended with warnings, by target.
+    warnings: Mapping[str, int] = field(default_factory=dict)
     #: Failures outside state's runs (coffre.supervision.Incidents): what the box
     #: lacks (share, passphrase file), failures state could not record.
     problems: tuple[str, ...] = ()
@@ -173,7 +187,8 @@ def _working(facts: Facts) -> list[str]:
 
 
 def _failed(run: RunRecord | None) -> bool:
-    return run is not None and run.outcome != "success"
+    # A run with warnings did its work (the archive exists): attention, not failure.
+    return run is not None and run.outcome not in COMPLETED
 
 
 def _describe(run: RunRecord) -> str:
@@ -234,8 +249,21 @@ def _safe_to_remove(facts: Facts) -> list[str]:
     ]
 
 
+def _warned(target: TargetFacts) -> list[str]:
+    """The reason to show when the last archive made on ``target`` came with warnings.
+
+    The last archive, not the last attempt: a disk job that found today's
+    archive already there made none, and the disk's newest archive still
+    lacks the files. Counts only, no file name.
+    """
+    stats = target.last_stats
+    if stats is None or stats.warnings is None:
+        return []
+    return [f"last backup of {target.name} ended with warnings: {stats.warnings.summary}"]
+
+
 def _attention(facts: Facts) -> list[str]:
-    found = []
+    found = [reason for target in facts.targets for reason in _warned(target)]
     for disk in facts.disks:
         if disk.swap_due:
             found.append(f"disk {disk.name} is due for a swap")

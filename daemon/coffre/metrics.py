@@ -15,6 +15,12 @@ set). Never a path, a file name, an archive name or an error message.
 Series of every known target and disk exist from the start, at 0 when
 state has nothing yet (a timestamp of 0 means "never"); the free space of a
 disk, or of a local target's filesystem, is left out until measured.
+
+A backup that ended with borg warnings made its archive: it is the
+target's last success (``coffre_last_success_timestamp_seconds``: the
+archive exists), but not a successful attempt (``coffre_last_attempt_success``
+0, ``coffre_last_attempt_warning`` 1); ``coffre_files_not_backed_up`` counts
+the files its archive lacks (a count: the names stay in the journal).
 """
 
 from __future__ import annotations
@@ -32,11 +38,11 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from coffre import __version__, retention
 from coffre.config_types import Config
-from coffre.errors import ERROR_KINDS, CoffreError
+from coffre.errors import ELSEWHERE_KINDS, ERROR_KINDS, CoffreError
 from coffre.health import Facts, Health, assess
 from coffre.jobs import JobKind
 from coffre.observe import Observer
-from coffre.state import SUCCESS, RunRecord
+from coffre.state import SUCCESS, WARNING, RunRecord
 
 #: Error kinds only the CLI meets (never a run's outcome): no series for them.
 CLI_ONLY_KINDS = frozenset(
@@ -48,6 +54,7 @@ CLI_ONLY_KINDS = frozenset(
         "not_in_archive",
         "would_overwrite",
         "destination",
+        *ELSEWHERE_KINDS,
     }
 )
 #: The ``kind`` values of coffre_errors_total.
@@ -115,19 +122,39 @@ class CoffreCollector(Collector):
             return GaugeMetricFamily(name, text, labels=list(labels))
 
         t = ("target",)
-        last_success = gauge(
-            "coffre_last_success_timestamp_seconds",
-            "End of the last successful backup of the target (0: never).",
-            t,
-        )
         last_attempt = gauge(
             "coffre_last_attempt_timestamp_seconds",
             "End of the last backup attempt of the target, successful or not (0: never).",
             t,
         )
+        last_success = gauge(
+            "coffre_last_success_timestamp_seconds",
+            "End of the last backup of the target that made an archive, complete or with "
+            "warnings (0: never).",
+            t,
+        )
         attempt_ok = gauge(
             "coffre_last_attempt_success",
-            "1 when the last backup attempt of the target succeeded, else 0.",
+            "1 when the last backup attempt of the target saved every file, else 0 (failed, "
+            "or ended with warnings: see coffre_last_attempt_warning).",
+            t,
+        )
+        attempt_warning = gauge(
+            "coffre_last_attempt_warning",
+            "1 when the last backup attempt of the target made its archive with borg warnings "
+            "(files not backed up, or changed while read), else 0.",
+            t,
+        )
+        not_backed_up = gauge(
+            "coffre_files_not_backed_up",
+            "Files the last archive made on the target lacks: unreadable, or vanished during "
+            "the backup (0: none, or no archive).",
+            t,
+        )
+        warnings_in_a_row = gauge(
+            "coffre_backup_warnings_in_a_row",
+            "Backups of the target in a row, up to the last one that made an archive, that "
+            "ended with warnings (failed ones are skipped; 0 once one ends clean).",
             t,
         )
         duration = gauge(
@@ -195,6 +222,13 @@ class CoffreCollector(Collector):
             last_attempt.add_metric(label, _seconds(target.last_attempt))
             attempt = target.last_attempt
             attempt_ok.add_metric(label, float(attempt is not None and attempt.outcome == SUCCESS))
+            attempt_warning.add_metric(
+                label, float(attempt is not None and attempt.outcome == WARNING)
+            )
+            made = target.last_stats  # of the last archive made
+            lacking = made.warnings if made is not None else None
+            not_backed_up.add_metric(label, lacking.not_backed_up if lacking else 0)
+            warnings_in_a_row.add_metric(label, target.warnings_in_a_row)
             duration.add_metric(label, (attempt.duration or 0.0) if attempt else 0.0)
             stats = target.last_stats
             original.add_metric(label, stats.original_bytes if stats else 0)
@@ -219,6 +253,9 @@ class CoffreCollector(Collector):
             last_success,
             last_attempt,
             attempt_ok,
+            attempt_warning,
+            not_backed_up,
+            warnings_in_a_row,
             duration,
             original,
             deduplicated,
@@ -243,6 +280,14 @@ class CoffreCollector(Collector):
             for kind in RUN_ERROR_KINDS:
                 errors.add_metric([target.name, kind], facts.errors.get((target.name, kind), 0))
         series.append(errors)
+        warned = CounterMetricFamily(
+            "coffre_backup_warnings",
+            "Backups of the target that made their archive with borg warnings.",
+            labels=["target"],
+        )
+        for target in facts.targets:
+            warned.add_metric([target.name], facts.warnings.get(target.name, 0))
+        series.append(warned)
         health = gauge(
             "coffre_health", "1 for what the box's lights show now, 0 for the others.", ("state",)
         )

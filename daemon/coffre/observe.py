@@ -62,6 +62,7 @@ class _Stored:
     archives: dict[str, list[Archive] | None]
     disks: tuple[DiskRecord, ...]
     errors: dict[tuple[str, str], int]
+    warnings: dict[str, int]
 
 
 def _job(job: Job | None) -> JobFacts | None:
@@ -140,6 +141,7 @@ class Observer:
             network_job=_job(self.network.running if self.network else None),
             read_job=_job(self.reads.running if self.reads else None),
             errors=self._with_crashes(stored.errors),
+            warnings=stored.warnings,
             problems=self._incidents.failures(),
         )
 
@@ -179,7 +181,8 @@ class Observer:
         archives: dict[str, list[Archive] | None] = {}
         prefix = self._config.retention.prefix + "-"
         for name, kind in kinds.items():
-            success = state.last_run(name, "backup", outcome=SUCCESS)
+            # With warnings too: its archive exists (lateness, restore points).
+            success = state.last_completed(name, "backup")
             with_stats = (
                 success
                 if success is not None and success.stats is not None
@@ -217,6 +220,7 @@ class Observer:
                     key_exported=None
                     if repository_id is None
                     else state.key_exported_at(repository_id) is not None,
+                    warnings_in_a_row=state.warnings_in_a_row(name, "backup"),
                 )
             )
         errors: dict[tuple[str, str], int] = {}
@@ -224,7 +228,8 @@ class Observer:
             if target in kinds:
                 key = (target, error_kind if error_kind in ERROR_KINDS else UNKNOWN_KIND)
                 errors[key] = errors.get(key, 0) + count
-        return _Stored(tuple(targets), archives, disks, errors)
+        warnings = {t: n for t, n in state.warning_counts("backup").items() if t in kinds}
+        return _Stored(tuple(targets), archives, disks, errors, warnings)
 
     def _with_slots(self, stored: _Stored, today: date, now: datetime) -> tuple[TargetFacts, ...]:
         """The stored targets with today's retention slots and the measured free space."""

@@ -8,7 +8,7 @@ from typing import Any
 from coffre import retention
 from coffre.config_types import Config
 from coffre.jobs import JobQueue
-from coffre.state import SUCCESS, RunRecord, State
+from coffre.state import RunRecord, State
 from coffre.targets.offsite import status_of as offsite_status
 
 
@@ -18,8 +18,11 @@ def _iso(moment: datetime | None, tz: tzinfo) -> str | None:
 
 
 def _run(run: RunRecord | None, tz: tzinfo) -> dict[str, Any] | None:
+    """A run as status shows it. A run with warnings (outcome "warning") says how many
+    files its archive lacks and why, as counts only: file names stay in the journal."""
     if run is None:
         return None
+    warnings = run.warnings
     return {
         "started_at": _iso(run.started_at, tz),
         "finished_at": _iso(run.finished_at, tz),
@@ -31,6 +34,9 @@ def _run(run: RunRecord | None, tz: tzinfo) -> dict[str, Any] | None:
         "nfiles": run.stats.nfiles if run.stats else None,
         "original_size": run.stats.original_bytes if run.stats else None,
         "deduplicated_size": run.stats.deduplicated_bytes if run.stats else None,
+        "not_backed_up": None if warnings is None else warnings.not_backed_up,
+        "warnings": None if warnings is None else warnings.as_dict(),
+        "warning_summary": None if warnings is None else warnings.summary,
     }
 
 
@@ -108,7 +114,8 @@ def build(
             "kind": target.kind,
             "location": target.location,
             "repository_id": state.repository_id(target.name),
-            "last_success": _run(state.last_run(target.name, "backup", outcome=SUCCESS), tz),
+            # The last archive made, complete or with warnings (its outcome says which).
+            "last_success": _run(state.last_completed(target.name, "backup"), tz),
             "last_attempt": _run(state.last_run(target.name, "backup"), tz),
             "last_failure": _run(state.last_failure(target.name), tz),
             **archives_report(config, state, target.name, now),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,9 +17,11 @@ from coffre.health import (
     JobFacts,
     TargetFacts,
     TargetKind,
+    Verdict,
     assess,
 )
-from coffre.state import FAILED, INTERRUPTED, SUCCESS, RunRecord
+from coffre.outcomes import BackupWarnings, Reason
+from coffre.state import FAILED, INTERRUPTED, SUCCESS, WARNING, RunRecord, RunStats
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
@@ -231,3 +234,59 @@ def test_swap_due_and_missing_disks_are_attention() -> None:
         "disk disque-a is due for a swap",
         "disk disque-b not seen for 41 days",
     )
+
+
+# --- backups that ended with borg warnings ----------------------------------------
+
+PARTIAL = BackupWarnings.of({Reason.IO_ERROR: 2, Reason.VANISHED: 1})
+
+
+def warned(
+    name: str = "local", kind: TargetKind = "local", ago: timedelta = LATE / 4
+) -> TargetFacts:
+    """A target whose last backup, ``ago``, made its archive with warnings."""
+    stats = RunStats("cabinet-2026-11-18T01:30:00", 10, 5, 1, 40, PARTIAL)
+    last = replace(run(name, NOW - ago, outcome=WARNING), stats=stats)
+    return TargetFacts(name, kind, last_success=last, last_attempt=last, last_stats=stats)
+
+
+@pytest.mark.parametrize("kind", ["local", "offsite", "usb"])
+def test_a_backup_with_warnings_is_attention_with_its_counts_not_a_failure(
+    kind: TargetKind,
+) -> None:
+    verdict = assess(facts(warned("t", kind)))
+    assert verdict.health is Health.ATTENTION
+    assert verdict.reasons == (
+        "last backup of t ended with warnings: "
+        "3 file(s) not backed up: 2 I/O error, 1 vanished during the backup",
+    )
+
+
+def test_a_backup_with_warnings_counts_as_made_for_lateness() -> None:
+    # Its archive exists: an old one is late like any other, a recent one is not.
+    assert assess(facts(warned(ago=LATE / 2))).health is Health.ATTENTION
+    verdict = assess(facts(warned(ago=LATE + timedelta(hours=1))))
+    assert verdict.health is Health.FAILURE
+    assert "no successful backup of local for more than 26 h" in verdict.reasons
+
+
+def test_a_failure_after_warnings_is_a_failure_and_still_says_the_archive_lacks_files() -> None:
+    partial = warned()
+    failed = run("local", NOW - timedelta(minutes=30), outcome=FAILED, error="borg")
+    verdict = assess(facts(replace(partial, last_attempt=failed)))
+    assert verdict.health is Health.FAILURE
+    assert verdict.reasons[0] == "last backup of local failed (borg)"
+    assert any("ended with warnings" in reason for reason in verdict.reasons)
+
+
+def test_a_clean_archive_after_warnings_is_ok_again() -> None:
+    clean = RunStats("cabinet-2026-11-18T09:00:00", 10, 5, 1, 43)
+    last = replace(run("local", NOW - timedelta(minutes=5)), stats=clean)
+    settled = replace(warned(), last_success=last, last_attempt=last, last_stats=clean)
+    assert assess(facts(settled)) == Verdict(Health.OK)
+
+
+def test_failure_and_safe_to_remove_outrank_warnings() -> None:
+    done = disk(safe_to_remove=True, last_seen=NOW)
+    assert assess(facts(warned(), disks=(done,))).health is Health.SAFE_TO_REMOVE
+    assert assess(facts(warned(), target("b", failed="borg"))).health is Health.FAILURE

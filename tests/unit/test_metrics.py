@@ -30,6 +30,7 @@ from coffre.jobs import JobQueue, JobRequest
 from coffre.metrics import RUN_ERROR_KINDS, Exporter
 from coffre.model import Archive
 from coffre.observe import Observer
+from coffre.outcomes import BackupWarnings, Reason
 from coffre.services import Services
 from coffre.state import RunStats, State
 from coffre.targets.offsite import record_preflight
@@ -366,3 +367,59 @@ def test_key_escrow_is_0_until_the_key_is_exported_and_absent_without_a_reposito
     assert value(series, "coffre_key_exported", target="local") == 1
     assert value(series, "coffre_key_exported", target="disque-a") == 0
     assert ("coffre_key_exported", frozenset({("target", "hds")})) not in series
+
+
+def _backup(state: State, target: str, at: datetime, warnings: BackupWarnings | None) -> None:
+    run = state.start_run(target, "backup", at)
+    stats = RunStats(f"cabinet-{at:%Y-%m-%dT%H:%M:%S}", 5000, 2500, 900, 77, warnings)
+    state.finish_run(run, at + timedelta(seconds=30), stats=stats)
+
+
+def test_a_backup_with_warnings_is_a_made_archive_but_not_a_successful_attempt(
+    tmp_path: Path, state: State
+) -> None:
+    partial = BackupWarnings.of({Reason.PERMISSION: 2, Reason.IO_ERROR: 1, Reason.CHANGED: 4})
+    _backup(state, "local", T0, None)
+    _backup(state, "local", T0 + timedelta(days=1), partial)
+    failed = state.start_run("local", "backup", T0 + timedelta(days=1, hours=1))
+    state.finish_run(failed, T0 + timedelta(days=1, hours=1), error=BorgNoSpace("full", rc=2))
+    _backup(state, "local", T0 + timedelta(days=2), partial)
+    exporter, _ = exporter_for(tmp_path, state, Clock(T0 + timedelta(days=2, hours=1)))
+    series = scrape(exporter)
+
+    last = (T0 + timedelta(days=2, seconds=30)).timestamp()
+    # The archive exists: freshness sees it.
+    assert value(series, "coffre_last_success_timestamp_seconds", target="local") == last
+    assert value(series, "coffre_last_attempt_timestamp_seconds", target="local") == last
+    # But the attempt was no success, and no failure either.
+    assert value(series, "coffre_last_attempt_success", target="local") == 0
+    assert value(series, "coffre_last_attempt_warning", target="local") == 1
+    assert value(series, "coffre_errors_total", target="local", kind="no_space") == 1
+    # Changed files are in the archive: only the 3 unreadable ones are missing.
+    assert value(series, "coffre_files_not_backed_up", target="local") == 3
+    # Two archives in a row lack files (the failure between made none).
+    assert value(series, "coffre_backup_warnings_in_a_row", target="local") == 2
+    assert value(series, "coffre_backup_warnings_total", target="local") == 2
+    assert value(series, "coffre_health", state="attention") == 1
+    # The other target: every new series there, at 0.
+    for name in (
+        "coffre_last_attempt_warning",
+        "coffre_files_not_backed_up",
+        "coffre_backup_warnings_in_a_row",
+        "coffre_backup_warnings_total",
+    ):
+        assert value(series, name, target="hds") == 0, name
+
+
+def test_a_clean_backup_after_warnings_clears_all_but_the_counter(
+    tmp_path: Path, state: State
+) -> None:
+    _backup(state, "local", T0, BackupWarnings.of({Reason.VANISHED: 1}))
+    _backup(state, "local", T0 + timedelta(hours=1), None)
+    series = scrape(exporter_for(tmp_path, state, Clock(T0 + timedelta(hours=2)))[0])
+    assert value(series, "coffre_last_attempt_success", target="local") == 1
+    assert value(series, "coffre_last_attempt_warning", target="local") == 0
+    assert value(series, "coffre_files_not_backed_up", target="local") == 0
+    assert value(series, "coffre_backup_warnings_in_a_row", target="local") == 0
+    assert value(series, "coffre_backup_warnings_total", target="local") == 1
+    assert value(series, "coffre_health", state="ok") == 1

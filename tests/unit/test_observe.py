@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,7 +23,8 @@ from coffre.health import Health
 from coffre.jobs import Job, JobEvent, JobQueue, JobRequest
 from coffre.leds import PATTERNS, Lights, Pattern
 from coffre.observe import Observability, Observer
-from coffre.state import State
+from coffre.outcomes import BackupWarnings, Reason
+from coffre.state import RunStats, State
 
 T0 = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
 LOG = logging.getLogger("test.observe")
@@ -111,3 +112,27 @@ def test_unreadable_state_leaves_the_lights_as_they_were(tmp_path: Path) -> None
     state.close()
     observed.refresh()  # logged, not raised: a job must never fail for the lights
     assert writer.written == [PATTERNS[Health.OK]]
+
+
+def test_a_backup_with_warnings_is_read_as_the_last_archive_and_lights_amber(
+    tmp_path: Path,
+) -> None:
+    observed, writer, state = _setup(tmp_path)
+    partial = BackupWarnings.of({Reason.IO_ERROR: 1})
+    for hours in (3, 2):
+        run = state.start_run("local", "backup", T0 - timedelta(hours=hours))
+        stats = RunStats(f"cabinet-{hours}", 10, 5, 1, 40, partial)
+        state.finish_run(run, T0 - timedelta(hours=hours), stats=stats)
+    # Then a disk-job-like run that found its archive there: it made none.
+    skipped = state.start_run("local", "backup", T0 - timedelta(hours=1))
+    state.finish_run(skipped, T0 - timedelta(hours=1))
+
+    facts = observed.observer.facts()
+    [local] = facts.targets
+    assert local.last_success is not None and local.last_success.id == skipped
+    assert local.last_stats is not None and local.last_stats.archive == "cabinet-2"
+    assert local.last_stats.warnings == partial
+    assert local.warnings_in_a_row == 2
+    assert facts.warnings == {"local": 2}
+    observed.refresh()
+    assert writer.written == [PATTERNS[Health.ATTENTION]]
