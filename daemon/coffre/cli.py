@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 a job failed; 2 bad usage or invalid configuration;
 3 the daemon is not running; 4 permission refused; 5 not found (a path in no
-archive, a find without match); 6 a restore would overwrite files.
+archive, a find without match); 6 a restore would overwrite files; 7 a
+backup made its archive with borg's warnings (files not backed up).
 """
 
 from __future__ import annotations
@@ -104,11 +105,19 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
             print(f"  not initialised: run `coffre target init {name}`")
         ok = target["last_success"]
         if ok:
+            # The last archive made; one with borg's warnings is never called a success.
+            partial = ok.get("outcome") == "warning"
             print(
-                f"  last success: {when(ok['finished_at'])}, archive {ok['archive']}, "
+                f"  last {'backup (PARTIAL)' if partial else 'success'}: "
+                f"{when(ok['finished_at'])}, archive {ok['archive']}, "
                 f"{ok['nfiles']} files, {size(ok['original_size'])} "
                 f"({size(ok['deduplicated_size'])} new), {ok['duration']:.0f} s"
             )
+            if partial:
+                print(
+                    f"  WARNING: {ok['warning_summary']} "
+                    "(`journalctl -u coffre -p warning` names them)"
+                )
         else:
             print("  last success: never")
         failure = target["last_failure"]

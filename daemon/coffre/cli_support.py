@@ -10,6 +10,9 @@ from coffre.config_types import Config
 from coffre.control import Message, request
 
 EXIT_OK, EXIT_FAILED = 0, 1
+#: The job ended, but a backup made its archive with borg's warnings (files not
+#: backed up): a script must not take a partial backup for a success.
+EXIT_WARNINGS = 7
 
 
 def size(n: int | None) -> str:
@@ -83,7 +86,13 @@ def follow(events: Iterable[Message], *, quiet_progress: bool) -> Message:
         elif kind == "target_done":
             if tty:
                 print("\r", end="", file=sys.stderr)
-            if event["ok"]:
+            if event["ok"] and event.get("outcome") == "warning":
+                print(
+                    f"{event['target']}: WARNING, archive {event.get('archive')}: "
+                    f"{event['warning_summary']} (the journal names them)",
+                    file=sys.stderr,
+                )
+            elif event["ok"]:
                 detail = f"archive {event['archive']}" if event.get("archive") else "done"
                 print(f"{event['target']}: ok, {detail}", file=sys.stderr)
             else:
@@ -93,9 +102,16 @@ def follow(events: Iterable[Message], *, quiet_progress: bool) -> Message:
 
 
 def job_exit(final: Message) -> int:
+    """The exit code of a job's final event: EXIT_FAILED when a target failed, else
+    EXIT_WARNINGS when a backup ended with warnings, else EXIT_OK."""
     raise_if_error(final)
     if final.get("event") != "result":
         return EXIT_FAILED
     if not final.get("ok") and "error" in final:
         print_error(final["error"], sys.stderr)
-    return EXIT_OK if final.get("ok") else EXIT_FAILED
+    if not final.get("ok"):
+        return EXIT_FAILED
+    targets = final.get("targets", {})
+    if any(t.get("outcome") == "warning" for t in targets.values() if isinstance(t, dict)):
+        return EXIT_WARNINGS
+    return EXIT_OK

@@ -28,7 +28,7 @@ from coffre.errors import (
 from coffre.model import Archive
 from coffre.pruning import apply_retention, known_archives
 from coffre.services import Services
-from coffre.state import SUCCESS, DiskRecord, RunStats
+from coffre.state import COMPLETED, DiskRecord, RunStats
 from coffre.targets.usb import UsbRepository
 
 PowerOff = Callable[[str, str | None], Awaitable[None]]
@@ -67,7 +67,8 @@ async def run_disk_job(
     disk = repo.disk()
     # The finished one: the run of this very job is already recorded, running.
     previous = state.last_finished_run(repo.name, "backup")
-    recovering = previous is not None and previous.outcome != SUCCESS
+    # One with warnings ended well: borg made its archive and left the repository sound.
+    recovering = previous is not None and previous.outcome not in COMPLETED
     stats: RunStats | None = None
     details: dict[str, Any] = {"recovered": recovering}
     failure: CoffreError | None = None

@@ -215,7 +215,21 @@ class Executor:
             )
         else:
             self._incidents.recorded(target, kind)
-        if log_ids:
+        # borg's warnings: the archive is made but lacks (or doubts) files, never "succeeded".
+        warned = stats.warnings if stats is not None else None
+        if log_ids and warned is not None:
+            logger.warning(
+                "%s of %s ended with warnings: archive %s; %s",
+                kind,
+                target,
+                stats.archive,
+                warned.summary,
+                extra={
+                    "MESSAGE_ID": logs.MSG_BACKUP_WARNING,
+                    "COFFRE_FILES_NOT_BACKED_UP": str(warned.not_backed_up),
+                },
+            )
+        elif log_ids:
             logger.info(
                 "%s of %s succeeded%s",
                 kind,
@@ -223,6 +237,14 @@ class Executor:
                 f": archive {stats.archive}" if stats else "",
                 extra={"MESSAGE_ID": log_ids[1]},
             )
+        if warned is not None:
+            return {
+                "ok": True,
+                **details,
+                "outcome": "warning",
+                "not_backed_up": warned.not_backed_up,
+                "warning_summary": warned.summary,
+            }
         return {"ok": True, **details}
 
     def _failed(
