@@ -201,7 +201,8 @@ class DiskWatch:
         rows = []
         for disk in disks:
             where = rotation(disk, disks, now, self._config.usb)
-            last = self._state.last_run(disk.name, "backup", outcome="success")
+            # A partial backup (warnings) made its archive: it is the disk's last backup.
+            last = self._state.last_completed(disk.name)
             failure = self._state.last_failure(disk.name)
             if failure is not None and last is not None and failure.id < last.id:
                 failure = None  # a later success settled it
