@@ -7,10 +7,13 @@ Each asks the daemon (which owns disks and repositories) and says who asks:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
+import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -50,11 +53,28 @@ def add_parsers(sub: Any) -> None:
     restore.add_argument("--overwrite", action="store_true", help="replace files that exist")
     restore.add_argument("--json", action="store_true")
 
-    browse = sub.add_parser("browse", help="look through archives in a read-only folder")
+    browse = sub.add_parser(
+        "browse",
+        help="look through archives in a read-only folder",
+        description="Mount the archives read-only; print the folder's path on the first line "
+        "of stdout. On a terminal a shell opens inside it and the mount ends with the shell. "
+        "Otherwise (a script), or with --for, the mount lasts until --for SECONDS are over, "
+        "the command gets SIGTERM, SIGINT or SIGHUP, or its standard input, if it is a pipe, "
+        "ends (/dev/null or a file count for nothing); the command exits once it is unmounted. "
+        "In every case the box ends it after restore.browse_idle seconds unused and "
+        "restore.browse_max seconds at most.",
+    )
     browse.add_argument("--target", metavar="NAME")
     which = browse.add_mutually_exclusive_group()
     which.add_argument("--archive", metavar="NAME")
     which.add_argument("--date", metavar="YYYY-MM-DD")
+    browse.add_argument(
+        "--for",
+        dest="hold_for",
+        type=_seconds,
+        metavar="SECONDS",
+        help="keep the mount that long, then unmount; no shell, even on a terminal",
+    )
 
     key = sub.add_parser("key", help="escrow of the repositories' keys")
     actions = key.add_subparsers(dest="key_command", required=True, metavar="ACTION")
@@ -172,7 +192,10 @@ def cmd_restore(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_browse(args: argparse.Namespace, cfg: Config) -> int:
-    """Run ``coffre browse``: mount, then a shell inside (a terminal) or wait for end of input."""
+    """Run ``coffre browse``: mount, then a shell inside (a terminal) or hold it (a script).
+
+    Without a terminal, or with ``--for``: see ``_hold_without_shell``.
+    """
     held: list[socket.socket] = []
     events = iter(
         _ask(
@@ -195,10 +218,23 @@ def cmd_browse(args: argparse.Namespace, cfg: Config) -> int:
     path = event["path"]
     sock = held[0]
     daemon = peer_pid(sock)
+    # No stdin at all (fd 0 closed) leaves sys.stdin None: a script.
+    shell = args.hold_for is None and sys.stdin is not None and sys.stdin.isatty()
+    watch_input = not shell and _input_is_a_pipe()
+    release = None if shell else _Release(sock)  # before the path: a script may signal at once
     print(path, flush=True)
     idle = cfg.restore.browse_idle
+    ends = (
+        ["the shell exits"]
+        if shell
+        else [
+            *([f"{args.hold_for} s are over"] if args.hold_for is not None else []),
+            *(["this command's input ends"] if watch_input else []),
+            "this command is stopped (SIGTERM, SIGINT, SIGHUP)",
+        ]
+    )
     print(
-        f"read-only; unmounted when this command ends, or after {idle // 60 or 1} min unused",
+        f"read-only; unmounted when {' or '.join(ends)}, or after {idle // 60 or 1} min unused",
         file=sys.stderr,
     )
     stop = threading.Event()
@@ -210,24 +246,26 @@ def cmd_browse(args: argparse.Namespace, cfg: Config) -> int:
     own = _mount_namespace("self") == _mount_namespace(str(daemon))
     enter = ["nsenter", f"--mount=/proc/{daemon}/ns/mnt", "--"]
     try:
-        if sys.stdin.isatty():
-            shell = os.environ.get("SHELL") or "/bin/sh"
+        if release is None:
+            program = os.environ.get("SHELL") or "/bin/sh"
             print("a shell opens inside it: type `exit` to leave", file=sys.stderr)
             if own:
-                subprocess.run([shell], cwd=path, check=False)
+                subprocess.run([program], cwd=path, check=False)
             else:
                 # Not `nsenter --wd`: util-linux 2.38 opens that folder before
                 # entering, so the shell would sit in the empty folder under the mount.
                 cd_then_shell = 'cd -- "$1" && exec "$2"'
                 subprocess.run(
-                    [*enter, "/bin/sh", "-c", cd_then_shell, "sh", path, shell], check=False
+                    [*enter, "/bin/sh", "-c", cd_then_shell, "sh", path, program], check=False
                 )
             return EXIT_OK
         if not own:
             print(f"to look inside: sudo {' '.join(enter)} ls {shlex.quote(path)}", file=sys.stderr)
-        return _hold_until_input_ends(events, sock)
+        return _hold_without_shell(events, release, hold_for=args.hold_for, watch_input=watch_input)
     finally:
         stop.set()
+        if release is not None:
+            release.restore_signals()
 
 
 def _mount_namespace(pid: str) -> str:
@@ -247,25 +285,116 @@ def _ping_while_used(sock: socket.socket, path: Path, idle: int, stop: threading
                 return
 
 
-def _hold_until_input_ends(events: Iterator[Message], sock: socket.socket) -> int:
-    """Not a terminal (a script): hold the mount until our input ends or the daemon ends it."""
+def _seconds(text: str) -> int:
+    """``--for``'s value: a whole number of seconds, at least 1 (ArgumentTypeError otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 second, got {value}")
+    return value
 
-    def hang_up_at_eof() -> None:
+
+def _input_is_a_pipe() -> bool:
+    """Whether our standard input is a pipe or a socket: then its end ends a browse.
+
+    A script's background job gets /dev/null as input (POSIX sh), which ends
+    at once: /dev/null, a file, a closed input count for nothing, else such
+    a browse would unmount within the second. Raises nothing.
+    """
+    try:
+        mode = os.fstat(0).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+#: Signals that end a browse held by a script, which then waits for the unmount.
+ENDING_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class _Release:
+    """Ends a browse held without a shell, once, for the first reason that comes.
+
+    Made, it catches ENDING_SIGNALS not ignored (until ``restore_signals``): a
+    signal releases the mount instead of killing the command; a second one kills.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._lock = threading.Lock()
+        #: Why it was released (None: not by us; the daemon ended it).
+        self.reason: str | None = None
+        # A signal ignored from the start stays so: a shell ignores SIGINT for
+        # its background jobs, and a Ctrl-C meant for the script is not ours.
+        self._previous = {
+            s: signal.signal(s, self._on_signal)
+            for s in ENDING_SIGNALS
+            if signal.getsignal(s) is not signal.SIG_IGN
+        }
+
+    def __call__(self, reason: str) -> None:
+        """Release the mount (``reason`` is shown); later calls do nothing. Raises nothing."""
+        with self._lock:
+            if self.reason is not None:
+                return
+            self.reason = reason
+        # Half-close: the daemon reads our end and unmounts, and we still read
+        # its answer, so that the mount is gone when this command exits.
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_WR)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        for ending in self._previous:
+            signal.signal(ending, signal.SIG_DFL)  # a second one ends us at once
+        self(signal.Signals(signum).name)
+
+    def restore_signals(self) -> None:
+        """Put back the handlers found at creation."""
+        for ending, handler in self._previous.items():
+            signal.signal(ending, handler)
+
+
+def _hold_without_shell(
+    events: Iterator[Message], release: _Release, *, hold_for: int | None, watch_input: bool
+) -> int:
+    """Hold the mount until ``hold_for`` seconds, a signal (``release``), the end of a
+    piped input (``watch_input``), or the daemon's end of it (idle, longest).
+
+    Returns EXIT_OK once the daemon has answered that it unmounted (or went
+    away), after printing why and after how long. Raises nothing of its own.
+    """
+
+    def release_at_eof() -> None:
         # os.read, not sys.stdin: a thread blocked in a buffered read holds
         # its lock, and the interpreter aborts at exit when it cannot take it.
-        while os.read(sys.stdin.fileno(), 65536):
-            pass
-        sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            while os.read(0, 65536):
+                pass
+        release("end of input")
 
-    threading.Thread(target=hang_up_at_eof, daemon=True).start()
+    if watch_input:
+        threading.Thread(target=release_at_eof, daemon=True).start()
+    timer = None
+    if hold_for is not None:
+        timer = threading.Timer(hold_for, release, args=(f"--for {hold_for} s over",))
+        timer.daemon = True
+        timer.start()
     try:
         for event in events:
             if event.get("event") == "result":
                 _, outcome = _outcome(event)
-                print(f"unmounted ({outcome.get('ended', 'ended')})", file=sys.stderr)
+                mounted_for = outcome.get("mounted_for")
+                after = "" if mounted_for is None else f" after {mounted_for:.0f} s"
+                ended = release.reason or outcome.get("ended", "ended")
+                print(f"unmounted ({ended}){after}", file=sys.stderr)
                 break
     except (DaemonUnavailable, OSError):
-        pass  # we hung up ourselves: the daemon unmounts
+        pass  # the daemon went away (it stops): it unmounted on its way out
+    finally:
+        if timer is not None:
+            timer.cancel()
     return EXIT_OK
 
 

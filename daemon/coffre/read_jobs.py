@@ -267,7 +267,10 @@ async def browse_job(
 
     Ends when ``job.released`` is set (the command ended), when nobody has used
     the mount for ``restore.browse_idle`` seconds, or after
-    ``restore.browse_max`` seconds. Returns why it ended.
+    ``restore.browse_max`` seconds. Returns why it ended (``ended``) and how
+    long it was mounted (``mounted_for``, seconds from the mount's appearance
+    to its unmount; None if it never appeared). Raises what ``reachable`` and
+    ``resolve_archive`` raise, and borg's error when the mount fails.
     """
     services = ctx.services
     settings = services.config.restore
@@ -281,15 +284,33 @@ async def browse_job(
         mounted = asyncio.create_task(
             services.borg.run(argv.mount(location, archive_name, str(mountpoint)))
         )
+        mounted_at: float | None = None
+        why: str | None = None  # None: cut short (the daemon stops, an error)
         try:
             await _appeared(mountpoint, mounted)
+            mounted_at = time.monotonic()
             job.publish({"event": "mounted", "path": str(mountpoint), "archive": archive_name})
             why = await _until_done(mountpoint, job, settings.browse_idle, settings.browse_max)
         finally:
             await _unmount(services, mountpoint, mounted)
+            # From the mount's appearance, not from the stop: that is the
+            # time support had the files in front of them.
+            mounted_for = None if mounted_at is None else time.monotonic() - mounted_at
+            if mounted_for is not None:
+                services.logger.info(
+                    "browse of %s: unmounted after %.1fs mounted (%s)",
+                    repo.name,
+                    mounted_for,
+                    why or "cut short",
+                )
     with contextlib.suppress(OSError):
         mountpoint.rmdir()
-    return {"path": str(mountpoint), "archive": archive_name, "ended": why}
+    return {
+        "path": str(mountpoint),
+        "archive": archive_name,
+        "ended": why,
+        "mounted_for": mounted_for,
+    }
 
 
 async def _appeared(mountpoint: Path, mounted: asyncio.Task[Any]) -> None:

@@ -7,8 +7,10 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import select
 import shlex
+import signal
 import subprocess
 import termios
 import time
@@ -438,6 +440,67 @@ def test_browse_mounts_read_only_and_unmounts_when_the_command_ends(
     wait_for(lambda: audit_lines(practice)[-1]["outcome"] != "asked", what="browse's audit line")
     ops = [(line["op"], line["outcome"]) for line in audit_lines(practice)]
     assert ops[-2:] == [("browse", "asked"), ("browse", "ok")]
+
+
+def _browse_without_input(practice: Practice, *args: str) -> subprocess.Popen[str]:
+    """``coffre browse`` as a script's background job runs it: input from /dev/null."""
+    return subprocess.Popen(
+        [binary("coffre"), "browse", *args],
+        env=practice.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_browse_from_a_script_without_input_holds_the_mount_until_stopped(
+    practice: Practice, backed_up: tuple[str, dict[str, str]], daemon: Daemon
+) -> None:
+    archive, at_backup = backed_up
+    browse = _browse_without_input(practice, "--archive", archive)
+    try:
+        assert browse.stdout is not None and browse.stderr is not None
+        mountpoint = Path(browse.stdout.readline().strip())
+        # /dev/null ended at once: it no longer ends the browse within the second.
+        file = mountpoint / str(practice.share).lstrip("/") / "Patients" / "DUPONT Jean"
+        for _ in range(3):
+            digest_now = hashlib.sha256((file / "ordonnance 2026.pdf").read_bytes()).hexdigest()
+            assert digest_now == at_backup["Patients/DUPONT Jean/ordonnance 2026.pdf"]
+        assert browse.poll() is None and _mounted(mountpoint)
+        browse.send_signal(signal.SIGTERM)
+        assert browse.wait(timeout=60) == 0
+        # The command exits once the daemon has unmounted: a script may go on at once.
+        assert not _mounted(mountpoint)
+        said = browse.stderr.read()
+        assert "this command is stopped (SIGTERM, SIGINT, SIGHUP)" in said
+        assert re.search(r"unmounted \(SIGTERM\) after \d+ s", said), said
+    finally:
+        if browse.poll() is None:
+            browse.kill()
+
+
+def test_browse_for_seconds_unmounts_by_itself_and_logs_how_long_it_was_mounted(
+    practice: Practice, backed_up: tuple[str, dict[str, str]], daemon: Daemon
+) -> None:
+    browse = _browse_without_input(practice, "--for", "2")
+    try:
+        assert browse.stdout is not None and browse.stderr is not None
+        mountpoint = Path(browse.stdout.readline().strip())
+        assert _mounted(mountpoint)
+        assert browse.wait(timeout=60) == 0
+        assert not _mounted(mountpoint)
+        said = browse.stderr.read()
+        held = re.search(r"unmounted \(--for 2 s over\) after (\d+) s", said)
+        assert held is not None and int(held[1]) >= 2, said
+    finally:
+        if browse.poll() is None:
+            browse.kill()
+    # Counted from the mount, not from the stop ("stopped after 0.0s" after 41 s).
+    mounted = re.findall(r"browse of local: unmounted after ([\d.]+)s mounted", daemon.logs())
+    assert len(mounted) == 1 and 2.0 <= float(mounted[0]) < 30, daemon.logs()
+    for ran in re.findall(r"borg mount stopped .* having run ([\d.]+)s", daemon.logs()):
+        assert float(ran) >= 2.0
 
 
 def test_browse_ends_by_itself_when_nobody_uses_it(tmp_path: Path) -> None:

@@ -196,7 +196,7 @@ class BorgRunner:
         if stdin is not None:
             assert proc.stdin is not None
             feeder = asyncio.create_task(_feed(proc.stdin, stdin))
-        rc, stdout = await self._wait(proc, stderr, argv, feeder)
+        rc, stdout = await self._wait(proc, stderr, argv, started, feeder)
         duration = time.monotonic() - started
         logs = tuple(stderr.records)
         self._logger.debug("borg run: %s -> rc %d in %.2fs", shlex.join(full_argv), rc, duration)
@@ -224,9 +224,13 @@ class BorgRunner:
         proc: asyncio.subprocess.Process,
         stderr: _StderrReader,
         argv: Sequence[str],
+        started: float,
         feeder: asyncio.Task[None] | None = None,
     ) -> tuple[int, bytes]:
-        """Read borg's output (and feed its stdin) while it runs; return its rc and stdout."""
+        """Read borg's output (and feed its stdin) while it runs; return its rc and stdout.
+
+        ``started`` is when borg was started (time.monotonic), for the log of a stop.
+        """
         assert proc.stdout is not None and proc.stderr is not None
         stdout_task = asyncio.create_task(proc.stdout.read())
         stderr_task = asyncio.create_task(stderr.consume(proc.stderr))
@@ -239,7 +243,7 @@ class BorgRunner:
             # asyncio.wait, unlike await, leaves exit_task running if we are cancelled.
             await asyncio.wait({exit_task})
         except asyncio.CancelledError:
-            await self._stop(proc, exit_task, argv)
+            await self._stop(proc, exit_task, argv, started)
             raise
         finally:
             await _drain(readers, exit_task)
@@ -249,7 +253,11 @@ class BorgRunner:
         return exit_task.result(), stdout_task.result()
 
     async def _stop(
-        self, proc: asyncio.subprocess.Process, exit_task: asyncio.Task[int], argv: Sequence[str]
+        self,
+        proc: asyncio.subprocess.Process,
+        exit_task: asyncio.Task[int],
+        argv: Sequence[str],
+        started: float,
     ) -> None:
         command = argv[0] if argv else ""
         first = _stop_signal(argv)
@@ -275,10 +283,15 @@ class BorgRunner:
                 _kill_group(proc)
                 if not await _exited(exit_task, _KILL_WAIT):
                     self._logger.error("borg %s (pid %d) survives SIGKILL", command, proc.pid)
+            # Both times: "stopped after 0.0s" of a borg mount that served
+            # for 41 s read as if it had never run.
+            now = time.monotonic()
             self._logger.info(
-                "borg %s stopped after %.1fs (rc %s)",
+                "borg %s stopped %.1fs after %s, having run %.1fs (rc %s)",
                 command,
-                time.monotonic() - began,
+                now - began,
+                first.name,
+                now - started,
                 proc.returncode,
             )
 
