@@ -134,13 +134,11 @@ def mode(path: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def deb() -> Path:
-    """The package, built once by ``make deb``."""
+def deb(built_deb: Path) -> Path:
+    """The package, built once per session by ``make deb`` (tests/integration/conftest.py)."""
     needs_root()
-    for tool in ("make", "dpkg-deb", "dpkg-shlibdeps", "lintian", "strip"):
-        binary(tool)
-    built = run("make", "-C", str(REPO), "--no-print-directory", "deb", timeout=1800)
-    path = Path(built.stdout.strip().splitlines()[-1])
+    binary("lintian")
+    path = built_deb
     version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     arch = run("dpkg", "--print-architecture").stdout.strip()
     assert path == REPO / "dist" / f"coffre_{version}-1_{arch}.deb"
