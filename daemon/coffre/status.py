@@ -6,15 +6,11 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from coffre import retention
+from coffre.clock import local_iso
 from coffre.config_types import Config
 from coffre.jobs import JobQueue
 from coffre.state import RunRecord, State
 from coffre.targets.offsite import status_of as offsite_status
-
-
-def _iso(moment: datetime | None, tz: tzinfo) -> str | None:
-    """ISO 8601 in the box's timezone: support reads these times as the practice lives them."""
-    return None if moment is None else moment.astimezone(tz).isoformat()
 
 
 def _run(run: RunRecord | None, tz: tzinfo) -> dict[str, Any] | None:
@@ -24,8 +20,8 @@ def _run(run: RunRecord | None, tz: tzinfo) -> dict[str, Any] | None:
         return None
     warnings = run.warnings
     return {
-        "started_at": _iso(run.started_at, tz),
-        "finished_at": _iso(run.finished_at, tz),
+        "started_at": local_iso(run.started_at, tz),
+        "finished_at": local_iso(run.finished_at, tz),
         "outcome": run.outcome,
         "duration": run.duration,
         "error_kind": run.error_kind,
@@ -55,7 +51,7 @@ def archives_report(config: Config, state: State, target: str, now: datetime) ->
         "archives": [
             {
                 "name": a.name,
-                "time": _iso(a.time, tz),
+                "time": local_iso(a.time, tz),
                 "reasons": reasons.get(a.name, []),
                 "ours": a.name.startswith(policy.prefix + "-"),
             }
@@ -84,7 +80,7 @@ def key_escrow(config: Config, state: State, tz: tzinfo) -> list[dict[str, Any]]
         {
             "target": name,
             "repository_id": repository_id,
-            "exported_at": _iso(state.key_exported_at(repository_id), tz),
+            "exported_at": local_iso(state.key_exported_at(repository_id), tz),
         }
         for name, repository_id in repositories
         if repository_id is not None
@@ -121,12 +117,17 @@ def build(
             **archives_report(config, state, target.name, now),
         }
         if target.kind == "offsite":
-            targets[target.name]["offsite"] = offsite_status(state, target.name)
+            offsite = offsite_status(state, target.name)
+            checked = offsite["checked_at"]
+            if checked is not None:
+                # Stored in UTC; shown, as every time of status, in the box's timezone.
+                offsite["checked_at"] = local_iso(datetime.fromisoformat(checked), tz)
+            targets[target.name]["offsite"] = offsite
     return {
         "key_escrow": key_escrow(config, state, tz),
-        "now": _iso(now, tz),
+        "now": local_iso(now, tz),
         "timezone": tz.key,
-        "next_nightly": _iso(next_nightly, tz),
+        "next_nightly": local_iso(next_nightly, tz),
         "running": queue.running.describe() if queue.running else None,
         "queued": [
             job.describe()

@@ -243,3 +243,23 @@ def test_retention_on_an_offsite_target_deletes_but_never_compacts(tmp_path: Pat
     assert result["ok"] is True, result
     assert [c[0][0] for c in runner.calls] == ["create", "delete"]
     assert all("BORG_RSH" in env for _, env in runner.calls)
+
+
+def test_status_gives_the_hosts_last_check_in_the_boxs_timezone(tmp_path: Path) -> None:
+    from coffre import status
+    from coffre.jobs import JobEvent, JobQueue
+
+    checked = datetime(2026, 11, 29, 0, 30, tzinfo=UTC)
+    clock = Clock(checked)
+    services = _services(tmp_path, FakeRunner(), clock)
+    offsite.record_preflight(services, "hds1", checked, None)
+
+    async def build() -> dict[str, Any]:
+        async def idle(job: Job) -> JobEvent:
+            return {"event": "result", "ok": True}
+
+        return status.build(services.config, services.state, JobQueue(idle), checked, None)
+
+    report = asyncio.run(build())
+    # 00:30 UTC is 01:30 in Paris: the time support reads beside the archive names.
+    assert report["targets"]["hds1"]["offsite"]["checked_at"] == "2026-11-29T01:30:00+01:00"
