@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sqlite3
 import time
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +33,7 @@ from coffre.audit import AuditLog, audit_path
 from coffre.borg.env import BorgEnvironment, default_binary
 from coffre.borg.runner import BorgRunner
 from coffre.clock import Clock
-from coffre.config_types import Config
+from coffre.config_types import Config, LocalTarget
 from coffre.control import Client, Message, Send, serve
 from coffre.disk_events import DiskWatch
 from coffre.errors import CoffreError, PassphraseUnavailable, UsageError
@@ -368,6 +369,7 @@ class Daemon:
         enough for every tick and every ``coffre status``. Raises nothing.
         """
         problems = [str(p) for p in config_checks.check_environment(self._config)]
+        problems += self._missing_repositories()
         appeared, gone = self.incidents.set_box_problems(problems)
         for problem in appeared:
             self._logger.error(
@@ -384,6 +386,26 @@ class Daemon:
         if gone and not self.incidents.box_problems:
             self._retry_failed_backups()
         return self.incidents.box_problems
+
+    def _missing_repositories(self) -> list[str]:
+        """The initialised local targets whose repository folder is gone (its volume not
+        mounted, or it was removed): each backup of them would fail. Raises nothing."""
+        if self._state is None:
+            return []
+        missing = []
+        for target in self._config.targets:
+            if not isinstance(target, LocalTarget) or target.path.exists():
+                continue
+            try:
+                initialised = self._state.repository_id(target.name) is not None
+            except (CoffreError, sqlite3.Error):
+                continue  # state's own trouble is shown by the jobs that need it
+            if initialised:
+                missing.append(
+                    f"target {target.name}: its repository {target.path} is missing "
+                    "(is its volume mounted?)"
+                )
+        return missing
 
     def _retry_failed_backups(self) -> None:
         """Back up again the configured targets whose last backup failed (a box problem solved)."""

@@ -203,3 +203,35 @@ def test_coffre_leds_stopped_never_fails_the_stop_of_the_unit(tmp_path: Path) ->
     result = practice.coffre("leds", "stopped")
     assert result.returncode == 0
     assert "cannot set the LED coffre:red" in result.stderr
+
+
+def test_a_repository_whose_volume_is_not_mounted_is_shown_and_backed_up_once_back(
+    tmp_path: Path,
+) -> None:
+    practice = _practice(tmp_path)
+    daemon = Daemon(practice, watchdog_usec=WATCHDOG_USEC).ready()
+    try:
+        practice.coffre("target", "init", "local", check=True)
+        assert practice.coffre("backup", "--wait", timeout=120).returncode == 0
+        away = tmp_path / "depot.unmounted"
+        practice.repository().rename(away)
+        wait_for(
+            lambda: any("its repository" in p for p in practice.status()["problems"]),
+            what="the missing repository to be shown",
+        )
+        assert f"target local: its repository {practice.repository()} is missing" in (
+            practice.coffre("status", check=True).stdout
+        )
+        _lights(practice, FAILURE, "failure")
+        assert practice.coffre("backup", "--wait", timeout=120).returncode == 1
+
+        away.rename(practice.repository())
+        wait_for(
+            lambda: practice.status()["targets"]["local"]["last_attempt"]["outcome"] == "success",
+            timeout=120,
+            what="the failed backup to run again once the volume is back",
+        )
+        _lights(practice, OK, "ok")
+        assert len(practice.archive_names()) == 2
+    finally:
+        daemon.stop()
