@@ -7,9 +7,10 @@ the daemon's state, the share) lands there and nowhere else. Inside
 sys, dev, run and tmp, becomes the namespace's root (``pivot_root``: with a
 mere ``chroot`` the namespace's root would stay the host's, and ``nsenter
 --mount``, as ``coffre browse`` runs it, would land there), and
-``/lib/systemd/systemd`` is exec'ed with ``container=other``. The network namespace is the host's: udev events
-(the host's udevd re-broadcasts them) reach the daemon, and the loopback sshd
-and the metrics endpoint are the host's 127.0.0.1.
+``/lib/systemd/systemd`` is exec'ed with ``container=other``. The network
+namespace is the host's: udev events (the host's udevd re-broadcasts them)
+reach the daemon, and the loopback sshd and the metrics endpoint are the
+host's 127.0.0.1.
 
 Units that would fight the host are masked before boot: the container's own
 udevd and udev trigger (the host's udevd runs; a second one would race it, a
@@ -38,7 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.integration.harness import wait_for
-from tests.parts import binary
+from tests.parts import binary, missing
 
 SYSTEMD = Path("/lib/systemd/systemd")
 #: The PATH of commands run in the box.
@@ -137,6 +138,8 @@ class Appliance:
     # --- life -----------------------------------------------------------------
 
     def boot(self, timeout: float = 120) -> None:
+        if not SYSTEMD.exists():
+            missing(f"systemd ({SYSTEMD})")
         for directory in (self.upper, self.work, self.mountpoint):
             directory.mkdir(parents=True)
         etc = self.upper / "etc"
