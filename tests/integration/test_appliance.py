@@ -45,8 +45,6 @@ from tests.integration.sshd import Host
 from tests.integration.usb import LoopDisk, ensure_udevd, settle
 from tests.parts import binary, in_ci
 
-pytestmark = pytest.mark.machine
-
 REPO = Path(__file__).resolve().parents[2]
 UNIT = "coffre.service"
 #: What the LEDs show while no daemon runs (``coffre leds stopped``, ExecStopPost=).
@@ -209,6 +207,12 @@ def test_run_is_read_only_for_the_daemon_but_run_coffre(box: Appliance) -> None:
     }
     # The same probe outside the service: /run is writable there, the probe is fair.
     assert box.run("touch", "/run/.probe").returncode == 0
+    # /dev/shm, shared by every other process of the box, is the service's own.
+    box.run("touch", "/dev/shm/coffre-probe")
+    try:
+        assert in_daemon_namespace(box, "ls -A /dev/shm") == ""
+    finally:
+        box.run("rm", "-f", "/dev/shm/coffre-probe")
 
 
 # --- backups ---------------------------------------------------------------------------

@@ -233,3 +233,4 @@ def test_devices_network_and_privileges(unit: Unit) -> None:
     assert "@mount" in words(unit, "Service", "SystemCallFilter")
     assert "~@resources" in words(unit, "Service", "SystemCallFilter")
     assert one(unit, "Service", "PrivateIPC") == "yes"
+    assert one(unit, "Service", "TemporaryFileSystem") == "/dev/shm"
