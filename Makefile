@@ -19,7 +19,7 @@ APT_PACKAGES := python3-venv python3-dev build-essential pkg-config \
 	bindfs faketime openssh-server openssh-client \
 	prometheus openssl
 
-.PHONY: setup apt venv test unit lint bench run deb clean
+.PHONY: setup apt venv test unit lint bench run deb clean soak
 
 setup: apt venv
 
@@ -51,6 +51,16 @@ unit: setup
 
 test: setup lint
 	$(VENV)/bin/pytest tests
+
+# The long chaos soak (tests/integration/soak.py): SOAK_CYCLES cycles of random faults
+# against a running daemon with its real parts, then the invariants. As root. SOAK_SEED
+# replays a run (the seed is printed first); SOAK_FAULTS=kind,kind narrows the faults.
+SOAK_CYCLES ?= 30
+SOAK_SEED ?=
+SOAK_FAULTS ?=
+soak: setup
+	$(PY) -m tests.integration.soak --cycles $(SOAK_CYCLES) \
+		$(if $(SOAK_SEED),--seed $(SOAK_SEED)) $(if $(SOAK_FAULTS),--faults $(SOAK_FAULTS))
 
 bench: setup
 	$(PIP) install -q -e '.[dev,bench]'
