@@ -97,7 +97,6 @@ if [ -d /run/udev ]; then
     mount --bind /run/udev "$root/run/udev"
     mount -o remount,bind,ro "$root/run/udev"
 fi
-hostname cabinet
 # pivot_root rather than chroot: the overlay must be the root of the mount
 # namespace, as on a box; `nsenter --mount` (coffre browse's shell) lands there.
 cd "$root"
