@@ -30,18 +30,21 @@ every mount made inside live only in the container's mount namespace
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import secrets
 import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 from tests.integration.harness import wait_for
 from tests.parts import binary, missing
 
 SYSTEMD = Path("/lib/systemd/systemd")
+PR_SET_PDEATHSIG = 1
 #: The PATH of commands run in the box.
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -121,6 +124,26 @@ def _cgroup_roots() -> list[Path]:
     return roots
 
 
+def _remove_cgroup(cgroup: Path) -> bool:
+    """Remove ``cgroup`` and its children (each empty of processes); whether it is gone."""
+    for directory in sorted(cgroup.rglob("*/"), key=lambda p: -len(p.parts)):
+        if directory.is_dir():
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+    with contextlib.suppress(OSError):
+        cgroup.rmdir()
+    return not cgroup.exists()
+
+
+def _remove_stale_cgroups(roots: list[Path]) -> None:
+    """The cgroups of boxes whose test process died without cleaning up (SIGKILL)."""
+    for root in roots:
+        for cgroup in root.glob("coffre-appliance-*"):
+            owner = cgroup.name.split("-")[2]
+            if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+                _remove_cgroup(cgroup)
+
+
 class Appliance:
     """A booted box: run commands in it, read its files, drive its systemd."""
 
@@ -149,12 +172,19 @@ class Appliance:
         # A cgroup of its own in each hierarchy systemd uses: the container's
         # systemd takes the cgroup it starts in as its root.
         tag = f"coffre-appliance-{os.getpid()}-{secrets.token_hex(3)}"
-        self.cgroups = [root / tag for root in _cgroup_roots()]
+        roots = _cgroup_roots()
+        _remove_stale_cgroups(roots)
+        self.cgroups = [root / tag for root in roots]
         for cgroup in self.cgroups:
             cgroup.mkdir()
         cgroups = [str(c / "cgroup.procs") for c in self.cgroups]
+        libc = ctypes.CDLL(None, use_errno=True)
 
         def enter_cgroups() -> None:
+            # Should the tests' process die without cleaning up (SIGKILL, a CI
+            # timeout), unshare dies with it, and takes the box along (--kill-child).
+            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+                raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
             for procs in cgroups:
                 with open(procs, "w", encoding="ascii") as out:
                     out.write("0\n")
@@ -234,22 +264,17 @@ class Appliance:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.unshare.pid, signal.SIGKILL)
             self.unshare.wait(timeout=60)
-        for cgroup in self.cgroups:
-            # Children first; every process is gone with the PID namespace, but the
-            # kernel may take a moment to empty the cgroups.
-            def removed(cgroup: Path = cgroup) -> bool:
-                for directory in sorted(cgroup.rglob("*/"), key=lambda p: -len(p.parts)):
-                    if directory.is_dir():
-                        with contextlib.suppress(OSError):
-                            directory.rmdir()
-                with contextlib.suppress(OSError):
-                    cgroup.rmdir()
-                return not cgroup.exists()
-
-            if cgroup.exists():
-                wait_for(removed, timeout=30, what=f"{cgroup} removed")
-        shutil.rmtree(self.upper, ignore_errors=True)
-        shutil.rmtree(self.work, ignore_errors=True)
+        try:
+            for cgroup in self.cgroups:
+                # Every process is gone with the PID namespace, but the kernel may
+                # take a moment to empty the cgroups.
+                if cgroup.exists():
+                    wait_for(partial(_remove_cgroup, cgroup), timeout=30, what=f"{cgroup} removed")
+        finally:
+            # The overlay and every mount of the box were in its own mount
+            # namespace: gone with it. Its files are left: the upper layer.
+            shutil.rmtree(self.upper, ignore_errors=True)
+            shutil.rmtree(self.work, ignore_errors=True)
 
     # --- inside -----------------------------------------------------------------
 
