@@ -496,6 +496,7 @@ def test_systemctl_stop_during_a_backup_checkpoints_and_the_next_backup_resumes(
     box.run("systemctl", "stop", UNIT, timeout=240)
     shown = box.show(UNIT, "ActiveState", "Result")
     assert shown == {"ActiveState": "inactive", "Result": "success"}, shown
+    assert lights(box) == STOPPED  # ExecStopPost=, after a stop too
     # borg was interrupted (SIGINT, from the daemon) and wrote a checkpoint; the
     # interval's (30 min) cannot have come yet.
     checkpoints = [n for n in _borg_list(box) if ".checkpoint" in n]
