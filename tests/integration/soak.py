@@ -50,6 +50,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from coffre import retention
+from coffre.config import load
 from coffre.lanes import RETRIABLE
 from coffre.model import Archive
 from tests.integration.harness import Daemon, fill_share
@@ -183,14 +184,16 @@ class Reported:
         return self.time <= self.changed_at
 
     def differences(self, got: dict[str, str]) -> str:
-        """What in ``got`` (an extraction's manifest) the share never held; "" if none."""
+        """What in ``got`` (an extraction's manifest) the share never held; "" if none:
+        byte-identical to the share after the change, or (an archive that straddles it)
+        file by file to one version or the other."""
+        if got == self.files:
+            return ""
         if not self.straddles:
             missing = sorted(set(self.files) - set(got))[:5]
             extra = sorted(set(got) - set(self.files))[:5]
             changed = sorted(k for k in got if self.files.get(k) not in (None, got[k]))[:5]
-            if missing or extra or changed:
-                return f"missing {missing}, extra {extra}, changed {changed}"
-            return ""
+            return f"missing {missing}, extra {extra}, changed {changed}"
         either = [k for k in got if got[k] not in (self.files.get(k), self.previous.get(k))]
         kept = [k for k in self.files if self.previous.get(k) == self.files[k] and k not in got]
         if either or kept:
@@ -207,7 +210,6 @@ class Summary:
     checks: Counter[str] = field(default_factory=Counter)
     verified: int = 0
     duration: float = 0.0
-    log: list[str] = field(default_factory=list)
     error: str = ""
 
     def check(self, name: str) -> None:
@@ -404,15 +406,18 @@ class Soak:
             if fault in BEFORE_JOB:
                 held.append(self._inject_before(fault))
         struck: dict[str, bool] = {}
-        killed = False
+        killed = mid_disk = False
         if "usb_pull" in faults:
             # Alone on the main lane: the disk's job, then the backup asked.
             struck["usb_pull"] = self._pull_disk()
+        elif "daemon_kill" in faults and self.draws.random() < 0.35:
+            # The daemon dies with a disk mounted for its job, not mid-backup.
+            struck["daemon_kill"] = mid_disk = self._kill_daemon_mid_disk_job()
         client = self._start_backup()
         # The job backs the local target up, then uploads: faults strike in that order.
         if "borg_kill" in faults:
             struck["borg_kill"] = self._kill_borg()
-        if "daemon_kill" in faults:
+        if "daemon_kill" in faults and not mid_disk:
             struck["daemon_kill"] = killed = self._kill_daemon()
         if "sshd_kill" in faults:
             struck["sshd_kill"] = self._cut_host()
@@ -425,6 +430,9 @@ class Soak:
                 self.summary.outcomes[(fault, "missed (job ended first)")] += 1
             elif fault == "usb_pull":
                 self.summary.outcomes[(fault, f"disk job {self.disk_outcome}")] += 1
+            elif fault == "daemon_kill" and mid_disk:
+                outcome = f"mid-disk-job, after restart: disk job {self.disk_outcome}"
+                self.summary.outcomes[(fault, outcome)] += 1
             else:
                 self.summary.outcomes[(fault, outcomes)] += 1
         for heal in reversed(held):
@@ -614,6 +622,36 @@ class Soak:
             self.summary.check("a failed disk job shows in disk list, metrics and LEDs")
         return result
 
+    def _kill_daemon_mid_disk_job(self) -> bool:
+        """Plug the disk in, SIGKILL the daemon while the disk is mounted for its job,
+        start it again (as systemd) with the disk still in: it must end safe to remove,
+        or its failure show, and nothing stay mounted."""
+        before = self._disk_row()
+        device = self.disk.plug()
+        deadline = time.monotonic() + JOB_BOUND
+        while not mounts_of(device):
+            if not self.disk.attached() or time.monotonic() > deadline:
+                self.disk_outcome = self._disk_job_shown(before)
+                return False  # the job ended (powered off) between two looks
+            time.sleep(0.01)
+        assert self.daemon is not None
+        self.daemon.kill()
+        self.say(f"  daemon killed while the disk was mounted at {mounts_of(device)}")
+        self._play_systemd()
+        self.disk_outcome = self._disk_job_shown(before)
+        row = self._disk_row()
+        if not row["safe_to_remove"]:
+            self.say(f"  the disk is not safe to remove after the restart: {row}")
+            seen = row["last_seen"]
+            self.disk.unplug()
+            poll(lambda: not self.disk.attached(), timeout=60, what="the loop device to go")
+            self.disk.plug()
+            self._wait_disk_safe(seen)
+            if self._disk_row()["last_failure"] is not None:
+                raise InvariantBroken(f"the disk plugged again failed: {self._disk_row()}")
+            self.summary.check("disk plugged back: its job ends safe to remove")
+        return True
+
     def _plug_back(self) -> None:
         """Mend the cable, plug the disk in again: its job must end safe to remove."""
         seen = self._disk_row()["last_seen"]
@@ -682,7 +720,7 @@ class Soak:
                 if f"{target}: FAILED" in self.last_stderr:
                     # Failed before state could record the run (a full state disk):
                     # the box's problems must say so.
-                    kinds.append(f"{target}: {self._shown(target, recorded=False)}")
+                    kinds.append(f"{target} {self._shown(target, recorded=False)}")
                 continue
             poll(
                 functools.partial(self._ended, target),
@@ -691,14 +729,14 @@ class Soak:
             )
             kind = self._shown(target)
             if kind != "ok":
-                kinds.append(f"{target}: {kind}")
+                kinds.append(f"{target} {kind}")
         if rc == 0 and kinds:
             raise InvariantBroken(f"`backup --wait` exited 0 but {kinds}")
         if rc != 0 and not kinds and "daemon_kill" not in faults:
             raise InvariantBroken(
                 f"`backup --wait` exited {rc}, no failure shown:\n{self.last_stderr}"
             )
-        return "failed visibly" if kinds else "succeeded anyway"
+        return f"failed visibly [{', '.join(kinds)}]" if kinds else "succeeded anyway"
 
     def _ended(self, target: str) -> bool:
         return bool(
@@ -719,7 +757,7 @@ class Soak:
                 problems = [p for p in status["problems"] if target in p]
                 series = parse(self.practice.scrape())
                 in_metrics = series.get(("coffre_health", frozenset({("state", "failure")}))) == 1
-                result = f"not recorded ({'; '.join(problems)})"
+                result = "unrecorded, in problems"
                 return bool(problems) and in_metrics and self.practice.lights()["red"] != "off"
             if attempt["outcome"] == "success":
                 name = attempt["archive"]
@@ -741,7 +779,7 @@ class Soak:
             # lane and turns the lights only once the copy is late: status and metrics.
             by_design = target == HOST and attempt["error_kind"] in RETRIABLE
             red = lights["red"] != "off" or by_design
-            result = f"{attempt['outcome']} ({attempt['error_kind']})"
+            result = str(attempt["error_kind"] or attempt["outcome"])
             seen[:] = [
                 f"attempt {attempt['outcome']} ({attempt['error_kind']}), "
                 f"problems {status['problems']}, metrics ok={in_metrics}, lights {lights}"
@@ -755,7 +793,7 @@ class Soak:
             raise InvariantBroken(f"{error}: {' '.join(seen)}") from None
         if result == "ok":
             self.summary.check("an 'ok' attempt made a new archive borg lists")
-        elif target == HOST and result.split("(")[-1].rstrip(")") in RETRIABLE:
+        elif target == HOST and result in RETRIABLE:
             self.summary.check("an offsite cut shows in status and metrics")
         else:
             self.summary.check("a failed attempt shows in status, metrics and LEDs")
@@ -869,6 +907,8 @@ class Soak:
             share = into / str(self.practice.share).lstrip("/")
             got = manifest(share) if share.exists() else {}
             wrong = reported.differences(got)
+            if not wrong and got != reported.files:
+                self.summary.check("(of which begun mid-change: file by file)")
             if wrong:
                 raise InvariantBroken(
                     f"{target}::{name} (cycle {reported.cycle}) differs from the share: {wrong}"
@@ -893,8 +933,6 @@ class Soak:
                     self.previous,
                     self.changed_at,
                 )
-                if self.reported[(target, name)].straddles:
-                    self.summary.check("(of which begun by the daemon mid-change: file by file)")
                 if target != DISK:
                     self._verify(target, name)
                     self.summary.check("a new archive extracts byte-identical")
@@ -935,15 +973,25 @@ class Soak:
                     self.summary.check("at the end: a kept archive extracts byte-identical")
                     continue
                 gone = Archive(time=_time_of(name, tz), name=name)
-                plan = retention.plan(
-                    [*archives, gone], prefix=self.practice.prefix, daily=3, monthly=2, tz=tz
-                )
-                if any(k.archive.name == name for k in plan.keep):
+                if self._kept([*archives, gone], name):
                     raise InvariantBroken(f"{target}::{name} is gone but retention keeps it")
                 self.summary.check("at the end: a gone archive was retention's to delete")
         self._stop_daemon()
         self.daemon = None
         self._verify_disk(tz)
+
+    def _kept(self, archives: list[Archive], name: str) -> bool:
+        """Whether retention, given ``archives``, keeps archive ``name`` (coffre's own plan,
+        with the policy of the practice's configuration)."""
+        policy = load(self.practice.config, check_files=False).retention
+        plan = retention.plan(
+            archives,
+            prefix=policy.prefix,
+            daily=policy.daily,
+            monthly=policy.monthly,
+            tz=ZoneInfo(self.practice.timezone),
+        )
+        return any(k.archive.name == name for k in plan.keep)
 
     def _verify_disk(self, tz: ZoneInfo) -> None:
         """The daemon stopped, the disk's image is mounted read-only to check its archives."""
@@ -966,10 +1014,7 @@ class Soak:
                     continue
                 if name not in names:
                     gone = Archive(time=_time_of(name, tz), name=name)
-                    plan = retention.plan(
-                        [*archives, gone], prefix=self.practice.prefix, daily=3, monthly=2, tz=tz
-                    )
-                    if any(k.archive.name == name for k in plan.keep):
+                    if self._kept([*archives, gone], name):
                         raise InvariantBroken(f"{DISK}::{name} is gone but retention keeps it")
                     self.summary.check("at the end: a gone archive was retention's to delete")
                     continue
