@@ -85,6 +85,10 @@ SHORT_FAULTS = tuple(f for f in FAULTS if f != "clock_jump")
 #: Days the clock jumps forward (a month's change now and then).
 JUMPS = (1, 1, 2, 6, 17, 31)
 DISK = "disque-a"
+#: The unit's watchdog, shorter: the daemon ticks (and pings) every 2 s.
+WATCHDOG_USEC = 4_000_000
+#: What the daemon logs when it queues a nightly run (a missed one too).
+NIGHTLY_QUEUED = "nightly run due at"
 HOST = "hds1"
 LOCAL = "local"
 #: The bound of any one job (a hung lane is one that exceeds it).
@@ -265,6 +269,7 @@ class Soak:
         self.listed: dict[str, set[str]] = {LOCAL: set(), HOST: set(), DISK: set()}
         self.big = 0
         self.last_stderr = ""
+        self.pings = 0
         self.disk_outcome = ""
         self.before: dict[str, str | None] = {}
         self.files: dict[str, str] = {}
@@ -339,7 +344,9 @@ class Soak:
                 "FAKETIME_NO_CACHE": "1",
                 "FAKETIME_DONT_FAKE_MONOTONIC": "1",
             }
-        self.daemon = Daemon(self.practice, env=env).ready()
+        # A watchdog as the unit's: the daemon pings it only while every lane lives.
+        self.daemon = Daemon(self.practice, env=env, watchdog_usec=WATCHDOG_USEC).ready()
+        self.pings = 0
 
     def _stop_daemon(self) -> None:
         if self.daemon is not None:
@@ -402,7 +409,8 @@ class Soak:
             self.summary.faults[fault] += 1
         before = self.before = self._attempts()
         held: list[Callable[[], None]] = []
-        for fault in faults:
+        # The clock first: the nightly run it makes due runs on a sound box, alone.
+        for fault in sorted(faults, key=lambda f: f != "clock_jump"):
             if fault in BEFORE_JOB:
                 held.append(self._inject_before(fault))
         struck: dict[str, bool] = {}
@@ -496,8 +504,20 @@ class Soak:
         if fault == "clock_jump":
             jump = self.draws.choice(JUMPS)
             self.days += jump
+            assert self.daemon is not None
+            daemon = self.daemon
+            nightlies = daemon.logs().count(NIGHTLY_QUEUED)
             self.clock_file.write_text(f"+{self.days}d\n")
             self.say(f"  the clock jumps {jump} day(s) forward (+{self.days} d in all)")
+            # Whole days always pass the nightly time: the daemon's next tick (half the
+            # watchdog's period) queues the missed run; it runs before the job asked.
+            poll(
+                lambda: daemon.logs().count(NIGHTLY_QUEUED) > nightlies,
+                timeout=60,
+                what="the nightly run missed by the jump to be queued",
+            )
+            self.summary.check("a clock jump's missed nightly run is queued")
+            self._wait_idle()
             return lambda: None
         raise AssertionError(fault)
 
@@ -841,17 +861,18 @@ class Soak:
     # --- archives --------------------------------------------------------------------------
 
     def _borg_json(self, target: str, *args: str) -> dict[str, Any]:
+        """``borg ARGS REPOSITORY --json`` by hand on ``target``'s repository, as support."""
         if target == LOCAL:
-            out = self.practice.borg(*args[:-1], str(self.practice.repository(LOCAL))).stdout
+            out = self.practice.borg(*args, str(self.practice.repository(LOCAL))).stdout
         elif target == HOST:
-            out = self.host.admin_borg(self.admin_base, *args[:-1], self.host.url).stdout
+            out = self.host.admin_borg(self.admin_base, *args, self.host.url).stdout
         else:
             raise AssertionError(target)
         loaded: dict[str, Any] = json.loads(out)
         return loaded
 
     def _archives(self, target: str) -> list[Archive]:
-        listed = self._borg_json(target, "list", "--json", "--lock-wait", "60", "REPO")
+        listed = self._borg_json(target, "list", "--json", "--lock-wait", "60")
         return [
             Archive(
                 time=datetime.fromisoformat(a["time"]).replace(tzinfo=UTC),
@@ -943,6 +964,15 @@ class Soak:
             raise InvariantBroken(f"the daemon exited {self.daemon.process.returncode}")
         self.practice.coffre("status", check=True)
         self.summary.check("the daemon still serves")
+        notify = self.daemon.notify
+
+        def pinged() -> bool:
+            notify.drain()
+            return sum(m.get("WATCHDOG") == "1" for m in notify.messages) > self.pings
+
+        poll(pinged, timeout=WATCHDOG_USEC / 1e6, what="a watchdog ping (every lane alive)")
+        self.pings = sum(m.get("WATCHDOG") == "1" for m in notify.messages)
+        self.summary.check("the watchdog is still pinged")
 
     def _no_strays(self) -> None:
         ours = {str(self.practice.state_dir), str(self.cable.view)}
