@@ -19,7 +19,7 @@ from typing import Protocol
 from tests.integration.harness import PASSPHRASE, Practice
 
 from coffre.borg import argv as borg_argv
-from coffre.model import Archive
+from coffre.core.model import Archive
 
 #: coffre's defaults, which every side of a comparison uses.
 COMPRESSION = "zstd,3"

@@ -5,7 +5,7 @@ set (every archive kept, every slot filled); tonight's archive makes exactly
 one of them fall out, as a real night does. Which archives those are
 depends on today's date in the box's timezone (the first days of a month
 overlap the daily and monthly slots), so the history is derived from ``now``
-and checked with :func:`coffre.retention.plan` rather than trusted.
+and checked with :func:`coffre.core.retention.plan` rather than trusted.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from coffre import retention
-from coffre.backup import archive_name
-from coffre.model import Archive
+from coffre.core import retention
+from coffre.core.model import Archive
+from coffre.jobs.backup import archive_name
 
 DAILY, MONTHLY = 3, 2
 

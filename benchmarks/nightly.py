@@ -37,9 +37,9 @@ from benchmarks.common import (
     median,
 )
 from benchmarks.history import History
-from coffre import config as coffre_config
 from coffre.borg.env import BorgEnvironment
-from coffre.config_types import Config
+from coffre.config import loader as coffre_config
+from coffre.core.config_types import Config
 
 #: The watchdog of the measured daemon: a ping each second (half of it), so
 #: that an idle window of a few seconds sees enough pings to count.

@@ -46,11 +46,11 @@ from benchmarks.common import (
     venv_binary,
 )
 from benchmarks.nightly import Nights, NotifyPump, RunningDaemon, comparison, far_from_now
-from coffre import config as coffre_config
 from coffre.borg import argv as borg_argv
 from coffre.borg.env import BorgEnvironment
-from coffre.config_types import OffsiteTarget
-from coffre.targets.offsite import OffsiteBorg
+from coffre.config import loader as coffre_config
+from coffre.core.config_types import OffsiteTarget
+from coffre.targets.offsite.repository import OffsiteBorg
 
 TARGET = 1.15
 LABEL = "(d) offsite night / bare borg create over SSH"

@@ -64,10 +64,10 @@ from benchmarks import share
 from benchmarks.common import PREFIX, TIMEZONE, BenchPractice, Figure, Stopwatch, median, run
 from benchmarks.nightly import RunningDaemon, far_from_now, start_daemon
 from benchmarks.usb_plug import Child, ProcessTrace, step_name
-from coffre import config as coffre_config
-from coffre import control
 from coffre.borg.env import BorgEnvironment
-from coffre.restore_plan import STAGING_PREFIX
+from coffre.config import loader as coffre_config
+from coffre.core.restore_plan import STAGING_PREFIX
+from coffre.daemon import control
 
 TARGET_ONE = 1.2
 TARGET_FULL = 1.1

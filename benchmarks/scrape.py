@@ -47,7 +47,7 @@ from tests.integration.observing import free_port
 
 from benchmarks.common import PREFIX, TIMEZONE, BenchPractice, Figure, median
 from benchmarks.share import fill
-from coffre.config_types import (
+from coffre.core.config_types import (
     Config,
     EncryptionConfig,
     LocalTarget,
@@ -56,13 +56,13 @@ from coffre.config_types import (
     ScheduleConfig,
     SourceConfig,
 )
-from coffre.errors import BorgLockTimeout, OffsiteUnreachable
-from coffre.metrics import Exporter
-from coffre.model import Archive
-from coffre.observe import Observer
-from coffre.services import Services
-from coffre.state import RunStats, State
-from coffre.targets.offsite import record_preflight
+from coffre.core.errors import BorgLockTimeout, OffsiteUnreachable
+from coffre.core.model import Archive
+from coffre.jobs.services import Services
+from coffre.observe.facts import Observer
+from coffre.observe.metrics import Exporter
+from coffre.storage.state import RunStats, State
+from coffre.targets.offsite.repository import record_preflight
 
 SCRAPES = 200
 SCRAPE_TARGET_MS = 5.0

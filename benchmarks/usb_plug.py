@@ -75,12 +75,12 @@ from benchmarks.common import (
     run,
 )
 from benchmarks.nightly import NotifyPump, RunningDaemon, far_from_now
-from coffre import config as coffre_config
-from coffre import control
 from coffre.borg import argv as borg_argv
 from coffre.borg.env import BorgEnvironment
-from coffre.devices import MOUNT_OPTIONS
-from coffre.pruning import LIST_MAX_AGE
+from coffre.config import loader as coffre_config
+from coffre.daemon import control
+from coffre.jobs.pruning import LIST_MAX_AGE
+from coffre.targets.usb.devices import MOUNT_OPTIONS
 
 #: The figure's target: plugging a disk costs at most this beyond ``borg create``.
 TARGET_SECONDS = 3.0

@@ -31,7 +31,7 @@ from benchmarks.common import (
 )
 from benchmarks.history import History
 from benchmarks.nightly import Nights, check_night, comparison
-from coffre.backup import archive_name
+from coffre.jobs.backup import archive_name
 
 TARGET = 1.10
 

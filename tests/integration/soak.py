@@ -16,7 +16,7 @@ backup with a bounded ``--wait``, and checks the invariants:
   answering;
 - every archive reported successful lists and extracts byte-identical to the
   share's manifest at that backup, then and at the end unless retention may
-  delete it (``coffre.retention.plan`` on what is left says so).
+  delete it (``coffre.core.retention.plan`` on what is left says so).
 
 The soak plays systemd's part for the bare daemon: after a SIGKILL it runs
 ``coffre leds stopped`` (the unit's ``ExecStopPost=``) and starts the daemon again.
@@ -49,10 +49,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from coffre import retention
-from coffre.config import load
-from coffre.lanes import RETRIABLE
-from coffre.model import Archive
+from coffre.config.loader import load
+from coffre.core import retention
+from coffre.core.model import Archive
+from coffre.jobs.lanes import RETRIABLE
 from tests.integration.harness import Daemon, fill_share
 from tests.integration.observing import ObservedPractice, parse
 from tests.integration.offsite_practice import OffsitePractice, enroll
@@ -795,7 +795,7 @@ class Soak:
                 or series.get(("coffre_health", frozenset({("state", "failure")}))) == 1
             )
             lights = self.practice.lights()
-            # By design (coffre.health), an offsite link cut is retried by the network
+            # By design (coffre.core.health), an offsite link cut is retried by the network
             # lane and turns the lights only once the copy is late: status and metrics.
             by_design = target == HOST and attempt["error_kind"] in RETRIABLE
             red = lights["red"] != "off" or by_design

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from coffre import logs
+from coffre.storage import logs
 from tests.integration import test_journald
 from tests.integration.faulty_share import faulty_share
 from tests.integration.harness import Practice, daemon_running, fill_share, wait_for

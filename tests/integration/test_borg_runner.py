@@ -22,7 +22,7 @@ from coffre.borg import argv, parse
 from coffre.borg.env import BorgEnvironment
 from coffre.borg.repository import read_repository_id
 from coffre.borg.runner import BorgRunner, Progress
-from coffre.errors import (
+from coffre.core.errors import (
     BorgArchiveExists,
     BorgArchiveMissing,
     BorgLockTimeout,
@@ -30,7 +30,7 @@ from coffre.errors import (
     BorgRepositoryMissing,
     BorgWrongPassphrase,
 )
-from coffre.model import Archive
+from coffre.core.model import Archive
 from tests.parts import binary
 
 pytestmark = pytest.mark.borg

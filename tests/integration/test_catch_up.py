@@ -6,8 +6,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from coffre.service import NIGHTLY_KEY
-from coffre.state import State
+from coffre.daemon.service import NIGHTLY_KEY
+from coffre.storage.state import State
 from tests.integration.harness import Practice, daemon_running, wait_for
 
 

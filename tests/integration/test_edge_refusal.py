@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from coffre import control
-from coffre.restore_plan import folder_name
+from coffre.core.restore_plan import folder_name
+from coffre.daemon import control
 from tests.integration.harness import (
     Daemon,
     Practice,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from coffre import logs
+from coffre.storage import logs
 from tests.integration.harness import Practice, daemon_running, wait_for
 from tests.parts import binary
 
@@ -90,7 +90,7 @@ def test_each_restore_is_in_the_journal_with_the_audit_lines_hash(
 ) -> None:
     import hashlib
 
-    from coffre.audit import MSG_AUDIT
+    from coffre.storage.audit import MSG_AUDIT
 
     practice = Practice(tmp_path)
     (practice.share / "agenda.db").write_text("rdv\n")

@@ -15,11 +15,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from coffre import __version__, retention
-from coffre.errors import ERROR_KINDS
-from coffre.metrics import CLI_ONLY_KINDS
-from coffre.state import SUCCESS, RunRecord, State
-from coffre.targets.offsite import status_of
+from coffre import __version__
+from coffre.core import retention
+from coffre.core.errors import ERROR_KINDS
+from coffre.observe.metrics import CLI_ONLY_KINDS
+from coffre.storage.state import SUCCESS, RunRecord, State
+from coffre.targets.offsite.repository import status_of
 from tests.integration.harness import Daemon, fill_share, wait_for
 from tests.integration.observing import (
     ObservedPractice,

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from coffre import config
-from coffre.config_types import Config
+from coffre.config import loader as config
+from coffre.core.config_types import Config
 from tests.integration.harness import NotifyListener
 from tests.parts import binary, in_ci
 

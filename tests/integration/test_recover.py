@@ -25,12 +25,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from coffre import recover
-from coffre.borg.parse import Item
-from coffre.errors import HostKeyMismatch, OffsiteUnreachable, UsageError
-from coffre.model import Archive
-from coffre.restore_plan import Wanted
-from coffre.sshkeys import PublicKey, parse_url
+from coffre.core.errors import HostKeyMismatch, OffsiteUnreachable, UsageError
+from coffre.core.model import Archive, Item
+from coffre.core.restore_plan import Wanted
+from coffre.core.sshkeys import PublicKey, parse_url
+from coffre.recovery import recover
 from tests.integration.harness import PASSPHRASE, daemon_running, fill_share
 from tests.integration.offsite_practice import OffsitePractice, enroll
 from tests.integration.sshd import Host

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from coffre.restore_plan import STAGING_PREFIX, folder_name
+from coffre.core.restore_plan import STAGING_PREFIX, folder_name
 from tests.integration.harness import (
     Daemon,
     Practice,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from coffre.restore_plan import folder_name
+from coffre.core.restore_plan import folder_name
 from tests.integration.harness import Practice, fill_share, running_daemon, wait_for
 from tests.integration.offsite_practice import OffsitePractice, enroll
 from tests.integration.sshd import Host

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from coffre.config_types import BorgConfig, PathsConfig
+from coffre.core.config_types import BorgConfig, PathsConfig
 from tests.parts import binary
 
 UNIT = Path(__file__).resolve().parents[2] / "systemd" / "coffre.service"

@@ -16,8 +16,11 @@ from typing import Any
 
 import pytest
 
-from coffre import cli_audit, config
-from coffre.audit import (
+from coffre.cli import audit as cli_audit
+from coffre.config import loader as config
+from coffre.core.config_types import Config
+from coffre.core.errors import CoffreError, UsageError
+from coffre.storage.audit import (
     GENESIS,
     MSG_AUDIT,
     MSG_AUDIT_DAMAGED,
@@ -28,9 +31,7 @@ from coffre.audit import (
     read_entries,
     verify,
 )
-from coffre.config_types import Config
-from coffre.errors import CoffreError, UsageError
-from coffre.person import person_from_env
+from coffre.support.person import person_from_env
 
 T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
 ALICE = {"user": "alice", "login": "root", "uid": 0, "ssh": "10.0.0.5 51234 10.0.0.1 22"}

@@ -15,16 +15,19 @@ from typing import Any, cast
 
 import pytest
 
-from coffre import backup, cli_support, logs, status
 from coffre.borg.create_warnings import FILE_MSGIDS, classify
 from coffre.borg.records import LogRecord, Progress
 from coffre.borg.runner import BorgResult
-from coffre.disk_job import run_disk_job
-from coffre.jobs import JobQueue
-from coffre.outcomes import BackupWarnings, Reason
-from coffre.services import Services
-from coffre.state import SUCCESS, WARNING, RunStats, State
-from coffre.targets.usb import UsbRepository
+from coffre.cli import support as cli_support
+from coffre.core.outcomes import BackupWarnings, Reason
+from coffre.jobs import backup
+from coffre.jobs.queue import JobQueue
+from coffre.jobs.services import Services
+from coffre.observe import status
+from coffre.storage import logs
+from coffre.storage.state import SUCCESS, WARNING, RunStats, State
+from coffre.targets.usb.job import run_disk_job
+from coffre.targets.usb.repository import UsbRepository
 from tests.unit.test_disk_job import FakeDisk
 from tests.unit.test_executor import NOW, REPO_ID, FakeBorg, FixedClock, _config, _run
 

@@ -8,7 +8,7 @@ import pytest
 
 from coffre.borg.exitcodes import TABLE, error_for, is_success, is_warning
 from coffre.borg.records import LogRecord
-from coffre.errors import (
+from coffre.core.errors import (
     ERROR_KINDS,
     BorgArchiveExists,
     BorgArchiveMissing,

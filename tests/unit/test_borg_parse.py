@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from coffre.borg import parse
-from coffre.model import Archive
+from coffre.core.model import Archive
 
 REPO_ID = "fd5d1b98ba6f0e6f06533c387526c80220cb8fe931b0769733607faec0aa6624"
 ID_1 = "2353c10e705f4bdcf503edc8963c9246300471a256b13f469d730517b64a8cbe"

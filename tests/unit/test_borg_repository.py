@@ -8,7 +8,7 @@ import pytest
 
 from coffre.borg.exitcodes import NOT_RUN
 from coffre.borg.repository import read_repository_id
-from coffre.errors import BorgIntegrityError, BorgRepositoryMissing
+from coffre.core.errors import BorgIntegrityError, BorgRepositoryMissing
 
 REPO_ID = "fd5d1b98ba6f0e6f06533c387526c80220cb8fe931b0769733607faec0aa6624"
 

@@ -22,7 +22,7 @@ import pytest
 from coffre.borg.env import BorgEnvironment
 from coffre.borg.exitcodes import NOT_RUN
 from coffre.borg.runner import BorgRunner, Progress
-from coffre.errors import (
+from coffre.core.errors import (
     BorgError,
     BorgLockTimeout,
     BorgNotFound,

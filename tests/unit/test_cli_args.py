@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from coffre import cli
+from coffre.cli import main as cli
 
 #: Each leaf of the subcommand tree, and what it needs besides its names to parse.
 LEAVES: dict[tuple[str, ...], tuple[str, ...]] = {

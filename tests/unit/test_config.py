@@ -1,4 +1,4 @@
-"""coffre.config: TOML in, Config out, every problem named with its key path."""
+"""coffre.config.loader: TOML in, Config out, every problem named with its key path."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from coffre import config
-from coffre.config_types import (
+from coffre.config import loader as config
+from coffre.core.config_types import (
     DEFAULT_CONFIG_PATH,
     BorgConfig,
     Config,
@@ -25,7 +25,7 @@ from coffre.config_types import (
     ScheduleConfig,
     SourceConfig,
 )
-from coffre.errors import ConfigError
+from coffre.core.errors import ConfigError
 
 HOST = "nas"
 

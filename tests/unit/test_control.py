@@ -1,4 +1,4 @@
-"""coffre.control at its edge: a request line too long or malformed gets a clear answer."""
+"""coffre.daemon.control at its edge: a request line too long or malformed gets a clear answer."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from coffre import control
-from coffre.control import Client, Message, Send
+from coffre.daemon import control
+from coffre.daemon.control import Client, Message, Send
 
 
 async def echo(request: Message, send: Send, client: Client) -> None:

@@ -10,19 +10,19 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from coffre.cli_disk import print_disks
-from coffre.config_types import (
+from coffre.cli.disk import print_disks
+from coffre.core.config_types import (
     Config,
     EncryptionConfig,
     RetentionConfig,
     ScheduleConfig,
     SourceConfig,
 )
-from coffre.disk_events import DiskWatch
-from coffre.errors import BorgNoSpace
-from coffre.jobs import Job, JobRequest
-from coffre.state import State
-from coffre.udev import DiskAppeared, DiskGone
+from coffre.core.errors import BorgNoSpace
+from coffre.jobs.queue import Job, JobRequest
+from coffre.storage.state import State
+from coffre.targets.usb.events import DiskWatch
+from coffre.targets.usb.udev import DiskAppeared, DiskGone
 
 NOW = datetime(2026, 11, 29, 10, tzinfo=UTC)
 A = DiskAppeared("/devices/loop0", "/dev/loop0", "uuid-a", "ext4", "COFFRE-A", None)

@@ -10,12 +10,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from coffre.disk_job import run_disk_job
-from coffre.errors import BorgNoSpace
-from coffre.model import Archive
-from coffre.services import Services
-from coffre.state import DiskRecord, RunStats, State
-from coffre.targets.usb import UsbRepository
+from coffre.core.errors import BorgNoSpace
+from coffre.core.model import Archive
+from coffre.jobs.services import Services
+from coffre.storage.state import DiskRecord, RunStats, State
+from coffre.targets.usb.job import run_disk_job
+from coffre.targets.usb.repository import UsbRepository
 from tests.unit.test_executor import NOW, REPO_ID, FakeBorg, FixedClock, _config
 
 

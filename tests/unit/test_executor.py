@@ -15,7 +15,7 @@ import pytest
 
 from coffre.borg.records import LogRecord, Progress
 from coffre.borg.runner import BorgResult
-from coffre.config_types import (
+from coffre.core.config_types import (
     Config,
     EncryptionConfig,
     LocalTarget,
@@ -23,13 +23,13 @@ from coffre.config_types import (
     ScheduleConfig,
     SourceConfig,
 )
-from coffre.errors import BorgLockTimeout
-from coffre.executor import Executor
-from coffre.jobs import Job, JobRequest
-from coffre.model import Archive
-from coffre.pruning import COMPACT_ABSOLUTE, compact_due
-from coffre.services import Services
-from coffre.state import State
+from coffre.core.errors import BorgLockTimeout
+from coffre.core.model import Archive
+from coffre.daemon.executor import Executor
+from coffre.jobs.pruning import COMPACT_ABSOLUTE, compact_due
+from coffre.jobs.queue import Job, JobRequest
+from coffre.jobs.services import Services
+from coffre.storage.state import State
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 29, 0, 30, tzinfo=UTC)  # 01:30 in Paris

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from coffre.health import (
+from coffre.core.health import (
     LATE,
     SAFE_HOLD,
     DiskFacts,
@@ -20,8 +20,8 @@ from coffre.health import (
     Verdict,
     assess,
 )
-from coffre.outcomes import BackupWarnings, Reason
-from coffre.state import FAILED, INTERRUPTED, SUCCESS, WARNING, RunRecord, RunStats
+from coffre.core.outcomes import BackupWarnings, Reason
+from coffre.storage.state import FAILED, INTERRUPTED, SUCCESS, WARNING, RunRecord, RunStats
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)

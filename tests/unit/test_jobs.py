@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from coffre.jobs import Job, JobEvent, JobQueue, JobRequest, TargetHolds
+from coffre.jobs.queue import Job, JobEvent, JobQueue, JobRequest, TargetHolds
 
 
 def _backup(*targets: str, reason: str = "asked") -> JobRequest:

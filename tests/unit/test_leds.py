@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from coffre.config_types import LedsConfig
-from coffre.health import Facts, Health, JobFacts, TargetFacts
-from coffre.leds import PATTERNS, Lights, Pattern, SysfsLeds
-from coffre.state import FAILED, RunRecord
+from coffre.core.config_types import LedsConfig
+from coffre.core.health import Facts, Health, JobFacts, TargetFacts
+from coffre.observe.leds import PATTERNS, Lights, Pattern, SysfsLeds
+from coffre.storage.state import FAILED, RunRecord
 
 NAMES = ("coffre:green", "coffre:amber", "coffre:red")
 NOW = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)

@@ -16,7 +16,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from coffre import __version__
-from coffre.config_types import (
+from coffre.core.config_types import (
     Config,
     EncryptionConfig,
     LocalTarget,
@@ -25,15 +25,15 @@ from coffre.config_types import (
     ScheduleConfig,
     SourceConfig,
 )
-from coffre.errors import ERROR_KINDS, BorgIntegrityError, BorgNoSpace, OffsiteUnreachable
-from coffre.jobs import JobQueue, JobRequest
-from coffre.metrics import RUN_ERROR_KINDS, Exporter
-from coffre.model import Archive
-from coffre.observe import Observer
-from coffre.outcomes import BackupWarnings, Reason
-from coffre.services import Services
-from coffre.state import RunStats, State
-from coffre.targets.offsite import record_preflight
+from coffre.core.errors import ERROR_KINDS, BorgIntegrityError, BorgNoSpace, OffsiteUnreachable
+from coffre.core.model import Archive
+from coffre.core.outcomes import BackupWarnings, Reason
+from coffre.jobs.queue import JobQueue, JobRequest
+from coffre.jobs.services import Services
+from coffre.observe.facts import Observer
+from coffre.observe.metrics import RUN_ERROR_KINDS, Exporter
+from coffre.storage.state import RunStats, State
+from coffre.targets.offsite.repository import record_preflight
 
 PARIS = ZoneInfo("Europe/Paris")
 T0 = datetime(2026, 11, 18, 1, 30, tzinfo=UTC)

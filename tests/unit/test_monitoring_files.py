@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from coffre.config_types import (
+from coffre.core.config_types import (
     Config,
     EncryptionConfig,
     LocalTarget,
@@ -22,9 +22,9 @@ from coffre.config_types import (
     ScheduleConfig,
     SourceConfig,
 )
-from coffre.metrics import Exporter
-from coffre.observe import Observer
-from coffre.state import State
+from coffre.observe.facts import Observer
+from coffre.observe.metrics import Exporter
+from coffre.storage.state import State
 
 PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
 T0 = datetime(2026, 11, 18, 1, 30, tzinfo=UTC)

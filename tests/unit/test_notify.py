@@ -9,7 +9,7 @@ from types import FrameType
 
 import pytest
 
-from coffre.notify import Notifier
+from coffre.daemon.notify import Notifier
 
 
 def test_messages_reach_the_socket_and_watchdog_interval_is_half(tmp_path: Path) -> None:

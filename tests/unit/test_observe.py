@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from coffre.config_types import (
+from coffre.core.config_types import (
     Config,
     EncryptionConfig,
     LocalTarget,
@@ -19,12 +19,13 @@ from coffre.config_types import (
     ScheduleConfig,
     SourceConfig,
 )
-from coffre.health import Health
-from coffre.jobs import Job, JobEvent, JobQueue, JobRequest
-from coffre.leds import PATTERNS, Lights, Pattern
-from coffre.observe import Observability, Observer
-from coffre.outcomes import BackupWarnings, Reason
-from coffre.state import RunStats, State
+from coffre.core.health import Health
+from coffre.core.outcomes import BackupWarnings, Reason
+from coffre.jobs.queue import Job, JobEvent, JobQueue, JobRequest
+from coffre.observe.facts import Observer
+from coffre.observe.leds import PATTERNS, Lights, Pattern
+from coffre.observe.observability import Observability
+from coffre.storage.state import RunStats, State
 
 T0 = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
 LOG = logging.getLogger("test.observe")

@@ -1,4 +1,4 @@
-"""coffre.targets.offsite: borg over SSH with upload limits, the preflight's gate, retention."""
+"""coffre.targets.offsite.repository: borg over SSH, upload limits, preflight gate, retention."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 from coffre.borg.records import LogRecord, Progress
 from coffre.borg.runner import BorgResult
-from coffre.config_types import (
+from coffre.core.config_types import (
     Config,
     EncryptionConfig,
     OffsiteTarget,
@@ -25,14 +25,14 @@ from coffre.config_types import (
     SourceConfig,
     UploadWindow,
 )
-from coffre.errors import HostKeyMismatch, OffsiteNotEnrolled
-from coffre.executor import Executor
-from coffre.jobs import Job, JobRequest
-from coffre.model import Archive
-from coffre.services import Services
-from coffre.sshkeys import PublicKey, parse_public_key
-from coffre.state import State
-from coffre.targets import offsite
+from coffre.core.errors import HostKeyMismatch, OffsiteNotEnrolled
+from coffre.core.model import Archive
+from coffre.core.sshkeys import PublicKey, parse_public_key
+from coffre.daemon.executor import Executor
+from coffre.jobs.queue import Job, JobRequest
+from coffre.jobs.services import Services
+from coffre.storage.state import State
+from coffre.targets.offsite import repository as offsite
 
 PARIS = ZoneInfo("Europe/Paris")
 KEY = parse_public_key(
@@ -246,8 +246,8 @@ def test_retention_on_an_offsite_target_deletes_but_never_compacts(tmp_path: Pat
 
 
 def test_status_gives_the_hosts_last_check_in_the_boxs_timezone(tmp_path: Path) -> None:
-    from coffre import status
-    from coffre.jobs import JobEvent, JobQueue
+    from coffre.jobs.queue import JobEvent, JobQueue
+    from coffre.observe import status
 
     checked = datetime(2026, 11, 29, 0, 30, tzinfo=UTC)
     clock = Clock(checked)

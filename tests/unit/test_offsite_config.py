@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from coffre import config, sshkeys
-from coffre.config_types import OffsiteTarget, UploadWindow
-from coffre.errors import ConfigError
+from coffre.config import loader as config
+from coffre.core import sshkeys
+from coffre.core.config_types import OffsiteTarget, UploadWindow
+from coffre.core.errors import ConfigError
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGDZVecCWCspFaV+Zd4qzvRnRK6uNLFeZxPIf+JmGKTK"
 
@@ -171,7 +172,7 @@ def test_every_host_key_kind_asks_paramiko_for_algorithms_it_offers() -> None:
     """A pinned RSA key once asked for SHA-1 "ssh-rsa", which paramiko 5 refuses."""
     import paramiko
 
-    from coffre.ssh import _ALGORITHMS
+    from coffre.targets.offsite.ssh import _ALGORITHMS
 
     offered = set(paramiko.Transport._preferred_keys)
     for kind, algorithms in _ALGORITHMS.items():

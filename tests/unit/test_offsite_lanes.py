@@ -1,4 +1,4 @@
-"""coffre.lanes: a run over two lanes, and the network lane's retries."""
+"""coffre.jobs.lanes: a run over two lanes, and the network lane's retries."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from coffre import lanes
-from coffre.config_types import (
+from coffre.core.config_types import (
     Config,
     EncryptionConfig,
     LocalTarget,
@@ -20,7 +19,8 @@ from coffre.config_types import (
     ScheduleConfig,
     SourceConfig,
 )
-from coffre.jobs import Job, JobEvent, JobQueue, JobRequest, waiting_for
+from coffre.jobs import lanes
+from coffre.jobs.queue import Job, JobEvent, JobQueue, JobRequest, waiting_for
 
 T0 = datetime(2026, 3, 2, 0, 30, tzinfo=UTC)
 

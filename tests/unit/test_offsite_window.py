@@ -1,4 +1,4 @@
-"""coffre.upload_window: the upload limit of a local time, and when it changes."""
+"""coffre.core.upload_window: the upload limit of a local time, and when it changes."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coffre.config_types import UploadWindow
-from coffre.upload_window import limit_at, next_change, parse_days, parse_minute
+from coffre.core.config_types import UploadWindow
+from coffre.core.upload_window import limit_at, next_change, parse_days, parse_minute
 
 PARIS = ZoneInfo("Europe/Paris")
 OFFICE = UploadWindow(frozenset(range(5)), 8 * 60, 19 * 60, 2000)  # mon-fri 08:00-19:00

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from coffre import paper_key
-from coffre.paper_key import PaperKey, PaperKeyInvalid, PaperKeyMismatch
+from coffre.core import paper_key
+from coffre.core.paper_key import PaperKey, PaperKeyInvalid, PaperKeyMismatch
 from tests.parts import binary
 
 pytestmark = pytest.mark.borg
@@ -135,7 +135,7 @@ def test_two_keys_in_one_text_with_text_around_them(
     exported: tuple[str, str, bytes], other: tuple[str, str, bytes]
 ) -> None:
     (id_a, paper_a, stored_a), (id_b, paper_b, stored_b) = exported, other
-    # As `coffre key export --paper` prints it (coffre.cli_restore.cmd_key).
+    # As `coffre key export --paper` prints it (coffre.cli.restore.cmd_key).
     printout = (
         "COFFRE KEY ESCROW: print this, keep it with the passphrase, away from the box.\n"
         "Without the passphrase AND these keys, no backup can be read after the box is lost.\n"

@@ -1,4 +1,4 @@
-"""coffre.request_check: what a control-socket client sends, refused before any job."""
+"""coffre.core.request_check: what a control-socket client sends, refused before any job."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any, cast
 
 import pytest
 
-from coffre.control import Client, Message
-from coffre.errors import UsageError
-from coffre.jobs import JobRequest
-from coffre.request_check import check_request
-from coffre.support_ops import SupportDesk
+from coffre.core.errors import UsageError
+from coffre.core.request_check import check_request
+from coffre.daemon.control import Client, Message
+from coffre.daemon.support_ops import SupportDesk
+from coffre.jobs.queue import JobRequest
 
 
 def refusal(request: dict[str, Any]) -> UsageError:

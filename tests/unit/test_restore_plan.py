@@ -8,10 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from coffre.borg.parse import Item
-from coffre.errors import UsageError
-from coffre.model import Archive
-from coffre.restore_plan import (
+from coffre.core.errors import UsageError
+from coffre.core.model import Archive, Item
+from coffre.core.restore_plan import (
     Candidate,
     Wanted,
     choose_target,

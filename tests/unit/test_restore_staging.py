@@ -16,9 +16,9 @@ import pytest
 
 from coffre.borg.records import LogRecord, Progress
 from coffre.borg.runner import BorgResult
-from coffre.errors import BorgIntegrityError, DestinationError, NotInArchive, WouldOverwrite
-from coffre.restore import RestoreReport, restore_archive
-from coffre.restore_plan import STAGING_PREFIX, resolve
+from coffre.core.errors import BorgIntegrityError, DestinationError, NotInArchive, WouldOverwrite
+from coffre.core.restore_plan import STAGING_PREFIX, resolve
+from coffre.support.restore import RestoreReport, restore_archive
 
 
 class FakeBorg:

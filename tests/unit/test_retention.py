@@ -1,4 +1,4 @@
-"""Tests of coffre.retention: the keep-set (J, J-1, ..., M, M-1, ...) and the calendar slots."""
+"""coffre.core.retention: the keep-set (J, J-1, ..., M, M-1, ...) and the calendar slots."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coffre.model import Archive
-from coffre.retention import Plan, plan, slot_names, slots_present
+from coffre.core.model import Archive
+from coffre.core.retention import Plan, plan, slot_names, slots_present
 
 PARIS = ZoneInfo("Europe/Paris")
 UTC_ZONE = ZoneInfo("UTC")

@@ -1,4 +1,4 @@
-"""Tests of coffre.schedule: due instants, DST, catch-up after downtime."""
+"""Tests of coffre.core.schedule: due instants, DST, catch-up after downtime."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coffre.schedule import catch_up_due, due_at, last_due, next_due
+from coffre.core.schedule import catch_up_due, due_at, last_due, next_due
 
 PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")

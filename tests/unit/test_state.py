@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from coffre.errors import BorgNoSpace
-from coffre.model import Archive
-from coffre.outcomes import BackupWarnings, Reason
-from coffre.pruning import LIST_MAX_AGE
-from coffre.state import FAILED, INTERRUPTED, SUCCESS, WARNING, RunStats, State
+from coffre.core.errors import BorgNoSpace
+from coffre.core.model import Archive
+from coffre.core.outcomes import BackupWarnings, Reason
+from coffre.jobs.pruning import LIST_MAX_AGE
+from coffre.storage.state import FAILED, INTERRUPTED, SUCCESS, WARNING, RunStats, State
 
 T0 = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)
 LOG = logging.getLogger("test")

@@ -18,14 +18,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import coffre
-from coffre import logs
-from coffre.errors import ERROR_KINDS, CoffreError, StateError
-from coffre.executor import Executor
-from coffre.health import Facts, Health, assess
-from coffre.jobs import Job, JobEvent, JobQueue, JobRequest
-from coffre.services import Services
-from coffre.state import State
-from coffre.supervision import Incidents, stalled_lanes
+from coffre.core.errors import ERROR_KINDS, CoffreError, StateError
+from coffre.core.health import Facts, Health, assess
+from coffre.daemon.executor import Executor
+from coffre.jobs.queue import Job, JobEvent, JobQueue, JobRequest
+from coffre.jobs.services import Services
+from coffre.jobs.supervision import Incidents, stalled_lanes
+from coffre.storage import logs
+from coffre.storage.state import State
 from tests.unit.test_executor import REPO_ID, FakeBorg, FakeRepository, FixedClock, _config
 
 NOW = datetime(2026, 11, 29, 0, 30, tzinfo=UTC)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from coffre.config_types import UsbConfig
-from coffre.disk_job import has_archive_of_today
-from coffre.model import Archive
-from coffre.rotation import rotation
-from coffre.state import DiskRecord
-from coffre.udev import DiskAppeared, DiskGone, translate
+from coffre.core.config_types import UsbConfig
+from coffre.core.model import Archive
+from coffre.core.rotation import rotation
+from coffre.storage.state import DiskRecord
+from coffre.targets.usb.job import has_archive_of_today
+from coffre.targets.usb.udev import DiskAppeared, DiskGone, translate
 
 FS = {
     "DEVNAME": "/dev/sdb1",

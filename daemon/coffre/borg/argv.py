@@ -241,7 +241,7 @@ def key_import(repo: str, key_file: str) -> tuple[str, ...]:
     """``borg key import REPO FILE``: store a key exported earlier back into ``repo``.
 
     ``key_file`` is in borg's key-file format (``BORG_KEY <id>`` then base64),
-    which ``coffre.paper_key`` makes from a paper export. Raises ValueError
+    which ``coffre.core.paper_key`` makes from a paper export. Raises ValueError
     for an invalid location or file name.
     """
     _check_repo(repo)

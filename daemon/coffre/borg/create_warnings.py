@@ -1,4 +1,4 @@
-"""Pure: borg create's warnings (``--log-json``), sorted into the reasons of ``coffre.outcomes``.
+"""Pure: borg create's warnings (``--log-json``), sorted into ``coffre.core.outcomes``' reasons.
 
 borg 1.4.5 (``archiver.py``, ``print_warning_instance``) logs each problem
 with a file at WARNING level, its ``msgid`` the qualified name of the
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from coffre.borg.records import LogRecord
-from coffre.outcomes import BackupWarnings, Reason
+from coffre.core.outcomes import BackupWarnings, Reason
 
 #: borg's msgid of a warning about one file -> why that file is missing or suspect.
 FILE_MSGIDS: Final[Mapping[str, Reason]] = {

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from coffre.borg.records import STDERR_NAME, LogRecord
-from coffre.errors import (
+from coffre.core.errors import (
     BorgArchiveExists,
     BorgArchiveMissing,
     BorgConnectionClosed,

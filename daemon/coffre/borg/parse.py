@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from coffre.borg.records import LogRecord
-from coffre.model import Archive
+from coffre.core.model import Archive, Item
 
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
 
@@ -114,25 +114,6 @@ def deleted_bytes(logs: Sequence[LogRecord]) -> int | None:
         if match and match.group(4) in _UNITS:
             return abs(round(float(match.group(3)) * _UNITS[match.group(4)]))
     return None
-
-
-@dataclass(frozen=True)
-class Item:
-    """One entry of an archive, as ``borg list --json-lines`` shows it.
-
-    ``path`` as stored (no leading ``/``); ``kind`` borg's one-letter type
-    (``-`` file, ``d`` folder, ``l`` symlink...); ``size`` in bytes (0 for a
-    folder); ``mtime`` timezone-aware, UTC.
-    """
-
-    path: str
-    kind: str
-    size: int
-    mtime: datetime
-
-    @property
-    def is_file(self) -> bool:
-        return self.kind == "-"
 
 
 def contents(json_lines: str) -> list[Item]:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from coffre.borg.exitcodes import NOT_RUN
-from coffre.errors import BorgIntegrityError, BorgIOError, BorgRepositoryMissing
+from coffre.core.errors import BorgIntegrityError, BorgIOError, BorgRepositoryMissing
 
 _HEX_ID = re.compile(r"[0-9a-fA-F]{64}")
 # What a pulled-out or dying disk gives when read.

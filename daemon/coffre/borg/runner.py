@@ -32,7 +32,7 @@ from typing import Any
 from coffre.borg.env import BorgEnvironment
 from coffre.borg.exitcodes import NOT_RUN, error_for, is_success, is_warning
 from coffre.borg.records import STDERR_NAME, LogRecord, Progress
-from coffre.errors import BorgError, BorgNotFound, BorgWrongPassphrase
+from coffre.core.errors import BorgError, BorgNotFound, BorgWrongPassphrase
 
 __all__ = ["BorgResult", "BorgRunner", "LogRecord", "Progress"]
 

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from coffre.borg.repository import read_repository_id
-from coffre.config_types import LocalTarget
-from coffre.errors import RepositoryIdMismatch
+from coffre.core.config_types import LocalTarget
+from coffre.core.errors import RepositoryIdMismatch
 
 
 class LocalRepository:

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from coffre.config_types import Config, OffsiteTarget, TargetConfig
-from coffre.services import Services
-from coffre.state import State
+from coffre.core.config_types import Config, OffsiteTarget, TargetConfig
+from coffre.jobs.services import Services
+from coffre.storage.state import State
 from coffre.targets.base import Repository
 from coffre.targets.local import LocalRepository
-from coffre.targets.offsite import OffsiteRepository
-from coffre.targets.usb import UsbRepository
+from coffre.targets.offsite.repository import OffsiteRepository
+from coffre.targets.usb.repository import UsbRepository
 
 
 def repository_for(target: TargetConfig, services: Services | None = None) -> Repository:

@@ -1,0 +1,372 @@
+"""The ``coffre`` command: one program, subcommands, clear exit codes.
+
+Exit codes: 0 success; 1 a job failed; 2 bad usage or invalid configuration;
+3 the daemon is not running; 4 permission refused; 5 not found (a path in no
+archive, a find without match); 6 a restore would overwrite files; 7 a
+backup made its archive with borg's warnings (files not backed up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from coffre import __version__
+from coffre.cli import audit as cli_audit
+from coffre.cli import disk as cli_disk
+from coffre.cli import leds as cli_leds
+from coffre.cli import offsite as cli_offsite
+from coffre.cli import recover_args as cli_recover_args
+from coffre.cli import restore as cli_restore
+from coffre.cli.support import (
+    EXIT_FAILED,
+    EXIT_OK,
+    DaemonRefused,
+    ask,
+    follow,
+    job_exit,
+    last_event,
+    print_error,
+    raise_if_error,
+    size,
+    when,
+)
+from coffre.config import loader as config
+from coffre.core.config_types import Config
+from coffre.core.errors import CoffreError, ConfigError
+from coffre.daemon.clock import SystemClock
+from coffre.daemon.notify import Notifier
+
+# --- subcommands --------------------------------------------------------------
+
+
+def cmd_daemon(args: argparse.Namespace, cfg: Config) -> int:
+    import asyncio
+
+    from coffre.daemon.service import Daemon
+    from coffre.storage import logs  # the daemon only: the other commands start without logging
+
+    logger = logs.setup(args.log_target)
+    daemon = Daemon(cfg, clock=SystemClock(), notifier=Notifier(os.environ), logger=logger)
+    return asyncio.run(daemon.run())
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    path = Path(args.path) if args.path else config.resolve_path(args.config, os.environ)
+    cfg = config.load(path)
+    names = ", ".join(f"{t.name} ({t.kind})" for t in cfg.targets)
+    print(f"{path}: valid; targets: {names}")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
+    final = last_event(ask(cfg, {"op": "status"}))
+    raise_if_error(final)
+    report = final["status"]
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        print()
+        return EXIT_OK
+    print(f"coffre {__version__} at {when(report['now'])} ({report['timezone']})")
+    print(f"next nightly run: {when(report['next_nightly'])}")
+    for problem in report.get("problems", ()):
+        print(f"FAILURE: {problem}")
+    running = report["running"]
+    if running:
+        progress = running.get("progress")
+        share = f", {progress:.0%}" if progress is not None else ""
+        print(
+            f"running: {running['kind']} of {', '.join(running['targets'])} "
+            f"({running['reason']}; now {running['current_target']}{share})"
+        )
+    for repository in report["key_escrow"]:
+        if repository["exported_at"] is None:
+            print(
+                f"WARNING: the key of {repository['target']} was never exported: "
+                "run `coffre key export --paper` and keep the sheet with the passphrase"
+            )
+    cli_offsite.print_uploading(report)
+    reading = report.get("reading")
+    if reading:
+        print(f"reading: {reading['kind']} of {', '.join(reading['targets'])} (support)")
+    for job in report["queued"]:
+        print(f"queued: {job['kind']} of {', '.join(job['targets'])} ({job['reason']})")
+    for name, target in report["targets"].items():
+        print(f"\ntarget {name} ({target['kind']}, {target['location']})")
+        if target["repository_id"] is None:
+            print(f"  not initialised: run `coffre target init {name}`")
+        ok = target["last_success"]
+        if ok:
+            # The last archive made; one with borg's warnings is never called a success.
+            partial = ok.get("outcome") == "warning"
+            print(
+                f"  last {'backup (PARTIAL)' if partial else 'success'}: "
+                f"{when(ok['finished_at'])}, archive {ok['archive']}, "
+                f"{ok['nfiles']} files, {size(ok['original_size'])} "
+                f"({size(ok['deduplicated_size'])} new), {ok['duration']:.0f} s"
+            )
+            if partial:
+                print(
+                    f"  WARNING: {ok['warning_summary']} "
+                    "(`journalctl -u coffre -p warning` names them)"
+                )
+        else:
+            print("  last success: never")
+        failure = target["last_failure"]
+        if failure:
+            older = ok is not None and datetime.fromisoformat(
+                failure["started_at"]
+            ) < datetime.fromisoformat(ok["started_at"])
+            print(
+                f"  last failure: {when(failure['finished_at'])} [{failure['error_kind']}] "
+                f"{failure['error_message']}{' (since succeeded)' if older else ''}"
+            )
+        if target["slots"]:
+            marks = " ".join(
+                f"{slot} {'✓' if present else '✗'}" for slot, present in target["slots"].items()
+            )
+            print(f"  restore points: {marks}")
+        cli_offsite.print_target_status(target)
+        _print_archives(target, indent="  ")
+    if report["disks"]:
+        print("\nUSB disks")
+        cli_disk.print_disks(report["disks"])
+    return EXIT_OK
+
+
+def _print_archives(target: dict[str, Any], indent: str) -> None:
+    if not target["listed"]:
+        print(f"{indent}archives: not listed yet (the first backup lists them)")
+        return
+    print(f"{indent}archives ({len(target['archives'])}):")
+    for archive in target["archives"]:
+        reasons = ", ".join(archive["reasons"]) if archive["reasons"] else ""
+        tag = reasons or ("(to be deleted)" if archive["ours"] else "(not coffre's)")
+        print(f"{indent}  {archive['name']:<40} {when(archive['time'])}  {tag}")
+
+
+def cmd_archives(args: argparse.Namespace, cfg: Config) -> int:
+    final = last_event(ask(cfg, {"op": "archives", "targets": args.target}))
+    raise_if_error(final)
+    if args.json:
+        json.dump(final["targets"], sys.stdout, indent=2)
+        print()
+        return EXIT_OK
+    for name, target in final["targets"].items():
+        print(f"target {name}")
+        _print_archives(target, indent="  ")
+    return EXIT_OK
+
+
+def cmd_backup(args: argparse.Namespace, cfg: Config) -> int:
+    events = ask(cfg, {"op": "backup", "targets": args.target, "wait": args.wait})
+    if not args.wait:
+        final = last_event(events)
+        raise_if_error(final)
+        queued = final["queued"]
+        print(f"backup of {', '.join(queued['targets'])} queued (job {queued['id']})")
+        return EXIT_OK
+    return job_exit(follow(events, quiet_progress=False))
+
+
+def cmd_prune(args: argparse.Namespace, cfg: Config) -> int:
+    final = follow(
+        ask(cfg, {"op": "prune", "targets": args.target, "dry_run": args.dry_run}),
+        quiet_progress=True,
+    )
+    code = job_exit(final)
+    if args.json:
+        json.dump(final.get("targets", {}), sys.stdout, indent=2)
+        print()
+        return code
+    for name, outcome in final.get("targets", {}).items():
+        if not outcome.get("ok"):
+            continue
+        verb = "would delete" if outcome["dry_run"] else "deleted"
+        print(f"target {name}:")
+        for kept in outcome["keep"]:
+            print(f"  keep    {kept['name']:<40} {', '.join(kept['reasons'])}")
+        for name_deleted in outcome["delete"]:
+            print(f"  {verb:<7} {name_deleted}")
+        for name_ignored in outcome["ignored"]:
+            print(f"  ignore  {name_ignored} (not coffre's)")
+    return code
+
+
+def cmd_target_init(args: argparse.Namespace, cfg: Config) -> int:
+    cfg.target(args.name)  # an unknown name fails here, before the daemon is asked
+    final = follow(
+        ask(
+            cfg,
+            {
+                "op": "init",
+                "targets": [args.name],
+                "adopt": args.adopt,
+                "replace": args.replace,
+            },
+        ),
+        quiet_progress=True,
+    )
+    code = job_exit(final)
+    outcome = final.get("targets", {}).get(args.name, {})
+    if outcome.get("ok"):
+        print(
+            f"target {args.name}: repository {outcome['repository_id']} {outcome['done']} "
+            f"at {outcome['location']}"
+        )
+        print(
+            "keep the passphrase file and an export of the key somewhere safe, "
+            "away from the box: without both, the backups cannot be read"
+        )
+    return code
+
+
+# --- parsing -------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="coffre", description="Backups of the practice's share, on this box and away."
+    )
+    parser.add_argument("--version", action="version", version=f"coffre {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="configuration file (default: $COFFRE_CONFIG, else /etc/coffre/coffre.toml)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    daemon = sub.add_parser("daemon", help="run the daemon (systemd starts it)")
+    daemon.add_argument(
+        "--log-target",
+        choices=("auto", "journal", "stderr"),
+        default="auto",
+        help="where logs go (auto: journald when it runs, else stderr)",
+    )
+
+    cfg = sub.add_parser("config", help="check the configuration")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    check = cfg_sub.add_parser("check", help="report every problem of a configuration file")
+    check.add_argument("path", nargs="?", help="file to check (default: the configuration)")
+
+    st = sub.add_parser("status", help="how each target stands")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+
+    backup = sub.add_parser("backup", help="back up now")
+    backup.add_argument("--target", action="append", metavar="NAME", help="only this target")
+    backup.add_argument(
+        "--wait", action="store_true", help="follow the backup; exit non-zero if it fails"
+    )
+
+    archives = sub.add_parser("archives", help="the archives of each target, with why kept")
+    archives.add_argument("--target", action="append", metavar="NAME")
+    archives.add_argument("--json", action="store_true")
+
+    prune = sub.add_parser("prune", help="apply retention (J, J-1, J-2, M, M-1) now")
+    prune.add_argument("--target", action="append", metavar="NAME")
+    prune.add_argument("--dry-run", action="store_true", help="only show what would go")
+    prune.add_argument("--json", action="store_true")
+
+    cli_disk.add_parser(sub)
+    cli_offsite.add_parser(sub)
+    cli_restore.add_parsers(sub)
+    cli_audit.add_parser(sub)
+    cli_leds.add_parser(sub)
+    cli_recover_args.add_parser(sub)
+    target = sub.add_parser("target", help="manage targets' repositories")
+    target_sub = target.add_subparsers(dest="target_command", required=True, metavar="ACTION")
+    init = target_sub.add_parser("init", help="create a target's repository, record its ID")
+    init.add_argument("name")
+    init.add_argument(
+        "--adopt", action="store_true", help="record an existing repository found there"
+    )
+    init.add_argument(
+        "--replace", action="store_true", help="create a new one where the recorded one is lost"
+    )
+    _accept_config_everywhere(parser)
+    return parser
+
+
+def _accept_config_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Let every subcommand, at every level, take ``--config`` after its name too.
+
+    In: the main parser, whose subcommands are all added. Out: each subparser
+    below it has a ``--config`` option storing into ``args.config``. Raises
+    nothing (argparse.ArgumentError if a subcommand already defines ``--config``).
+
+    People type the option where they think of it (`coffre status --config
+    FILE`). Its default is SUPPRESS: argparse copies a subcommand's namespace
+    over the main one, so only a value given after the subcommand is copied,
+    and one given before it is kept when none comes after. Done here, by
+    walking the tree, so that a subcommand added later gets it too.
+    """
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        # An alias maps to the same parser: add the option once per parser.
+        for subparser in {id(p): p for p in action.choices.values()}.values():
+            subparser.add_argument(
+                "--config",
+                metavar="PATH",
+                default=argparse.SUPPRESS,
+                help="configuration file (as `coffre --config PATH ...`)",
+            )
+            _accept_config_everywhere(subparser)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``coffre`` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "config":
+            return cmd_config_check(args)
+        if args.command == "recover":
+            # A new box: no daemon, maybe no valid configuration yet.
+            from coffre.cli import recover as cli_recover
+
+            return cli_recover.cmd_recover(args)
+        cfg = config.load(
+            # Not even for the daemon: a missing share or passphrase file is a
+            # box problem it shows and waits out (coffre.daemon.service), not a reason
+            # to exit 2, which systemd would never restart.
+            config.resolve_path(args.config, os.environ),
+            check_files=False,
+        )
+        handlers = {
+            "daemon": cmd_daemon,
+            "status": cmd_status,
+            "backup": cmd_backup,
+            "archives": cmd_archives,
+            "prune": cmd_prune,
+            "target": cmd_target_init,
+            "disk": cli_disk.cmd_disk,
+            "offsite": cli_offsite.cmd_offsite,
+            "find": cli_restore.cmd_find,
+            "restore": cli_restore.cmd_restore,
+            "browse": cli_restore.cmd_browse,
+            "key": cli_restore.cmd_key,
+            "audit": cli_audit.cmd_audit,
+            "leds": cli_leds.cmd_leds,
+        }
+        return handlers[args.command](args, cfg)
+    except ConfigError as error:
+        print(error.message, file=sys.stderr)
+        return error.exit_code
+    except CoffreError as error:
+        print_error({"message": error.message, "hint": error.hint}, sys.stderr)
+        return error.exit_code
+    except DaemonRefused as refused:
+        print_error(refused.event, sys.stderr)
+        return int(refused.event.get("exit_code", EXIT_FAILED))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

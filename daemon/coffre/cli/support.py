@@ -1,0 +1,117 @@
+"""What every ``coffre`` subcommand shares: talking to the daemon, printing its events."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from coffre.core.config_types import Config
+from coffre.daemon.control import Message, request
+
+EXIT_OK, EXIT_FAILED = 0, 1
+#: The job ended, but a backup made its archive with borg's warnings (files not
+#: backed up): a script must not take a partial backup for a success.
+EXIT_WARNINGS = 7
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def when(iso: str | None) -> str:
+    return "never" if iso is None else iso.replace("T", " ")[:19]
+
+
+def print_error(error: dict[str, Any], out: TextIO) -> None:
+    print(f"error: {error.get('message', 'failed')}", file=out)
+    if error.get("hint"):
+        print(f"  what to do: {error['hint']}", file=out)
+
+
+# --- talking to the daemon ---------------------------------------------------
+
+
+def ask(cfg: Config, message: Message) -> Iterable[Message]:
+    return request(cfg.paths.control_socket, message)
+
+
+def last_event(events: Iterable[Message]) -> Message:
+    final: Message = {}
+    for event in events:
+        final = event
+    return final
+
+
+class DaemonRefused(Exception):
+    """The daemon answered a request with an error line (carried as ``event``)."""
+
+    def __init__(self, event: Message) -> None:
+        super().__init__(event.get("message", ""))
+        self.event = event
+
+
+def raise_if_error(event: Message) -> None:
+    if event.get("event") == "error":
+        raise DaemonRefused(event)
+
+
+def follow(events: Iterable[Message], *, quiet_progress: bool) -> Message:
+    """Print a job's events as they come; return the final one."""
+    tty = sys.stderr.isatty()
+    final: Message = {}
+    for event in events:
+        final = event
+        kind = event.get("event")
+        if kind == "queued":
+            print(f"job {event['job']['id']} queued", file=sys.stderr)
+        elif kind == "target_started":
+            print(f"{event['target']}: started", file=sys.stderr)
+        elif kind == "progress" and tty and not quiet_progress:
+            ratio = event.get("ratio")
+            share = f" ~{ratio:.0%}" if ratio is not None else ""
+            print(
+                f"\r{event['target']}: {event['nfiles']} files, "
+                f"{size(event['original_size'])}{share}   ",
+                end="",
+                file=sys.stderr,
+            )
+        elif kind == "target_done":
+            if tty:
+                print("\r", end="", file=sys.stderr)
+            if event["ok"] and event.get("outcome") == "warning":
+                print(
+                    f"{event['target']}: WARNING, archive {event.get('archive')}: "
+                    f"{event['warning_summary']} (the journal names them)",
+                    file=sys.stderr,
+                )
+            elif event["ok"]:
+                detail = f"archive {event['archive']}" if event.get("archive") else "done"
+                print(f"{event['target']}: ok, {detail}", file=sys.stderr)
+            else:
+                print(f"{event['target']}: FAILED", file=sys.stderr)
+                print_error(event["error"], sys.stderr)
+    return final
+
+
+def job_exit(final: Message) -> int:
+    """The exit code of a job's final event: EXIT_FAILED when a target failed, else
+    EXIT_WARNINGS when a backup ended with warnings, else EXIT_OK."""
+    raise_if_error(final)
+    if final.get("event") != "result":
+        return EXIT_FAILED
+    if not final.get("ok") and "error" in final:
+        print_error(final["error"], sys.stderr)
+    if not final.get("ok"):
+        return EXIT_FAILED
+    targets = final.get("targets", {})
+    if any(t.get("outcome") == "warning" for t in targets.values() if isinstance(t, dict)):
+        return EXIT_WARNINGS
+    return EXIT_OK

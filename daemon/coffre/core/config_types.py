@@ -1,0 +1,253 @@
+"""The configuration as frozen dataclasses: the shape every module reads.
+
+``coffre.config.loader`` turns a TOML file into these; nothing else builds them
+except tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from coffre.core.errors import UsageError
+
+DEFAULT_CONFIG_PATH = Path("/etc/coffre/coffre.toml")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """What is backed up: absolute paths, and borg exclude patterns."""
+
+    paths: tuple[Path, ...]
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """When the nightly run is due: a local time of day in a timezone."""
+
+    daily: time
+    timezone: ZoneInfo
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """How many daily (J, J-1, ...) and monthly (M, M-1, ...) restore points to keep.
+
+    Only archives named ``<prefix>-...`` belong to coffre; others are never touched.
+    """
+
+    prefix: str
+    daily: int = 3
+    monthly: int = 2
+
+
+@dataclass(frozen=True)
+class EncryptionConfig:
+    """The passphrase file (0600) and the borg encryption mode used by ``init``."""
+
+    passphrase_file: Path
+    mode: str = "repokey-blake2"
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    """Where coffre keeps its state, its caches and its runtime files."""
+
+    state: Path = Path("/var/lib/coffre")
+    cache: Path = Path("/var/cache/coffre")
+    runtime: Path = Path("/run/coffre")
+
+    @property
+    def state_db(self) -> Path:
+        return self.state / "state.db"
+
+    @property
+    def borg_base(self) -> Path:
+        """Borg's config, keys and security dirs: stable storage, never a cache."""
+        return self.state / "borg"
+
+    @property
+    def borg_cache(self) -> Path:
+        return self.cache / "borg"
+
+    @property
+    def control_socket(self) -> Path:
+        return self.runtime / "control.sock"
+
+    @property
+    def mounts(self) -> Path:
+        """Where USB disks are mounted during a job, one stable folder per disk."""
+        return self.runtime / "mnt"
+
+
+@dataclass(frozen=True)
+class BorgConfig:
+    """How borg is run. ``binary`` empty means the borg installed beside coffre."""
+
+    binary: str = ""
+    lock_wait: int = 60
+    checkpoint_interval: int = 1800
+    compression: str = "zstd,3"
+    #: Seconds borg gets to write its checkpoint after SIGTERM before SIGKILL.
+    stop_timeout: int = 60
+
+
+@dataclass(frozen=True)
+class UsbConfig:
+    """Rotating USB disks: when to ask for a swap, when a disk counts as missing.
+
+    ``check_max_duration`` bounds the ``borg check --repository-only`` each disk
+    job makes (seconds); a partial check resumes where it stopped next time.
+    """
+
+    swap_after_days: int = 7
+    missing_after_days: int = 30
+    check_max_duration: int = 120
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """The Prometheus exporter (``coffre.observe.metrics``): served on ``listen``, "host:port".
+
+    An IPv6 host is written in brackets (``"[::1]:9851"``). The box's own
+    Prometheus agent scrapes it, so the default is loopback.
+    """
+
+    enabled: bool = True
+    listen: str = "127.0.0.1:9851"
+
+    @property
+    def host(self) -> str:
+        """The address part of ``listen``, without IPv6 brackets."""
+        host = self.listen.rpartition(":")[0]
+        return host[1:-1] if host.startswith("[") else host
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+@dataclass(frozen=True)
+class LedsConfig:
+    """The box's lights (``coffre.observe.leds``): LED class devices under ``sysfs_root``.
+
+    ``green``, ``amber`` and ``red`` name the LED directories
+    (``<sysfs_root>/<name>/brightness``...).
+    """
+
+    enabled: bool = True
+    sysfs_root: Path = Path("/sys/class/leds")
+    green: str = "coffre:green"
+    amber: str = "coffre:amber"
+    red: str = "coffre:red"
+
+
+@dataclass(frozen=True)
+class LocalTarget:
+    """A Borg repository in a plain directory of the box."""
+
+    name: str
+    path: Path
+    kind: Literal["local"] = "local"
+
+    @property
+    def location(self) -> str:
+        """The repository location as borg takes it."""
+        return str(self.path)
+
+
+@dataclass(frozen=True)
+class UploadWindow:
+    """When an offsite upload is held to ``limit_kbps`` KiB/s (``coffre.core.upload_window``).
+
+    ``days``: weekdays, 0 = Monday; ``start`` and ``end``: minutes since
+    midnight, local time (``end`` up to 1440); an ``end`` not after ``start``
+    runs past midnight.
+    """
+
+    days: frozenset[int]
+    start: int
+    end: int
+    limit_kbps: int
+
+
+@dataclass(frozen=True)
+class OffsiteTarget:
+    """A Borg repository on an HDS host, reached over SSH (``borg serve`` forced command).
+
+    ``host_keys``: pinned host keys (``"ssh-ed25519 AAAA..."``); when empty, the
+    keys pinned by ``coffre offsite enroll`` in the state dir are used.
+    ``ssh_key``: the box's private key for this host (default: under the state
+    dir, see ``coffre.targets.offsite.repository.key_file``). ``retry_for``: minutes during
+    which a cut upload is retried, ``retry_delay`` the first wait in seconds
+    (doubled at each retry).
+    """
+
+    name: str
+    user: str
+    host: str
+    port: int
+    path: str
+    host_keys: tuple[str, ...] = ()
+    upload_windows: tuple[UploadWindow, ...] = ()
+    retry_for: int = 360
+    retry_delay: int = 60
+    connect_timeout: int = 30
+    ssh_key: Path | None = None
+    kind: Literal["offsite"] = "offsite"
+
+    @property
+    def location(self) -> str:
+        """The repository location as borg takes it: ``ssh://user@host:port/path``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ssh://{self.user}@{host}:{self.port}{self.path}"
+
+
+#: Every kind of target; more join the union as they are built.
+TargetConfig = LocalTarget | OffsiteTarget
+
+
+@dataclass(frozen=True)
+class RestoreConfig:
+    """Restores, finds and browsing for support staff (``coffre restore``, ``find``, ``browse``).
+
+    ``disk_wait``: seconds a job on an unplugged USB disk waits for it.
+    ``browse_idle``: seconds a browse mount stays with nobody inside it;
+    ``browse_max``: seconds it stays at most. ``find_max_results``: hits
+    sent back by one ``coffre find`` (more are counted, not listed).
+    """
+
+    disk_wait: int = 600
+    browse_idle: int = 900
+    browse_max: int = 7200
+    find_max_results: int = 1000
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration. ``source_file`` is where it was read from."""
+
+    source: SourceConfig
+    schedule: ScheduleConfig
+    retention: RetentionConfig
+    encryption: EncryptionConfig
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    borg: BorgConfig = field(default_factory=BorgConfig)
+    targets: tuple[TargetConfig, ...] = ()
+    usb: UsbConfig = field(default_factory=UsbConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    leds: LedsConfig = field(default_factory=LedsConfig)
+    restore: RestoreConfig = field(default_factory=RestoreConfig)
+    source_file: Path | None = None
+
+    def target(self, name: str) -> TargetConfig:
+        """The target called ``name``; raises UsageError naming the known ones."""
+        for target in self.targets:
+            if target.name == name:
+                return target
+        known = ", ".join(t.name for t in self.targets) or "none configured"
+        raise UsageError(f"no target named {name!r}", hint=f"known targets: {known}")

@@ -1,0 +1,394 @@
+"""Runs one job of the queue: its steps on each target, state, logs and events.
+
+Each target is a run of its own in state: one target failing stops neither
+the others nor the job. Errors are typed: a CoffreError becomes a failed run
+with its kind; anything else (a bug, or a failure coffre has no type for)
+becomes a failed run of kind ``internal``, its traceback in the journal, and
+the job goes on with its next target. A failure state cannot record (its
+filesystem full) is kept in :class:`coffre.jobs.supervision.Incidents`, so the
+lights and the metrics show it all the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from coffre.borg.runner import Progress
+from coffre.core.errors import (
+    CoffreError,
+    DiskAbsent,
+    InternalError,
+    StateError,
+    TargetNotInitialised,
+)
+from coffre.core.retention import Plan
+from coffre.jobs.backup import create_archive
+from coffre.jobs.pruning import apply_retention
+from coffre.jobs.queue import READ_KINDS, Job, JobEvent, TargetHolds
+from coffre.jobs.services import Services
+from coffre.jobs.supervision import Incidents
+from coffre.storage import logs
+from coffre.storage.state import RunStats
+from coffre.support.read_jobs import (
+    ReadContext,
+    WaitPlugged,
+    browse_job,
+    find_job,
+    key_export_job,
+    restore_job,
+)
+from coffre.targets.base import Repository
+from coffre.targets.init import init_target
+from coffre.targets.offsite.repository import OffsiteRepository
+from coffre.targets.usb import devices
+from coffre.targets.usb.enroll import enroll_disk
+from coffre.targets.usb.job import PowerOff, run_disk_job
+from coffre.targets.usb.repository import UsbRepository
+
+
+def error_event(error: CoffreError) -> dict[str, Any]:
+    """The JSON form of an error, as sent to the CLI."""
+    return error.describe()
+
+
+def plan_event(plan: Plan) -> dict[str, Any]:
+    """The JSON form of a retention plan: archives kept with reasons, deleted, ignored."""
+    return {
+        "keep": [{"name": k.archive.name, "reasons": list(k.reasons)} for k in plan.keep],
+        "delete": [a.name for a in plan.delete],
+        "ignored": [a.name for a in plan.ignored],
+    }
+
+
+_READ_JOBS: Mapping[
+    str, Callable[[ReadContext, Repository, str, Job], Awaitable[dict[str, Any]]]
+] = {
+    "restore": restore_job,
+    "find": find_job,
+    "key_export": key_export_job,
+}
+
+
+async def _never_plugged(name: str, within: float) -> None:
+    raise DiskAbsent(f"disk {name} is not plugged in", hint="plug it in, then ask again")
+
+
+_BACKUP_LOG_IDS = (logs.MSG_BACKUP_STARTED, logs.MSG_BACKUP_SUCCEEDED, logs.MSG_BACKUP_FAILED)
+
+
+def _crash_fields(error: InternalError) -> dict[str, str]:
+    """The journal fields of an unexpected error's entry (its traceback rides along)."""
+    return {"MESSAGE_ID": logs.MSG_JOB_CRASHED, "COFFRE_ERROR_KIND": error.kind}
+
+
+class Executor:
+    """Turns a Job into borg work on its targets (the queue's ``execute``)."""
+
+    def __init__(
+        self,
+        services: Services,
+        repositories: Mapping[str, Repository],
+        *,
+        power_off: PowerOff = devices.power_off,
+        wait_plugged: WaitPlugged | None = None,
+        incidents: Incidents | None = None,
+    ) -> None:
+        self._services = services
+        self._incidents = incidents or Incidents()
+        self._repositories = repositories
+        self._power_off = power_off
+        self._wait_plugged = wait_plugged or _never_plugged
+        # The lanes run side by side (a restore during a USB disk's backup):
+        # one job per repository is kept here, whatever lane a job runs in.
+        self._holds = TargetHolds()
+
+    async def __call__(self, job: Job) -> JobEvent:
+        results: dict[str, Any] = {}
+        for target in job.request.targets:
+            async with self._holds.hold(target, job):
+                job.current_target = target
+                job.progress = None
+                job.counters = {}
+                job.publish({"event": "target_started", "target": target})
+                outcome = await self._run_target(job, target)
+            results[target] = outcome
+            job.publish({"event": "target_done", "target": target, **outcome})
+        job.current_target = None
+        return {
+            "event": "result",
+            "ok": all(r["ok"] for r in results.values()),
+            "kind": job.request.kind,
+            "targets": results,
+        }
+
+    async def _run_target(self, job: Job, target: str) -> dict[str, Any]:
+        kind = job.request.kind
+        if kind == "enroll":
+            return await self._step(
+                target, "enroll", lambda: self._enroll(job, target), log_ids=None
+            )
+        repo = self._repositories[target]
+        if kind in READ_KINDS:
+            return await self._read(job, repo)
+        if isinstance(repo, UsbRepository) and kind in ("disk", "backup"):
+            # Asked by name (`coffre backup --target DISK`), a disk makes a new
+            # archive even if it has today's; either way it ends powered off.
+            force = kind == "backup"
+            return await self._step(
+                target, "backup", lambda: self._disk(repo, job, force), log_ids=_BACKUP_LOG_IDS
+            )
+        if kind == "init":
+            return await self._step(target, "init", lambda: self._init(repo, job), log_ids=None)
+        if kind == "prune":
+            return await self._step(target, "prune", lambda: self._prune(repo, job), log_ids=None)
+        backup = await self._step(
+            target,
+            "backup",
+            lambda: self._backup(repo, job),
+            log_ids=_BACKUP_LOG_IDS,
+        )
+        if backup["ok"]:
+            pruned = await self._step(target, "prune", lambda: self._prune(repo, job), log_ids=None)
+            backup["retention"] = pruned
+            backup["ok"] = pruned["ok"]
+        return backup
+
+    async def _read(self, job: Job, repo: Repository) -> dict[str, Any]:
+        """A job reading ``repo`` for a person: not a run in state (the audit log has it)."""
+        services = self._services_for(repo)
+        ctx = ReadContext(services, self._wait_plugged, self._power_off)
+        try:
+            expected = self._expected_id(repo.name)
+            if job.request.kind == "browse":
+                details = await browse_job(
+                    ctx,
+                    repo,
+                    expected,
+                    job,
+                    mountpoint=services.config.paths.runtime / "browse" / repo.name,
+                )
+            else:
+                details = await _READ_JOBS[job.request.kind](ctx, repo, expected, job)
+        except CoffreError as error:
+            return {"ok": False, "error": error_event(error)}
+        except Exception as error:  # one read fails, not the reads lane
+            internal = InternalError.from_exception(error, f"{job.request.kind} of {repo.name}")
+            self._services.logger.error(
+                "%s", internal.message, exc_info=error, extra=_crash_fields(internal)
+            )
+            self._incidents.crashed(repo.name)
+            return {"ok": False, "error": error_event(internal)}
+        return {"ok": True, **details}
+
+    async def _step(
+        self,
+        target: str,
+        kind: str,
+        work: Callable[[], Any],
+        *,
+        log_ids: tuple[str, str, str] | None,
+    ) -> dict[str, Any]:
+        """Run ``work`` as a run of ``kind`` on ``target`` in state, with its log lines.
+
+        Returns the step's outcome (``ok``, and ``error`` or the work's
+        details); raises nothing but cancellation: a CoffreError fails the
+        run with its kind, anything else with kind ``internal`` (traceback
+        logged), and a run state cannot record is kept in the incidents.
+        """
+        services = self._services
+        logger = services.logger
+        run_id: int | None = None
+        try:
+            run_id = services.state.start_run(target, kind, services.clock.now())
+            if log_ids:
+                logger.info("%s of %s started", kind, target, extra={"MESSAGE_ID": log_ids[0]})
+            stats, details = await work()
+        except CoffreError as error:
+            self._failed(run_id, target, kind, error, log_ids)
+            return {"ok": False, "error": error_event(error)}
+        except Exception as error:  # one run fails, not the job or its lane
+            internal = InternalError.from_exception(error, f"{kind} of {target}")
+            logger.error("%s", internal.message, exc_info=error, extra=_crash_fields(internal))
+            self._failed(run_id, target, kind, internal, log_ids)
+            return {"ok": False, "error": error_event(internal)}
+        assert run_id is not None  # set before the work ran
+        try:
+            services.state.finish_run(run_id, services.clock.now(), stats=stats)
+        except StateError as error:
+            # The work is done (an archive made): only its record is missing.
+            logger.error(
+                "%s of %s succeeded but state could not record it: %s", kind, target, error
+            )
+        else:
+            self._incidents.recorded(target, kind)
+        # borg's warnings: the archive is made but lacks (or doubts) files, never "succeeded".
+        warned = stats.warnings if stats is not None else None
+        if log_ids and warned is not None:
+            logger.warning(
+                "%s of %s ended with warnings: archive %s; %s",
+                kind,
+                target,
+                stats.archive,
+                warned.summary,
+                extra={
+                    "MESSAGE_ID": logs.MSG_BACKUP_WARNING,
+                    "COFFRE_FILES_NOT_BACKED_UP": str(warned.not_backed_up),
+                },
+            )
+        elif log_ids:
+            logger.info(
+                "%s of %s succeeded%s",
+                kind,
+                target,
+                f": archive {stats.archive}" if stats else "",
+                extra={"MESSAGE_ID": log_ids[1]},
+            )
+        if warned is not None:
+            return {
+                "ok": True,
+                **details,
+                "outcome": "warning",
+                "not_backed_up": warned.not_backed_up,
+                "warning_summary": warned.summary,
+            }
+        return {"ok": True, **details}
+
+    def _failed(
+        self,
+        run_id: int | None,
+        target: str,
+        kind: str,
+        error: CoffreError,
+        log_ids: tuple[str, str, str] | None,
+    ) -> None:
+        """Record and log the failed ``kind`` run of ``target``; raises nothing."""
+        services = self._services
+        now = services.clock.now()
+        try:
+            if run_id is None:
+                raise StateError("the run could not be recorded at its start")
+            services.state.finish_run(run_id, now, error=error)
+        except StateError as unrecorded:
+            services.logger.error("state cannot record the failure: %s", unrecorded)
+            self._incidents.unrecorded(target, kind, now, error)
+        else:
+            self._incidents.recorded(target, kind)
+        services.logger.error(
+            "%s of %s failed: %s",
+            kind,
+            target,
+            error,
+            extra={
+                "MESSAGE_ID": log_ids[2] if log_ids else "",
+                "COFFRE_ERROR_KIND": error.kind,
+            },
+        )
+
+    def _expected_id(self, target: str) -> str:
+        expected = self._services.state.repository_id(target)
+        repo = self._repositories.get(target)
+        if expected is None and isinstance(repo, OffsiteRepository):
+            repo.require_enrolled()  # not enrolled says more than "not initialised"
+        if expected is None:
+            raise TargetNotInitialised(
+                f"target {target} has no repository recorded",
+                hint=f"create it with `coffre target init {target}`",
+            )
+        return expected
+
+    def _progress(self, repo: Repository, job: Job) -> Callable[[Progress], None]:
+        """The progress callback of a create on ``repo``: the job's counters and events."""
+        previous = self._services.state.last_run(repo.name, "backup", outcome="success")
+        expected_files = previous.stats.nfiles if previous and previous.stats else 0
+
+        def progress(p: Progress) -> None:
+            # Borg cannot know the total: last night's file count is the best guess.
+            if expected_files:
+                job.progress = min(p.nfiles / expected_files, 0.99)
+            job.counters = {
+                "nfiles": p.nfiles,
+                "original_size": p.original_size,
+                "deduplicated_size": p.deduplicated_size,
+            }
+            job.publish(
+                {"event": "progress", "target": repo.name, "ratio": job.progress, **job.counters}
+            )
+
+        return progress
+
+    async def _disk(
+        self, repo: UsbRepository, job: Job, force: bool
+    ) -> tuple[RunStats | None, dict[str, Any]]:
+        return await run_disk_job(
+            self._services,
+            repo,
+            self._expected_id(repo.name),
+            power_off=self._power_off,
+            on_progress=self._progress(repo, job),
+            force_create=force,
+        )
+
+    async def _enroll(self, job: Job, name: str) -> tuple[None, dict[str, Any]]:
+        uuid, repository_id, done = await enroll_disk(
+            self._services,
+            str(job.request.option("device")),
+            name,
+            format_disk=bool(job.request.option("format", False)),
+            adopt=bool(job.request.option("adopt", False)),
+        )
+        self._services.logger.info(
+            "disk %s (%s): repository %s %s", name, uuid, repository_id, done
+        )
+        return None, {"fs_uuid": uuid, "repository_id": repository_id, "done": done}
+
+    def _services_for(self, repo: Repository) -> Services:
+        """The services of jobs on ``repo``: an offsite one brings its own (borg over SSH)."""
+        return repo.services if isinstance(repo, OffsiteRepository) else self._services
+
+    async def _backup(self, repo: Repository, job: Job) -> tuple[RunStats, dict[str, Any]]:
+        expected = self._expected_id(repo.name)
+        progress = self._progress(repo, job)
+        async with repo.opened(expected) as location:
+            stats = await create_archive(
+                self._services_for(repo), repo.name, location, expected, on_progress=progress
+            )
+        job.progress = 1.0
+        return stats, {
+            "archive": stats.archive,
+            "nfiles": stats.nfiles,
+            "original_size": stats.original_bytes,
+            "deduplicated_size": stats.deduplicated_bytes,
+        }
+
+    async def _prune(self, repo: Repository, job: Job) -> tuple[None, dict[str, Any]]:
+        expected = self._expected_id(repo.name)
+        dry_run = bool(job.request.option("dry_run", False))
+        async with repo.opened(expected) as location:
+            plan = await apply_retention(
+                self._services_for(repo),
+                repo.name,
+                location,
+                dry_run=dry_run,
+                refresh=bool(job.request.option("refresh", False)),
+                compacts=not isinstance(repo, OffsiteRepository),
+            )
+        self._services.logger.info(
+            "retention of %s: %d kept, %d %s",
+            repo.name,
+            len(plan.keep),
+            len(plan.delete),
+            "to delete (dry run)" if dry_run else "deleted",
+            extra={"MESSAGE_ID": logs.MSG_PRUNE_DONE},
+        )
+        return None, {"dry_run": dry_run, **plan_event(plan)}
+
+    async def _init(self, repo: Repository, job: Job) -> tuple[None, dict[str, Any]]:
+        repository_id, done = await init_target(
+            self._services_for(repo),
+            repo,
+            adopt=bool(job.request.option("adopt", False)),
+            replace=bool(job.request.option("replace", False)),
+        )
+        self._services.logger.info("target %s: repository %s %s", repo.name, repository_id, done)
+        return None, {"repository_id": repository_id, "done": done, "location": repo.location}

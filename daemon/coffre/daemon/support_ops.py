@@ -1,0 +1,372 @@
+"""The control-socket requests of support staff: restore, find, browse, key export.
+
+Each request is recorded in the audit log twice: when asked (before anything
+is read, so even a refused or crashed attempt leaves a trace) and with its
+outcome. The person is what the CLI saw (``SUDO_USER``, ``SSH_CONNECTION``)
+plus what the kernel vouches for (the peer's uid and pid).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import posixpath
+import re
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, time
+from pathlib import PurePosixPath
+from time import monotonic
+from typing import Any
+
+from coffre.core.clock import Clock
+from coffre.core.config_types import Config, OffsiteTarget
+from coffre.core.errors import CoffreError, UsageError
+from coffre.core.request_check import check_request
+from coffre.core.restore_plan import Candidate, choose_target, resolve
+from coffre.daemon.control import Client, Message, Send
+from coffre.jobs import lanes
+from coffre.jobs.queue import Job, JobEvent, JobKind, JobRequest, waiting_for
+from coffre.storage.audit import AuditLog, AuditUnavailable
+from coffre.storage.state import State
+from coffre.targets.registry import require_known
+
+#: The person fields a client may claim, and their longest length kept.
+_PERSON_FIELDS = ("user", "login", "ssh")
+_MAX_FIELD = 200
+
+Submit = Callable[[JobRequest], lanes.Run]
+
+
+def person_of(request: Message, client: Client) -> dict[str, Any]:
+    """Who asks: the CLI's claims (bounded strings) and the kernel's uid and pid."""
+    claimed = request.get("person")
+    person: dict[str, Any] = {}
+    if isinstance(claimed, dict):
+        for key in _PERSON_FIELDS:
+            value = claimed.get(key)
+            if isinstance(value, str):
+                person[key] = value[:_MAX_FIELD]
+    person["uid"] = client.uid
+    person["pid"] = client.pid
+    return person
+
+
+def _unescape(field: str) -> str:
+    """A path of /proc/self/mountinfo, its octal escapes (``\\040``: a space) undone."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def private_mount(path: PurePosixPath, mountinfo: str = "/proc/self/mountinfo") -> str | None:
+    """The mount point over ``path`` when only this service sees it, else None.
+
+    Under the unit, /tmp and /var/tmp are bind mounts of systemd's
+    ``/tmp/systemd-private-*`` folders (PrivateTmp=): whatever the daemon
+    writes there is invisible to the engineer's shell and gone at the next
+    restart. Outside systemd (tests, a daemon run by hand) nothing is private.
+    """
+    path = PurePosixPath(posixpath.normpath(path))
+    try:
+        with open(mountinfo, encoding="utf-8") as lines:
+            mounts = [line.split() for line in lines]
+    except OSError:
+        return None
+    over: tuple[PurePosixPath, str] | None = None
+    for fields in mounts:
+        root, point = _unescape(fields[3]), PurePosixPath(_unescape(fields[4]))
+        # The last of equal mount points is the one on top.
+        if path.is_relative_to(point) and (over is None or len(point.parts) >= len(over[0].parts)):
+            over = (point, root)
+    if over is not None and "/systemd-private-" in over[1]:
+        return str(over[0])
+    return None
+
+
+def _day(value: Any) -> date | None:
+    if value in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise UsageError(f"{value!r} is not a date", hint="write it YYYY-MM-DD") from None
+
+
+class SupportDesk:
+    """Turns support requests into audited jobs on the right target."""
+
+    def __init__(
+        self,
+        config: Config,
+        state: State,
+        clock: Clock,
+        audit: AuditLog,
+        submit: Submit,
+        *,
+        disk_busy: Callable[[str], bool],
+    ) -> None:
+        self._config = config
+        self._state = state
+        self._clock = clock
+        self._audit = audit
+        self._submit = submit
+        self._disk_busy = disk_busy
+
+    # --- choosing ----------------------------------------------------------------
+
+    def candidates(self) -> list[Candidate]:
+        """Every target and enrolled disk, whether it can serve a read now, its archives."""
+        found = []
+        for target in self._config.targets:
+            found.append(
+                Candidate(
+                    name=target.name,
+                    kind="offsite" if isinstance(target, OffsiteTarget) else "local",
+                    available=self._state.repository_id(target.name) is not None,
+                    archives=self._state.archives(target.name),
+                )
+            )
+        for disk in self._state.disks():
+            found.append(
+                Candidate(
+                    name=disk.name,
+                    kind="usb",
+                    available=disk.present and not self._disk_busy(disk.name),
+                    archives=self._state.archives(disk.name),
+                )
+            )
+        return found
+
+    def _target(self, request: Message, *, archive: str | None, day: date | None) -> str:
+        asked = request.get("target")
+        if asked:
+            return require_known(self._config, self._state, str(asked))
+        name, _ = choose_target(
+            self.candidates(),
+            self._config.retention.prefix,
+            name=archive,
+            day=day,
+            tz=self._config.schedule.timezone,
+        )
+        return name
+
+    # --- requests ---------------------------------------------------------------
+
+    async def handle(self, op: str, request: Message, send: Send, client: Client) -> None:
+        """Serve ``op`` (restore, find, browse, key_export) for ``client``; audited."""
+        check_request(request)  # refused before the audit: nothing was asked that could be done
+        person = person_of(request, client)
+        archive = request.get("archive")
+        archive = None if archive in (None, "") else str(archive)
+        paths = [str(p) for p in request.get("paths") or []]
+        if op == "find":
+            paths = [str(request.get("pattern", ""))]
+        try:
+            self._record(op, person, request.get("target"), archive, paths, "asked", request)
+        except OSError as error:
+            raise AuditUnavailable(
+                f"cannot record this {op.replace('_', ' ')} in the audit log "
+                f"{self._audit.path}: {error.strerror}",
+                hint="nothing was done: every access to patient data must be recorded; "
+                f"free space in {self._audit.path.parent} (df -h), then ask again",
+            ) from error
+        outcome = "failed: internal"
+        details: dict[str, Any] = {}
+        try:
+            final = await self._serve(op, request, send, client, archive)
+            details = _summary(final)
+            outcome = "ok" if final.get("ok") else f"failed: {_error_kind(final)}"
+        except CoffreError as error:
+            outcome = f"failed: {error.kind}"
+            raise
+        except asyncio.CancelledError:
+            outcome = "failed: cancelled"  # the daemon stops
+            raise
+        finally:
+            # Done, but its outcome not on disk: AuditLog.record logged it to the
+            # journal; the asked line is in the log.
+            with contextlib.suppress(OSError):
+                self._record(
+                    op,
+                    person,
+                    details.pop("target", request.get("target")),
+                    details.pop("archive", archive),
+                    paths,
+                    outcome,
+                    details,
+                )
+
+    def _record(
+        self,
+        op: str,
+        person: dict[str, Any],
+        target: Any,
+        archive: str | None,
+        paths: Sequence[str],
+        outcome: str,
+        details: dict[str, Any],
+    ) -> None:
+        extra = {k: v for k, v in details.items() if k in ("date", "to", "overwrite", "since")}
+        extra.update({k: v for k, v in details.items() if k.startswith("result_")})
+        self._audit.record(
+            op=op,
+            at=self._clock.now(),
+            person=person,
+            target=None if target in (None, "") else str(target),
+            archive=archive,
+            paths=list(paths),
+            outcome=outcome,
+            details=extra,
+        )
+
+    async def _serve(
+        self, op: str, request: Message, send: Send, client: Client, archive: str | None
+    ) -> JobEvent:
+        day = _day(request.get("date"))
+        if archive is not None and day is not None:
+            raise UsageError("give --archive or --date, not both")
+        options: dict[str, Any] = {}
+        if op == "key_export":
+            return await self._key_export(request, send)
+        if op == "restore":
+            roots = [PurePosixPath(p) for p in self._config.source.paths]
+            paths = request.get("paths") or []
+            if not paths:
+                raise UsageError("name at least one file or folder to restore")
+            wanted = [resolve(str(p), roots) for p in paths]
+            options["wanted"] = tuple((str(w.root), w.stored) for w in wanted)
+            to = request.get("to")
+            if to:
+                if not PurePosixPath(str(to)).is_absolute():
+                    raise UsageError(f"--to {to}: give an absolute path")
+                private = private_mount(PurePosixPath(str(to)))
+                if private is not None:
+                    raise UsageError(
+                        f"--to {to}: {private} is the service's own (systemd's PrivateTmp=): "
+                        "nobody else would see the files, and they would go at its next restart",
+                        hint="restore into the share (the default) or --to a folder under it",
+                    )
+                options["to"] = str(to)
+            options["overwrite"] = bool(request.get("overwrite"))
+            options["progress"] = bool(request.get("progress"))
+        elif op == "find":
+            pattern = str(request.get("pattern", ""))
+            if not pattern.strip():
+                raise UsageError("the pattern is empty", hint="e.g. coffre find dupont")
+            options["pattern"] = pattern
+            since = _day(request.get("since"))
+            if since is not None:
+                tz = self._config.schedule.timezone
+                options["since"] = datetime.combine(since, time(0), tzinfo=tz).isoformat()
+        if archive is not None:
+            options["archive"] = archive
+        if day is not None:
+            options["date"] = day.isoformat()
+        target = self._target(request, archive=archive, day=day)
+        kind: JobKind = "restore" if op == "restore" else "find" if op == "find" else "browse"
+        run = self._submit(
+            JobRequest(
+                kind=kind, targets=(target,), reason="asked", options=tuple(sorted(options.items()))
+            )
+        )
+        relay: asyncio.Task[None] | None = None
+        if kind == "browse":
+            job = run.jobs[0]
+
+            relay = asyncio.create_task(_relay_browse(client, job))
+        try:
+            return await _follow(run, send)
+        finally:
+            if relay is not None:
+                relay.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay
+
+    async def _key_export(self, request: Message, send: Send) -> JobEvent:
+        asked = request.get("targets") or []
+        if asked:
+            names = tuple(require_known(self._config, self._state, str(n)) for n in asked)
+            absent: list[str] = []
+        else:
+            # Disks away are named in the result, not waited for: one at a time, by name.
+            candidates = self.candidates()
+            names = tuple(c.name for c in candidates if c.available or c.kind != "usb")
+            absent = [c.name for c in candidates if c.kind == "usb" and not c.available]
+        if not names:
+            raise UsageError(
+                "no repository to export the key of",
+                hint="initialise a target first (`coffre target init NAME`)",
+            )
+        run = self._submit(JobRequest(kind="key_export", targets=names, reason="asked"))
+        final = await _follow(run, send, hold_result=True)
+        final["absent_disks"] = absent
+        await send(final)
+        return final
+
+
+async def _relay_browse(client: Client, job: Job) -> None:
+    """Pass the browse client's pings and hang-up on to its job."""
+    gone = asyncio.create_task(client.gone.wait())
+    try:
+        while not client.gone.is_set():
+            pinged = asyncio.create_task(client.pinged.wait())
+            await asyncio.wait({gone, pinged}, return_when=asyncio.FIRST_COMPLETED)
+            pinged.cancel()
+            if client.pinged.is_set():
+                client.pinged.clear()
+                job.last_used = monotonic()
+        job.released.set()
+    finally:
+        gone.cancel()
+
+
+async def _follow(run: lanes.Run, send: Send, *, hold_result: bool = False) -> JobEvent:
+    """Relay ``run``'s events to ``send``; return its result (sent unless ``hold_result``).
+
+    A client that hangs up stops getting events, but the job goes on and its
+    result is still returned: the audit log records how it really ended.
+    """
+    final: JobEvent = {}
+    listening = True
+    ahead = run.ahead()
+    if ahead:
+        with contextlib.suppress(ConnectionError):
+            await send({"event": "waiting", "message": waiting_for(run.request.kind, ahead)})
+
+    async def relay(event: JobEvent) -> None:
+        nonlocal final, listening
+        if event.get("event") == "result":
+            final = event
+            if hold_result:
+                return
+        if listening:
+            try:
+                await send(event)
+            except ConnectionError:
+                listening = False
+
+    await run.follow(relay)
+    return final
+
+
+def _error_kind(final: JobEvent) -> str:
+    error = final.get("error")
+    if isinstance(error, dict):
+        return str(error.get("kind", "unknown"))
+    for outcome in final.get("targets", {}).values():
+        if not outcome.get("ok"):
+            return str(outcome.get("error", {}).get("kind", "unknown"))
+    return "unknown"
+
+
+def _summary(final: JobEvent) -> dict[str, Any]:
+    """What the audit keeps of a result: target, archive, counts (never file contents)."""
+    targets = final.get("targets", {})
+    if len(targets) != 1:
+        return {"result_targets": sorted(targets)}
+    name, outcome = next(iter(targets.items()))
+    summary: dict[str, Any] = {"target": name}
+    if outcome.get("archive"):
+        summary["archive"] = outcome["archive"]
+    for key in ("nfiles", "nbytes", "destinations", "total", "archives_searched", "ended"):
+        if key in outcome:
+            summary[f"result_{key}"] = outcome[key]
+    return summary

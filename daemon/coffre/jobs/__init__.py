@@ -1,0 +1,3 @@
+"""The job machinery: queue, lanes, supervision, the collaborators a job gets
+(``services``), backup and pruning.
+"""

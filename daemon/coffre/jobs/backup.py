@@ -1,0 +1,173 @@
+"""The backup step of one target: borg create, then remember the archive.
+
+A create that ends with borg's warnings (exit 1, 100..127: a file unreadable,
+vanished, changed while read) still made its archive: it is remembered like
+any other, and its RunStats carry the warnings' counts, so the run is
+recorded as a ``warning`` (state, status, metrics, lights). Each file borg
+named goes to the journal, one WARNING line each (MESSAGE_ID
+``logs.MSG_FILE_NOT_BACKED_UP``): file names stay on the box.
+"""
+
+from __future__ import annotations
+
+import logging
+import stat
+from collections.abc import Callable, Collection, Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from coffre.borg import argv, parse
+from coffre.borg.create_warnings import Warned, classify
+from coffre.borg.exitcodes import is_warning
+from coffre.borg.runner import Progress
+from coffre.core.errors import RepositoryIdMismatch, SourceUnavailable
+from coffre.core.outcomes import Reason, describe
+from coffre.core.restore_plan import STAGING_EXCLUDE
+from coffre.jobs.pruning import record_repository_size
+from coffre.jobs.services import Services
+from coffre.storage import logs
+from coffre.storage.state import RunStats
+
+#: Files listed in the journal per backup; past it, one line tells how many more.
+#: A folder gone unreadable can hold thousands: journald would drop lines anyway
+#: (its rate limit), and borg's own records of them are logged at DEBUG.
+MAX_LISTED = 1000
+
+
+def archive_name(prefix: str, local_moment: datetime, taken: Collection[str]) -> str:
+    """``<prefix>-<local date and time>``, made unique against ``taken``.
+
+    ``local_moment`` is in the box's timezone: support staff read these names
+    and think in the practice's local time (borg keeps the exact instant).
+    """
+    base = f"{prefix}-{local_moment:%Y-%m-%dT%H:%M:%S}"
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def require_sources(paths: Iterable[Path]) -> None:
+    """Raise SourceUnavailable unless every path of ``paths`` is a folder now.
+
+    borg would back a missing path up as an empty archive with a mere
+    warning; a share whose data volume is not mounted (yet) must fail the
+    backup instead, visibly, and keep every restore point as it is.
+    """
+    for path in paths:
+        try:
+            found = path.stat()
+        except OSError as error:
+            raise SourceUnavailable(
+                f"the share {path} cannot be read ({error.strerror or error}): nothing backed up",
+                hint="check that its volume is mounted (source.paths in the configuration); "
+                "the backup runs again by itself once it is back",
+            ) from error
+        if not stat.S_ISDIR(found.st_mode):
+            raise SourceUnavailable(
+                f"the share {path} is not a folder; nothing was backed up",
+                hint="check source.paths in the configuration",
+            )
+
+
+async def create_archive(
+    services: Services,
+    target: str,
+    location: str,
+    expected_id: str,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> RunStats:
+    """Run ``borg create`` of the configured source into ``location``.
+
+    Returns the stats of the new archive, which is also added to the known
+    archive list; when borg ended with warnings, the stats carry their counts
+    and each file borg named is logged (see the module doc). Raises BorgError
+    subclasses, and RepositoryIdMismatch when borg reports another repository
+    than ``expected_id``.
+    """
+    config = services.config
+    require_sources(config.source.paths)
+    now = services.clock.now()
+    known = services.state.archives(target) or []
+    name = archive_name(
+        config.retention.prefix,
+        now.astimezone(config.schedule.timezone),
+        {a.name for a in known},
+    )
+    create = argv.create(
+        location,
+        name,
+        [str(p) for p in config.source.paths],
+        excludes=(*config.source.exclude, STAGING_EXCLUDE),
+        compression=config.borg.compression,
+        checkpoint_interval=config.borg.checkpoint_interval,
+        # The archive's time is coffre's clock, the one its name and the
+        # retention's days come from: one source of time for a whole job.
+        timestamp=now,
+    )
+    try:
+        result = await services.borg.run(create, on_progress=on_progress)
+    except BaseException:
+        # borg may have left a checkpoint archive that state does not know:
+        # forget the list, so that the next retention asks borg for it.
+        # (A daemon killed here is covered by State.mark_interrupted_runs.)
+        services.state.forget_archives(target)
+        raise
+    stats = parse.create(result.json())
+    if stats.repository_id != expected_id:
+        raise RepositoryIdMismatch(
+            f"target {target}: borg wrote to repository {stats.repository_id}, "
+            f"expected {expected_id}",
+            hint="check the target's location; record the new repository with "
+            f"`coffre target init {target} --adopt` if it is the right one",
+        )
+    if services.state.archives(target) is not None:
+        services.state.add_archive(target, stats.archive)
+    record_repository_size(services, target, stats.repository_size)
+    warnings = None
+    # rc 0 may come with WARNING records too (borg's notes on its own set-up):
+    # only a warning exit code says that files are missing or suspect.
+    if is_warning(result.rc):
+        warnings, warned = classify(result.warnings)
+        log_warned(services.logger, target, warned)
+    return RunStats(
+        archive=stats.archive.name,
+        original_bytes=stats.original_size,
+        compressed_bytes=stats.compressed_size,
+        deduplicated_bytes=stats.deduplicated_size,
+        nfiles=stats.nfiles,
+        warnings=warnings,
+    )
+
+
+def log_warned(logger: logging.Logger, target: str, warned: Sequence[Warned]) -> None:
+    """One WARNING line per warning of borg about ``target``'s backup (at most MAX_LISTED).
+
+    Lines about a file carry MESSAGE_ID ``MSG_FILE_NOT_BACKED_UP`` and the
+    field ``COFFRE_WARNING_REASON`` (a ``Reason``); borg's message names the
+    file. Raises nothing.
+    """
+    for item in warned[:MAX_LISTED]:
+        if item.reason is Reason.OTHER:
+            logger.warning("backup of %s: borg warned: %s", target, item.message)
+            continue
+        logger.warning(
+            "backup of %s: file %s: %s",
+            target,
+            describe(item.reason),
+            item.message,
+            extra={
+                "MESSAGE_ID": logs.MSG_FILE_NOT_BACKED_UP,
+                "COFFRE_TARGET": target,
+                "COFFRE_WARNING_REASON": str(item.reason),
+            },
+        )
+    if len(warned) > MAX_LISTED:
+        logger.warning(
+            "backup of %s: %d more warning(s) of borg not listed here",
+            target,
+            len(warned) - MAX_LISTED,
+            extra={"MESSAGE_ID": logs.MSG_FILE_NOT_BACKED_UP, "COFFRE_TARGET": target},
+        )

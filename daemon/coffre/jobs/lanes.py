@@ -1,0 +1,269 @@
+"""Three lanes of jobs: the practice never waits on the network, nor support on backups.
+
+A first upload to an HDS host can take days on a practice's uplink. Offsite
+targets therefore get a lane of their own (a second :class:`JobQueue`, the
+*network* lane); local targets and USB disks stay in the *main* lane and run
+at once, whatever uploads. Reads for support (restore, find, browse, key
+export), of any target, have the *reads* lane: a restore from the local
+repository does not wait for a USB disk's first backup. "One job per
+repository" is kept by the executor, which holds each target for the job
+working on it; a read of the very target a backup works on waits for it.
+
+A request naming targets of both lanes (``coffre backup``, the nightly run)
+becomes a :class:`Run`: its main part is queued at once, its network part
+when the main part is done (the local copy is made first, the upload reads
+the share after it; a snapshot, where there is one, is shared). The CLI
+follows a Run as one job: one stream of events, one result.
+
+The network lane retries (:func:`retrying`): a backup cut by the network is
+tried again, with back-off, for the target's ``retry_for`` minutes; each
+attempt resumes from the last checkpoint borg left in the repository.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from coffre.core.clock import Clock
+from coffre.core.config_types import Config, OffsiteTarget
+from coffre.core.model import RETRIABLE
+from coffre.jobs.queue import READ_KINDS, Job, JobEvent, JobQueue, JobRequest
+
+__all__ = ["MAIN", "NETWORK", "READS", "RETRIABLE", "Run", "lane_of", "retrying", "split"]
+
+MAIN = "main"
+NETWORK = "network"
+READS = "reads"
+
+
+#: The longest wait between two attempts.
+MAX_RETRY_DELAY = 1800.0
+
+_COMBINED = "_run_result"
+
+
+def lane_of(config: Config, target: str) -> str:
+    """The lane of the target (or USB disk) called ``target``: offsite targets go to the network."""
+    for configured in config.targets:
+        if configured.name == target:
+            return NETWORK if isinstance(configured, OffsiteTarget) else MAIN
+    return MAIN
+
+
+def split(
+    config: Config, targets: tuple[str, ...], kind: str = "backup"
+) -> list[tuple[str, tuple[str, ...]]]:
+    """``targets`` by lane, main first, each in the order asked; lanes without targets left out.
+
+    A read (``kind`` in READ_KINDS) goes to the reads lane whole.
+    """
+    if kind in READ_KINDS:
+        return [(READS, targets)] if targets else []
+    parts = []
+    for lane in (MAIN, NETWORK):
+        mine = tuple(t for t in targets if lane_of(config, t) == lane)
+        if mine:
+            parts.append((lane, mine))
+    return parts
+
+
+def _combine(kind: str, results: list[JobEvent]) -> JobEvent:
+    """One result for the parts of a run: every target's outcome; ok when all are."""
+    if len(results) == 1:
+        return results[0]
+    targets: dict[str, Any] = {}
+    for result in results:
+        targets.update(result.get("targets", {}))
+    combined: JobEvent = {
+        "event": "result",
+        "ok": all(bool(r.get("ok")) for r in results),
+        "kind": kind,
+        "targets": targets,
+    }
+    error = next((r["error"] for r in results if "error" in r), None)
+    if error is not None:
+        combined["error"] = error
+    return combined
+
+
+class Run:
+    """A request spread over the lanes: the main part now, the network part after it.
+
+    ``done`` gets the combined result once every part is done (or the
+    network part is dropped because the main one was cancelled by a stop).
+    """
+
+    def __init__(self, lanes: Mapping[str, JobQueue], config: Config, request: JobRequest) -> None:
+        self.request = request
+        self.done: asyncio.Future[JobEvent] = asyncio.get_running_loop().create_future()
+        self.jobs: list[Job] = []
+        self._lanes = lanes
+        self._parts = split(config, request.targets, request.kind)
+        self._results: list[JobEvent] = []
+        self._followers: list[asyncio.Queue[JobEvent]] = []
+        if not self._parts:
+            raise ValueError("a run needs at least one target")
+        self._submit(0)
+
+    def _submit(self, index: int) -> None:
+        lane, targets = self._parts[index]
+        job = self._lanes[lane].submit(
+            JobRequest(
+                kind=self.request.kind,
+                targets=targets,
+                reason=self.request.reason,
+                options=self.request.options,
+            )
+        )
+        self.jobs.append(job)
+        for follower in self._followers:
+            job.listeners.append(follower)
+            follower.put_nowait({"event": "queued", "job": job.describe()})
+        job.done.add_done_callback(lambda done: self._part_done(index, done))
+
+    def _part_done(self, index: int, done: asyncio.Future[JobEvent]) -> None:
+        job = self.jobs[index]
+        for follower in self._followers:
+            if follower in job.listeners:
+                job.listeners.remove(follower)
+        result = done.result() if not done.cancelled() else cancelled_result()
+        self._results.append(result)
+        stopped = result.get("error", {}).get("kind") == "cancelled" and not result.get("targets")
+        if index + 1 < len(self._parts) and not stopped:
+            self._submit(index + 1)
+            return
+        combined = _combine(self.request.kind, self._results)
+        if not self.done.done():
+            self.done.set_result(combined)
+        for follower in self._followers:
+            follower.put_nowait({**combined, _COMBINED: True})
+
+    def ahead(self) -> tuple[Job, ...]:
+        """The jobs of its lane that the run's current part waits for (none: it runs now)."""
+        lane, _ = self._parts[len(self.jobs) - 1]
+        return self._lanes[lane].ahead_of(self.jobs[-1])
+
+    def describe(self) -> dict[str, Any]:
+        """The first part's job as the CLI shows it, naming every target of the run."""
+        first = self.jobs[0].describe()
+        return {**first, "targets": list(self.request.targets)}
+
+    async def follow(self, send: Callable[[JobEvent], Awaitable[None]]) -> None:
+        """Send every event of every part to ``send``, then the combined result."""
+        events: asyncio.Queue[JobEvent] = asyncio.Queue()
+        if self.done.done():
+            await send(self.done.result())
+            return
+        self._followers.append(events)
+        current = self.jobs[-1]
+        current.listeners.append(events)
+        try:
+            for job in self.jobs:
+                await send({"event": "queued", "job": job.describe()})
+            while True:
+                event = await events.get()
+                if event.get("event") == "result":
+                    if not event.pop(_COMBINED, False):
+                        continue  # a part's result: the run goes on
+                    await send(event)
+                    return
+                await send(event)
+        finally:
+            self._followers.remove(events)
+            for job in self.jobs:
+                if events in job.listeners:
+                    job.listeners.remove(events)
+
+
+def cancelled_result() -> JobEvent:
+    """The result of a job the daemon stopped before it could run."""
+    return {
+        "event": "result",
+        "ok": False,
+        "error": {
+            "kind": "cancelled",
+            "message": "the daemon stopped before this job could run",
+            "hint": "ask again once it is back",
+        },
+    }
+
+
+def _retriable(outcome: Mapping[str, Any]) -> bool:
+    error = outcome.get("error")
+    return not outcome.get("ok") and isinstance(error, dict) and error.get("kind") in RETRIABLE
+
+
+def retrying(
+    execute: Callable[[Job], Awaitable[JobEvent]],
+    config: Config,
+    clock: Clock,
+    logger: Any,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> Callable[[Job], Awaitable[JobEvent]]:
+    """``execute`` for the network lane: backups cut by the network are tried again.
+
+    Every target of the job is tried once; those that failed with a
+    :data:`RETRIABLE` kind are tried again after their ``retry_delay``
+    (doubled each time, up to :data:`MAX_RETRY_DELAY`), until ``retry_for``
+    minutes after the job began. Hosts are independent: one host down delays
+    no other's first attempt. During a retry the job's request names only
+    the targets retried (what status shows); the result has every target's
+    last outcome. Other job kinds run once.
+    """
+    offsite = {t.name: t for t in config.targets if isinstance(t, OffsiteTarget)}
+
+    async def run(job: Job) -> JobEvent:
+        asked = job.request
+        began = clock.now()
+        result = await execute(job)
+        if asked.kind != "backup":
+            return result
+        outcomes: dict[str, Any] = dict(result.get("targets", {}))
+        delays = {name: float(t.retry_delay) for name, t in offsite.items()}
+        try:
+            while True:
+                now = clock.now()
+                due = [
+                    name
+                    for name, outcome in outcomes.items()
+                    if name in offsite
+                    and _retriable(outcome)
+                    and now < _deadline(began, offsite[name].retry_for)
+                ]
+                if not due:
+                    break
+                wait = min(delays[name] for name in due)
+                last = max(_deadline(began, offsite[name].retry_for) for name in due)
+                wait = max(min(wait, (last - now).total_seconds()), 0.0)
+                logger.warning(
+                    "offsite backup of %s failed (%s): trying again in %.0f s",
+                    ", ".join(due),
+                    ", ".join(outcomes[name]["error"]["kind"] for name in due),
+                    wait,
+                )
+                job.publish({"event": "retry_wait", "targets": due, "seconds": wait})
+                await sleep(wait)
+                for name in due:
+                    delays[name] = min(delays[name] * 2, MAX_RETRY_DELAY)
+                job.request = JobRequest(
+                    kind=asked.kind, targets=tuple(due), reason=asked.reason, options=asked.options
+                )
+                again = await execute(job)
+                outcomes.update(again.get("targets", {}))
+        finally:
+            job.request = asked
+        return {
+            **result,
+            "ok": all(bool(o.get("ok")) for o in outcomes.values()),
+            "targets": outcomes,
+        }
+
+    return run
+
+
+def _deadline(began: datetime, minutes: int) -> datetime:
+    return began + timedelta(minutes=minutes)

@@ -1,0 +1,256 @@
+"""The job queue of one lane: its jobs one at a time, requests for a queued job merged into it.
+
+A job is a request (what to do, on which targets) plus the people waiting for
+it (control-socket clients asking ``--wait``). The queue knows nothing of
+borg: the daemon hands it an ``execute`` coroutine that runs one job.
+
+No exception leaves :meth:`JobQueue.serve` but its cancellation: whatever
+escapes ``execute`` fails that one job (``on_crash`` makes its result, kind
+``internal``), its waiters get that result, and the next job runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from coffre.jobs.supervision import job_crashed
+from coffre.storage.logs import LOGGER_NAME
+
+JobKind = Literal[
+    "backup", "prune", "init", "disk", "enroll", "restore", "find", "browse", "key_export"
+]
+
+#: Jobs that read a repository for a person (support): their own lane, never merged.
+READ_KINDS: frozenset[JobKind] = frozenset({"restore", "find", "browse", "key_export"})
+
+#: An event sent to the people waiting for a job: progress, log lines, the result.
+JobEvent = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What is asked: a kind and the targets it touches (in order)."""
+
+    kind: JobKind
+    targets: tuple[str, ...]
+    reason: str = "asked"
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def option(self, name: str, default: Any = None) -> Any:
+        return dict(self.options).get(name, default)
+
+
+@dataclass
+class Job:
+    """A queued or running job and who waits for its events."""
+
+    id: int
+    request: JobRequest
+    listeners: list[asyncio.Queue[JobEvent]] = field(default_factory=list)
+    done: asyncio.Future[JobEvent] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    progress: float | None = None
+    current_target: str | None = None
+    #: Borg's latest counters for the current target (files, bytes read so far).
+    counters: dict[str, int] = field(default_factory=dict)
+    #: Set when the person who asked is gone: a browse mount ends with them.
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    #: When (time.monotonic) the asker last said a browse mount is in use.
+    last_used: float = 0.0
+
+    def publish(self, event: JobEvent) -> None:
+        """Hand ``event`` to every listener (never blocks: queues are unbounded)."""
+        event = {"job": self.id, **event}
+        for queue in self.listeners:
+            queue.put_nowait(event)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.request.kind,
+            "targets": list(self.request.targets),
+            "reason": self.request.reason,
+            "current_target": self.current_target,
+            "progress": self.progress,
+            "counters": dict(self.counters),
+        }
+
+
+def _mergeable(queued: JobRequest, new: JobRequest) -> bool:
+    # Only a backup absorbs another: two backups queued would read the share
+    # twice for nothing. A prune or an init is cheap and keeps its own options.
+    if queued.kind != new.kind or queued.kind in READ_KINDS:
+        # A person's read is theirs alone (a browse ends when its asker leaves).
+        return False
+    if queued.kind == "backup":
+        return True
+    return queued == new
+
+
+class JobQueue:
+    """FIFO of jobs, run one at a time by ``execute``.
+
+    ``submit`` returns the job the request landed in: a new one, or the queued
+    one it was merged into (a backup request joins a queued backup, its
+    targets added). The running job is never merged into: it may have passed
+    the targets already.
+    """
+
+    def __init__(
+        self,
+        execute: Callable[[Job], Awaitable[JobEvent]],
+        *,
+        on_crash: Callable[[Job, Exception], JobEvent] | None = None,
+    ) -> None:
+        self._execute = execute
+        self._on_crash = on_crash or (
+            lambda job, error: job_crashed(job, error, logging.getLogger(LOGGER_NAME))
+        )
+        self._pending: list[Job] = []
+        self._wakeup = asyncio.Event()
+        self._ids = itertools.count(1)
+        self.running: Job | None = None
+        #: time.monotonic() when a job was last queued while none ran (None: none waits).
+        self._waiting_since: float | None = None
+
+    @property
+    def pending(self) -> tuple[Job, ...]:
+        return tuple(self._pending)
+
+    def touches(self, target: str) -> bool:
+        """Whether a queued or running job names ``target``."""
+        jobs = [*self._pending, *([self.running] if self.running else [])]
+        return any(target in job.request.targets for job in jobs)
+
+    def ahead_of(self, job: Job) -> tuple[Job, ...]:
+        """The jobs that run before ``job``: the running one, then those queued before it."""
+        running = () if self.running is None or self.running is job else (self.running,)
+        if job not in self._pending:
+            return running
+        return (*running, *self._pending[: self._pending.index(job)])
+
+    def submit(self, request: JobRequest) -> Job:
+        """Queue ``request`` (or merge it into a queued job of the same kind)."""
+        for job in self._pending:
+            if _mergeable(job.request, request):
+                extra = tuple(t for t in request.targets if t not in job.request.targets)
+                if extra:
+                    job.request = JobRequest(
+                        kind=job.request.kind,
+                        targets=job.request.targets + extra,
+                        reason=job.request.reason,
+                        options=job.request.options,
+                    )
+                return job
+        job = Job(id=next(self._ids), request=request)
+        self._pending.append(job)
+        if self.running is None and self._waiting_since is None:
+            self._waiting_since = time.monotonic()
+        self._wakeup.set()
+        return job
+
+    def stalled(self, now: float, grace: float) -> bool:
+        """Whether jobs wait for more than ``grace`` seconds (at ``now``, monotonic) and none runs.
+
+        A serving lane picks a waiting job within one turn of the loop: one
+        that does not is dead or wedged, and the watchdog must stop being pinged.
+        """
+        return (
+            self.running is None
+            and bool(self._pending)
+            and self._waiting_since is not None
+            and now - self._waiting_since > grace
+        )
+
+    async def serve(self) -> None:
+        """Run jobs one after the other until cancelled; never raises anything else.
+
+        An exception escaping a job (anything but cancellation) fails that job
+        only: ``on_crash`` turns it into the job's result (and logs it), its
+        waiters get it, and the next job runs. When cancelled while a job runs,
+        the job's coroutine is cancelled too (borg gets SIGINT and leaves a
+        checkpoint), the job's waiters are told, and CancelledError propagates.
+        """
+        while True:
+            while not self._pending:
+                self._waiting_since = None
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            job = self._pending.pop(0)
+            self.running = job
+            self._waiting_since = None
+            try:
+                result = await self._execute(job)
+            except Exception as error:  # noqa: BLE001 - the lane's one net: the job fails, not the lane
+                result = self._on_crash(job, error)
+            except asyncio.CancelledError:
+                cancelled: JobEvent = {
+                    "event": "result",
+                    "ok": False,
+                    "error": {
+                        "kind": "cancelled",
+                        "message": "the daemon is stopping; the job was interrupted",
+                        "hint": "it runs again at the next start",
+                    },
+                }
+                job.publish(cancelled)
+                if not job.done.done():
+                    job.done.set_result(cancelled)
+                raise
+            finally:
+                self.running = None
+                if self._pending:
+                    self._waiting_since = time.monotonic()
+            job.publish(result)
+            if not job.done.done():
+                job.done.set_result(result)
+
+
+def waiting_for(kind: str, ahead: Sequence[Job]) -> str:
+    """What a person asking a ``kind`` job is told when ``ahead`` run first (the first runs).
+
+    ``"waiting for the backup of disque-a (40% done) and 1 more job(s): the
+    restore starts after"``. Names targets and kinds only, never paths.
+    """
+    first = ahead[0]
+    what = f"the {first.request.kind} of {', '.join(first.request.targets)}"
+    if first.progress is not None:
+        what += f" ({first.progress:.0%} done)"
+    more = f" and {len(ahead) - 1} more job(s)" if len(ahead) > 1 else ""
+    return f"waiting for {what}{more}: the {kind.replace('_', ' ')} starts after"
+
+
+class TargetHolds:
+    """One job at a time on each target, across the lanes.
+
+    The lanes (main, network, reads) run side by side; two of their jobs may
+    reach one repository (a restore from the disk a backup writes to). The
+    second waits in :meth:`hold` (borg would make it wait on the repository's
+    lock, then fail), and its people are told what for.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._holders: dict[str, Job] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, target: str, job: Job) -> AsyncIterator[None]:
+        """Hold ``target`` for ``job`` inside the block; wait (and say so) while another does."""
+        lock = self._locks.setdefault(target, asyncio.Lock())
+        holder = self._holders.get(target)
+        if lock.locked() and holder is not None:
+            job.publish({"event": "waiting", "message": waiting_for(job.request.kind, [holder])})
+        async with lock:
+            self._holders[target] = job
+            try:
+                yield
+            finally:
+                del self._holders[target]

@@ -1,0 +1,3 @@
+"""How things stand: facts read from state, Prometheus metrics, LEDs, ``coffre status``; no
+cycle (metrics and LEDs read facts).
+"""

@@ -1,0 +1,254 @@
+"""What the LEDs and the metrics show: facts read from state and the job lanes.
+
+:class:`Observer` turns state (sqlite reads only) and the lanes' running jobs
+into :class:`coffre.core.health.Facts`. It never runs borg and never waits for a
+job: a scrape or a light refresh in the middle of a backup reads what the
+last write left. What it reads from the database is cached until state
+writes again (``State.generation``), so a scrape of an unchanged state costs
+no query; what depends on the time (retention slots by the calendar, the
+disk rotation) is derived again at each call.
+
+The daemon's side, which starts the exporter and the LEDs on these facts, is
+``coffre.observe.observability``: the metrics import this module, never the reverse.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Protocol, TypeVar
+
+from coffre.core import retention
+from coffre.core.clock import Clock
+from coffre.core.config_types import Config, LocalTarget
+from coffre.core.errors import ERROR_KINDS
+from coffre.core.health import DiskFacts, Facts, JobFacts, TargetFacts, TargetKind
+from coffre.core.model import Archive
+from coffre.core.rotation import rotation
+from coffre.jobs.queue import Job, JobQueue
+from coffre.jobs.supervision import Incidents
+from coffre.storage.state import SUCCESS, DiskRecord, State
+from coffre.targets.offsite.repository import status_of as offsite_status
+
+_E = TypeVar("_E")
+
+#: The kind a failed run is counted under when state holds a kind this coffre
+#: does not know (written by another version): labels stay a bounded set.
+UNKNOWN_KIND = "internal"
+
+
+class BorgVersion(Protocol):
+    """What the exporter needs of the borg runner (``BorgRunner.version``)."""
+
+    async def version(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What the database said at one generation of state."""
+
+    targets: tuple[TargetFacts, ...]
+    archives: dict[str, list[Archive] | None]
+    disks: tuple[DiskRecord, ...]
+    errors: dict[tuple[str, str], int]
+    warnings: dict[str, int]
+
+
+def _job(job: Job | None) -> JobFacts | None:
+    if job is None:
+        return None
+    return JobFacts(job.request.kind, job.request.targets, job.progress)
+
+
+class Observer:
+    """Reads :class:`Facts` from ``state`` and the job lanes ``main``, ``network``, ``reads``.
+
+    Used from the event loop only, like State. The lanes may be given after
+    construction (the daemon makes them after). ``free_bytes`` holds the free
+    space of local targets' filesystems, measured by :meth:`measure` (after
+    jobs, never at a scrape).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        state: State,
+        clock: Clock,
+        *,
+        main: JobQueue | None = None,
+        network: JobQueue | None = None,
+        reads: JobQueue | None = None,
+        incidents: Incidents | None = None,
+    ) -> None:
+        self._config = config
+        self._state = state
+        self._clock = clock
+        self._incidents = incidents or Incidents()
+        self.main = main
+        self.network = network
+        self.reads = reads
+        self._stored: tuple[int, _Stored] | None = None
+        #: By target: the day and archive list the slots were derived from, and the slots.
+        self._slots: dict[str, tuple[date, list[Archive], dict[str, bool]]] = {}
+        self._targets: tuple[object, tuple[TargetFacts, ...]] | None = None
+        self.free_bytes: dict[str, int] = {}
+
+    def facts(self) -> Facts:
+        """The facts now. Raises StateError or sqlite3.Error when state cannot be read."""
+        now = self._clock.now()
+        tz = self._config.schedule.timezone
+        generation = self._state.generation
+        if self._stored is None or self._stored[0] != generation:
+            self._stored = (generation, self._read())
+        stored = self._stored[1]
+        today = now.astimezone(tz).date()
+        key = (generation, today, sorted(self.free_bytes.items()))
+        if self._targets is None or self._targets[0] != key:
+            self._targets = (key, self._with_slots(stored, today, now))
+        targets = self._targets[1]
+        disks = []
+        for disk in stored.disks:
+            where = rotation(disk, stored.disks, now, self._config.usb)
+            disks.append(
+                DiskFacts(
+                    name=disk.name,
+                    present=disk.present,
+                    safe_to_remove=disk.safe_to_remove,
+                    last_seen=disk.last_seen,
+                    free_bytes=disk.free_bytes,
+                    swap_due=where.swap_due,
+                    missing=where.missing,
+                    days_since_seen=where.days_since_seen,
+                )
+            )
+        return Facts(
+            now=now,
+            tz=tz,
+            targets=targets,
+            disks=tuple(disks),
+            main_job=_job(self.main.running if self.main else None),
+            network_job=_job(self.network.running if self.network else None),
+            read_job=_job(self.reads.running if self.reads else None),
+            errors=self._with_crashes(stored.errors),
+            warnings=stored.warnings,
+            problems=self._incidents.failures(),
+        )
+
+    def _with_crashes(self, errors: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+        """State's failed runs, plus the unexpected errors of jobs outside its runs (reads)."""
+        crashes = self._incidents.internal_errors()
+        if not crashes:
+            return errors
+        merged = dict(errors)
+        for target, count in crashes.items():
+            key = (target, UNKNOWN_KIND)
+            merged[key] = merged.get(key, 0) + count
+        return merged
+
+    def measure(self) -> None:
+        """Measure the free space of each local target's filesystem (a statvfs each).
+
+        A repository not there yet (before ``coffre target init``) is left out.
+        """
+        for target in self._config.targets:
+            if not isinstance(target, LocalTarget):
+                continue
+            try:
+                found = os.statvfs(target.path)
+            except OSError:
+                self.free_bytes.pop(target.name, None)
+                continue
+            self.free_bytes[target.name] = found.f_bavail * found.f_frsize
+
+    def _read(self) -> _Stored:
+        state = self._state
+        disks = tuple(state.disks())
+        kinds: dict[str, TargetKind] = {t.name: t.kind for t in self._config.targets}
+        for disk in disks:
+            kinds.setdefault(disk.name, "usb")
+        targets = []
+        archives: dict[str, list[Archive] | None] = {}
+        prefix = self._config.retention.prefix + "-"
+        for name, kind in kinds.items():
+            # With warnings too: its archive exists (lateness, restore points).
+            success = state.last_completed(name, "backup")
+            with_stats = (
+                success
+                if success is not None and success.stats is not None
+                else state.last_run_with_stats(name)
+            )
+            known = state.archives(name)
+            archives[name] = known
+            ours = [
+                a.time for a in known or () if a.name.startswith(prefix) and not a.is_checkpoint
+            ]
+            reachable = None
+            if kind == "offsite":
+                reachable = offsite_status(state, name)["reachable"]
+            enrolled = next((d for d in disks if d.name == name), None)
+            repository_id = enrolled.repository_id if enrolled else state.repository_id(name)
+            # coffre checks its USB disks (each disk job); the other repositories
+            # are checked by their hosts or by hand, and have no check runs.
+            checked = kind == "usb"
+            targets.append(
+                TargetFacts(
+                    name=name,
+                    kind=kind,
+                    last_success=success,
+                    last_attempt=state.last_finished_run(name, "backup"),
+                    last_stats=None if with_stats is None else with_stats.stats,
+                    last_prune=state.last_finished_run(name, "prune"),
+                    last_check=state.last_finished_run(name, "check") if checked else None,
+                    last_check_success=state.last_run(name, "check", outcome=SUCCESS)
+                    if checked
+                    else None,
+                    archives=None if known is None else len(known),
+                    oldest_archive=min(ours, default=None),
+                    reachable=reachable,
+                    free_bytes=enrolled.free_bytes if enrolled else None,
+                    key_exported=None
+                    if repository_id is None
+                    else state.key_exported_at(repository_id) is not None,
+                    warnings_in_a_row=state.warnings_in_a_row(name, "backup"),
+                )
+            )
+        errors: dict[tuple[str, str], int] = {}
+        for (target, error_kind), count in state.error_counts().items():
+            if target in kinds:
+                key = (target, error_kind if error_kind in ERROR_KINDS else UNKNOWN_KIND)
+                errors[key] = errors.get(key, 0) + count
+        warnings = {t: n for t, n in state.warning_counts("backup").items() if t in kinds}
+        return _Stored(tuple(targets), archives, disks, errors, warnings)
+
+    def _with_slots(self, stored: _Stored, today: date, now: datetime) -> tuple[TargetFacts, ...]:
+        """The stored targets with today's retention slots and the measured free space."""
+        return tuple(
+            replace(
+                target,
+                slots=self._slots_of(target.name, stored.archives.get(target.name), today, now),
+                free_bytes=self.free_bytes.get(target.name, target.free_bytes),
+            )
+            for target in stored.targets
+        )
+
+    def _slots_of(
+        self, name: str, known: list[Archive] | None, today: date, now: datetime
+    ) -> dict[str, bool]:
+        # Derived again only when the day or the target's archive list changed.
+        if known is None:
+            return {}
+        cached = self._slots.get(name)
+        if cached is not None and cached[0] == today and cached[1] == known:
+            return cached[2]
+        policy = self._config.retention
+        slots = retention.slots_present(
+            known,
+            prefix=policy.prefix,
+            daily=policy.daily,
+            monthly=policy.monthly,
+            now=now,
+            tz=self._config.schedule.timezone,
+        )
+        self._slots[name] = (today, known, slots)
+        return slots

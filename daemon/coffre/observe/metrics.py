@@ -1,0 +1,480 @@
+"""The Prometheus exporter: coffre's state as metrics, served by the daemon's own loop.
+
+A :class:`CoffreCollector` in a registry of its own reads the facts of
+``coffre.observe.facts.Observer`` at each scrape: sqlite reads (cached until state
+changes) and the lanes' running jobs. A scrape never runs borg and never
+waits for a job. The HTTP endpoint is a small asyncio server in the daemon's
+event loop (no thread: the state's sqlite connection belongs to the loop,
+and an idle daemon must stay one thread that only the watchdog wakes).
+
+The series (README, "Monitoring", is the reference). Labels come from names
+only: ``target`` is a configured target's name or an enrolled USB disk's,
+``disk`` a disk's name, ``slot`` a retention slot (J, J-1, ..., M, M-1, ...),
+``kind`` a job kind or an error kind (``errors.ERROR_KINDS``, a bounded
+set). Never a path, a file name, an archive name or an error message.
+Series of every known target and disk exist from the start, at 0 when
+state has nothing yet (a timestamp of 0 means "never"); the free space of a
+disk, or of a local target's filesystem, is left out until measured.
+
+A backup that ended with borg warnings made its archive: it is the
+target's last success (``coffre_last_success_timestamp_seconds``: the
+archive exists), but not a successful attempt (``coffre_last_attempt_success``
+0, ``coffre_last_attempt_warning`` 1); ``coffre_files_not_backed_up`` counts
+the files its archive lacks (a count: the names stay in the journal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import get_args
+
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from coffre import __version__
+from coffre.core import retention
+from coffre.core.config_types import Config
+from coffre.core.errors import ELSEWHERE_KINDS, ERROR_KINDS, CoffreError
+from coffre.core.health import Facts, Health, assess
+from coffre.jobs.queue import JobKind
+from coffre.observe.facts import Observer
+from coffre.storage.state import SUCCESS, WARNING, RunRecord
+
+#: Error kinds only the CLI meets (never a run's outcome): no series for them.
+CLI_ONLY_KINDS = frozenset(
+    {
+        "config",
+        "usage",
+        "daemon_unavailable",
+        "permission",
+        "not_in_archive",
+        "would_overwrite",
+        "destination",
+        *ELSEWHERE_KINDS,
+    }
+)
+#: The ``kind`` values of coffre_errors_total.
+RUN_ERROR_KINDS: tuple[str, ...] = tuple(k for k in ERROR_KINDS if k not in CLI_ONLY_KINDS)
+#: The ``kind`` values of coffre_job_running.
+JOB_KINDS: tuple[str, ...] = get_args(JobKind)
+
+#: Seconds a client has to send its request before it is dropped.
+REQUEST_TIMEOUT = 10.0
+#: Connections served at once; more are closed at once (a local client cannot
+#: pile up coroutines in the daemon).
+MAX_CONNECTIONS = 8
+_MAX_HEAD = 8192
+
+
+def _seconds(run: RunRecord | None) -> float:
+    """When ``run`` ended, in Unix seconds; 0 for none."""
+    if run is None or run.finished_at is None:
+        return 0.0
+    return run.finished_at.timestamp()
+
+
+class CoffreCollector(Collector):
+    """Builds every coffre_ series from the observer's facts at collect time.
+
+    ``borg_version`` is read at each collect (set once by the daemon).
+    When state cannot be read, only ``coffre_up 0`` and the build info are given.
+    """
+
+    def __init__(self, observer: Observer, config: Config, logger: logging.Logger) -> None:
+        self._observer = observer
+        self._config = config
+        self._logger = logger
+        self.borg_version = "unknown"
+        self._failing = False
+
+    def describe(self) -> Iterable[Metric]:
+        # Nothing: registering must not read state (and the names are ours alone).
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        build = GaugeMetricFamily(
+            "coffre_build_info",
+            "coffre's version and the version of the borg it runs (1).",
+            labels=["version", "borg_version"],
+        )
+        build.add_metric([__version__, self.borg_version], 1)
+        up = GaugeMetricFamily(
+            "coffre_up", "1 when the daemon answers and its state can be read, else 0."
+        )
+        try:
+            facts = self._observer.facts()
+        except (CoffreError, sqlite3.Error) as error:
+            if not self._failing:
+                self._logger.error("metrics: cannot read state: %s", error)
+            self._failing = True
+            up.add_metric([], 0)
+            return [up, build]
+        self._failing = False
+        up.add_metric([], 1)
+        return [up, build, *self._series(facts)]
+
+    def _series(self, facts: Facts) -> list[Metric]:
+        def gauge(name: str, text: str, labels: Sequence[str]) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, text, labels=list(labels))
+
+        t = ("target",)
+        last_attempt = gauge(
+            "coffre_last_attempt_timestamp_seconds",
+            "End of the last backup attempt of the target, successful or not (0: never).",
+            t,
+        )
+        last_success = gauge(
+            "coffre_last_success_timestamp_seconds",
+            "End of the last backup of the target that made an archive, complete or with "
+            "warnings (0: never).",
+            t,
+        )
+        attempt_ok = gauge(
+            "coffre_last_attempt_success",
+            "1 when the last backup attempt of the target saved every file, else 0 (failed, "
+            "or ended with warnings: see coffre_last_attempt_warning).",
+            t,
+        )
+        attempt_warning = gauge(
+            "coffre_last_attempt_warning",
+            "1 when the last backup attempt of the target made its archive with borg warnings "
+            "(files not backed up, or changed while read), else 0.",
+            t,
+        )
+        not_backed_up = gauge(
+            "coffre_files_not_backed_up",
+            "Files the last archive made on the target lacks: unreadable, or vanished during "
+            "the backup (0: none, or no archive).",
+            t,
+        )
+        warnings_in_a_row = gauge(
+            "coffre_backup_warnings_in_a_row",
+            "Backups of the target in a row, up to the last one that made an archive, that "
+            "ended with warnings (failed ones are skipped; 0 once one ends clean).",
+            t,
+        )
+        duration = gauge(
+            "coffre_last_duration_seconds", "Duration of the last backup attempt of the target.", t
+        )
+        original = gauge(
+            "coffre_archive_original_bytes",
+            "Original size of the source in the last archive made on the target.",
+            t,
+        )
+        deduplicated = gauge(
+            "coffre_archive_deduplicated_bytes",
+            "Bytes the last archive made on the target added to its repository.",
+            t,
+        )
+        files = gauge(
+            "coffre_archive_files", "Number of files in the last archive made on the target.", t
+        )
+        archives = gauge(
+            "coffre_repository_archives",
+            "Archives in the target's repository, as last listed (0: not listed yet).",
+            t,
+        )
+        oldest = gauge(
+            "coffre_repository_oldest_archive_timestamp_seconds",
+            "Time of the oldest of coffre's archives on the target (0: none).",
+            t,
+        )
+        repo_free = gauge(
+            "coffre_repository_free_bytes",
+            "Free space of the filesystem holding a local target's repository.",
+            t,
+        )
+        slots = gauge(
+            "coffre_retention_slot_present",
+            "1 when the target holds the restore point of the slot, by the calendar, else 0.",
+            ("target", "slot"),
+        )
+        check_ok_at = gauge(
+            "coffre_check_last_success_timestamp_seconds",
+            "End of the last successful borg check of the target (0: never).",
+            t,
+        )
+        check_ok = gauge(
+            "coffre_check_last_attempt_success",
+            "1 when the last borg check of the target succeeded, else 0.",
+            t,
+        )
+        reachable = gauge(
+            "coffre_offsite_reachable",
+            "1 when the offsite host answered the last preflight, else 0 (or never asked).",
+            t,
+        )
+        key_exported = gauge(
+            "coffre_key_exported",
+            "1 when the repository's key was printed for escrow (coffre key export --paper).",
+            t,
+        )
+        names = retention.slot_names(self._config.retention.daily, self._config.retention.monthly)
+        for target in facts.targets:
+            if target.key_exported is not None:
+                key_exported.add_metric([target.name], float(target.key_exported))
+            label = [target.name]
+            last_success.add_metric(label, _seconds(target.last_success))
+            last_attempt.add_metric(label, _seconds(target.last_attempt))
+            attempt = target.last_attempt
+            attempt_ok.add_metric(label, float(attempt is not None and attempt.outcome == SUCCESS))
+            attempt_warning.add_metric(
+                label, float(attempt is not None and attempt.outcome == WARNING)
+            )
+            made = target.last_stats  # of the last archive made
+            lacking = made.warnings if made is not None else None
+            not_backed_up.add_metric(label, lacking.not_backed_up if lacking else 0)
+            warnings_in_a_row.add_metric(label, target.warnings_in_a_row)
+            duration.add_metric(label, (attempt.duration or 0.0) if attempt else 0.0)
+            stats = target.last_stats
+            original.add_metric(label, stats.original_bytes if stats else 0)
+            deduplicated.add_metric(label, stats.deduplicated_bytes if stats else 0)
+            files.add_metric(label, stats.nfiles if stats else 0)
+            archives.add_metric(label, target.archives or 0)
+            oldest.add_metric(
+                label, target.oldest_archive.timestamp() if target.oldest_archive else 0.0
+            )
+            for slot in names:
+                slots.add_metric([target.name, slot], float(target.slots.get(slot, False)))
+            if target.kind == "local" and target.free_bytes is not None:
+                repo_free.add_metric(label, target.free_bytes)
+            if target.kind == "usb":
+                # coffre checks the disks (each disk job); offsite hosts check their own.
+                check = target.last_check
+                check_ok_at.add_metric(label, _seconds(target.last_check_success))
+                check_ok.add_metric(label, float(check is not None and check.outcome == SUCCESS))
+            if target.kind == "offsite":
+                reachable.add_metric(label, float(bool(target.reachable)))
+        series: list[Metric] = [
+            last_success,
+            last_attempt,
+            attempt_ok,
+            attempt_warning,
+            not_backed_up,
+            warnings_in_a_row,
+            duration,
+            original,
+            deduplicated,
+            files,
+            archives,
+            oldest,
+            repo_free,
+            slots,
+            check_ok_at,
+            check_ok,
+            reachable,
+            key_exported,
+        ]
+        series += self._jobs(facts)
+        series += self._disks(facts)
+        errors = CounterMetricFamily(
+            "coffre_errors",
+            "Failed runs of the target, by kind of error.",
+            labels=["target", "kind"],
+        )
+        for target in facts.targets:
+            for kind in RUN_ERROR_KINDS:
+                errors.add_metric([target.name, kind], facts.errors.get((target.name, kind), 0))
+        series.append(errors)
+        warned = CounterMetricFamily(
+            "coffre_backup_warnings",
+            "Backups of the target that made their archive with borg warnings.",
+            labels=["target"],
+        )
+        for target in facts.targets:
+            warned.add_metric([target.name], facts.warnings.get(target.name, 0))
+        series.append(warned)
+        health = gauge(
+            "coffre_health", "1 for what the box's lights show now, 0 for the others.", ("state",)
+        )
+        shown = assess(facts).health
+        for value in Health:
+            health.add_metric([value.value], float(value is shown))
+        series.append(health)
+        return series
+
+    def _jobs(self, facts: Facts) -> list[Metric]:
+        running = GaugeMetricFamily(
+            "coffre_job_running", "Jobs of the kind running now (all lanes).", labels=["kind"]
+        )
+        lanes = (facts.main_job, facts.read_job, facts.network_job)
+        jobs = [job for job in lanes if job is not None]
+        for kind in JOB_KINDS:
+            running.add_metric([kind], sum(1 for job in jobs if job.kind == kind))
+        progress = GaugeMetricFamily(
+            "coffre_job_progress_ratio",
+            "Progress of the running job (the main lane's, else a read's, else the upload's), "
+            "0 to 1; "
+            "0 when none runs or it is unknown.",
+        )
+        progress.add_metric([], (jobs[0].progress or 0.0) if jobs else 0.0)
+        return [running, progress]
+
+    def _disks(self, facts: Facts) -> list[Metric]:
+        d = ["disk"]
+        present = GaugeMetricFamily(
+            "coffre_disk_present", "1 while the disk is plugged in and powered, else 0.", labels=d
+        )
+        seen = GaugeMetricFamily(
+            "coffre_disk_last_seen_timestamp_seconds",
+            "When the disk was last seen (plugged in, or at the end of its job; 0: never).",
+            labels=d,
+        )
+        swap = GaugeMetricFamily(
+            "coffre_disk_swap_due",
+            "1 when the disk has been the only one plugged in for too long (usb.swap_after_days).",
+            labels=d,
+        )
+        missing = GaugeMetricFamily(
+            "coffre_disk_missing",
+            "1 when the disk was not seen for usb.missing_after_days, else 0.",
+            labels=d,
+        )
+        free = GaugeMetricFamily(
+            "coffre_disk_free_bytes", "Free space on the disk at the end of its last job.", labels=d
+        )
+        for disk in facts.disks:
+            label = [disk.name]
+            present.add_metric(label, float(disk.present))
+            seen.add_metric(label, disk.last_seen.timestamp() if disk.last_seen else 0.0)
+            swap.add_metric(label, float(disk.swap_due))
+            missing.add_metric(label, float(disk.missing))
+            if disk.free_bytes is not None:
+                free.add_metric(label, disk.free_bytes)
+        return [present, seen, swap, missing, free]
+
+
+class _Families(Collector):
+    """Already collected families, for generate_latest."""
+
+    def __init__(self, families: Sequence[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+class Exporter:
+    """The registry and the HTTP endpoint (``GET /metrics``) of a daemon."""
+
+    def __init__(self, observer: Observer, config: Config, logger: logging.Logger) -> None:
+        self._logger = logger
+        self.collector = CoffreCollector(observer, config, logger)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self.collector)
+        self._server: asyncio.Server | None = None
+        self._clients: set[asyncio.Task[None]] = set()
+        #: Each family's last samples and their text, by name.
+        self._rendered: dict[str, tuple[Metric, bytes]] = {}
+
+    @property
+    def borg_version(self) -> str:
+        return self.collector.borg_version
+
+    @borg_version.setter
+    def borg_version(self, version: str) -> None:
+        self.collector.borg_version = version
+
+    def exposition(self) -> bytes:
+        """The text exposition of every series now (what ``GET /metrics`` answers).
+
+        The same bytes as ``generate_latest(self.registry)``, made faster: a
+        family whose samples did not change since the last scrape is not
+        formatted again (prometheus-client spends ~10 µs per sample; most
+        families only change when a job ends).
+        """
+        rendered: dict[str, tuple[Metric, bytes]] = {}
+        for family in self.registry.collect():
+            known = self._rendered.get(family.name)
+            if known is None or known[0] != family:
+                known = (family, generate_latest(_Families([family])))
+            rendered[family.name] = known
+        self._rendered = rendered
+        return b"".join(text for _, text in rendered.values())
+
+    async def serve(self, host: str, port: int) -> bool:
+        """Listen on ``host``:``port``; False (and an ERROR log line) when it cannot."""
+        try:
+            self._server = await asyncio.start_server(
+                self._client, host, port, reuse_address=True, limit=_MAX_HEAD
+            )
+        except OSError as error:
+            self._logger.error(
+                "metrics: cannot listen on %s:%d (%s); the daemon goes on without them "
+                "(check metrics.listen in the configuration)",
+                host,
+                port,
+                error.strerror or error,
+            )
+            return False
+        self._logger.info("metrics served on http://%s:%d/metrics", _shown(host), port)
+        return True
+
+    async def close(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        for task in list(self._clients):
+            task.cancel()
+        for task in list(self._clients):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._server.wait_closed()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if len(self._clients) >= MAX_CONNECTIONS:
+            writer.close()
+            return
+        self._clients.add(task)
+        try:
+            await self._answer(reader, writer)
+        except (
+            ConnectionError,
+            TimeoutError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ValueError,
+        ):
+            pass  # the client left, was too slow or sent garbage: nothing to answer
+        finally:
+            self._clients.discard(task)
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async with asyncio.timeout(REQUEST_TIMEOUT):
+            head = await reader.readuntil(b"\r\n\r\n")
+        method, target, _ = head.split(b"\r\n", 1)[0].split(b" ", 2)
+        path = target.split(b"?", 1)[0]
+        content_type = "text/plain; charset=utf-8"
+        if method not in (b"GET", b"HEAD"):
+            status, body = "405 Method Not Allowed", b"only GET\n"
+        elif path == b"/metrics":
+            try:
+                body = self.exposition()
+                status, content_type = "200 OK", CONTENT_TYPE_PLAIN_0_0_4
+            except Exception:  # a bug here must cost a scrape, not the daemon
+                self._logger.exception("metrics: the exposition failed")
+                status, body = "500 Internal Server Error", b"see the daemon's log\n"
+        elif path == b"/":
+            status, body = "200 OK", b"coffre exporter: see /metrics\n"
+        else:
+            status, body = "404 Not Found", b"not found; see /metrics\n"
+        header = (
+            f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode("ascii")
+        writer.write(header if method == b"HEAD" else header + body)
+        await writer.drain()
+
+
+def _shown(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,141 @@
+"""The status report: built from state and the queue, never from borg."""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from typing import Any
+
+from coffre.core import retention
+from coffre.core.clock import local_iso
+from coffre.core.config_types import Config
+from coffre.jobs.queue import JobQueue
+from coffre.storage.state import RunRecord, State
+from coffre.targets.offsite.repository import status_of as offsite_status
+
+
+def _run(run: RunRecord | None, tz: tzinfo) -> dict[str, Any] | None:
+    """A run as status shows it. A run with warnings (outcome "warning") says how many
+    files its archive lacks and why, as counts only: file names stay in the journal."""
+    if run is None:
+        return None
+    warnings = run.warnings
+    return {
+        "started_at": local_iso(run.started_at, tz),
+        "finished_at": local_iso(run.finished_at, tz),
+        "outcome": run.outcome,
+        "duration": run.duration,
+        "error_kind": run.error_kind,
+        "error_message": run.error_message,
+        "archive": run.stats.archive if run.stats else None,
+        "nfiles": run.stats.nfiles if run.stats else None,
+        "original_size": run.stats.original_bytes if run.stats else None,
+        "deduplicated_size": run.stats.deduplicated_bytes if run.stats else None,
+        "not_backed_up": None if warnings is None else warnings.not_backed_up,
+        "warnings": None if warnings is None else warnings.as_dict(),
+        "warning_summary": None if warnings is None else warnings.summary,
+    }
+
+
+def archives_report(config: Config, state: State, target: str, now: datetime) -> dict[str, Any]:
+    """The known archives of ``target``, newest first, each with its retention reasons."""
+    known = state.archives(target)
+    if known is None:
+        return {"listed": False, "archives": [], "slots": {}}
+    policy, tz = config.retention, config.schedule.timezone
+    plan = retention.plan(
+        known, prefix=policy.prefix, daily=policy.daily, monthly=policy.monthly, tz=tz
+    )
+    reasons = {k.archive.name: list(k.reasons) for k in plan.keep}
+    return {
+        "listed": True,
+        "archives": [
+            {
+                "name": a.name,
+                "time": local_iso(a.time, tz),
+                "reasons": reasons.get(a.name, []),
+                "ours": a.name.startswith(policy.prefix + "-"),
+            }
+            for a in sorted(known, reverse=True)
+        ],
+        "slots": retention.slots_present(
+            known,
+            prefix=policy.prefix,
+            daily=policy.daily,
+            monthly=policy.monthly,
+            now=now,
+            tz=tz,
+        ),
+    }
+
+
+def key_escrow(config: Config, state: State, tz: tzinfo) -> list[dict[str, Any]]:
+    """Each repository (targets and USB disks) and when its key was last printed (None: never).
+
+    Until every one has been, the backups cannot be read after the box is
+    lost: `coffre status` warns.
+    """
+    repositories = [(t.name, state.repository_id(t.name)) for t in config.targets]
+    repositories += [(d.name, d.repository_id) for d in state.disks()]
+    return [
+        {
+            "target": name,
+            "repository_id": repository_id,
+            "exported_at": local_iso(state.key_exported_at(repository_id), tz),
+        }
+        for name, repository_id in repositories
+        if repository_id is not None
+    ]
+
+
+def build(
+    config: Config,
+    state: State,
+    queue: JobQueue,
+    now: datetime,
+    next_nightly: datetime | None,
+    *,
+    network: JobQueue | None = None,
+    reads: JobQueue | None = None,
+) -> dict[str, Any]:
+    """Everything `coffre status` shows, as JSON-ready data.
+
+    ``network`` is the lane of offsite uploads: its running job is
+    ``uploading``; ``reads`` the lane of support's reads: its running job is
+    ``reading``. Their queued jobs join ``queued``.
+    """
+    tz = config.schedule.timezone
+    targets: dict[str, Any] = {}
+    for target in config.targets:
+        targets[target.name] = {
+            "kind": target.kind,
+            "location": target.location,
+            "repository_id": state.repository_id(target.name),
+            # The last archive made, complete or with warnings (its outcome says which).
+            "last_success": _run(state.last_completed(target.name, "backup"), tz),
+            "last_attempt": _run(state.last_run(target.name, "backup"), tz),
+            "last_failure": _run(state.last_failure(target.name), tz),
+            **archives_report(config, state, target.name, now),
+        }
+        if target.kind == "offsite":
+            offsite = offsite_status(state, target.name)
+            checked = offsite["checked_at"]
+            if checked is not None:
+                # Stored in UTC; shown, as every time of status, in the box's timezone.
+                offsite["checked_at"] = local_iso(datetime.fromisoformat(checked), tz)
+            targets[target.name]["offsite"] = offsite
+    return {
+        "key_escrow": key_escrow(config, state, tz),
+        "now": local_iso(now, tz),
+        "timezone": tz.key,
+        "next_nightly": local_iso(next_nightly, tz),
+        "running": queue.running.describe() if queue.running else None,
+        "queued": [
+            job.describe()
+            for lane in (queue, network, reads)
+            if lane is not None
+            for job in lane.pending
+        ],
+        "uploading": network.running.describe() if network and network.running else None,
+        "reading": reads.running.describe() if reads and reads.running else None,
+        "targets": targets,
+    }

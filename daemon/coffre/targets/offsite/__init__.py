@@ -1,0 +1,3 @@
+"""Offsite hosts: SSH (host keys, preflight), enrolment, the repository over SSH with
+upload windows.
+"""

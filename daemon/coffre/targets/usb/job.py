@@ -1,0 +1,178 @@
+"""The disk job: a plugged USB disk is backed up, pruned, checked, and powered off.
+
+Run on plug and in every nightly run for each present disk. The disk is
+mounted only inside the job; after it the device is powered off and the disk
+is "safe to remove". A disk pulled out mid-job makes borg fail: the job ends
+failed, the mount is cleaned up, and the next plug recovers (a repository
+check first; borg itself clears a stale lock of this host).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from coffre.borg import argv
+from coffre.borg.records import Progress
+from coffre.core.errors import (
+    BorgIOError,
+    BorgNoSpace,
+    BorgRepositoryMissing,
+    CoffreError,
+    DiskError,
+    RepositoryIdMismatch,
+)
+from coffre.core.model import Archive
+from coffre.jobs.backup import create_archive
+from coffre.jobs.pruning import apply_retention, known_archives
+from coffre.jobs.services import Services
+from coffre.storage.state import COMPLETED, DiskRecord, RunStats
+from coffre.targets.usb.repository import UsbRepository
+
+PowerOff = Callable[[str, str | None], Awaitable[None]]
+
+
+def has_archive_of_today(archives: list[Archive], prefix: str, now: datetime, tz: ZoneInfo) -> bool:
+    """Pure: whether one of our complete archives was made on today's local date."""
+    today = now.astimezone(tz).date()
+    return any(
+        a.name.startswith(prefix + "-")
+        and not a.is_checkpoint
+        and a.time.astimezone(tz).date() == today
+        for a in archives
+    )
+
+
+async def run_disk_job(
+    services: Services,
+    repo: UsbRepository,
+    expected_id: str,
+    *,
+    power_off: PowerOff,
+    on_progress: Callable[[Progress], None] | None = None,
+    force_create: bool = False,
+) -> tuple[RunStats | None, dict[str, Any]]:
+    """Back up, prune and check the disk of ``repo``, then power it off.
+
+    Returns the new archive's stats (None when the disk already had today's
+    archive and ``force_create`` is not set) and details for the job's
+    result. Raises DiskAbsent, DiskError, RepositoryIdMismatch and BorgError
+    subclasses (BorgNoSpace: "disk full", after retention and one retry).
+    Whatever happens, the disk is unmounted; it is powered off when it could
+    be unmounted cleanly.
+    """
+    config, state = services.config, services.state
+    disk = repo.disk()
+    # The finished one: the run of this very job is already recorded, running.
+    previous = state.last_finished_run(repo.name, "backup")
+    # One with warnings ended well: borg made its archive and left the repository sound.
+    recovering = previous is not None and previous.outcome not in COMPLETED
+    stats: RunStats | None = None
+    details: dict[str, Any] = {"recovered": recovering}
+    failure: CoffreError | None = None
+    try:
+        async with repo.opened(expected_id) as location:
+            if recovering:
+                # The last job on this disk did not end well (pulled out, full, killed).
+                await _check(services, repo.name, argv.check(location, repository_only=True))
+            known = await known_archives(services, repo.name, location)
+            tz = config.schedule.timezone
+            prefix, now = config.retention.prefix, services.clock.now()
+            if not force_create and has_archive_of_today(known, prefix, now, tz):
+                details["skipped"] = "this disk already has today's archive"
+            else:
+                stats = await _create_with_one_retry(
+                    services, repo.name, location, expected_id, on_progress
+                )
+            plan = await apply_retention(services, repo.name, location)
+            details["deleted"] = [a.name for a in plan.delete]
+            await _check(
+                services,
+                repo.name,
+                argv.check(
+                    location, repository_only=True, max_duration=config.usb.check_max_duration
+                ),
+            )
+    except CoffreError as error:
+        failure = error
+    safe = await release_disk(services, repo, disk, failure, power_off)
+    details["safe_to_remove"] = safe
+    if failure is not None:
+        raise failure
+    if stats is not None:
+        details.update(
+            archive=stats.archive,
+            nfiles=stats.nfiles,
+            original_size=stats.original_bytes,
+            deduplicated_size=stats.deduplicated_bytes,
+        )
+    return stats, details
+
+
+async def release_disk(
+    services: Services,
+    repo: UsbRepository,
+    disk: DiskRecord,
+    failure: CoffreError | None,
+    power_off: PowerOff,
+) -> bool:
+    """After a job on ``disk`` (unmounted already): power it off if that is safe; True if done.
+
+    Power off only a healthy disk of ours: one that failed with I/O errors
+    was pulled out or is dying, and must not be announced as safe to
+    remove; one that is not ours (impostor, wiped) is left untouched.
+    """
+    safe = False
+    untouchable = (DiskError, BorgIOError, RepositoryIdMismatch, BorgRepositoryMissing)
+    if not isinstance(failure, untouchable) and disk.devnode is not None:
+        try:
+            await power_off(disk.devnode, disk.usb_device)
+            safe = True
+        except DiskError as error:
+            services.logger.warning("disk %s: %s", repo.name, error)
+    services.state.disk_done(
+        repo.name, safe=safe, free_bytes=repo.free_bytes, at=services.clock.now()
+    )
+    return safe
+
+
+async def _check(services: Services, target: str, check_argv: Sequence[str]) -> None:
+    """Run ``borg check`` as a run of kind "check" in state (metrics, LEDs); raises as borg does."""
+    state, clock = services.state, services.clock
+    run_id = state.start_run(target, "check", clock.now())
+    try:
+        await services.borg.run(check_argv)
+    except CoffreError as error:
+        state.finish_run(run_id, clock.now(), error=error)
+        raise
+    state.finish_run(run_id, clock.now())
+
+
+async def _create_with_one_retry(
+    services: Services,
+    target: str,
+    location: str,
+    expected_id: str,
+    on_progress: Callable[[Progress], None] | None,
+) -> RunStats:
+    try:
+        return await create_archive(
+            services, target, location, expected_id, on_progress=on_progress
+        )
+    except BorgNoSpace:
+        services.logger.warning(
+            "disk %s is full: applying retention and compacting, then trying once more", target
+        )
+    await apply_retention(services, target, location, refresh=True, compact_now=True)
+    try:
+        return await create_archive(
+            services, target, location, expected_id, on_progress=on_progress
+        )
+    except BorgNoSpace as error:
+        raise BorgNoSpace(
+            f"disk {target} is full: the backup does not fit even after retention",
+            rc=error.rc,
+            hint="use a larger disk, or enroll a new one; the archives already on it are intact",
+        ) from error
