@@ -41,10 +41,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q -e '.[dev]'
 	touch $@
 
+# lint-imports checks the import contracts of pyproject.toml ([tool.importlinter]) on this
+# tree's daemon/ (PYTHONPATH), whichever checkout the virtualenv was installed from.
 lint: setup
 	$(VENV)/bin/ruff check daemon tests benchmarks
 	$(VENV)/bin/ruff format --check daemon tests benchmarks
 	$(VENV)/bin/mypy
+	PYTHONPATH=daemon $(VENV)/bin/lint-imports --no-logo
 
 unit: setup
 	$(VENV)/bin/pytest tests/unit
