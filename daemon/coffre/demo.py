@@ -73,9 +73,7 @@ path = "{root / "repositories" / "local"}"
 
 
 def _coffre(config: Path, *args: str) -> int:
-    return subprocess.call(
-        [sys.executable, "-m", "coffre.cli.main", "--config", str(config), *args]
-    )
+    return subprocess.call([sys.executable, "-m", "coffre.cli", "--config", str(config), *args])
 
 
 def main() -> int:
@@ -87,7 +85,7 @@ def main() -> int:
         [
             sys.executable,
             "-m",
-            "coffre.cli.main",
+            "coffre.cli",
             "--config",
             str(config),
             "daemon",
@@ -112,7 +110,7 @@ def main() -> int:
             # Used by the test of `make run`: stop once the first backup is made.
             daemon.send_signal(signal.SIGTERM)
             return daemon.wait()
-        cli = f"{sys.executable} -m coffre.cli.main --config {config}"
+        cli = f"{sys.executable} -m coffre.cli --config {config}"
         print(
             "\nThe daemon runs in the foreground (Ctrl-C stops it). Try, in another terminal:\n"
             f"  COFFRE_CONFIG={config} .venv/bin/coffre status\n"

@@ -315,7 +315,7 @@ def fill_share(share: Path, files: int = 50, size: int = 2000, *, seed: int = 1)
 
 def run_coffre_module(*args: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "coffre.cli.main", *args],
+        [sys.executable, "-m", "coffre.cli", *args],
         env=dict(env),
         capture_output=True,
         text=True,

@@ -70,7 +70,7 @@ def as_nobody() -> Iterator[tuple[Practice, AsNobody]]:
         practice = Practice(top / "practice")
         # nobody may read the configuration (to find the socket), not the passphrase.
         practice.config.chmod(0o644)
-        for needed in (package / "cli" / "main.py", practice.config):
+        for needed in (package / "cli" / "dispatch.py", practice.config):
             assert _reachable_by_anyone(needed), (
                 f"nobody cannot reach {needed}: set TMPDIR to a folder anyone may enter"
             )
@@ -86,7 +86,7 @@ def as_nobody() -> Iterator[tuple[Practice, AsNobody]]:
                     "-I",
                     "-c",
                     "import sys; sys.path.insert(0, sys.argv[1]); "
-                    "from coffre.cli.main import main; sys.exit(main(sys.argv[2:]))",
+                    "from coffre.cli import main; sys.exit(main(sys.argv[2:]))",
                     str(package.parent),
                     *args,
                 ],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from coffre.cli import main as cli
+from coffre.cli import dispatch as cli
 
 #: Each leaf of the subcommand tree, and what it needs besides its names to parse.
 LEAVES: dict[tuple[str, ...], tuple[str, ...]] = {

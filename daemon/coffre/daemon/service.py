@@ -8,7 +8,7 @@ pings the systemd watchdog only while every lane's worker is alive and
 serving. Nothing else wakes it while idle.
 
 It never gives up at start for want of a file: only a configuration that
-cannot be read or parsed stops it (exit 2, see ``coffre.cli.main``). A missing
+cannot be read or parsed stops it (exit 2, see ``coffre.cli.dispatch``). A missing
 share, passphrase file or data volume is a *box problem*: shown on the
 lights, in the metrics and in ``coffre status``, checked again at each tick,
 and once solved the backups that failed for it run again. A worker that

@@ -366,7 +366,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(refused.event.get("exit_code", EXIT_FAILED))
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
