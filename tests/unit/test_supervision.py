@@ -20,15 +20,21 @@ import pytest
 import coffre
 from coffre.core.errors import ERROR_KINDS, CoffreError, StateError
 from coffre.core.health import Facts, Health, assess
+from coffre.core.sshkeys import parse_public_key
 from coffre.daemon.executor import Executor
 from coffre.jobs.queue import Job, JobEvent, JobQueue, JobRequest
 from coffre.jobs.services import Services
 from coffre.jobs.supervision import Incidents, stalled_lanes
+from coffre.observe.facts import Observer
 from coffre.storage import logs
 from coffre.storage.state import State
+from coffre.targets.offsite import ssh
 from tests.unit.test_executor import REPO_ID, FakeBorg, FakeRepository, FixedClock, _config
 
 NOW = datetime(2026, 11, 29, 0, 30, tzinfo=UTC)
+KEY = parse_public_key(
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+)
 
 
 class Records(logging.Handler):
@@ -189,11 +195,32 @@ def test_a_failure_state_cannot_record_is_kept_and_shown_until_a_run_is_recorded
     shown = assess(Facts(now=NOW, tz=ZoneInfo("Europe/Paris"), problems=incidents.failures()))
     assert shown.health is Health.FAILURE
     assert "state could not record it" in shown.reasons[0]
+    # The metrics' last attempt is the failed one, not the success state last recorded.
+    observer = Observer(_config(tmp_path), real, FixedClock(), incidents=incidents)
+    attempt = observer.facts().targets[0].last_attempt
+    assert attempt is not None and (attempt.outcome, attempt.error_kind) == ("failed", "state")
 
     # Space is back: the next backup is recorded, and what was kept is history.
     again = Executor(_services(tmp_path, real), {"local": FakeRepository()}, incidents=incidents)
     assert asyncio.run(_backup(again, "local"))["ok"]
     assert incidents.failures() == ()
+    attempt = observer.facts().targets[0].last_attempt
+    assert attempt is not None and attempt.outcome == "success"
+
+
+def test_a_file_the_state_disk_cannot_take_is_a_state_error_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    known_hosts = tmp_path / "ssh" / "known_hosts_hds1"
+    known_hosts.parent.mkdir()
+    known_hosts.write_text("before\n")
+    # Every write to /dev/full fails with ENOSPC, as on a full state disk.
+    (known_hosts.parent / ".known_hosts_hds1.tmp").symlink_to("/dev/full")
+    with pytest.raises(StateError, match="No space left on device") as raised:
+        ssh.write_known_hosts(known_hosts, "hds1.example.fr", 22, [KEY])
+    assert str(known_hosts.parent) in raised.value.hint
+    assert sorted(p.name for p in known_hosts.parent.iterdir()) == ["known_hosts_hds1"]
+    assert known_hosts.read_text() == "before\n"
 
 
 def test_box_problems_show_a_failure_and_say_what_appeared_and_went() -> None:

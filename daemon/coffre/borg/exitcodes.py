@@ -65,8 +65,9 @@ _HINT_REPO_EXISTS = (
 _HINT_ARCHIVE_MISSING = "the archive may have been deleted meanwhile; list the repository again"
 _HINT_ARCHIVE_EXISTS = "archive names must be unique in a repository"
 _HINT_NO_SPACE = (
-    "free space on the repository's disk (delete old archives, then compact) "
-    "or in coffre's cache directory"
+    "free space on the repository's disk (delete old archives, then compact), "
+    "in coffre's cache directory, or in its state directory (borg's security "
+    "and config dirs live there): `df -h` tells which is full"
 )
 _HINT_QUOTA = "the repository's storage quota is reached: delete old archives, then compact"
 _HINT_CONNECTION = (

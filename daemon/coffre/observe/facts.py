@@ -27,8 +27,8 @@ from coffre.core.health import DiskFacts, Facts, JobFacts, TargetFacts, TargetKi
 from coffre.core.model import Archive
 from coffre.core.rotation import rotation
 from coffre.jobs.queue import Job, JobQueue
-from coffre.jobs.supervision import Incidents
-from coffre.storage.state import SUCCESS, DiskRecord, State
+from coffre.jobs.supervision import Incidents, Unrecorded
+from coffre.storage.state import FAILED, SUCCESS, DiskRecord, RunRecord, State
 from coffre.targets.offsite.repository import status_of as offsite_status
 
 _E = TypeVar("_E")
@@ -59,6 +59,21 @@ def _job(job: Job | None) -> JobFacts | None:
     if job is None:
         return None
     return JobFacts(job.request.kind, job.request.targets, job.progress)
+
+
+def _failed_run(unrecorded: Unrecorded) -> RunRecord:
+    """The run state could not record, as a run record (id 0: it has none)."""
+    return RunRecord(
+        id=0,
+        target=unrecorded.target,
+        kind=unrecorded.kind,
+        started_at=unrecorded.at,
+        finished_at=unrecorded.at,
+        outcome=FAILED,
+        error_kind=unrecorded.error_kind,
+        error_message=unrecorded.message,
+        stats=None,
+    )
 
 
 class Observer:
@@ -106,7 +121,7 @@ class Observer:
         key = (generation, today, sorted(self.free_bytes.items()))
         if self._targets is None or self._targets[0] != key:
             self._targets = (key, self._with_slots(stored, today, now))
-        targets = self._targets[1]
+        targets = self._with_unrecorded(self._targets[1])
         disks = []
         for disk in stored.disks:
             where = rotation(disk, stored.disks, now, self._config.usb)
@@ -133,6 +148,21 @@ class Observer:
             errors=self._with_crashes(stored.errors),
             warnings=stored.warnings,
             problems=self._incidents.failures(),
+        )
+
+    def _with_unrecorded(self, targets: tuple[TargetFacts, ...]) -> tuple[TargetFacts, ...]:
+        """``targets`` whose last backup attempt is, where state could not record it (its
+        disk full), the failed one kept in the incidents: the metrics then say it failed."""
+        unrecorded = {
+            u.target: u for u in self._incidents.unrecorded_failures if u.kind == "backup"
+        }
+        if not unrecorded:
+            return targets
+        return tuple(
+            replace(target, last_attempt=_failed_run(unrecorded[target.name]))
+            if target.name in unrecorded
+            else target
+            for target in targets
         )
 
     def _with_crashes(self, errors: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:

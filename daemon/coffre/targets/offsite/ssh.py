@@ -20,7 +20,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from coffre.core.errors import HostKeyMismatch, OffsiteAuthRefused, OffsiteUnreachable
+from coffre.core.errors import (
+    HostKeyMismatch,
+    OffsiteAuthRefused,
+    OffsiteUnreachable,
+    StateError,
+)
 from coffre.core.sshkeys import PublicKey, known_hosts_line, parse_public_key
 
 if TYPE_CHECKING:
@@ -224,7 +229,8 @@ def write_known_hosts(path: Path, host: str, port: int, keys: Sequence[PublicKey
     """Write ``path`` as a known_hosts file pinning ``keys`` for ``host:port``, and nothing else.
 
     Written atomically (a borg starting meanwhile reads the old or the new
-    file, never half of one), 0600. Raises OSError.
+    file, never half of one), 0600. Raises StateError when the state
+    directory cannot take it (its disk full).
     """
     lines = "".join(known_hosts_line(host, port, key) + "\n" for key in keys)
     _write_atomically(path, lines, 0o600)
@@ -267,12 +273,25 @@ def borg_rsh(key_file: Path, known_hosts: Path, *, connect_timeout: int) -> str:
 
 
 def _write_atomically(path: Path, text: str, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Replace ``path`` with ``text`` whole, or leave it as it was.
+
+    Raises StateError (nothing half-written left behind) when the state
+    directory cannot take it: its disk full, read-only.
+    """
     temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with open(fd, "w", encoding="ascii") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    temporary.chmod(mode)
-    temporary.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with open(fd, "w", encoding="ascii") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        temporary.chmod(mode)
+        temporary.replace(path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        raise StateError(
+            f"cannot write {path}: {error.strerror or error}",
+            hint=f"free space in {path.parent} (df -h); the next backup tries again",
+        ) from error
