@@ -26,11 +26,9 @@ import hashlib
 import json
 import os
 import re
-import select
 import shutil
 import subprocess
 import termios
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +40,7 @@ from tests.integration.appliance import Appliance, booted, build_deb
 from tests.integration.harness import wait_for
 from tests.integration.observing import LED_NAMES, SAFE_TO_REMOVE, led_state, parse, value
 from tests.integration.sshd import Host
+from tests.integration.terminal import Terminal
 from tests.integration.usb import LoopDisk, ensure_udevd, settle
 from tests.parts import binary, in_ci
 
@@ -335,32 +334,6 @@ def test_browse_opens_a_shell_that_reads_the_files(box: Appliance) -> None:
         timeout=60,
         what="the browse mount gone",
     )
-
-
-class Terminal:
-    """The master side of a pseudo-terminal: what a support engineer types and sees."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.seen = b""
-
-    def write(self, text: str) -> None:
-        os.write(self.fd, text.encode())
-
-    def read_until(self, wanted: bytes, timeout: float = 60) -> bytes:
-        deadline = time.monotonic() + timeout
-        while wanted not in self.seen:
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([self.fd], [], [], max(left, 0))
-            assert ready, f"never saw {wanted!r} on the terminal; it showed: {self.seen!r}"
-            try:
-                chunk = os.read(self.fd, 4096)
-            except OSError:
-                chunk = b""
-            assert chunk, f"the terminal closed before {wanted!r}; it showed: {self.seen!r}"
-            self.seen += chunk
-        said, _, self.seen = self.seen.partition(wanted)
-        return said + wanted
 
 
 # --- a USB disk, an offsite host -----------------------------------------------------------

@@ -8,12 +8,10 @@ import hashlib
 import json
 import os
 import re
-import select
 import shlex
 import signal
 import subprocess
 import termios
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +27,7 @@ from tests.integration.harness import (
     running_daemon,
     wait_for,
 )
+from tests.integration.terminal import Terminal
 from tests.integration.usb import faketime_env
 from tests.parts import binary
 
@@ -560,7 +559,7 @@ def test_browse_on_a_terminal_opens_a_shell_in_the_daemons_mount_namespace(
             preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
         )
         os.close(slave)
-        terminal = _Terminal(master)
+        terminal = Terminal(master)
         terminal.read_until(b"type `exit` to leave")
         assert _mounted(mountpoint, pid=namespaced.process.pid)
         assert not _mounted(mountpoint)
@@ -601,33 +600,6 @@ def test_browse_from_a_script_prints_a_command_that_shows_the_archives(
     finally:
         if browse.poll() is None:
             browse.kill()
-
-
-class _Terminal:
-    """The master side of a pseudo-terminal: what a support engineer types and sees."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.seen = b""
-
-    def write(self, text: str) -> None:
-        os.write(self.fd, text.encode())
-
-    def read_until(self, wanted: bytes, timeout: float = 60) -> bytes:
-        """Everything read up to and including ``wanted``; fails after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while wanted not in self.seen:
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([self.fd], [], [], max(left, 0))
-            assert ready, f"never saw {wanted!r} on the terminal; it showed: {self.seen!r}"
-            try:
-                chunk = os.read(self.fd, 4096)
-            except OSError:  # EIO: every writer is gone
-                chunk = b""
-            assert chunk, f"the terminal closed before {wanted!r}; it showed: {self.seen!r}"
-            self.seen += chunk
-        said, _, self.seen = self.seen.partition(wanted)
-        return said + wanted
 
 
 def _browse(practice: Practice, *args: str) -> subprocess.Popen[str]:
