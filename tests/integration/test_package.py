@@ -278,7 +278,7 @@ def test_files_landed_with_their_modes(installed: Path) -> None:
     assert str(wants.readlink()) == "/lib/systemd/system/coffre.service"
     # postinst compiled the bytecode the package does not ship.
     site = next(Path("/opt/coffre/lib").glob("python3.*/site-packages"))
-    assert list((site / "coffre" / "__pycache__").glob("cli.*.pyc"))
+    assert list((site / "coffre" / "cli" / "__pycache__").glob("dispatch.*.pyc"))
     shipped = run("dpkg-query", "-L", PACKAGE).stdout.splitlines()
     assert not [p for p in shipped if "__pycache__" in p or p.endswith(".pyc")]
 
