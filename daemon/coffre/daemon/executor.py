@@ -18,7 +18,6 @@ from coffre.borg.runner import Progress
 from coffre.core.errors import (
     CoffreError,
     DiskAbsent,
-    InternalError,
     StateError,
     TargetNotInitialised,
 )
@@ -27,7 +26,7 @@ from coffre.jobs.backup import create_archive
 from coffre.jobs.pruning import apply_retention
 from coffre.jobs.queue import READ_KINDS, Job, JobEvent, TargetHolds
 from coffre.jobs.services import Services
-from coffre.jobs.supervision import Incidents
+from coffre.jobs.supervision import Incidents, unexpected
 from coffre.storage import logs
 from coffre.storage.state import RunStats
 from coffre.support.read_jobs import (
@@ -75,11 +74,6 @@ async def _never_plugged(name: str, within: float) -> None:
 
 
 _BACKUP_LOG_IDS = (logs.MSG_BACKUP_STARTED, logs.MSG_BACKUP_SUCCEEDED, logs.MSG_BACKUP_FAILED)
-
-
-def _crash_fields(error: InternalError) -> dict[str, str]:
-    """The journal fields of an unexpected error's entry (its traceback rides along)."""
-    return {"MESSAGE_ID": logs.MSG_JOB_CRASHED, "COFFRE_ERROR_KIND": error.kind}
 
 
 class Executor:
@@ -172,11 +166,9 @@ class Executor:
                 details = await _READ_JOBS[job.request.kind](ctx, repo, expected, job)
         except CoffreError as error:
             return {"ok": False, "error": error_event(error)}
-        except Exception as error:  # one read fails, not the reads lane
-            internal = InternalError.from_exception(error, f"{job.request.kind} of {repo.name}")
-            self._services.logger.error(
-                "%s", internal.message, exc_info=error, extra=_crash_fields(internal)
-            )
+        except Exception as error:  # noqa: BLE001 - one read fails, not the reads lane
+            where = f"{job.request.kind} of {repo.name}"
+            internal = unexpected(error, where, self._services.logger)
             self._incidents.crashed(repo.name)
             return {"ok": False, "error": error_event(internal)}
         return {"ok": True, **details}
@@ -207,9 +199,8 @@ class Executor:
         except CoffreError as error:
             self._failed(run_id, target, kind, error, log_ids)
             return {"ok": False, "error": error_event(error)}
-        except Exception as error:  # one run fails, not the job or its lane
-            internal = InternalError.from_exception(error, f"{kind} of {target}")
-            logger.error("%s", internal.message, exc_info=error, extra=_crash_fields(internal))
+        except Exception as error:  # noqa: BLE001 - one run fails, not the job or its lane
+            internal = unexpected(error, f"{kind} of {target}", logger)
             self._failed(run_id, target, kind, internal, log_ids)
             return {"ok": False, "error": error_event(internal)}
         assert run_id is not None  # set before the work ran

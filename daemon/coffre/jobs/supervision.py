@@ -105,25 +105,31 @@ class Incidents:
         return tuple(reasons)
 
 
+def unexpected(error: Exception, where: str, logger: logging.Logger) -> InternalError:
+    """The InternalError a job fails with when ``error`` escaped it in ``where``
+    ("backup of local"); its traceback goes to the journal at ERROR with MESSAGE_ID
+    :data:`coffre.storage.logs.MSG_JOB_CRASHED`. Raises nothing."""
+    internal = InternalError.from_exception(error, where)
+    logger.error(
+        "%s",
+        internal.message,
+        exc_info=error,
+        extra={"MESSAGE_ID": logs.MSG_JOB_CRASHED, "COFFRE_ERROR_KIND": internal.kind},
+    )
+    return internal
+
+
 def job_crashed(
     job: Job, error: Exception, logger: logging.Logger, incidents: Incidents | None = None
 ) -> JobEvent:
-    """The failed result of ``job``, out of which ``error`` escaped; logs its traceback.
-
-    The traceback goes to the journal at ERROR with MESSAGE_ID
-    :data:`coffre.storage.logs.MSG_JOB_CRASHED`; ``incidents`` (when given) counts the
-    crash against the job's current target. Raises nothing.
+    """The failed result of ``job``, out of which ``error`` escaped (logged by
+    :func:`unexpected`); ``incidents`` (when given) counts the crash against the job's
+    current target. Raises nothing.
     """
     request = job.request
     target = job.current_target or ", ".join(request.targets)
     where = f"{request.kind.replace('_', ' ')} of {target}" if target else request.kind
-    internal = InternalError.from_exception(error, where)
-    logger.error(
-        "%s failed on an unexpected error: the lane goes on with the next job",
-        where,
-        exc_info=error,
-        extra={"MESSAGE_ID": logs.MSG_JOB_CRASHED, "COFFRE_ERROR_KIND": internal.kind},
-    )
+    internal = unexpected(error, where, logger)
     if incidents is not None:
         incidents.crashed(job.current_target or "")
     return {
