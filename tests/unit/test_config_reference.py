@@ -84,7 +84,9 @@ def test_the_generated_files_are_what_the_table_gives() -> None:
         for file in reference.generated(REPO):
             if file.path in stale:
                 now = (REPO / file.path).read_text(encoding="utf-8").splitlines()
-                diff = difflib.unified_diff(now, file.text.splitlines(), file.path, "generated")
+                diff = difflib.unified_diff(
+                    now, file.text.splitlines(), file.path, "generated", lineterm=""
+                )
                 diffs.append("\n".join(list(diff)[:12]))
         pytest.fail(
             f"{', '.join(stale)}: not what daemon/coffre/core/config_keys.py gives (edited by "
