@@ -72,6 +72,13 @@ bench: setup
 run: setup
 	$(PY) -m coffre.demo
 
+# packaging/coffre.toml, the README's configuration reference and the man page's CONFIGURATION
+# section, rewritten from the one table of keys (daemon/coffre/core/config_keys.py); the unit
+# test tests/unit/test_config_reference.py fails when they drift. Only the standard library.
+.PHONY: docs
+docs:
+	PYTHONPATH=daemon $(PYTHON_SYS) -m coffre.config.reference --write
+
 # dist/coffre_<version>-1_<arch>.deb: the daemon and its pinned borg in a virtualenv
 # at /opt/coffre, the unit, the udev rule, the default configuration, the Samba
 # share (packaging/build-deb.sh says how). Check it with `lintian dist/*.deb`.

@@ -47,10 +47,6 @@ def write_demo(root: Path) -> Path:
 paths = ["{share}"]
 exclude = ["*.tmp"]
 
-[schedule]
-daily = "01:30"
-timezone = "Europe/Paris"
-
 [retention]
 prefix = "demo"
 

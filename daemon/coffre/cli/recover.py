@@ -37,7 +37,8 @@ from coffre.borg.runner import BorgRunner
 from coffre.cli.recover_args import DEFAULT_STATE
 from coffre.cli.support import EXIT_FAILED, EXIT_OK, print_error, size
 from coffre.config import loader as config
-from coffre.core.config_types import Config
+from coffre.core.config_keys import default_str
+from coffre.core.config_types import BorgConfig, Config
 from coffre.core.errors import (
     CoffreError,
     ConfigError,
@@ -56,10 +57,10 @@ from coffre.targets.offsite import ssh
 __all__ = ["cmd_recover"]
 
 #: The timezone of ``--date`` and of the times shown, without a configuration.
-DEFAULT_TIMEZONE = "Europe/Paris"
+DEFAULT_TIMEZONE = default_str("schedule.timezone")
 #: borg's ``--lock-wait`` and stop timeout without a configuration (the config's defaults).
-DEFAULT_LOCK_WAIT = 60
-DEFAULT_STOP_TIMEOUT = 60.0
+DEFAULT_LOCK_WAIT = BorgConfig().lock_wait
+DEFAULT_STOP_TIMEOUT = float(BorgConfig().stop_timeout)
 #: The audit log's file name under the state dir (as ``coffre.storage.audit.audit_path``).
 AUDIT_FILE = "audit.log"
 

@@ -1,7 +1,10 @@
 """The configuration as frozen dataclasses: the shape every module reads.
 
 ``coffre.config.loader`` turns a TOML file into these; nothing else builds them
-except tests.
+except tests. Every default is read from :mod:`coffre.core.config_keys`, where
+each key is described once (the shipped file and the documents are generated
+from it); a default that depends on the box (the archive prefix) or that the
+loader fills in (the schedule) has no dataclass default.
 """
 
 from __future__ import annotations
@@ -12,6 +15,13 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from coffre.core.config_keys import (
+    default_bool,
+    default_int,
+    default_path,
+    default_str,
+    default_strings,
+)
 from coffre.core.errors import UsageError
 
 DEFAULT_CONFIG_PATH = Path("/etc/coffre/coffre.toml")
@@ -22,7 +32,7 @@ class SourceConfig:
     """What is backed up: absolute paths, and borg exclude patterns."""
 
     paths: tuple[Path, ...]
-    exclude: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = default_strings("source.exclude")
 
 
 @dataclass(frozen=True)
@@ -41,8 +51,8 @@ class RetentionConfig:
     """
 
     prefix: str
-    daily: int = 3
-    monthly: int = 2
+    daily: int = default_int("retention.daily")
+    monthly: int = default_int("retention.monthly")
 
 
 @dataclass(frozen=True)
@@ -50,16 +60,16 @@ class EncryptionConfig:
     """The passphrase file (0600) and the borg encryption mode used by ``init``."""
 
     passphrase_file: Path
-    mode: str = "repokey-blake2"
+    mode: str = default_str("encryption.mode")
 
 
 @dataclass(frozen=True)
 class PathsConfig:
     """Where coffre keeps its state, its caches and its runtime files."""
 
-    state: Path = Path("/var/lib/coffre")
-    cache: Path = Path("/var/cache/coffre")
-    runtime: Path = Path("/run/coffre")
+    state: Path = default_path("paths.state")  # noqa: RUF009 (a Path is immutable)
+    cache: Path = default_path("paths.cache")  # noqa: RUF009 (a Path is immutable)
+    runtime: Path = default_path("paths.runtime")  # noqa: RUF009 (a Path is immutable)
 
     @property
     def state_db(self) -> Path:
@@ -88,12 +98,12 @@ class PathsConfig:
 class BorgConfig:
     """How borg is run. ``binary`` empty means the borg installed beside coffre."""
 
-    binary: str = ""
-    lock_wait: int = 60
-    checkpoint_interval: int = 1800
-    compression: str = "zstd,3"
+    binary: str = default_str("borg.binary")
+    lock_wait: int = default_int("borg.lock_wait")
+    checkpoint_interval: int = default_int("borg.checkpoint_interval")
+    compression: str = default_str("borg.compression")
     #: Seconds borg gets to write its checkpoint after SIGTERM before SIGKILL.
-    stop_timeout: int = 60
+    stop_timeout: int = default_int("borg.stop_timeout")
 
 
 @dataclass(frozen=True)
@@ -104,9 +114,9 @@ class UsbConfig:
     job makes (seconds); a partial check resumes where it stopped next time.
     """
 
-    swap_after_days: int = 7
-    missing_after_days: int = 30
-    check_max_duration: int = 120
+    swap_after_days: int = default_int("usb.swap_after_days")
+    missing_after_days: int = default_int("usb.missing_after_days")
+    check_max_duration: int = default_int("usb.check_max_duration")
 
 
 @dataclass(frozen=True)
@@ -117,8 +127,8 @@ class MetricsConfig:
     Prometheus agent scrapes it, so the default is loopback.
     """
 
-    enabled: bool = True
-    listen: str = "127.0.0.1:9851"
+    enabled: bool = default_bool("metrics.enabled")
+    listen: str = default_str("metrics.listen")
 
     @property
     def host(self) -> str:
@@ -139,11 +149,11 @@ class LedsConfig:
     (``<sysfs_root>/<name>/brightness``...).
     """
 
-    enabled: bool = True
-    sysfs_root: Path = Path("/sys/class/leds")
-    green: str = "coffre:green"
-    amber: str = "coffre:amber"
-    red: str = "coffre:red"
+    enabled: bool = default_bool("leds.enabled")
+    sysfs_root: Path = default_path("leds.sysfs_root")  # noqa: RUF009 (a Path is immutable)
+    green: str = default_str("leds.green")
+    amber: str = default_str("leds.amber")
+    red: str = default_str("leds.red")
 
 
 @dataclass(frozen=True)
@@ -192,11 +202,11 @@ class OffsiteTarget:
     host: str
     port: int
     path: str
-    host_keys: tuple[str, ...] = ()
+    host_keys: tuple[str, ...] = default_strings("target.host_keys")
     upload_windows: tuple[UploadWindow, ...] = ()
-    retry_for: int = 360
-    retry_delay: int = 60
-    connect_timeout: int = 30
+    retry_for: int = default_int("target.retry_for")
+    retry_delay: int = default_int("target.retry_delay")
+    connect_timeout: int = default_int("target.connect_timeout")
     ssh_key: Path | None = None
     kind: Literal["offsite"] = "offsite"
 
@@ -221,10 +231,10 @@ class RestoreConfig:
     sent back by one ``coffre find`` (more are counted, not listed).
     """
 
-    disk_wait: int = 600
-    browse_idle: int = 900
-    browse_max: int = 7200
-    find_max_results: int = 1000
+    disk_wait: int = default_int("restore.disk_wait")
+    browse_idle: int = default_int("restore.browse_idle")
+    browse_max: int = default_int("restore.browse_max")
+    find_max_results: int = default_int("restore.find_max_results")
 
 
 @dataclass(frozen=True)
