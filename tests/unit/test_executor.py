@@ -30,6 +30,7 @@ from coffre.jobs.pruning import COMPACT_ABSOLUTE, compact_due
 from coffre.jobs.queue import Job, JobRequest
 from coffre.jobs.services import Services
 from coffre.storage.state import State
+from coffre.targets.base import RemovableDisk
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 29, 0, 30, tzinfo=UTC)  # 01:30 in Paris
@@ -99,8 +100,20 @@ class FakeBorg:
 
 
 class FakeRepository:
+    """A local repository that is always there, with the recorded ID."""
+
     name = "local"
     location = "/srv/repo"
+    compacts = True
+
+    def as_disk(self) -> RemovableDisk | None:
+        return None
+
+    def job_services(self, daemon: Services) -> Services:
+        return daemon
+
+    def require_ready(self) -> None:
+        return None
 
     async def repository_id(self) -> str:
         return REPO_ID

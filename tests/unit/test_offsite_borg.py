@@ -263,3 +263,23 @@ def test_status_gives_the_hosts_last_check_in_the_boxs_timezone(tmp_path: Path) 
     report = asyncio.run(build())
     # 00:30 UTC is 01:30 in Paris: the time support reads beside the archive names.
     assert report["targets"]["hds1"]["offsite"]["checked_at"] == "2026-11-29T01:30:00+01:00"
+
+
+def test_each_kind_of_repository_tells_the_jobs_what_differs(tmp_path: Path) -> None:
+    from coffre.core.config_types import LocalTarget
+    from coffre.targets.local import LocalRepository
+    from coffre.targets.usb.repository import UsbRepository
+
+    services = _services(tmp_path, FakeRunner(), Clock(datetime(2026, 3, 2, tzinfo=UTC)))
+    hds = offsite.OffsiteRepository(_target(services), services, preflight=lambda **kw: KEY)
+    local = LocalRepository(LocalTarget(name="local", path=tmp_path / "repo"))
+    disk = UsbRepository("disque-a", services.state.disk, tmp_path / "mnt")
+
+    assert (hds.compacts, local.compacts, disk.compacts) == (False, True, True)
+    assert (hds.as_disk(), local.as_disk(), disk.as_disk()) == (None, None, disk)
+    assert hds.job_services(services) is hds.services and hds.services.borg is not services.borg
+    assert local.job_services(services) is services and disk.job_services(services) is services
+    with pytest.raises(OffsiteNotEnrolled):
+        hds.require_ready()  # nothing pinned yet
+    local.require_ready()
+    disk.require_ready()

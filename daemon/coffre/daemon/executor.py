@@ -37,13 +37,11 @@ from coffre.support.read_jobs import (
     key_export_job,
     restore_job,
 )
-from coffre.targets.base import Repository
+from coffre.targets.base import RemovableDisk, Repository
 from coffre.targets.init import init_target
-from coffre.targets.offsite.repository import OffsiteRepository
 from coffre.targets.usb import devices
 from coffre.targets.usb.enroll import enroll_disk
 from coffre.targets.usb.job import PowerOff, run_disk_job
-from coffre.targets.usb.repository import UsbRepository
 
 
 def error_event(error: CoffreError) -> dict[str, Any]:
@@ -125,12 +123,16 @@ class Executor:
         repo = self._repositories[target]
         if kind in READ_KINDS:
             return await self._read(job, repo)
-        if isinstance(repo, UsbRepository) and kind in ("disk", "backup"):
+        removable = repo.as_disk()
+        if removable is not None and kind in ("disk", "backup"):
             # Asked by name (`coffre backup --target DISK`), a disk makes a new
             # archive even if it has today's; either way it ends powered off.
             force = kind == "backup"
             return await self._step(
-                target, "backup", lambda: self._disk(repo, job, force), log_ids=_BACKUP_LOG_IDS
+                target,
+                "backup",
+                lambda: self._disk(repo, removable, job, force),
+                log_ids=_BACKUP_LOG_IDS,
             )
         if kind == "init":
             return await self._step(target, "init", lambda: self._init(repo, job), log_ids=None)
@@ -279,8 +281,8 @@ class Executor:
     def _expected_id(self, target: str) -> str:
         expected = self._services.state.repository_id(target)
         repo = self._repositories.get(target)
-        if expected is None and isinstance(repo, OffsiteRepository):
-            repo.require_enrolled()  # not enrolled says more than "not initialised"
+        if expected is None and repo is not None:
+            repo.require_ready()  # e.g. not enrolled says more than "not initialised"
         if expected is None:
             raise TargetNotInitialised(
                 f"target {target} has no repository recorded",
@@ -309,11 +311,11 @@ class Executor:
         return progress
 
     async def _disk(
-        self, repo: UsbRepository, job: Job, force: bool
+        self, repo: Repository, disk: RemovableDisk, job: Job, force: bool
     ) -> tuple[RunStats | None, dict[str, Any]]:
         return await run_disk_job(
-            self._services,
-            repo,
+            repo.job_services(self._services),
+            disk,
             self._expected_id(repo.name),
             power_off=self._power_off,
             on_progress=self._progress(repo, job),
@@ -335,7 +337,7 @@ class Executor:
 
     def _services_for(self, repo: Repository) -> Services:
         """The services of jobs on ``repo``: an offsite one brings its own (borg over SSH)."""
-        return repo.services if isinstance(repo, OffsiteRepository) else self._services
+        return repo.job_services(self._services)
 
     async def _backup(self, repo: Repository, job: Job) -> tuple[RunStats, dict[str, Any]]:
         expected = self._expected_id(repo.name)
@@ -362,7 +364,7 @@ class Executor:
                 location,
                 dry_run=dry_run,
                 refresh=bool(job.request.option("refresh", False)),
-                compacts=not isinstance(repo, OffsiteRepository),
+                compacts=repo.compacts,
             )
         self._services.logger.info(
             "retention of %s: %d kept, %d %s",

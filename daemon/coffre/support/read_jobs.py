@@ -33,7 +33,6 @@ from coffre.support.restore import list_items, no_room, restore_archive
 from coffre.targets.base import Repository
 from coffre.targets.usb import devices
 from coffre.targets.usb.job import PowerOff, release_disk
-from coffre.targets.usb.repository import UsbRepository
 
 WaitPlugged = Callable[[str, float], Awaitable[None]]
 
@@ -59,7 +58,8 @@ async def reachable(
     Yields the location to give borg. Raises DiskAbsent when the disk is not
     plugged in within ``restore.disk_wait``, and what ``repo.opened`` raises.
     """
-    if not isinstance(repo, UsbRepository):
+    removable = repo.as_disk()
+    if removable is None:
         async with repo.opened(expected_id) as location:
             yield location
         return
@@ -74,16 +74,16 @@ async def reachable(
             }
         )
         await ctx.wait_plugged(repo.name, float(wait))
-    disk = repo.disk()
+    disk = removable.disk()
     failure: CoffreError | None = None
     try:
-        async with repo.opened(expected_id) as location:
+        async with removable.opened(expected_id) as location:
             yield location
     except CoffreError as error:
         failure = error
         raise
     finally:
-        safe = await release_disk(ctx.services, repo, disk, failure, ctx.power_off)
+        safe = await release_disk(ctx.services, removable, disk, failure, ctx.power_off)
         job.publish({"event": "disk_released", "target": repo.name, "safe_to_remove": safe})
 
 

@@ -29,7 +29,7 @@ from coffre.jobs.backup import create_archive
 from coffre.jobs.pruning import apply_retention, known_archives
 from coffre.jobs.services import Services
 from coffre.storage.state import COMPLETED, DiskRecord, RunStats
-from coffre.targets.usb.repository import UsbRepository
+from coffre.targets.base import RemovableDisk
 
 PowerOff = Callable[[str, str | None], Awaitable[None]]
 
@@ -47,7 +47,7 @@ def has_archive_of_today(archives: list[Archive], prefix: str, now: datetime, tz
 
 async def run_disk_job(
     services: Services,
-    repo: UsbRepository,
+    repo: RemovableDisk,
     expected_id: str,
     *,
     power_off: PowerOff,
@@ -113,7 +113,7 @@ async def run_disk_job(
 
 async def release_disk(
     services: Services,
-    repo: UsbRepository,
+    repo: RemovableDisk,
     disk: DiskRecord,
     failure: CoffreError | None,
     power_off: PowerOff,
