@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from coffre.core.messages import JobOptions
 from coffre.jobs.queue import Job, JobEvent, JobQueue, JobRequest, TargetHolds
 
 
@@ -29,7 +30,7 @@ def test_a_prune_does_not_merge_into_a_backup_nor_a_different_prune() -> None:
     async def scenario() -> None:
         queue = JobQueue(lambda job: asyncio.sleep(0, {"event": "result", "ok": True}))
         queue.submit(_backup("local"))
-        dry = queue.submit(JobRequest("prune", ("local",), options=(("dry_run", True),)))
+        dry = queue.submit(JobRequest("prune", ("local",), options=JobOptions(dry_run=True)))
         real = queue.submit(JobRequest("prune", ("local",)))
         again = queue.submit(JobRequest("prune", ("local",)))
         assert len(queue.pending) == 3

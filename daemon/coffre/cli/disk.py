@@ -19,6 +19,7 @@ from coffre.cli.support import (
 )
 from coffre.core.config_types import Config
 from coffre.core.errors import UsageError
+from coffre.core.messages import DiskEnrollRequest, DiskForgetRequest, DisksRequest
 
 
 def add_parser(sub: Any) -> None:
@@ -46,10 +47,10 @@ def cmd_disk(args: argparse.Namespace, cfg: Config) -> int:
     if args.disk_command == "enroll":
         return _enroll(args, cfg)
     if args.disk_command == "forget":
-        raise_if_error(last_event(ask(cfg, {"op": "disk_forget", "name": args.name})))
+        raise_if_error(last_event(ask(cfg, DiskForgetRequest(name=args.name))))
         print(f"disk {args.name} forgotten; nothing on it was touched")
         return EXIT_OK
-    final = last_event(ask(cfg, {"op": "disks"}))
+    final = last_event(ask(cfg, DisksRequest()))
     raise_if_error(final)
     if args.json:
         json.dump(final["disks"], sys.stdout, indent=2)
@@ -110,14 +111,9 @@ def _enroll(args: argparse.Namespace, cfg: Config) -> int:
             "--format erases everything on the disk: add --yes to confirm",
             hint=f"coffre disk enroll {args.device} --name {args.name} --format --yes",
         )
-    message = {
-        "op": "disk_enroll",
-        "device": args.device,
-        "name": args.name,
-        "format": args.format,
-        "yes": args.yes,
-        "adopt": args.adopt,
-    }
+    message = DiskEnrollRequest(
+        name=args.name, device=args.device, format=args.format, yes=args.yes, adopt=args.adopt
+    )
     final = follow(ask(cfg, message), quiet_progress=True)
     code = job_exit(final)
     outcome = final.get("targets", {}).get(args.name, {})

@@ -40,15 +40,24 @@ from coffre.cli.support import (
 from coffre.config import loader as config
 from coffre.core.config_types import Config
 from coffre.core.errors import CoffreError, ConfigError
-from coffre.daemon.clock import SystemClock
-from coffre.daemon.notify import Notifier
+from coffre.core.messages import (
+    ArchivesRequest,
+    BackupRequest,
+    InitRequest,
+    PruneRequest,
+    StatusRequest,
+)
 
 # --- subcommands --------------------------------------------------------------
 
 
 def cmd_daemon(args: argparse.Namespace, cfg: Config) -> int:
+    # The daemon, and all it imports, only for `coffre daemon`: the other commands
+    # ask it over the socket and start without it.
     import asyncio
 
+    from coffre.daemon.clock import SystemClock
+    from coffre.daemon.notify import Notifier
     from coffre.daemon.service import Daemon
     from coffre.storage import logs  # the daemon only: the other commands start without logging
 
@@ -66,7 +75,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
-    final = last_event(ask(cfg, {"op": "status"}))
+    final = last_event(ask(cfg, StatusRequest()))
     raise_if_error(final)
     report = final["status"]
     if args.json:
@@ -152,7 +161,7 @@ def _print_archives(target: dict[str, Any], indent: str) -> None:
 
 
 def cmd_archives(args: argparse.Namespace, cfg: Config) -> int:
-    final = last_event(ask(cfg, {"op": "archives", "targets": args.target}))
+    final = last_event(ask(cfg, ArchivesRequest(targets=tuple(args.target or ()))))
     raise_if_error(final)
     if args.json:
         json.dump(final["targets"], sys.stdout, indent=2)
@@ -165,7 +174,7 @@ def cmd_archives(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_backup(args: argparse.Namespace, cfg: Config) -> int:
-    events = ask(cfg, {"op": "backup", "targets": args.target, "wait": args.wait})
+    events = ask(cfg, BackupRequest(targets=tuple(args.target or ()), wait=args.wait))
     if not args.wait:
         final = last_event(events)
         raise_if_error(final)
@@ -177,7 +186,7 @@ def cmd_backup(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_prune(args: argparse.Namespace, cfg: Config) -> int:
     final = follow(
-        ask(cfg, {"op": "prune", "targets": args.target, "dry_run": args.dry_run}),
+        ask(cfg, PruneRequest(targets=tuple(args.target or ()), dry_run=args.dry_run)),
         quiet_progress=True,
     )
     code = job_exit(final)
@@ -202,15 +211,7 @@ def cmd_prune(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_target_init(args: argparse.Namespace, cfg: Config) -> int:
     cfg.target(args.name)  # an unknown name fails here, before the daemon is asked
     final = follow(
-        ask(
-            cfg,
-            {
-                "op": "init",
-                "targets": [args.name],
-                "adopt": args.adopt,
-                "replace": args.replace,
-            },
-        ),
+        ask(cfg, InitRequest(targets=(args.name,), adopt=args.adopt, replace=args.replace)),
         quiet_progress=True,
     )
     code = job_exit(final)

@@ -21,6 +21,7 @@ from coffre.cli.support import (
 )
 from coffre.core.config_types import Config, OffsiteTarget
 from coffre.core.errors import UsageError
+from coffre.core.messages import InitRequest, OffsiteEnrollRequest
 
 __all__ = ["add_parser", "cmd_offsite", "print_target_status", "print_uploading"]
 
@@ -52,9 +53,7 @@ def _enroll(args: argparse.Namespace, cfg: Config) -> int:
     target = cfg.target(args.name)  # an unknown name fails here, before the daemon is asked
     if not isinstance(target, OffsiteTarget):
         raise UsageError(f"target {args.name} is of kind {target.kind!r}, not offsite")
-    final = last_event(
-        ask(cfg, {"op": "offsite_enroll", "name": args.name, "accept": args.accept_host_key})
-    )
+    final = last_event(ask(cfg, OffsiteEnrollRequest(name=args.name, accept=args.accept_host_key)))
     raise_if_error(final)
     if args.json:
         json.dump(final, sys.stdout, indent=2)
@@ -67,7 +66,7 @@ def _enroll(args: argparse.Namespace, cfg: Config) -> int:
     if not preflight or not preflight.get("ok"):
         return EXIT_FAILED
     # Pinned, and the host takes the box's key: the repository, as an init job.
-    events = ask(cfg, {"op": "init", "targets": [args.name]})
+    events = ask(cfg, InitRequest(targets=(args.name,)))
     result = follow(events, quiet_progress=True)
     code = job_exit(result)
     outcome = result.get("targets", {}).get(args.name, {})

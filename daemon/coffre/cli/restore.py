@@ -18,14 +18,24 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from coffre.cli.client import peer_pid, person_from_env, request
 from coffre.cli.support import EXIT_FAILED, EXIT_OK, print_error, raise_if_error, size, when
 from coffre.core.config_types import Config
 from coffre.core.errors import DaemonUnavailable, NotInArchive
+from coffre.core.messages import (
+    PING,
+    BrowseRequest,
+    Event,
+    FindRequest,
+    KeyExportRequest,
+    ReadRequest,
+    RestoreRequest,
+)
 from coffre.core.request_check import check_request
-from coffre.daemon.control import PING, Message, peer_pid, request
 
 #: Exit code of a find that matched nothing (as a restore of a path in no archive).
 EXIT_NOT_FOUND = NotInArchive.exit_code
@@ -84,18 +94,17 @@ def add_parsers(sub: Any) -> None:
 
 
 def _ask(
-    cfg: Config, message: Message, *, hold: list[socket.socket] | None = None
-) -> Iterable[Message]:
-    from coffre.support.person import person_from_env  # only the commands that are audited load it
+    cfg: Config, message: ReadRequest, *, hold: list[socket.socket] | None = None
+) -> Iterable[Event]:
+    """Send the audited ``message``, saying who asks; the daemon's events."""
+    check_request(message.to_json())  # the daemon refuses the same; saying it here needs no daemon
+    asked = replace(message, person=person_from_env(os.environ, os.getuid()))
+    return request(cfg.paths.control_socket, asked, on_socket=hold)
 
-    check_request(message)  # the daemon refuses the same; saying it here needs no daemon
-    person = person_from_env(os.environ, os.getuid())
-    return request(cfg.paths.control_socket, {**message, "person": person}, on_socket=hold)
 
-
-def _result(events: Iterable[Message], *, tty: bool) -> Message:
+def _result(events: Iterable[Event], *, tty: bool) -> Event:
     """Show waiting, archive and progress events; return the final one."""
-    final: Message = {}
+    final: Event = {}
     for event in events:
         final = event
         kind = event.get("event")
@@ -115,7 +124,7 @@ def _result(events: Iterable[Message], *, tty: bool) -> Message:
     return final
 
 
-def _outcome(final: Message) -> tuple[str, dict[str, Any]]:
+def _outcome(final: Event) -> tuple[str, dict[str, Any]]:
     """The one target of a read job's result and its outcome."""
     targets: dict[str, Any] = final.get("targets", {})
     if not targets:
@@ -131,7 +140,7 @@ def _failed(outcome: dict[str, Any]) -> int:
 
 def cmd_find(args: argparse.Namespace, cfg: Config) -> int:
     """Run ``coffre find``: hits grouped by archive, newest first."""
-    message = {"op": "find", "pattern": args.pattern, "target": args.target, "since": args.since}
+    message = FindRequest(pattern=args.pattern, target=args.target, since=args.since)
     final = _result(_ask(cfg, message), tty=sys.stderr.isatty())
     target, outcome = _outcome(final)
     if not outcome.get("ok"):
@@ -162,16 +171,15 @@ def cmd_find(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_restore(args: argparse.Namespace, cfg: Config) -> int:
     """Run ``coffre restore``: what was restored, and where."""
     tty = sys.stderr.isatty()
-    message = {
-        "op": "restore",
-        "paths": args.paths,
-        "target": args.target,
-        "archive": args.archive,
-        "date": args.date,
-        "to": None if args.to is None else str(Path(args.to).absolute()),
-        "overwrite": args.overwrite,
-        "progress": tty,
-    }
+    message = RestoreRequest(
+        paths=tuple(args.paths),
+        target=args.target,
+        archive=args.archive,
+        date=args.date,
+        to=None if args.to is None else str(Path(args.to).absolute()),
+        overwrite=args.overwrite,
+        progress=tty,
+    )
     final = _result(_ask(cfg, message), tty=tty)
     target, outcome = _outcome(final)
     if args.json:
@@ -200,7 +208,7 @@ def cmd_browse(args: argparse.Namespace, cfg: Config) -> int:
     events = iter(
         _ask(
             cfg,
-            {"op": "browse", "target": args.target, "archive": args.archive, "date": args.date},
+            BrowseRequest(target=args.target, archive=args.archive, date=args.date),
             hold=held,
         )
     )
@@ -357,7 +365,7 @@ class _Release:
 
 
 def _hold_without_shell(
-    events: Iterator[Message], release: _Release, *, hold_for: int | None, watch_input: bool
+    events: Iterator[Event], release: _Release, *, hold_for: int | None, watch_input: bool
 ) -> int:
     """Hold the mount until ``hold_for`` seconds, a signal (``release``), the end of a
     piped input (``watch_input``), or the daemon's end of it (idle, longest).
@@ -400,7 +408,7 @@ def _hold_without_shell(
 
 def cmd_key(args: argparse.Namespace, cfg: Config) -> int:
     """Run ``coffre key export --paper``: every repository's key and how to use it."""
-    final = _result(_ask(cfg, {"op": "key_export", "targets": args.target}), tty=False)
+    final = _result(_ask(cfg, KeyExportRequest(targets=tuple(args.target or ()))), tty=False)
     code = EXIT_OK
     print(ESCROW_HEADER)
     for name, outcome in final.get("targets", {}).items():

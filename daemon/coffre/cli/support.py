@@ -6,8 +6,9 @@ import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+from coffre.cli.client import request
 from coffre.core.config_types import Config
-from coffre.daemon.control import Message, request
+from coffre.core.messages import Event, Request
 
 EXIT_OK, EXIT_FAILED = 0, 1
 #: The job ended, but a backup made its archive with borg's warnings (files not
@@ -39,12 +40,13 @@ def print_error(error: dict[str, Any], out: TextIO) -> None:
 # --- talking to the daemon ---------------------------------------------------
 
 
-def ask(cfg: Config, message: Message) -> Iterable[Message]:
+def ask(cfg: Config, message: Request) -> Iterable[Event]:
+    """The events the daemon of ``cfg`` answers ``message`` with (see ``client.request``)."""
     return request(cfg.paths.control_socket, message)
 
 
-def last_event(events: Iterable[Message]) -> Message:
-    final: Message = {}
+def last_event(events: Iterable[Event]) -> Event:
+    final: Event = {}
     for event in events:
         final = event
     return final
@@ -53,20 +55,20 @@ def last_event(events: Iterable[Message]) -> Message:
 class DaemonRefused(Exception):
     """The daemon answered a request with an error line (carried as ``event``)."""
 
-    def __init__(self, event: Message) -> None:
+    def __init__(self, event: Event) -> None:
         super().__init__(event.get("message", ""))
         self.event = event
 
 
-def raise_if_error(event: Message) -> None:
+def raise_if_error(event: Event) -> None:
     if event.get("event") == "error":
         raise DaemonRefused(event)
 
 
-def follow(events: Iterable[Message], *, quiet_progress: bool) -> Message:
+def follow(events: Iterable[Event], *, quiet_progress: bool) -> Event:
     """Print a job's events as they come; return the final one."""
     tty = sys.stderr.isatty()
-    final: Message = {}
+    final: Event = {}
     for event in events:
         final = event
         kind = event.get("event")
@@ -101,7 +103,7 @@ def follow(events: Iterable[Message], *, quiet_progress: bool) -> Message:
     return final
 
 
-def job_exit(final: Message) -> int:
+def job_exit(final: Event) -> int:
     """The exit code of a job's final event: EXIT_FAILED when a target failed, else
     EXIT_WARNINGS when a backup ended with warnings, else EXIT_OK."""
     raise_if_error(final)

@@ -325,10 +325,10 @@ class Executor:
     async def _enroll(self, job: Job, name: str) -> tuple[None, dict[str, Any]]:
         uuid, repository_id, done = await enroll_disk(
             self._services,
-            str(job.request.option("device")),
+            job.request.options.device,
             name,
-            format_disk=bool(job.request.option("format", False)),
-            adopt=bool(job.request.option("adopt", False)),
+            format_disk=job.request.options.format,
+            adopt=job.request.options.adopt,
         )
         self._services.logger.info(
             "disk %s (%s): repository %s %s", name, uuid, repository_id, done
@@ -356,14 +356,14 @@ class Executor:
 
     async def _prune(self, repo: Repository, job: Job) -> tuple[None, dict[str, Any]]:
         expected = self._expected_id(repo.name)
-        dry_run = bool(job.request.option("dry_run", False))
+        dry_run = job.request.options.dry_run
         async with repo.opened(expected) as location:
             plan = await apply_retention(
                 self._services_for(repo),
                 repo.name,
                 location,
                 dry_run=dry_run,
-                refresh=bool(job.request.option("refresh", False)),
+                refresh=job.request.options.refresh,
                 compacts=repo.compacts,
             )
         self._services.logger.info(
@@ -380,8 +380,8 @@ class Executor:
         repository_id, done = await init_target(
             self._services_for(repo),
             repo,
-            adopt=bool(job.request.option("adopt", False)),
-            replace=bool(job.request.option("replace", False)),
+            adopt=job.request.options.adopt,
+            replace=job.request.options.replace,
         )
         self._services.logger.info("target %s: repository %s %s", repo.name, repository_id, done)
         return None, {"repository_id": repository_id, "done": done, "location": repo.location}

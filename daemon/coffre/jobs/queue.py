@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from coffre.core.messages import JobOptions
 from coffre.jobs.supervision import job_crashed
 from coffre.storage.logs import LOGGER_NAME
 
@@ -36,15 +37,12 @@ JobEvent = dict[str, Any]
 
 @dataclass(frozen=True)
 class JobRequest:
-    """What is asked: a kind and the targets it touches (in order)."""
+    """What is asked: a kind, the targets it touches (in order), why, and the kind's options."""
 
     kind: JobKind
     targets: tuple[str, ...]
     reason: str = "asked"
-    options: tuple[tuple[str, Any], ...] = ()
-
-    def option(self, name: str, default: Any = None) -> Any:
-        return dict(self.options).get(name, default)
+    options: JobOptions = field(default_factory=JobOptions)
 
 
 @dataclass

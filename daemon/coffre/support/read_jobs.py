@@ -16,8 +16,8 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime
-from pathlib import Path, PurePosixPath
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 from coffre.borg import argv
@@ -25,7 +25,7 @@ from coffre.borg.records import Progress
 from coffre.core.clock import local_iso
 from coffre.core.errors import BorgArchiveMissing, CoffreError, DestinationError, DiskError
 from coffre.core.model import Archive, Item
-from coffre.core.restore_plan import Wanted, matcher, newest_first, pick_archive, since_filter
+from coffre.core.restore_plan import matcher, newest_first, pick_archive, since_filter
 from coffre.jobs.pruning import known_archives, list_archives
 from coffre.jobs.queue import Job
 from coffre.jobs.services import Services
@@ -123,11 +123,6 @@ async def resolve_archive(
     return found
 
 
-def _day(job: Job) -> date | None:
-    value = job.request.option("date")
-    return None if value is None else date.fromisoformat(str(value))
-
-
 async def restore_job(
     ctx: ReadContext, repo: Repository, expected_id: str, job: Job
 ) -> dict[str, Any]:
@@ -135,16 +130,10 @@ async def restore_job(
 
     The archive's time is ISO 8601 in the box's timezone.
     """
-    services = ctx.services
-    wanted = [Wanted(root=PurePosixPath(r), stored=s) for r, s in job.request.option("wanted")]
-    to_option = job.request.option("to")
+    services, options = ctx.services, job.request.options
     async with reachable(ctx, repo, expected_id, job) as location:
         archive = await resolve_archive(
-            services,
-            repo.name,
-            location,
-            name=job.request.option("archive"),
-            day=_day(job),
+            services, repo.name, location, name=options.archive, day=options.day
         )
         job.publish({"event": "archive", "target": repo.name, "archive": archive.name})
         try:
@@ -152,13 +141,13 @@ async def restore_job(
                 services.borg,
                 location,
                 archive.name,
-                wanted,
-                to=None if to_option is None else Path(str(to_option)),
-                overwrite=bool(job.request.option("overwrite", False)),
-                on_progress=_progress(job, repo.name) if job.request.option("progress") else None,
+                list(options.wanted),
+                to=None if options.to is None else Path(options.to),
+                overwrite=options.overwrite,
+                on_progress=_progress(job, repo.name) if options.progress else None,
             )
         except OSError as exc:
-            where = exc.filename or to_option or "the share"
+            where = exc.filename or options.to or "the share"
             if exc.errno == errno.ENOSPC:
                 raise no_room(Path(where)) from exc
             raise DestinationError(
@@ -208,9 +197,8 @@ async def find_job(
     Times (the archives', the files') are ISO 8601 in the box's timezone.
     """
     services = ctx.services
-    test = matcher(str(job.request.option("pattern")))
-    since_value = job.request.option("since")
-    since = None if since_value is None else datetime.fromisoformat(str(since_value))
+    test = matcher(job.request.options.pattern)
+    since = job.request.options.since
     limit = services.config.restore.find_max_results
     hits: list[tuple[Archive, Item]] = []
     total = 0
@@ -274,10 +262,11 @@ async def browse_job(
     services = ctx.services
     settings = services.config.restore
     async with reachable(ctx, repo, expected_id, job) as location:
-        archive_name = job.request.option("archive")
-        if archive_name is None and job.request.option("date") is not None:
+        day = job.request.options.day
+        archive_name = job.request.options.archive
+        if archive_name is None and day is not None:
             archive_name = (
-                await resolve_archive(services, repo.name, location, name=None, day=_day(job))
+                await resolve_archive(services, repo.name, location, name=None, day=day)
             ).name
         mountpoint.mkdir(parents=True, exist_ok=True, mode=0o700)
         mounted = asyncio.create_task(

@@ -1,4 +1,5 @@
-"""The control-socket requests of support staff: restore, find, browse, key export.
+"""The support desk: the control-socket requests of support staff (restore, find, browse,
+key export) turned into audited jobs on the right target.
 
 Each request is recorded in the audit log twice: when asked (before anything
 is read, so even a refused or crashed attempt leaves a trace) and with its
@@ -12,7 +13,8 @@ import asyncio
 import contextlib
 import posixpath
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from pathlib import PurePosixPath
 from time import monotonic
@@ -21,34 +23,33 @@ from typing import Any
 from coffre.core.clock import Clock
 from coffre.core.config_types import Config, OffsiteTarget
 from coffre.core.errors import CoffreError, UsageError
+from coffre.core.messages import (
+    BrowseRequest,
+    Client,
+    FindRequest,
+    JobOptions,
+    JsonObject,
+    KeyExportRequest,
+    Person,
+    ReadRequest,
+    RestoreRequest,
+    Send,
+    parse_day,
+)
 from coffre.core.request_check import check_request
 from coffre.core.restore_plan import Candidate, choose_target, resolve
-from coffre.daemon.control import Client, Message, Send
 from coffre.jobs import lanes
-from coffre.jobs.queue import Job, JobEvent, JobKind, JobRequest, waiting_for
+from coffre.jobs.queue import Job, JobEvent, JobRequest, waiting_for
 from coffre.storage.audit import AuditLog, AuditUnavailable
 from coffre.storage.state import State
 from coffre.targets.registry import require_known
 
-#: The person fields a client may claim, and their longest length kept.
-_PERSON_FIELDS = ("user", "login", "ssh")
-_MAX_FIELD = 200
-
 Submit = Callable[[JobRequest], lanes.Run]
 
 
-def person_of(request: Message, client: Client) -> dict[str, Any]:
+def person_of(request: ReadRequest, client: Client) -> JsonObject:
     """Who asks: the CLI's claims (bounded strings) and the kernel's uid and pid."""
-    claimed = request.get("person")
-    person: dict[str, Any] = {}
-    if isinstance(claimed, dict):
-        for key in _PERSON_FIELDS:
-            value = claimed.get(key)
-            if isinstance(value, str):
-                person[key] = value[:_MAX_FIELD]
-    person["uid"] = client.uid
-    person["pid"] = client.pid
-    return person
+    return (request.person or Person()).audited(client.uid, client.pid)
 
 
 def _unescape(field: str) -> str:
@@ -79,15 +80,6 @@ def private_mount(path: PurePosixPath, mountinfo: str = "/proc/self/mountinfo") 
     if over is not None and "/systemd-private-" in over[1]:
         return str(over[0])
     return None
-
-
-def _day(value: Any) -> date | None:
-    if value in (None, ""):
-        return None
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise UsageError(f"{value!r} is not a date", hint="write it YYYY-MM-DD") from None
 
 
 class SupportDesk:
@@ -135,10 +127,9 @@ class SupportDesk:
             )
         return found
 
-    def _target(self, request: Message, *, archive: str | None, day: date | None) -> str:
-        asked = request.get("target")
+    def _target(self, asked: str | None, *, archive: str | None, day: date | None) -> str:
         if asked:
-            return require_known(self._config, self._state, str(asked))
+            return require_known(self._config, self._state, asked)
         name, _ = choose_target(
             self.candidates(),
             self._config.retention.prefix,
@@ -150,17 +141,21 @@ class SupportDesk:
 
     # --- requests ---------------------------------------------------------------
 
-    async def handle(self, op: str, request: Message, send: Send, client: Client) -> None:
-        """Serve ``op`` (restore, find, browse, key_export) for ``client``; audited."""
-        check_request(request)  # refused before the audit: nothing was asked that could be done
-        person = person_of(request, client)
-        archive = request.get("archive")
-        archive = None if archive in (None, "") else str(archive)
-        paths = [str(p) for p in request.get("paths") or []]
-        if op == "find":
-            paths = [str(request.get("pattern", ""))]
+    async def handle(self, request: ReadRequest, send: Send, client: Client) -> None:
+        """Serve ``request`` (restore, find, browse, key_export) for ``client``; audited.
+
+        Raises AuditUnavailable when the "asked" line cannot be written (nothing
+        is done then), and the CoffreError that refuses the request; the outcome
+        line is written whatever happens (the journal keeps it if the log cannot).
+        """
+        # Refused before the audit: nothing was asked that could be done. The socket
+        # checked the line already; a request made in the daemon is checked the same.
+        check_request(request.to_json())
+        op, person, asked = request.op, person_of(request, client), _asked(request)
         try:
-            self._record(op, person, request.get("target"), archive, paths, "asked", request)
+            self._record(
+                op, person, asked.target, asked.archive, asked.paths, "asked", asked.details
+            )
         except OSError as error:
             raise AuditUnavailable(
                 f"cannot record this {op.replace('_', ' ')} in the audit log "
@@ -169,9 +164,9 @@ class SupportDesk:
                 f"free space in {self._audit.path.parent} (df -h), then ask again",
             ) from error
         outcome = "failed: internal"
-        details: dict[str, Any] = {}
+        details: dict[str, object] = {}
         try:
-            final = await self._serve(op, request, send, client, archive)
+            final = await self._serve(request, send, client)
             details = _summary(final)
             outcome = "ok" if final.get("ok") else f"failed: {_error_kind(final)}"
         except CoffreError as error:
@@ -183,13 +178,15 @@ class SupportDesk:
         finally:
             # Done, but its outcome not on disk: AuditLog.record logged it to the
             # journal; the asked line is in the log.
+            target = details.pop("target", asked.target)
+            archive = details.pop("archive", asked.archive)
             with contextlib.suppress(OSError):
                 self._record(
                     op,
                     person,
-                    details.pop("target", request.get("target")),
-                    details.pop("archive", archive),
-                    paths,
+                    None if target is None else str(target),
+                    None if archive is None else str(archive),
+                    asked.paths,
                     outcome,
                     details,
                 )
@@ -197,12 +194,12 @@ class SupportDesk:
     def _record(
         self,
         op: str,
-        person: dict[str, Any],
-        target: Any,
+        person: JsonObject,
+        target: str | None,
         archive: str | None,
         paths: Sequence[str],
         outcome: str,
-        details: dict[str, Any],
+        details: Mapping[str, object],
     ) -> None:
         extra = {k: v for k, v in details.items() if k in ("date", "to", "overwrite", "since")}
         extra.update({k: v for k, v in details.items() if k.startswith("result_")})
@@ -210,68 +207,34 @@ class SupportDesk:
             op=op,
             at=self._clock.now(),
             person=person,
-            target=None if target in (None, "") else str(target),
+            target=target or None,
             archive=archive,
             paths=list(paths),
             outcome=outcome,
             details=extra,
         )
 
-    async def _serve(
-        self, op: str, request: Message, send: Send, client: Client, archive: str | None
-    ) -> JobEvent:
-        day = _day(request.get("date"))
-        if archive is not None and day is not None:
-            raise UsageError("give --archive or --date, not both")
-        options: dict[str, Any] = {}
-        if op == "key_export":
+    async def _serve(self, request: ReadRequest, send: Send, client: Client) -> JobEvent:
+        """Queue the job ``request`` asks for; relay its events; return its result."""
+        if isinstance(request, KeyExportRequest):
             return await self._key_export(request, send)
-        if op == "restore":
-            roots = [PurePosixPath(p) for p in self._config.source.paths]
-            paths = request.get("paths") or []
-            if not paths:
-                raise UsageError("name at least one file or folder to restore")
-            wanted = [resolve(str(p), roots) for p in paths]
-            options["wanted"] = tuple((str(w.root), w.stored) for w in wanted)
-            to = request.get("to")
-            if to:
-                if not PurePosixPath(str(to)).is_absolute():
-                    raise UsageError(f"--to {to}: give an absolute path")
-                private = private_mount(PurePosixPath(str(to)))
-                if private is not None:
-                    raise UsageError(
-                        f"--to {to}: {private} is the service's own (systemd's PrivateTmp=): "
-                        "nobody else would see the files, and they would go at its next restart",
-                        hint="restore into the share (the default) or --to a folder under it",
-                    )
-                options["to"] = str(to)
-            options["overwrite"] = bool(request.get("overwrite"))
-            options["progress"] = bool(request.get("progress"))
-        elif op == "find":
-            pattern = str(request.get("pattern", ""))
-            if not pattern.strip():
-                raise UsageError("the pattern is empty", hint="e.g. coffre find dupont")
-            options["pattern"] = pattern
-            since = _day(request.get("since"))
-            if since is not None:
-                tz = self._config.schedule.timezone
-                options["since"] = datetime.combine(since, time(0), tzinfo=tz).isoformat()
-        if archive is not None:
-            options["archive"] = archive
-        if day is not None:
-            options["date"] = day.isoformat()
-        target = self._target(request, archive=archive, day=day)
-        kind: JobKind = "restore" if op == "restore" else "find" if op == "find" else "browse"
+        day = parse_day(request.date)
+        if request.archive is not None and day is not None:
+            raise UsageError("give --archive or --date, not both")
+        if isinstance(request, RestoreRequest):
+            options = self._restore_options(request)
+        elif isinstance(request, FindRequest):
+            options = self._find_options(request)
+        else:
+            options = JobOptions()
+        options = replace(options, archive=request.archive, day=day)
+        target = self._target(request.target, archive=request.archive, day=day)
         run = self._submit(
-            JobRequest(
-                kind=kind, targets=(target,), reason="asked", options=tuple(sorted(options.items()))
-            )
+            JobRequest(kind=request.op, targets=(target,), reason="asked", options=options)
         )
         relay: asyncio.Task[None] | None = None
-        if kind == "browse":
-            job = run.jobs[0]
-
-            relay = asyncio.create_task(_relay_browse(client, job))
+        if isinstance(request, BrowseRequest):
+            relay = asyncio.create_task(_relay_browse(client, run.jobs[0]))
         try:
             return await _follow(run, send)
         finally:
@@ -280,10 +243,41 @@ class SupportDesk:
                 with contextlib.suppress(asyncio.CancelledError):
                     await relay
 
-    async def _key_export(self, request: Message, send: Send) -> JobEvent:
-        asked = request.get("targets") or []
-        if asked:
-            names = tuple(require_known(self._config, self._state, str(n)) for n in asked)
+    def _restore_options(self, request: RestoreRequest) -> JobOptions:
+        """The restore job's options: paths resolved in the share, ``--to`` checked."""
+        roots = [PurePosixPath(p) for p in self._config.source.paths]
+        if not request.paths:
+            raise UsageError("name at least one file or folder to restore")
+        wanted = tuple(resolve(p, roots) for p in request.paths)
+        to = request.to
+        if to:
+            if not PurePosixPath(to).is_absolute():
+                raise UsageError(f"--to {to}: give an absolute path")
+            private = private_mount(PurePosixPath(to))
+            if private is not None:
+                raise UsageError(
+                    f"--to {to}: {private} is the service's own (systemd's PrivateTmp=): "
+                    "nobody else would see the files, and they would go at its next restart",
+                    hint="restore into the share (the default) or --to a folder under it",
+                )
+        return JobOptions(
+            wanted=wanted, to=to or None, overwrite=request.overwrite, progress=request.progress
+        )
+
+    def _find_options(self, request: FindRequest) -> JobOptions:
+        """The find job's options: the pattern, and ``--since`` as the day's first instant."""
+        if not request.pattern.strip():
+            raise UsageError("the pattern is empty", hint="e.g. coffre find dupont")
+        since = parse_day(request.since)
+        tz = self._config.schedule.timezone
+        return JobOptions(
+            pattern=request.pattern,
+            since=None if since is None else datetime.combine(since, time(0), tzinfo=tz),
+        )
+
+    async def _key_export(self, request: KeyExportRequest, send: Send) -> JobEvent:
+        if request.targets:
+            names = tuple(require_known(self._config, self._state, n) for n in request.targets)
             absent: list[str] = []
         else:
             # Disks away are named in the result, not waited for: one at a time, by name.
@@ -300,6 +294,33 @@ class SupportDesk:
         final["absent_disks"] = absent
         await send(final)
         return final
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """What the audit's "asked" line records of a request: never file contents."""
+
+    target: str | None
+    archive: str | None
+    paths: tuple[str, ...]
+    details: Mapping[str, object]
+
+
+def _asked(request: ReadRequest) -> _Asked:
+    """The audit's view of ``request``, with the options the CLI sends (None when not given)."""
+    if isinstance(request, KeyExportRequest):
+        return _Asked(target=None, archive=None, paths=(), details={})
+    if isinstance(request, RestoreRequest):
+        details: Mapping[str, object] = {
+            "date": request.date,
+            "to": request.to,
+            "overwrite": request.overwrite,
+        }
+        return _Asked(request.target, request.archive, request.paths, details)
+    if isinstance(request, FindRequest):
+        found = {"since": request.since, **({"date": request.date} if request.date else {})}
+        return _Asked(request.target, request.archive, (request.pattern,), found)
+    return _Asked(request.target, request.archive, (), {"date": request.date})
 
 
 async def _relay_browse(client: Client, job: Job) -> None:
