@@ -281,10 +281,11 @@ def test_status_tells_the_count_and_reasons_never_the_names(tmp_path: Path) -> N
     report = status.build(_config(tmp_path), state, JobQueue(idle), NOW, None)
     local = report["targets"]["local"]
     for run in (local["last_attempt"], local["last_success"]):
+        assert run is not None and run["warnings"] is not None
         assert run["outcome"] == "warning"
         assert run["not_backed_up"] == 3
         assert run["warnings"]["io_error"] == 1 and run["warnings"]["changed"] == 1
-        assert run["warning_summary"].startswith("3 file(s) not backed up")
+        assert str(run["warning_summary"]).startswith("3 file(s) not backed up")
     assert local["last_failure"] is None
     assert not [name for name in NAMES if name in json.dumps(report)]
 

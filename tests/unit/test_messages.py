@@ -141,3 +141,32 @@ def test_a_day_is_written_yyyy_mm_dd() -> None:
     assert parse_day(None) is None and parse_day("") is None
     with pytest.raises(UsageError, match="'27/11/2026' is not a date"):
         parse_day("27/11/2026")
+
+
+def test_a_status_from_a_daemon_of_another_version_is_a_clear_error() -> None:
+    from coffre.core.errors import DaemonUnavailable
+    from coffre.core.messages import disks_from_json, status_from_json
+
+    with pytest.raises(DaemonUnavailable, match=r"lacks status \(disks, problems\)"):
+        status_from_json(
+            {
+                "event": "result",
+                "ok": True,
+                "status": {
+                    key: None
+                    for key in (
+                        "key_escrow",
+                        "now",
+                        "timezone",
+                        "next_nightly",
+                        "running",
+                        "queued",
+                        "uploading",
+                        "reading",
+                        "targets",
+                    )
+                },
+            }
+        )
+    with pytest.raises(DaemonUnavailable, match="lacks disks"):
+        disks_from_json({"event": "result", "ok": True})

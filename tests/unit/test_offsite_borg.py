@@ -26,6 +26,7 @@ from coffre.core.config_types import (
     UploadWindow,
 )
 from coffre.core.errors import HostKeyMismatch, OffsiteNotEnrolled
+from coffre.core.messages import StatusReport
 from coffre.core.model import Archive
 from coffre.core.sshkeys import PublicKey, parse_public_key
 from coffre.daemon.executor import Executor
@@ -254,7 +255,7 @@ def test_status_gives_the_hosts_last_check_in_the_boxs_timezone(tmp_path: Path) 
     services = _services(tmp_path, FakeRunner(), clock)
     offsite.record_preflight(services, "hds1", checked, None)
 
-    async def build() -> dict[str, Any]:
+    async def build() -> StatusReport:
         async def idle(job: Job) -> JobEvent:
             return {"event": "result", "ok": True}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from coffre.cli.support import (
@@ -19,7 +20,14 @@ from coffre.cli.support import (
 )
 from coffre.core.config_types import Config
 from coffre.core.errors import UsageError
-from coffre.core.messages import DiskEnrollRequest, DiskForgetRequest, DisksRequest
+from coffre.core.messages import (
+    DiskEnrollRequest,
+    DiskFailure,
+    DiskForgetRequest,
+    DisksRequest,
+    DiskView,
+    disks_from_json,
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -52,19 +60,20 @@ def cmd_disk(args: argparse.Namespace, cfg: Config) -> int:
         return EXIT_OK
     final = last_event(ask(cfg, DisksRequest()))
     raise_if_error(final)
+    disks = disks_from_json(final)
     if args.json:
-        json.dump(final["disks"], sys.stdout, indent=2)
+        json.dump(disks, sys.stdout, indent=2)
         print()
         return EXIT_OK
-    print_disks(final["disks"])
+    print_disks(disks)
     return EXIT_OK
 
 
-def print_disks(disks: list[dict[str, Any]]) -> None:
+def print_disks(disks: Sequence[DiskView]) -> None:
     """Print one line per disk for people, and a second one for a failure not since settled.
 
     In: the disks as the daemon's report gives them (``DiskWatch.report``).
-    Out: lines on stdout. Raises KeyError for a row without its keys.
+    Out: lines on stdout.
     """
     if not disks:
         print("no disk enrolled: plug one in and run `coffre disk enroll DEVICE --name NAME`")
@@ -91,18 +100,18 @@ def print_disks(disks: list[dict[str, Any]]) -> None:
             + (f", {size(disk['free_bytes'])} free" if disk["free_bytes"] is not None else "")
             + (f"  [{'; '.join(notes)}]" if notes else "")
         )
-        failure = disk.get("last_failure")
+        failure = disk["last_failure"]
         if failure:
             # "Safe to remove, last backup never" alone hides why: a full disk,
             # a pulled cable. The report keeps only a failure no backup settled.
             print(f"{'':<12} last failure {when(failure['at'])}: {_one_line(failure)}")
 
 
-def _one_line(failure: dict[str, Any]) -> str:
+def _one_line(failure: DiskFailure) -> str:
     """``[kind] message`` of a failure, cut to the message's first line (borg's can be long)."""
-    lines = str(failure.get("message") or "").strip().splitlines()
+    lines = (failure["message"] or "").strip().splitlines()
     first = lines[0] if lines else "no message"
-    return f"[{failure.get('kind') or 'unknown'}] {first}{' ...' if len(lines) > 1 else ''}"
+    return f"[{failure['kind'] or 'unknown'}] {first}{' ...' if len(lines) > 1 else ''}"
 
 
 def _enroll(args: argparse.Namespace, cfg: Config) -> int:

@@ -15,7 +15,6 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from coffre import __version__
 from coffre.cli import audit as cli_audit
@@ -41,11 +40,16 @@ from coffre.config import loader as config
 from coffre.core.config_types import Config
 from coffre.core.errors import CoffreError, ConfigError
 from coffre.core.messages import (
+    ArchivesReport,
     ArchivesRequest,
     BackupRequest,
     InitRequest,
     PruneRequest,
+    StatusReport,
     StatusRequest,
+    TargetStatus,
+    archives_from_json,
+    status_from_json,
 )
 
 # --- subcommands --------------------------------------------------------------
@@ -75,20 +79,32 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
+    """Run ``coffre status``: the box, then each target, then the disks (or ``--json``)."""
     final = last_event(ask(cfg, StatusRequest()))
     raise_if_error(final)
-    report = final["status"]
+    report = status_from_json(final)
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()
         return EXIT_OK
+    _print_box(report)
+    for name, target in report["targets"].items():
+        _print_target(name, target)
+    if report["disks"]:
+        print("\nUSB disks")
+        cli_disk.print_disks(report["disks"])
+    return EXIT_OK
+
+
+def _print_box(report: StatusReport) -> None:
+    """The head of ``coffre status``: time, problems, jobs, keys never exported."""
     print(f"coffre {__version__} at {when(report['now'])} ({report['timezone']})")
     print(f"next nightly run: {when(report['next_nightly'])}")
-    for problem in report.get("problems", ()):
+    for problem in report["problems"]:
         print(f"FAILURE: {problem}")
     running = report["running"]
     if running:
-        progress = running.get("progress")
+        progress = running["progress"]
         share = f", {progress:.0%}" if progress is not None else ""
         print(
             f"running: {running['kind']} of {', '.join(running['targets'])} "
@@ -101,55 +117,57 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
                 "run `coffre key export --paper` and keep the sheet with the passphrase"
             )
     cli_offsite.print_uploading(report)
-    reading = report.get("reading")
+    reading = report["reading"]
     if reading:
         print(f"reading: {reading['kind']} of {', '.join(reading['targets'])} (support)")
     for job in report["queued"]:
         print(f"queued: {job['kind']} of {', '.join(job['targets'])} ({job['reason']})")
-    for name, target in report["targets"].items():
-        print(f"\ntarget {name} ({target['kind']}, {target['location']})")
-        if target["repository_id"] is None:
-            print(f"  not initialised: run `coffre target init {name}`")
-        ok = target["last_success"]
-        if ok:
-            # The last archive made; one with borg's warnings is never called a success.
-            partial = ok.get("outcome") == "warning"
-            print(
-                f"  last {'backup (PARTIAL)' if partial else 'success'}: "
-                f"{when(ok['finished_at'])}, archive {ok['archive']}, "
-                f"{ok['nfiles']} files, {size(ok['original_size'])} "
-                f"({size(ok['deduplicated_size'])} new), {ok['duration']:.0f} s"
-            )
-            if partial:
-                print(
-                    f"  WARNING: {ok['warning_summary']} "
-                    "(`journalctl -u coffre -p warning` names them)"
-                )
-        else:
-            print("  last success: never")
-        failure = target["last_failure"]
-        if failure:
-            older = ok is not None and datetime.fromisoformat(
-                failure["started_at"]
-            ) < datetime.fromisoformat(ok["started_at"])
-            print(
-                f"  last failure: {when(failure['finished_at'])} [{failure['error_kind']}] "
-                f"{failure['error_message']}{' (since succeeded)' if older else ''}"
-            )
-        if target["slots"]:
-            marks = " ".join(
-                f"{slot} {'✓' if present else '✗'}" for slot, present in target["slots"].items()
-            )
-            print(f"  restore points: {marks}")
-        cli_offsite.print_target_status(target)
-        _print_archives(target, indent="  ")
-    if report["disks"]:
-        print("\nUSB disks")
-        cli_disk.print_disks(report["disks"])
-    return EXIT_OK
 
 
-def _print_archives(target: dict[str, Any], indent: str) -> None:
+def _print_target(name: str, target: TargetStatus) -> None:
+    """One target of ``coffre status``: its repository, last runs, restore points, archives."""
+    print(f"\ntarget {name} ({target['kind']}, {target['location']})")
+    if target["repository_id"] is None:
+        print(f"  not initialised: run `coffre target init {name}`")
+    ok = target["last_success"]
+    if ok:
+        # The last archive made; one with borg's warnings is never called a success.
+        partial = ok["outcome"] == "warning"
+        print(
+            f"  last {'backup (PARTIAL)' if partial else 'success'}: "
+            f"{when(ok['finished_at'])}, archive {ok['archive']}, "
+            f"{ok['nfiles']} files, {size(ok['original_size'])} "
+            f"({size(ok['deduplicated_size'])} new), {ok['duration'] or 0:.0f} s"
+        )
+        if partial:
+            print(
+                f"  WARNING: {ok['warning_summary']} (`journalctl -u coffre -p warning` names them)"
+            )
+    else:
+        print("  last success: never")
+    failure = target["last_failure"]
+    if failure:
+        older = (
+            ok is not None
+            and failure["started_at"] is not None
+            and ok["started_at"] is not None
+            and datetime.fromisoformat(failure["started_at"])
+            < datetime.fromisoformat(ok["started_at"])
+        )
+        print(
+            f"  last failure: {when(failure['finished_at'])} [{failure['error_kind']}] "
+            f"{failure['error_message']}{' (since succeeded)' if older else ''}"
+        )
+    if target["slots"]:
+        marks = " ".join(
+            f"{slot} {'✓' if present else '✗'}" for slot, present in target["slots"].items()
+        )
+        print(f"  restore points: {marks}")
+    cli_offsite.print_target_status(target)
+    _print_archives(target, indent="  ")
+
+
+def _print_archives(target: ArchivesReport, indent: str) -> None:
     if not target["listed"]:
         print(f"{indent}archives: not listed yet (the first backup lists them)")
         return
@@ -163,11 +181,12 @@ def _print_archives(target: dict[str, Any], indent: str) -> None:
 def cmd_archives(args: argparse.Namespace, cfg: Config) -> int:
     final = last_event(ask(cfg, ArchivesRequest(targets=tuple(args.target or ()))))
     raise_if_error(final)
+    reports = archives_from_json(final)
     if args.json:
-        json.dump(final["targets"], sys.stdout, indent=2)
+        json.dump(reports, sys.stdout, indent=2)
         print()
         return EXIT_OK
-    for name, target in final["targets"].items():
+    for name, target in reports.items():
         print(f"target {name}")
         _print_archives(target, indent="  ")
     return EXIT_OK

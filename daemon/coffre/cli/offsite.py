@@ -21,7 +21,7 @@ from coffre.cli.support import (
 )
 from coffre.core.config_types import Config, OffsiteTarget
 from coffre.core.errors import UsageError
-from coffre.core.messages import InitRequest, OffsiteEnrollRequest
+from coffre.core.messages import InitRequest, OffsiteEnrollRequest, StatusReport, TargetStatus
 
 __all__ = ["add_parser", "cmd_offsite", "print_target_status", "print_uploading"]
 
@@ -116,7 +116,7 @@ def _print_enrollment(final: dict[str, Any], name: str) -> None:
         print_error(preflight["error"], sys.stdout)
 
 
-def print_target_status(target: dict[str, Any]) -> None:
+def print_target_status(target: TargetStatus) -> None:
     """The offsite lines of one target in ``coffre status`` (nothing for other kinds)."""
     host = target.get("offsite")
     if host is None:
@@ -129,12 +129,12 @@ def print_target_status(target: dict[str, Any]) -> None:
     print(f"  sent: {size(host['bytes_sent'])} in all")
 
 
-def print_uploading(report: dict[str, Any]) -> None:
+def print_uploading(report: StatusReport) -> None:
     """The ``uploading:`` line of ``coffre status``: the network lane's running job."""
-    job = report.get("uploading")
+    job = report["uploading"]
     if not job:
         return
-    counters = job.get("counters") or {}
+    counters = job["counters"]
     sent = (
         f", {size(counters['deduplicated_size'])} sent" if "deduplicated_size" in counters else ""
     )

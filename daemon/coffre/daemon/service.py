@@ -601,9 +601,9 @@ class Daemon:
             self._next_nightly(now),
             network=running.queues[lanes.NETWORK],
             reads=running.queues[lanes.READS],
+            disks=running.disks.report(),
+            problems=self.incidents.failures(),
         )
-        report["disks"] = running.disks.report()
-        report["problems"] = list(self.incidents.failures())
         await send({"event": "result", "ok": True, "status": report})
 
     async def _archives(

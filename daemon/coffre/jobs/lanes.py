@@ -29,6 +29,7 @@ from typing import Any
 
 from coffre.core.clock import Clock
 from coffre.core.config_types import Config, OffsiteTarget
+from coffre.core.messages import JobView
 from coffre.core.model import RETRIABLE
 from coffre.jobs.queue import READ_KINDS, Job, JobEvent, JobQueue, JobRequest
 
@@ -146,10 +147,11 @@ class Run:
         lane, _ = self._parts[len(self.jobs) - 1]
         return self._lanes[lane].ahead_of(self.jobs[-1])
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JobView:
         """The first part's job as the CLI shows it, naming every target of the run."""
         first = self.jobs[0].describe()
-        return {**first, "targets": list(self.request.targets)}
+        first["targets"] = list(self.request.targets)
+        return first
 
     async def follow(self, send: Callable[[JobEvent], Awaitable[None]]) -> None:
         """Send every event of every part to ``send``, then the combined result."""

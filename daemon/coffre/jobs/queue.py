@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from coffre.core.messages import JobOptions
+from coffre.core.messages import JobOptions, JobView
 from coffre.jobs.supervision import job_crashed
 from coffre.storage.logs import LOGGER_NAME
 
@@ -70,7 +70,8 @@ class Job:
         for queue in self.listeners:
             queue.put_nowait(event)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JobView:
+        """The job as the CLI shows it (status, a ``queued`` event)."""
         return {
             "id": self.id,
             "kind": self.request.kind,
