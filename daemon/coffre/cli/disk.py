@@ -27,6 +27,7 @@ from coffre.core.messages import (
     DisksRequest,
     DiskView,
     disks_from_json,
+    outcomes_from_json,
 )
 
 
@@ -125,8 +126,8 @@ def _enroll(args: argparse.Namespace, cfg: Config) -> int:
     )
     final = follow(ask(cfg, message), quiet_progress=True)
     code = job_exit(final)
-    outcome = final.get("targets", {}).get(args.name, {})
-    if outcome.get("ok"):
+    outcome = outcomes_from_json(final).get(args.name)
+    if outcome is not None and outcome["ok"]:
         print(
             f"disk {args.name} {outcome['done']}: filesystem {outcome['fs_uuid']}, "
             f"repository {outcome['repository_id']}; its first backup starts now"

@@ -49,6 +49,7 @@ from coffre.core.messages import (
     StatusRequest,
     TargetStatus,
     archives_from_json,
+    outcomes_from_json,
     status_from_json,
 )
 
@@ -210,11 +211,11 @@ def cmd_prune(args: argparse.Namespace, cfg: Config) -> int:
     )
     code = job_exit(final)
     if args.json:
-        json.dump(final.get("targets", {}), sys.stdout, indent=2)
+        json.dump(outcomes_from_json(final), sys.stdout, indent=2)
         print()
         return code
-    for name, outcome in final.get("targets", {}).items():
-        if not outcome.get("ok"):
+    for name, outcome in outcomes_from_json(final).items():
+        if not outcome["ok"]:
             continue
         verb = "would delete" if outcome["dry_run"] else "deleted"
         print(f"target {name}:")
@@ -234,8 +235,8 @@ def cmd_target_init(args: argparse.Namespace, cfg: Config) -> int:
         quiet_progress=True,
     )
     code = job_exit(final)
-    outcome = final.get("targets", {}).get(args.name, {})
-    if outcome.get("ok"):
+    outcome = outcomes_from_json(final).get(args.name)
+    if outcome is not None and outcome["ok"]:
         print(
             f"target {args.name}: repository {outcome['repository_id']} {outcome['done']} "
             f"at {outcome['location']}"

@@ -21,7 +21,13 @@ from coffre.cli.support import (
 )
 from coffre.core.config_types import Config, OffsiteTarget
 from coffre.core.errors import UsageError
-from coffre.core.messages import InitRequest, OffsiteEnrollRequest, StatusReport, TargetStatus
+from coffre.core.messages import (
+    InitRequest,
+    OffsiteEnrollRequest,
+    StatusReport,
+    TargetStatus,
+    outcomes_from_json,
+)
 
 __all__ = ["add_parser", "cmd_offsite", "print_target_status", "print_uploading"]
 
@@ -69,8 +75,8 @@ def _enroll(args: argparse.Namespace, cfg: Config) -> int:
     events = ask(cfg, InitRequest(targets=(args.name,)))
     result = follow(events, quiet_progress=True)
     code = job_exit(result)
-    outcome = result.get("targets", {}).get(args.name, {})
-    if outcome.get("ok") and not args.json:
+    outcome = outcomes_from_json(result).get(args.name)
+    if outcome is not None and outcome["ok"] and not args.json:
         print(
             f"repository {outcome['repository_id']} {outcome['done']} at {outcome['location']}\n"
             "keep the passphrase file and an export of the key somewhere safe, away from the "

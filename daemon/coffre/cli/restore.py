@@ -29,11 +29,14 @@ from coffre.core.errors import DaemonUnavailable, NotInArchive
 from coffre.core.messages import (
     PING,
     BrowseRequest,
+    ErrorInfo,
     Event,
     FindRequest,
     KeyExportRequest,
     ReadRequest,
     RestoreRequest,
+    TargetOutcome,
+    outcomes_from_json,
 )
 from coffre.core.request_check import check_request
 
@@ -124,16 +127,21 @@ def _result(events: Iterable[Event], *, tty: bool) -> Event:
     return final
 
 
-def _outcome(final: Event) -> tuple[str, dict[str, Any]]:
+def _outcome(final: Event) -> tuple[str, TargetOutcome]:
     """The one target of a read job's result and its outcome."""
-    targets: dict[str, Any] = final.get("targets", {})
-    if not targets:
-        return "", {"ok": False, "error": final.get("error", {"message": "failed"})}
-    return next(iter(targets.items()))
+    outcomes = outcomes_from_json(final)
+    if not outcomes:
+        failed: ErrorInfo = {"kind": "unknown", "message": "failed", "hint": "", "exit_code": 1}
+        return "", {"ok": False, "error": final.get("error") or failed}
+    return next(iter(outcomes.items()))
 
 
-def _failed(outcome: dict[str, Any]) -> int:
-    error = outcome.get("error", {})
+def _failed(outcome: TargetOutcome) -> int:
+    """Print why ``outcome`` failed; its exit code."""
+    error = outcome.get("error")
+    if error is None:
+        print_error({}, sys.stderr)
+        return EXIT_FAILED
     print_error(error, sys.stderr)
     return int(error.get("exit_code", EXIT_FAILED))
 
@@ -143,7 +151,7 @@ def cmd_find(args: argparse.Namespace, cfg: Config) -> int:
     message = FindRequest(pattern=args.pattern, target=args.target, since=args.since)
     final = _result(_ask(cfg, message), tty=sys.stderr.isatty())
     target, outcome = _outcome(final)
-    if not outcome.get("ok"):
+    if not outcome["ok"]:
         return _failed(outcome)
     if args.json:
         json.dump({"target": target, **outcome}, sys.stdout, indent=2)
@@ -185,7 +193,7 @@ def cmd_restore(args: argparse.Namespace, cfg: Config) -> int:
     if args.json:
         json.dump({"target": target, **outcome}, sys.stdout, indent=2)
         print()
-    if not outcome.get("ok"):
+    if not outcome["ok"]:
         return _failed(outcome)
     if not args.json:
         print(
@@ -218,7 +226,7 @@ def cmd_browse(args: argparse.Namespace, cfg: Config) -> int:
             print(event["message"], file=sys.stderr)
         if event.get("event") == "result":
             _, outcome = _outcome(event)
-            return EXIT_OK if outcome.get("ok") else _failed(outcome)
+            return EXIT_OK if outcome["ok"] else _failed(outcome)
         if event.get("event") == "mounted":
             break
     else:
@@ -411,8 +419,8 @@ def cmd_key(args: argparse.Namespace, cfg: Config) -> int:
     final = _result(_ask(cfg, KeyExportRequest(targets=tuple(args.target or ()))), tty=False)
     code = EXIT_OK
     print(ESCROW_HEADER)
-    for name, outcome in final.get("targets", {}).items():
-        if not outcome.get("ok"):
+    for name, outcome in outcomes_from_json(final).items():
+        if not outcome["ok"]:
             print(f"\n--- {name}: NOT EXPORTED ---", file=sys.stderr)
             code = _failed(outcome)
             continue

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
-from typing import Any, TextIO
+from collections.abc import Iterable, Mapping
+from typing import TextIO
 
 from coffre.cli.client import request
 from coffre.core.config_types import Config
-from coffre.core.messages import Event, Request
+from coffre.core.messages import Event, Request, outcomes_from_json
 
 EXIT_OK, EXIT_FAILED = 0, 1
 #: The job ended, but a backup made its archive with borg's warnings (files not
@@ -31,7 +31,8 @@ def when(iso: str | None) -> str:
     return "never" if iso is None else iso.replace("T", " ")[:19]
 
 
-def print_error(error: dict[str, Any], out: TextIO) -> None:
+def print_error(error: Mapping[str, object], out: TextIO) -> None:
+    """``error: MESSAGE`` and ``what to do: HINT`` (an ErrorInfo, or what an old daemon sent)."""
     print(f"error: {error.get('message', 'failed')}", file=out)
     if error.get("hint"):
         print(f"  what to do: {error['hint']}", file=out)
@@ -113,7 +114,6 @@ def job_exit(final: Event) -> int:
         print_error(final["error"], sys.stderr)
     if not final.get("ok"):
         return EXIT_FAILED
-    targets = final.get("targets", {})
-    if any(t.get("outcome") == "warning" for t in targets.values() if isinstance(t, dict)):
+    if any(t.get("outcome") == "warning" for t in outcomes_from_json(final).values()):
         return EXIT_WARNINGS
     return EXIT_OK

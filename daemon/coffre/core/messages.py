@@ -18,7 +18,17 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NotRequired, TypeAlias, TypedDict, cast
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Literal,
+    NotRequired,
+    Required,
+    TypeAlias,
+    TypedDict,
+    cast,
+)
 
 from coffre.core.errors import CoffreError, DaemonUnavailable, UsageError
 from coffre.core.request_check import check_request
@@ -655,6 +665,101 @@ class JobOptions:
     #: restore, find, browse: the archive asked by name, or the last of a day.
     archive: str | None = None
     day: date | None = None
+
+
+# --- what a job did on each target ------------------------------------------------------------
+
+
+class KeptView(TypedDict):
+    """An archive retention keeps, and why (J, J-1, M...)."""
+
+    name: str
+    reasons: list[str]
+
+
+class FindHit(TypedDict):
+    """A path that matched a find, in one archive (times ISO 8601 in the box's timezone)."""
+
+    archive: str
+    archive_time: str | None
+    path: str
+    type: str
+    size: int
+    mtime: str | None
+
+
+class OutcomeDetails(TypedDict, total=False):
+    """What a step of a job says it did on a target, by kind (each sets its own keys).
+
+    ``error`` when it failed; a backup carries the retention that followed it
+    (``retention``).
+    """
+
+    error: ErrorInfo
+    retention: TargetOutcome
+    # backup (and the disk job's backup)
+    archive: str | None
+    nfiles: int
+    original_size: int
+    deduplicated_size: int
+    # a backup borg made with warnings: how many files it lacks, and why
+    outcome: str
+    not_backed_up: int
+    warning_summary: str
+    # the disk job
+    recovered: bool
+    skipped: str
+    deleted: list[str]
+    safe_to_remove: bool
+    # prune
+    dry_run: bool
+    keep: list[KeptView]
+    delete: list[str]
+    ignored: list[str]
+    # init, enroll, key export
+    repository_id: str
+    done: str
+    location: str
+    fs_uuid: str
+    paper: str
+    # restore
+    archive_time: str | None
+    destinations: list[str]
+    written: list[str]
+    nbytes: int
+    warnings: list[str]
+    # find
+    archives_searched: int
+    total: int
+    truncated: bool
+    hits: list[FindHit]
+    # browse
+    path: str
+    ended: str | None
+    mounted_for: float | None
+
+
+class TargetOutcome(OutcomeDetails, total=False):
+    """How a job ended on one target: ``ok``, and its ``error`` or its details."""
+
+    ok: Required[bool]
+
+
+def succeeded(details: OutcomeDetails) -> TargetOutcome:
+    """The outcome of a step that did what ``details`` say."""
+    return {"ok": True, **details}
+
+
+def outcomes_from_json(final: Mapping[str, object]) -> dict[str, TargetOutcome]:
+    """The outcome of each target in a job's result line ({} when it has none: refused)."""
+    targets = final.get("targets")
+    if targets is None:
+        return {}
+    if not isinstance(targets, dict) or not all(
+        isinstance(o, dict) and isinstance(o.get("ok"), bool) for o in targets.values()
+    ):
+        raise _other_version("targets")
+    return cast(dict[str, TargetOutcome], targets)
 
 
 # --- what `coffre status`, `archives` and `disk list` show ------------------------------------

@@ -12,7 +12,6 @@ lights and the metrics show it all the same.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 from coffre.borg.runner import Progress
 from coffre.core.errors import (
@@ -20,6 +19,13 @@ from coffre.core.errors import (
     DiskAbsent,
     StateError,
     TargetNotInitialised,
+)
+from coffre.core.messages import (
+    ErrorInfo,
+    OutcomeDetails,
+    TargetOutcome,
+    error_info,
+    succeeded,
 )
 from coffre.core.retention import Plan
 from coffre.jobs.backup import create_archive
@@ -44,12 +50,12 @@ from coffre.targets.usb.enroll import enroll_disk
 from coffre.targets.usb.job import PowerOff, run_disk_job
 
 
-def error_event(error: CoffreError) -> dict[str, Any]:
+def error_event(error: CoffreError) -> ErrorInfo:
     """The JSON form of an error, as sent to the CLI."""
-    return error.describe()
+    return error_info(error)
 
 
-def plan_event(plan: Plan) -> dict[str, Any]:
+def plan_event(plan: Plan) -> OutcomeDetails:
     """The JSON form of a retention plan: archives kept with reasons, deleted, ignored."""
     return {
         "keep": [{"name": k.archive.name, "reasons": list(k.reasons)} for k in plan.keep],
@@ -59,7 +65,7 @@ def plan_event(plan: Plan) -> dict[str, Any]:
 
 
 _READ_JOBS: Mapping[
-    str, Callable[[ReadContext, Repository, str, Job], Awaitable[dict[str, Any]]]
+    str, Callable[[ReadContext, Repository, str, Job], Awaitable[OutcomeDetails]]
 ] = {
     "restore": restore_job,
     "find": find_job,
@@ -96,7 +102,7 @@ class Executor:
         self._holds = TargetHolds()
 
     async def __call__(self, job: Job) -> JobEvent:
-        results: dict[str, Any] = {}
+        results: dict[str, TargetOutcome] = {}
         for target in job.request.targets:
             async with self._holds.hold(target, job):
                 job.current_target = target
@@ -114,7 +120,7 @@ class Executor:
             "targets": results,
         }
 
-    async def _run_target(self, job: Job, target: str) -> dict[str, Any]:
+    async def _run_target(self, job: Job, target: str) -> TargetOutcome:
         kind = job.request.kind
         if kind == "enroll":
             return await self._step(
@@ -150,7 +156,7 @@ class Executor:
             backup["ok"] = pruned["ok"]
         return backup
 
-    async def _read(self, job: Job, repo: Repository) -> dict[str, Any]:
+    async def _read(self, job: Job, repo: Repository) -> TargetOutcome:
         """A job reading ``repo`` for a person: not a run in state (the audit log has it)."""
         services = self._services_for(repo)
         ctx = ReadContext(services, self._wait_plugged, self._power_off)
@@ -173,16 +179,16 @@ class Executor:
             internal = unexpected(error, where, self._services.logger)
             self._incidents.crashed(repo.name)
             return {"ok": False, "error": error_event(internal)}
-        return {"ok": True, **details}
+        return succeeded(details)
 
     async def _step(
         self,
         target: str,
         kind: str,
-        work: Callable[[], Any],
+        work: Callable[[], Awaitable[tuple[RunStats | None, OutcomeDetails]]],
         *,
         log_ids: tuple[str, str, str] | None,
-    ) -> dict[str, Any]:
+    ) -> TargetOutcome:
         """Run ``work`` as a run of ``kind`` on ``target`` in state, with its log lines.
 
         Returns the step's outcome (``ok``, and ``error`` or the work's
@@ -222,7 +228,7 @@ class Executor:
                 "%s of %s ended with warnings: archive %s; %s",
                 kind,
                 target,
-                stats.archive,
+                stats.archive if stats else None,
                 warned.summary,
                 extra={
                     "MESSAGE_ID": logs.MSG_BACKUP_WARNING,
@@ -237,15 +243,12 @@ class Executor:
                 f": archive {stats.archive}" if stats else "",
                 extra={"MESSAGE_ID": log_ids[1]},
             )
+        outcome = succeeded(details)
         if warned is not None:
-            return {
-                "ok": True,
-                **details,
-                "outcome": "warning",
-                "not_backed_up": warned.not_backed_up,
-                "warning_summary": warned.summary,
-            }
-        return {"ok": True, **details}
+            outcome["outcome"] = "warning"
+            outcome["not_backed_up"] = warned.not_backed_up
+            outcome["warning_summary"] = warned.summary
+        return outcome
 
     def _failed(
         self,
@@ -312,7 +315,7 @@ class Executor:
 
     async def _disk(
         self, repo: Repository, disk: RemovableDisk, job: Job, force: bool
-    ) -> tuple[RunStats | None, dict[str, Any]]:
+    ) -> tuple[RunStats | None, OutcomeDetails]:
         return await run_disk_job(
             repo.job_services(self._services),
             disk,
@@ -322,7 +325,7 @@ class Executor:
             force_create=force,
         )
 
-    async def _enroll(self, job: Job, name: str) -> tuple[None, dict[str, Any]]:
+    async def _enroll(self, job: Job, name: str) -> tuple[None, OutcomeDetails]:
         uuid, repository_id, done = await enroll_disk(
             self._services,
             job.request.options.device,
@@ -339,7 +342,7 @@ class Executor:
         """The services of jobs on ``repo``: an offsite one brings its own (borg over SSH)."""
         return repo.job_services(self._services)
 
-    async def _backup(self, repo: Repository, job: Job) -> tuple[RunStats, dict[str, Any]]:
+    async def _backup(self, repo: Repository, job: Job) -> tuple[RunStats, OutcomeDetails]:
         expected = self._expected_id(repo.name)
         progress = self._progress(repo, job)
         async with repo.opened(expected) as location:
@@ -354,7 +357,7 @@ class Executor:
             "deduplicated_size": stats.deduplicated_bytes,
         }
 
-    async def _prune(self, repo: Repository, job: Job) -> tuple[None, dict[str, Any]]:
+    async def _prune(self, repo: Repository, job: Job) -> tuple[None, OutcomeDetails]:
         expected = self._expected_id(repo.name)
         dry_run = job.request.options.dry_run
         async with repo.opened(expected) as location:
@@ -376,7 +379,7 @@ class Executor:
         )
         return None, {"dry_run": dry_run, **plan_event(plan)}
 
-    async def _init(self, repo: Repository, job: Job) -> tuple[None, dict[str, Any]]:
+    async def _init(self, repo: Repository, job: Job) -> tuple[None, OutcomeDetails]:
         repository_id, done = await init_target(
             self._services_for(repo),
             repo,

@@ -29,7 +29,7 @@ from typing import Any
 
 from coffre.core.clock import Clock
 from coffre.core.config_types import Config, OffsiteTarget
-from coffre.core.messages import JobView
+from coffre.core.messages import JobView, TargetOutcome
 from coffre.core.model import RETRIABLE
 from coffre.jobs.queue import READ_KINDS, Job, JobEvent, JobQueue, JobRequest
 
@@ -75,7 +75,7 @@ def _combine(kind: str, results: list[JobEvent]) -> JobEvent:
     """One result for the parts of a run: every target's outcome; ok when all are."""
     if len(results) == 1:
         return results[0]
-    targets: dict[str, Any] = {}
+    targets: dict[str, TargetOutcome] = {}
     for result in results:
         targets.update(result.get("targets", {}))
     combined: JobEvent = {
@@ -193,9 +193,9 @@ def cancelled_result() -> JobEvent:
     }
 
 
-def _retriable(outcome: Mapping[str, Any]) -> bool:
+def _retriable(outcome: TargetOutcome) -> bool:
     error = outcome.get("error")
-    return not outcome.get("ok") and isinstance(error, dict) and error.get("kind") in RETRIABLE
+    return not outcome["ok"] and error is not None and error["kind"] in RETRIABLE
 
 
 def retrying(
@@ -220,37 +220,27 @@ def retrying(
 
     async def run(job: Job) -> JobEvent:
         asked = job.request
-        began = clock.now()
+        retries = _Retries(offsite, clock.now())
         result = await execute(job)
         if asked.kind != "backup":
             return result
-        outcomes: dict[str, Any] = dict(result.get("targets", {}))
-        delays = {name: float(t.retry_delay) for name, t in offsite.items()}
+        outcomes: dict[str, TargetOutcome] = dict(result.get("targets", {}))
         try:
             while True:
                 now = clock.now()
-                due = [
-                    name
-                    for name, outcome in outcomes.items()
-                    if name in offsite
-                    and _retriable(outcome)
-                    and now < _deadline(began, offsite[name].retry_for)
-                ]
+                due = retries.due(outcomes, now)
                 if not due:
                     break
-                wait = min(delays[name] for name in due)
-                last = max(_deadline(began, offsite[name].retry_for) for name in due)
-                wait = max(min(wait, (last - now).total_seconds()), 0.0)
+                wait = retries.wait(due, now)
                 logger.warning(
                     "offsite backup of %s failed (%s): trying again in %.0f s",
                     ", ".join(due),
-                    ", ".join(outcomes[name]["error"]["kind"] for name in due),
+                    ", ".join(_error_kind(outcomes[name]) for name in due),
                     wait,
                 )
                 job.publish({"event": "retry_wait", "targets": due, "seconds": wait})
                 await sleep(wait)
-                for name in due:
-                    delays[name] = min(delays[name] * 2, MAX_RETRY_DELAY)
+                retries.backed_off(due)
                 job.request = JobRequest(
                     kind=asked.kind, targets=tuple(due), reason=asked.reason, options=asked.options
                 )
@@ -260,11 +250,52 @@ def retrying(
             job.request = asked
         return {
             **result,
-            "ok": all(bool(o.get("ok")) for o in outcomes.values()),
+            "ok": all(o["ok"] for o in outcomes.values()),
             "targets": outcomes,
         }
 
     return run
+
+
+class _Retries:
+    """The retry schedule of one network job begun at ``began``: who is due, and when.
+
+    Each offsite target waits its own ``retry_delay``, doubled after each
+    attempt (up to :data:`MAX_RETRY_DELAY`), until ``retry_for`` minutes after
+    ``began``.
+    """
+
+    def __init__(self, offsite: Mapping[str, OffsiteTarget], began: datetime) -> None:
+        self._offsite = offsite
+        self._began = began
+        self._delays = {name: float(t.retry_delay) for name, t in offsite.items()}
+
+    def _deadline(self, name: str) -> datetime:
+        return _deadline(self._began, self._offsite[name].retry_for)
+
+    def due(self, outcomes: Mapping[str, TargetOutcome], now: datetime) -> list[str]:
+        """The offsite targets to try again: failed with a RETRIABLE kind, time left."""
+        return [
+            name
+            for name, outcome in outcomes.items()
+            if name in self._offsite and _retriable(outcome) and now < self._deadline(name)
+        ]
+
+    def wait(self, due: list[str], now: datetime) -> float:
+        """Seconds before trying ``due`` again: the shortest delay, never past the last deadline."""
+        wait = min(self._delays[name] for name in due)
+        last = max(self._deadline(name) for name in due)
+        return max(min(wait, (last - now).total_seconds()), 0.0)
+
+    def backed_off(self, due: list[str]) -> None:
+        """``due`` were tried again: their next delay doubles."""
+        for name in due:
+            self._delays[name] = min(self._delays[name] * 2, MAX_RETRY_DELAY)
+
+
+def _error_kind(outcome: TargetOutcome) -> str:
+    error = outcome.get("error")
+    return "unknown" if error is None else error["kind"]
 
 
 def _deadline(began: datetime, minutes: int) -> datetime:

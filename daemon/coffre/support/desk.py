@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from pathlib import PurePosixPath
 from time import monotonic
-from typing import Any
 
 from coffre.core.clock import Clock
 from coffre.core.config_types import Config, OffsiteTarget
@@ -34,6 +33,7 @@ from coffre.core.messages import (
     ReadRequest,
     RestoreRequest,
     Send,
+    TargetOutcome,
     parse_day,
 )
 from coffre.core.request_check import check_request
@@ -372,21 +372,23 @@ def _error_kind(final: JobEvent) -> str:
     error = final.get("error")
     if isinstance(error, dict):
         return str(error.get("kind", "unknown"))
-    for outcome in final.get("targets", {}).values():
-        if not outcome.get("ok"):
-            return str(outcome.get("error", {}).get("kind", "unknown"))
+    outcomes: dict[str, TargetOutcome] = final.get("targets", {})
+    for outcome in outcomes.values():
+        if not outcome["ok"]:
+            failed = outcome.get("error")
+            return "unknown" if failed is None else failed["kind"]
     return "unknown"
 
 
-def _summary(final: JobEvent) -> dict[str, Any]:
+def _summary(final: JobEvent) -> dict[str, object]:
     """What the audit keeps of a result: target, archive, counts (never file contents)."""
-    targets = final.get("targets", {})
-    if len(targets) != 1:
-        return {"result_targets": sorted(targets)}
-    name, outcome = next(iter(targets.items()))
-    summary: dict[str, Any] = {"target": name}
+    outcomes: dict[str, TargetOutcome] = final.get("targets", {})
+    if len(outcomes) != 1:
+        return {"result_targets": sorted(outcomes)}
+    name, outcome = next(iter(outcomes.items()))
+    summary: dict[str, object] = {"target": name}
     if outcome.get("archive"):
-        summary["archive"] = outcome["archive"]
+        summary["archive"] = outcome.get("archive")
     for key in ("nfiles", "nbytes", "destinations", "total", "archives_searched", "ended"):
         if key in outcome:
             summary[f"result_{key}"] = outcome[key]

@@ -24,6 +24,7 @@ from coffre.borg import argv
 from coffre.borg.records import Progress
 from coffre.core.clock import local_iso
 from coffre.core.errors import BorgArchiveMissing, CoffreError, DestinationError, DiskError
+from coffre.core.messages import OutcomeDetails
 from coffre.core.model import Archive, Item
 from coffre.core.restore_plan import matcher, newest_first, pick_archive, since_filter
 from coffre.jobs.pruning import known_archives, list_archives
@@ -125,7 +126,7 @@ async def resolve_archive(
 
 async def restore_job(
     ctx: ReadContext, repo: Repository, expected_id: str, job: Job
-) -> dict[str, Any]:
+) -> OutcomeDetails:
     """The restore asked in ``job``'s options; returns what was written, where.
 
     The archive's time is ISO 8601 in the box's timezone.
@@ -191,7 +192,7 @@ def _progress(job: Job, target: str) -> Callable[[Progress], None]:
 
 async def find_job(
     ctx: ReadContext, repo: Repository, expected_id: str, job: Job
-) -> dict[str, Any]:
+) -> OutcomeDetails:
     """The archives of ``repo`` holding paths that match the pattern, newest first.
 
     Times (the archives', the files') are ISO 8601 in the box's timezone.
@@ -230,7 +231,7 @@ async def find_job(
 
 async def key_export_job(
     ctx: ReadContext, repo: Repository, expected_id: str, job: Job
-) -> dict[str, Any]:
+) -> OutcomeDetails:
     """``borg key export --paper`` of ``repo``; the export is recorded in state."""
     services = ctx.services
     async with reachable(ctx, repo, expected_id, job) as location:
@@ -249,7 +250,7 @@ async def browse_job(
     job: Job,
     *,
     mountpoint: Path,
-) -> dict[str, Any]:
+) -> OutcomeDetails:
     """Mount ``repo`` (or one archive) read-only at ``mountpoint`` until released or idle.
 
     Ends when ``job.released`` is set (the command ended), when nobody has used

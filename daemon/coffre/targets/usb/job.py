@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from coffre.borg import argv
@@ -24,6 +23,7 @@ from coffre.core.errors import (
     DiskError,
     RepositoryIdMismatch,
 )
+from coffre.core.messages import OutcomeDetails
 from coffre.core.model import Archive
 from coffre.jobs.backup import create_archive
 from coffre.jobs.pruning import apply_retention, known_archives
@@ -53,7 +53,7 @@ async def run_disk_job(
     power_off: PowerOff,
     on_progress: Callable[[Progress], None] | None = None,
     force_create: bool = False,
-) -> tuple[RunStats | None, dict[str, Any]]:
+) -> tuple[RunStats | None, OutcomeDetails]:
     """Back up, prune and check the disk of ``repo``, then power it off.
 
     Returns the new archive's stats (None when the disk already had today's
@@ -70,7 +70,7 @@ async def run_disk_job(
     # One with warnings ended well: borg made its archive and left the repository sound.
     recovering = previous is not None and previous.outcome not in COMPLETED
     stats: RunStats | None = None
-    details: dict[str, Any] = {"recovered": recovering}
+    details: OutcomeDetails = {"recovered": recovering}
     failure: CoffreError | None = None
     try:
         async with repo.opened(expected_id) as location:
@@ -103,10 +103,12 @@ async def run_disk_job(
         raise failure
     if stats is not None:
         details.update(
-            archive=stats.archive,
-            nfiles=stats.nfiles,
-            original_size=stats.original_bytes,
-            deduplicated_size=stats.deduplicated_bytes,
+            {
+                "archive": stats.archive,
+                "nfiles": stats.nfiles,
+                "original_size": stats.original_bytes,
+                "deduplicated_size": stats.deduplicated_bytes,
+            }
         )
     return stats, details
 
