@@ -251,7 +251,29 @@ def cmd_target_init(args: argparse.Namespace, cfg: Config) -> int:
 # --- parsing -------------------------------------------------------------------
 
 
+def _add_job_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``status``, ``backup``, ``archives`` and ``prune``, to the subcommands ``sub``."""
+    st = sub.add_parser("status", help="how each target stands")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+
+    backup = sub.add_parser("backup", help="back up now")
+    backup.add_argument("--target", action="append", metavar="NAME", help="only this target")
+    backup.add_argument(
+        "--wait", action="store_true", help="follow the backup; exit non-zero if it fails"
+    )
+
+    archives = sub.add_parser("archives", help="the archives of each target, with why kept")
+    archives.add_argument("--target", action="append", metavar="NAME")
+    archives.add_argument("--json", action="store_true")
+
+    prune = sub.add_parser("prune", help="apply retention (J, J-1, J-2, M, M-1) now")
+    prune.add_argument("--target", action="append", metavar="NAME")
+    prune.add_argument("--dry-run", action="store_true", help="only show what would go")
+    prune.add_argument("--json", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``coffre`` command's parser: every subcommand, each taking ``--config`` too."""
     parser = argparse.ArgumentParser(
         prog="coffre", description="Backups of the practice's share, on this box and away."
     )
@@ -276,24 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = cfg_sub.add_parser("check", help="report every problem of a configuration file")
     check.add_argument("path", nargs="?", help="file to check (default: the configuration)")
 
-    st = sub.add_parser("status", help="how each target stands")
-    st.add_argument("--json", action="store_true", help="machine-readable output")
-
-    backup = sub.add_parser("backup", help="back up now")
-    backup.add_argument("--target", action="append", metavar="NAME", help="only this target")
-    backup.add_argument(
-        "--wait", action="store_true", help="follow the backup; exit non-zero if it fails"
-    )
-
-    archives = sub.add_parser("archives", help="the archives of each target, with why kept")
-    archives.add_argument("--target", action="append", metavar="NAME")
-    archives.add_argument("--json", action="store_true")
-
-    prune = sub.add_parser("prune", help="apply retention (J, J-1, J-2, M, M-1) now")
-    prune.add_argument("--target", action="append", metavar="NAME")
-    prune.add_argument("--dry-run", action="store_true", help="only show what would go")
-    prune.add_argument("--json", action="store_true")
-
+    _add_job_parsers(sub)
     cli_disk.add_parser(sub)
     cli_offsite.add_parser(sub)
     cli_restore.add_parsers(sub)

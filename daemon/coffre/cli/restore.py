@@ -220,18 +220,10 @@ def cmd_browse(args: argparse.Namespace, cfg: Config) -> int:
             hold=held,
         )
     )
-    for event in events:
-        raise_if_error(event)
-        if event.get("event") == "waiting":
-            print(event["message"], file=sys.stderr)
-        if event.get("event") == "result":
-            _, outcome = _outcome(event)
-            return EXIT_OK if outcome["ok"] else _failed(outcome)
-        if event.get("event") == "mounted":
-            break
-    else:
-        return EXIT_FAILED
-    path = event["path"]
+    mounted = _until_mounted(events)
+    if isinstance(mounted, int):
+        return mounted
+    path = str(mounted["path"])
     sock = held[0]
     daemon = peer_pid(sock)
     # No stdin at all (fd 0 closed) leaves sys.stdin None: a script.
@@ -240,15 +232,7 @@ def cmd_browse(args: argparse.Namespace, cfg: Config) -> int:
     release = None if shell else _Release(sock)  # before the path: a script may signal at once
     print(path, flush=True)
     idle = cfg.restore.browse_idle
-    ends = (
-        ["the shell exits"]
-        if shell
-        else [
-            *([f"{args.hold_for} s are over"] if args.hold_for is not None else []),
-            *(["this command's input ends"] if watch_input else []),
-            "this command is stopped (SIGTERM, SIGINT, SIGHUP)",
-        ]
-    )
+    ends = _what_ends_it(shell=shell, hold_for=args.hold_for, watch_input=watch_input)
     print(
         f"read-only; unmounted when {' or '.join(ends)}, or after {idle // 60 or 1} min unused",
         file=sys.stderr,
@@ -263,17 +247,7 @@ def cmd_browse(args: argparse.Namespace, cfg: Config) -> int:
     enter = ["nsenter", f"--mount=/proc/{daemon}/ns/mnt", "--"]
     try:
         if release is None:
-            program = os.environ.get("SHELL") or "/bin/sh"
-            print("a shell opens inside it: type `exit` to leave", file=sys.stderr)
-            if own:
-                subprocess.run([program], cwd=path, check=False)
-            else:
-                # Not `nsenter --wd`: util-linux 2.38 opens that folder before
-                # entering, so the shell would sit in the empty folder under the mount.
-                cd_then_shell = 'cd -- "$1" && exec "$2"'
-                subprocess.run(
-                    [*enter, "/bin/sh", "-c", cd_then_shell, "sh", path, program], check=False
-                )
+            _shell_inside(path, None if own else enter)
             return EXIT_OK
         if not own:
             print(f"to look inside: sudo {' '.join(enter)} ls {shlex.quote(path)}", file=sys.stderr)
@@ -282,6 +256,48 @@ def cmd_browse(args: argparse.Namespace, cfg: Config) -> int:
         stop.set()
         if release is not None:
             release.restore_signals()
+
+
+def _until_mounted(events: Iterator[Event]) -> Event | int:
+    """The ``mounted`` event of a browse, or the exit code when it ends before (told why).
+
+    Raises DaemonRefused for an error line.
+    """
+    for event in events:
+        raise_if_error(event)
+        if event.get("event") == "waiting":
+            print(event["message"], file=sys.stderr)
+        if event.get("event") == "result":
+            _, outcome = _outcome(event)
+            return EXIT_OK if outcome["ok"] else _failed(outcome)
+        if event.get("event") == "mounted":
+            return event
+    return EXIT_FAILED
+
+
+def _what_ends_it(*, shell: bool, hold_for: int | None, watch_input: bool) -> list[str]:
+    """What ends a browse, as told to the person."""
+    if shell:
+        return ["the shell exits"]
+    return [
+        *([f"{hold_for} s are over"] if hold_for is not None else []),
+        *(["this command's input ends"] if watch_input else []),
+        "this command is stopped (SIGTERM, SIGINT, SIGHUP)",
+    ]
+
+
+def _shell_inside(path: str, enter: list[str] | None) -> None:
+    """Run the person's shell in ``path``; ``enter``: the nsenter prefix of the daemon's
+    mount namespace, when the folder exists only there (under systemd)."""
+    program = os.environ.get("SHELL") or "/bin/sh"
+    print("a shell opens inside it: type `exit` to leave", file=sys.stderr)
+    if enter is None:
+        subprocess.run([program], cwd=path, check=False)
+        return
+    # Not `nsenter --wd`: util-linux 2.38 opens that folder before
+    # entering, so the shell would sit in the empty folder under the mount.
+    cd_then_shell = 'cd -- "$1" && exec "$2"'
+    subprocess.run([*enter, "/bin/sh", "-c", cd_then_shell, "sh", path, program], check=False)
 
 
 def _mount_namespace(pid: str) -> str:

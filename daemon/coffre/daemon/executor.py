@@ -221,9 +221,25 @@ class Executor:
             )
         else:
             self._incidents.recorded(target, kind)
+        if log_ids:
+            self._log_success(target, kind, stats, log_ids)
+        outcome = succeeded(details)
         # borg's warnings: the archive is made but lacks (or doubts) files, never "succeeded".
         warned = stats.warnings if stats is not None else None
-        if log_ids and warned is not None:
+        if warned is not None:
+            outcome["outcome"] = "warning"
+            outcome["not_backed_up"] = warned.not_backed_up
+            outcome["warning_summary"] = warned.summary
+        return outcome
+
+    def _log_success(
+        self, target: str, kind: str, stats: RunStats | None, log_ids: tuple[str, str, str]
+    ) -> None:
+        """Say in the journal that ``kind`` of ``target`` succeeded, or made its archive
+        with borg's warnings (never called a success)."""
+        logger = self._services.logger
+        warned = stats.warnings if stats is not None else None
+        if warned is not None:
             logger.warning(
                 "%s of %s ended with warnings: archive %s; %s",
                 kind,
@@ -235,7 +251,7 @@ class Executor:
                     "COFFRE_FILES_NOT_BACKED_UP": str(warned.not_backed_up),
                 },
             )
-        elif log_ids:
+        else:
             logger.info(
                 "%s of %s succeeded%s",
                 kind,
@@ -243,12 +259,6 @@ class Executor:
                 f": archive {stats.archive}" if stats else "",
                 extra={"MESSAGE_ID": log_ids[1]},
             )
-        outcome = succeeded(details)
-        if warned is not None:
-            outcome["outcome"] = "warning"
-            outcome["not_backed_up"] = warned.not_backed_up
-            outcome["warning_summary"] = warned.summary
-        return outcome
 
     def _failed(
         self,

@@ -243,17 +243,7 @@ class Daemon:
     def _assemble(self, state: State) -> Running:
         """borg's runner, the services, the executor, the lanes, the disks and the support desk."""
         config, logger, incidents = self._config, self._logger, self.incidents
-        runner = BorgRunner(
-            BorgEnvironment(
-                binary=config.borg.binary or default_binary(),
-                base_dir=config.paths.borg_base,
-                cache_dir=config.paths.borg_cache,
-            ),
-            lambda: read_passphrase(config.encryption.passphrase_file),
-            lock_wait=config.borg.lock_wait,
-            stop_timeout=config.borg.stop_timeout,
-            logger=logger,
-        )
+        runner = self._borg_runner()
         services = Services(
             config=config, state=state, borg=runner, clock=self._clock, logger=logger
         )
@@ -283,18 +273,7 @@ class Daemon:
                 disks.enrolled(asked.targets[0], asked.options.device)
             return result
 
-        def crashed(job: Job, error: Exception) -> JobEvent:
-            return job_crashed(job, error, logger, incidents)
-
-        queues = {
-            lanes.MAIN: JobQueue(observed.around(execute), on_crash=crashed),
-            # The network lane: offsite uploads, never in the way of the main lane (lanes.py).
-            lanes.NETWORK: JobQueue(
-                observed.around(lanes.retrying(execute, config, self._clock, logger)),
-                on_crash=crashed,
-            ),
-            lanes.READS: JobQueue(observed.around(execute), on_crash=crashed),
-        }
+        queues = self._queues(execute, observed)
 
         def disk_busy(name: str) -> bool:
             # A restore from a disk has it mounted: a plug event then is no new disk.
@@ -310,6 +289,40 @@ class Daemon:
             disk_busy=disk_busy,
         )
         return Running(state, services, observed, queues, disks, desk)
+
+    def _borg_runner(self) -> BorgRunner:
+        """The one runner of borg: the passphrase is read from its file at each run."""
+        config = self._config
+        return BorgRunner(
+            BorgEnvironment(
+                binary=config.borg.binary or default_binary(),
+                base_dir=config.paths.borg_base,
+                cache_dir=config.paths.borg_cache,
+            ),
+            lambda: read_passphrase(config.encryption.passphrase_file),
+            lock_wait=config.borg.lock_wait,
+            stop_timeout=config.borg.stop_timeout,
+            logger=self._logger,
+        )
+
+    def _queues(
+        self, execute: Callable[[Job], Awaitable[JobEvent]], observed: Observability
+    ) -> dict[str, JobQueue]:
+        """The lanes' queues, each running ``execute`` watched by ``observed``."""
+        config, logger, incidents = self._config, self._logger, self.incidents
+
+        def crashed(job: Job, error: Exception) -> JobEvent:
+            return job_crashed(job, error, logger, incidents)
+
+        return {
+            lanes.MAIN: JobQueue(observed.around(execute), on_crash=crashed),
+            # The network lane: offsite uploads, never in the way of the main lane (lanes.py).
+            lanes.NETWORK: JobQueue(
+                observed.around(lanes.retrying(execute, config, self._clock, logger)),
+                on_crash=crashed,
+            ),
+            lanes.READS: JobQueue(observed.around(execute), on_crash=crashed),
+        }
 
     def _start_workers(self, running: Running) -> None:
         """Each lane's worker and the timer; one that ends by itself ends the daemon."""

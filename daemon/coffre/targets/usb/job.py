@@ -63,7 +63,7 @@ async def run_disk_job(
     Whatever happens, the disk is unmounted; it is powered off when it could
     be unmounted cleanly.
     """
-    config, state = services.config, services.state
+    state = services.state
     disk = repo.disk()
     # The finished one: the run of this very job is already recorded, running.
     previous = state.last_finished_run(repo.name, "backup")
@@ -74,26 +74,15 @@ async def run_disk_job(
     failure: CoffreError | None = None
     try:
         async with repo.opened(expected_id) as location:
-            if recovering:
-                # The last job on this disk did not end well (pulled out, full, killed).
-                await _check(services, repo.name, argv.check(location, repository_only=True))
-            known = await known_archives(services, repo.name, location)
-            tz = config.schedule.timezone
-            prefix, now = config.retention.prefix, services.clock.now()
-            if not force_create and has_archive_of_today(known, prefix, now, tz):
-                details["skipped"] = "this disk already has today's archive"
-            else:
-                stats = await _create_with_one_retry(
-                    services, repo.name, location, expected_id, on_progress
-                )
-            plan = await apply_retention(services, repo.name, location)
-            details["deleted"] = [a.name for a in plan.delete]
-            await _check(
+            stats = await _on_the_disk(
                 services,
                 repo.name,
-                argv.check(
-                    location, repository_only=True, max_duration=config.usb.check_max_duration
-                ),
+                location,
+                expected_id,
+                details,
+                recovering=recovering,
+                force_create=force_create,
+                on_progress=on_progress,
             )
     except CoffreError as error:
         failure = error
@@ -111,6 +100,45 @@ async def run_disk_job(
             }
         )
     return stats, details
+
+
+async def _on_the_disk(
+    services: Services,
+    name: str,
+    location: str,
+    expected_id: str,
+    details: OutcomeDetails,
+    *,
+    recovering: bool,
+    force_create: bool,
+    on_progress: Callable[[Progress], None] | None,
+) -> RunStats | None:
+    """The disk job's borg steps on the mounted disk; what was done goes into ``details``.
+
+    A check first when ``recovering``; a new archive unless today's is there
+    (``force_create`` makes one anyway); retention; a time-boxed check. Returns
+    the new archive's stats (None: skipped). Raises what borg raises.
+    """
+    config = services.config
+    if recovering:
+        # The last job on this disk did not end well (pulled out, full, killed).
+        await _check(services, name, argv.check(location, repository_only=True))
+    known = await known_archives(services, name, location)
+    tz = config.schedule.timezone
+    prefix, now = config.retention.prefix, services.clock.now()
+    stats: RunStats | None = None
+    if not force_create and has_archive_of_today(known, prefix, now, tz):
+        details["skipped"] = "this disk already has today's archive"
+    else:
+        stats = await _create_with_one_retry(services, name, location, expected_id, on_progress)
+    plan = await apply_retention(services, name, location)
+    details["deleted"] = [a.name for a in plan.delete]
+    await _check(
+        services,
+        name,
+        argv.check(location, repository_only=True, max_duration=config.usb.check_max_duration),
+    )
+    return stats
 
 
 async def release_disk(
