@@ -23,9 +23,11 @@ from coffre.core.config_types import Config, OffsiteTarget
 from coffre.core.errors import UsageError
 from coffre.core.messages import (
     InitRequest,
+    OffsiteEnrollment,
     OffsiteEnrollRequest,
     StatusReport,
     TargetStatus,
+    enrollment_from_json,
     outcomes_from_json,
 )
 
@@ -59,17 +61,18 @@ def _enroll(args: argparse.Namespace, cfg: Config) -> int:
     target = cfg.target(args.name)  # an unknown name fails here, before the daemon is asked
     if not isinstance(target, OffsiteTarget):
         raise UsageError(f"target {args.name} is of kind {target.kind!r}, not offsite")
-    final = last_event(ask(cfg, OffsiteEnrollRequest(name=args.name, accept=args.accept_host_key)))
-    raise_if_error(final)
+    answer = last_event(ask(cfg, OffsiteEnrollRequest(name=args.name, accept=args.accept_host_key)))
+    raise_if_error(answer)
+    final = enrollment_from_json(answer)
     if args.json:
         json.dump(final, sys.stdout, indent=2)
         print()
     else:
         _print_enrollment(final, args.name)
-    preflight = final.get("preflight")
-    if not final.get("pinned"):
-        return EXIT_FAILED if final.get("pinned_before") else EXIT_OK
-    if not preflight or not preflight.get("ok"):
+    preflight = final["preflight"]
+    if not final["pinned"]:
+        return EXIT_FAILED if final["pinned_before"] else EXIT_OK
+    if not preflight or not preflight["ok"]:
         return EXIT_FAILED
     # Pinned, and the host takes the box's key: the repository, as an init job.
     events = ask(cfg, InitRequest(targets=(args.name,)))
@@ -85,7 +88,7 @@ def _enroll(args: argparse.Namespace, cfg: Config) -> int:
     return code
 
 
-def _print_enrollment(final: dict[str, Any], name: str) -> None:
+def _print_enrollment(final: OffsiteEnrollment, name: str) -> None:
     if final["key_created"]:
         print(f"created the box's SSH key for {name}")
     print(f"host {final['host']} shows {final['host_key'].split()[0]} key {final['fingerprint']}")
@@ -115,10 +118,12 @@ def _print_enrollment(final: dict[str, Any], name: str) -> None:
         print("the host's key is one of the configuration's host_keys")
     else:
         print("the host's key is the pinned one")
-    preflight = final.get("preflight") or {}
-    if preflight.get("ok"):
+    preflight = final["preflight"]
+    if preflight is None:
+        return
+    if preflight["ok"]:
         print("the host takes the box's key")
-    elif preflight.get("error"):
+    elif "error" in preflight:
         print_error(preflight["error"], sys.stdout)
 
 

@@ -888,6 +888,43 @@ class StatusReport(TypedDict):
     problems: list[str]
 
 
+# --- what `coffre offsite enroll` is answered ------------------------------------------------
+
+
+class PreflightView(TypedDict):
+    """Whether the host took the box's key; why not (kind, message, hint) when it did not."""
+
+    ok: bool
+    error: NotRequired[dict[str, str]]
+
+
+class OffsiteEnrollment(TypedDict):
+    """The result of an ``offsite_enroll`` request: the host's key, the pin, the preflight."""
+
+    event: Literal["result"]
+    ok: bool
+    target: str
+    host: str
+    host_key: str
+    fingerprint: str
+    pinned: bool
+    pinned_now: bool
+    pinned_before: bool
+    pinned_in_config: bool
+    key_created: bool
+    public_key: str
+    authorized_keys: str
+    preflight: PreflightView | None
+
+
+def enrollment_from_json(final: Mapping[str, object]) -> OffsiteEnrollment:
+    """The result line of an ``offsite_enroll`` request; DaemonUnavailable when a key lacks."""
+    missing = OffsiteEnrollment.__required_keys__ - final.keys()
+    if missing:
+        raise _other_version(", ".join(sorted(missing)))
+    return cast(OffsiteEnrollment, final)
+
+
 def _other_version(what: str) -> DaemonUnavailable:
     # The CLI's one check of what a daemon of another version may send: a clear
     # error instead of a KeyError halfway through the output.
