@@ -21,7 +21,7 @@ from coffre.borg.runner import BorgResult
 from coffre.cli import support as cli_support
 from coffre.core.outcomes import BackupWarnings, Reason
 from coffre.jobs import backup
-from coffre.jobs.queue import JobQueue
+from coffre.jobs.queue import JobQueue, JobResult
 from coffre.jobs.services import Services
 from coffre.observe import status
 from coffre.storage import logs
@@ -275,7 +275,7 @@ def test_a_disk_job_with_warnings_is_a_warning_and_the_next_plug_needs_no_repair
 def test_status_tells_the_count_and_reasons_never_the_names(tmp_path: Path) -> None:
     _, state = _run(tmp_path, WarningBorg())
 
-    async def idle(job: Any) -> dict[str, Any]:
+    async def idle(job: Any) -> JobResult:
         raise AssertionError("no job runs here")
 
     report = status.build(_config(tmp_path), state, JobQueue(idle), NOW, None)

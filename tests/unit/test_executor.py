@@ -27,7 +27,7 @@ from coffre.core.errors import BorgLockTimeout
 from coffre.core.model import Archive
 from coffre.daemon.executor import Executor
 from coffre.jobs.pruning import COMPACT_ABSOLUTE, compact_due
-from coffre.jobs.queue import Job, JobRequest
+from coffre.jobs.queue import Job, JobRequest, JobResult
 from coffre.jobs.services import Services
 from coffre.storage.state import State
 from coffre.targets.base import RemovableDisk
@@ -150,7 +150,7 @@ def _history() -> list[Archive]:
     return [at(1, 10), at(1), at(26), at(27), at(28)]
 
 
-def _run(tmp_path: Path, borg: FakeBorg, *, listed: bool = True) -> tuple[dict[str, Any], State]:
+def _run(tmp_path: Path, borg: FakeBorg, *, listed: bool = True) -> tuple[JobResult, State]:
     state = State.open(tmp_path / "state.db", logger=logging.getLogger("t"), now=NOW)
     state.record_repository("local", REPO_ID, "/srv/repo", NOW)
     if listed:
@@ -164,7 +164,7 @@ def _run(tmp_path: Path, borg: FakeBorg, *, listed: bool = True) -> tuple[dict[s
     )
     executor = Executor(services, {"local": FakeRepository()})
 
-    async def go() -> dict[str, Any]:
+    async def go() -> JobResult:
         job = Job(id=1, request=JobRequest("backup", ("local",), reason="nightly"))
         return await executor(job)
 

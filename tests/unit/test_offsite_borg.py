@@ -30,7 +30,7 @@ from coffre.core.messages import StatusReport
 from coffre.core.model import Archive
 from coffre.core.sshkeys import PublicKey, parse_public_key
 from coffre.daemon.executor import Executor
-from coffre.jobs.queue import Job, JobRequest
+from coffre.jobs.queue import Job, JobRequest, JobResult
 from coffre.jobs.services import Services
 from coffre.storage.state import State
 from coffre.targets.offsite import repository as offsite
@@ -237,7 +237,7 @@ def test_retention_on_an_offsite_target_deletes_but_never_compacts(tmp_path: Pat
     repo = offsite.OffsiteRepository(_target(services), services, preflight=lambda **kw: KEY)
     executor = Executor(services, {"hds1": repo})
 
-    async def go() -> dict[str, Any]:
+    async def go() -> JobResult:
         return await executor(Job(id=1, request=JobRequest("backup", ("hds1",))))
 
     result = asyncio.run(go())
@@ -247,7 +247,7 @@ def test_retention_on_an_offsite_target_deletes_but_never_compacts(tmp_path: Pat
 
 
 def test_status_gives_the_hosts_last_check_in_the_boxs_timezone(tmp_path: Path) -> None:
-    from coffre.jobs.queue import JobEvent, JobQueue
+    from coffre.jobs.queue import JobQueue
     from coffre.observe import status
 
     checked = datetime(2026, 11, 29, 0, 30, tzinfo=UTC)
@@ -256,7 +256,7 @@ def test_status_gives_the_hosts_last_check_in_the_boxs_timezone(tmp_path: Path) 
     offsite.record_preflight(services, "hds1", checked, None)
 
     async def build() -> StatusReport:
-        async def idle(job: Job) -> JobEvent:
+        async def idle(job: Job) -> JobResult:
             return {"event": "result", "ok": True}
 
         return status.build(services.config, services.state, JobQueue(idle), checked, None)

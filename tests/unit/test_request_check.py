@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
 from coffre.core.errors import UsageError
-from coffre.core.messages import Client, Event, RestoreRequest
+from coffre.core.messages import Client, RestoreRequest
 from coffre.core.request_check import check_request
 from coffre.jobs.queue import JobRequest
 from coffre.support.desk import SupportDesk
@@ -158,7 +159,7 @@ def test_the_support_desk_refuses_before_recording_or_queueing_anything() -> Non
         submitted.append(request)
         raise AssertionError("a refused request was queued")
 
-    async def send(message: Event) -> None:
+    async def send(message: Mapping[str, object]) -> None:
         raise AssertionError(f"a refused request got an answer of its own: {message}")
 
     desk = SupportDesk(

@@ -71,10 +71,12 @@ __all__ = [
 #: parsers below look into one; everything past them uses the typed shapes.
 JsonObject: TypeAlias = dict[str, object]
 
-#: An event line sent to a client (progress, a job's result, an error).
+#: An event line as the CLI reads it off the socket: looked into through the
+#: ``*_from_json`` readers below, or ``.get`` for what it only prints.
 Event: TypeAlias = dict[str, Any]
 
-Send = Callable[[Event], Awaitable[None]]
+#: Sends one event line to the client (any of the shapes below, or an error line).
+Send = Callable[[Mapping[str, object]], Awaitable[None]]
 
 #: A request line longer than this is refused: requests are small.
 MAX_REQUEST = 64 * 1024
@@ -108,12 +110,15 @@ class Client:
 
 
 class ErrorInfo(TypedDict):
-    """An error as the CLI gets it: in an ``error`` line, a failed target, a failed result."""
+    """An error as the CLI gets it: in an ``error`` line, a failed target, a failed result.
+
+    A job cut by a stop has no ``exit_code`` (the CLI exits 1).
+    """
 
     kind: str
     message: str
     hint: str
-    exit_code: int
+    exit_code: NotRequired[int]
 
 
 def error_info(error: CoffreError) -> ErrorInfo:
@@ -760,6 +765,113 @@ def outcomes_from_json(final: Mapping[str, object]) -> dict[str, TargetOutcome]:
     ):
         raise _other_version("targets")
     return cast(dict[str, TargetOutcome], targets)
+
+
+# --- the events of a job, as its waiters get them ------------------------------------------
+#
+# Typed where they are made; Job.publish adds ``job`` (the job's id) to each on
+# its way to the waiters, who get them as the lines they send (``Event``).
+
+
+class JobResult(TypedDict, total=False):
+    """The last event of a job: ``ok`` when every target is; each target's outcome.
+
+    ``error`` when the job as a whole failed (cancelled, crashed); ``absent_disks``:
+    the disks a key export did not wait for.
+    """
+
+    event: Required[Literal["result"]]
+    ok: Required[bool]
+    kind: str
+    targets: dict[str, TargetOutcome]
+    error: ErrorInfo
+    absent_disks: list[str]
+    queued: JobView
+
+
+class TargetStarted(TypedDict):
+    event: Literal["target_started"]
+    target: str
+
+
+class TargetDone(TargetOutcome, total=False):
+    """A target's outcome, as soon as the job is done with it."""
+
+    event: Required[Literal["target_done"]]
+    target: Required[str]
+
+
+class ProgressEvent(TypedDict, total=False):
+    """How far a job is on ``target``: a backup's counters, or a restore's items written."""
+
+    event: Required[Literal["progress"]]
+    target: Required[str]
+    ratio: float | None
+    nfiles: int
+    original_size: int
+    deduplicated_size: int
+    items: int
+
+
+class WaitingEvent(TypedDict):
+    """Why a job does not start yet (another job holds its target, a disk to plug in)."""
+
+    event: Literal["waiting"]
+    message: str
+    target: NotRequired[str]
+
+
+class ArchiveEvent(TypedDict):
+    """The archive a restore reads."""
+
+    event: Literal["archive"]
+    target: str
+    archive: str
+
+
+class MountedEvent(TypedDict):
+    """A browse mount is there, at ``path`` (``archive`` None: every archive)."""
+
+    event: Literal["mounted"]
+    path: str
+    archive: str | None
+
+
+class DiskReleasedEvent(TypedDict):
+    """A USB disk a read used is unmounted; powered off (``safe_to_remove``) when healthy."""
+
+    event: Literal["disk_released"]
+    target: str
+    safe_to_remove: bool
+
+
+class RetryWaitEvent(TypedDict):
+    """Offsite ``targets`` cut by the network are tried again in ``seconds``."""
+
+    event: Literal["retry_wait"]
+    targets: list[str]
+    seconds: float
+
+
+#: What a job publishes to those waiting for it (its result last).
+JobEvent: TypeAlias = (
+    JobResult
+    | TargetStarted
+    | TargetDone
+    | ProgressEvent
+    | WaitingEvent
+    | ArchiveEvent
+    | MountedEvent
+    | DiskReleasedEvent
+    | RetryWaitEvent
+)
+
+
+class QueuedEvent(TypedDict):
+    """The first event a client following a job gets: the job it landed in."""
+
+    event: Literal["queued"]
+    job: JobView
 
 
 # --- what `coffre status`, `archives` and `disk list` show ------------------------------------

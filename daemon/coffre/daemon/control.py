@@ -17,7 +17,7 @@ import json
 import os
 import socket
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from coffre.core.errors import CoffreError, PermissionRefused, UsageError
@@ -122,7 +122,7 @@ async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
     allowed = {0, os.geteuid()}
 
     async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        async def send(message: Event) -> None:
+        async def send(message: Mapping[str, object]) -> None:
             writer.write(encode(message))
             await writer.drain()
 

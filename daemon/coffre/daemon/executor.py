@@ -30,7 +30,7 @@ from coffre.core.messages import (
 from coffre.core.retention import Plan
 from coffre.jobs.backup import create_archive
 from coffre.jobs.pruning import apply_retention
-from coffre.jobs.queue import READ_KINDS, Job, JobEvent, TargetHolds
+from coffre.jobs.queue import READ_KINDS, Job, JobResult, TargetHolds
 from coffre.jobs.services import Services
 from coffre.jobs.supervision import Incidents, unexpected
 from coffre.storage import logs
@@ -101,7 +101,7 @@ class Executor:
         # one job per repository is kept here, whatever lane a job runs in.
         self._holds = TargetHolds()
 
-    async def __call__(self, job: Job) -> JobEvent:
+    async def __call__(self, job: Job) -> JobResult:
         results: dict[str, TargetOutcome] = {}
         for target in job.request.targets:
             async with self._holds.hold(target, job):
@@ -318,7 +318,14 @@ class Executor:
                 "deduplicated_size": p.deduplicated_size,
             }
             job.publish(
-                {"event": "progress", "target": repo.name, "ratio": job.progress, **job.counters}
+                {
+                    "event": "progress",
+                    "target": repo.name,
+                    "ratio": job.progress,
+                    "nfiles": p.nfiles,
+                    "original_size": p.original_size,
+                    "deduplicated_size": p.deduplicated_size,
+                }
             )
 
         return progress

@@ -45,6 +45,7 @@ from coffre.core.messages import (
     DiskEnrollRequest,
     DiskForgetRequest,
     DisksRequest,
+    Event,
     FindRequest,
     InitRequest,
     JobOptions,
@@ -62,7 +63,7 @@ from coffre.daemon.control import Handler, serve
 from coffre.daemon.executor import Executor
 from coffre.daemon.notify import Notifier
 from coffre.jobs import lanes
-from coffre.jobs.queue import Job, JobEvent, JobQueue, JobRequest
+from coffre.jobs.queue import Job, JobQueue, JobRequest, JobResult
 from coffre.jobs.services import Services
 from coffre.jobs.supervision import Incidents, job_crashed, stalled_lanes
 from coffre.observe import status
@@ -260,7 +261,7 @@ class Daemon:
             config, Observer(config, state, self._clock, incidents=incidents), runner, logger
         )
 
-        async def execute(job: Job) -> JobEvent:
+        async def execute(job: Job) -> JobResult:
             asked = job.request
             self._notifier.notify(
                 STATUS=f"{asked.kind} of {', '.join(asked.targets)} ({asked.reason})"
@@ -306,12 +307,12 @@ class Daemon:
         )
 
     def _queues(
-        self, execute: Callable[[Job], Awaitable[JobEvent]], observed: Observability
+        self, execute: Callable[[Job], Awaitable[JobResult]], observed: Observability
     ) -> dict[str, JobQueue]:
         """The lanes' queues, each running ``execute`` watched by ``observed``."""
         config, logger, incidents = self._config, self._logger, self.incidents
 
-        def crashed(job: Job, error: Exception) -> JobEvent:
+        def crashed(job: Job, error: Exception) -> JobResult:
             return job_crashed(job, error, logger, incidents)
 
         return {
@@ -539,10 +540,12 @@ class Daemon:
         )
         running.disks.queue_disks(running.disks.present_disks(), reason="nightly")
 
-        def done(_: asyncio.Future[JobEvent]) -> None:
+        def done(finished: asyncio.Future[JobResult]) -> None:
             # A stop before the job ran leaves it due: the next start catches up.
-            result = _.result() if not _.cancelled() else None
-            if result is not None and result.get("error", {}).get("kind") != "cancelled":
+            if finished.cancelled():
+                return
+            error = finished.result().get("error")
+            if error is None or error["kind"] != "cancelled":
                 state.set_time(NIGHTLY_KEY, due)
 
         job.done.add_done_callback(done)
@@ -665,7 +668,7 @@ class Daemon:
 
     async def _follow(self, job: Job, send: Send) -> None:
         """Stream ``job``'s events to the client until its result."""
-        events: asyncio.Queue[JobEvent] = asyncio.Queue()
+        events: asyncio.Queue[Event] = asyncio.Queue()
         job.listeners.append(events)
         try:
             await send({"event": "queued", "job": job.describe()})

@@ -29,9 +29,9 @@ from typing import Any
 
 from coffre.core.clock import Clock
 from coffre.core.config_types import Config, OffsiteTarget
-from coffre.core.messages import JobView, TargetOutcome
+from coffre.core.messages import Event, JobResult, JobView, Send, TargetOutcome
 from coffre.core.model import RETRIABLE
-from coffre.jobs.queue import READ_KINDS, Job, JobEvent, JobQueue, JobRequest
+from coffre.jobs.queue import READ_KINDS, Job, JobQueue, JobRequest
 
 __all__ = ["MAIN", "NETWORK", "READS", "RETRIABLE", "Run", "lane_of", "retrying", "split"]
 
@@ -42,8 +42,6 @@ READS = "reads"
 
 #: The longest wait between two attempts.
 MAX_RETRY_DELAY = 1800.0
-
-_COMBINED = "_run_result"
 
 
 def lane_of(config: Config, target: str) -> str:
@@ -71,16 +69,16 @@ def split(
     return parts
 
 
-def _combine(kind: str, results: list[JobEvent]) -> JobEvent:
+def _combine(kind: str, results: list[JobResult]) -> JobResult:
     """One result for the parts of a run: every target's outcome; ok when all are."""
     if len(results) == 1:
         return results[0]
     targets: dict[str, TargetOutcome] = {}
     for result in results:
         targets.update(result.get("targets", {}))
-    combined: JobEvent = {
+    combined: JobResult = {
         "event": "result",
-        "ok": all(bool(r.get("ok")) for r in results),
+        "ok": all(r["ok"] for r in results),
         "kind": kind,
         "targets": targets,
     }
@@ -99,12 +97,15 @@ class Run:
 
     def __init__(self, lanes: Mapping[str, JobQueue], config: Config, request: JobRequest) -> None:
         self.request = request
-        self.done: asyncio.Future[JobEvent] = asyncio.get_running_loop().create_future()
+        self.done: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
         self.jobs: list[Job] = []
         self._lanes = lanes
         self._parts = split(config, request.targets, request.kind)
-        self._results: list[JobEvent] = []
-        self._followers: list[asyncio.Queue[JobEvent]] = []
+        self._results: list[JobResult] = []
+        self._followers: list[asyncio.Queue[Event]] = []
+        #: The run's result, as put in its followers' queues: told apart from a
+        #: part's result (published by the part's job) by identity.
+        self._combined: Event | None = None
         if not self._parts:
             raise ValueError("a run needs at least one target")
         self._submit(0)
@@ -125,22 +126,24 @@ class Run:
             follower.put_nowait({"event": "queued", "job": job.describe()})
         job.done.add_done_callback(lambda done: self._part_done(index, done))
 
-    def _part_done(self, index: int, done: asyncio.Future[JobEvent]) -> None:
+    def _part_done(self, index: int, done: asyncio.Future[JobResult]) -> None:
         job = self.jobs[index]
         for follower in self._followers:
             if follower in job.listeners:
                 job.listeners.remove(follower)
         result = done.result() if not done.cancelled() else cancelled_result()
         self._results.append(result)
-        stopped = result.get("error", {}).get("kind") == "cancelled" and not result.get("targets")
+        error = result.get("error")
+        stopped = error is not None and error["kind"] == "cancelled" and not result.get("targets")
         if index + 1 < len(self._parts) and not stopped:
             self._submit(index + 1)
             return
         combined = _combine(self.request.kind, self._results)
         if not self.done.done():
             self.done.set_result(combined)
+        self._combined = {**combined}
         for follower in self._followers:
-            follower.put_nowait({**combined, _COMBINED: True})
+            follower.put_nowait(self._combined)
 
     def ahead(self) -> tuple[Job, ...]:
         """The jobs of its lane that the run's current part waits for (none: it runs now)."""
@@ -153,9 +156,9 @@ class Run:
         first["targets"] = list(self.request.targets)
         return first
 
-    async def follow(self, send: Callable[[JobEvent], Awaitable[None]]) -> None:
+    async def follow(self, send: Send) -> None:
         """Send every event of every part to ``send``, then the combined result."""
-        events: asyncio.Queue[JobEvent] = asyncio.Queue()
+        events: asyncio.Queue[Event] = asyncio.Queue()
         if self.done.done():
             await send(self.done.result())
             return
@@ -167,8 +170,8 @@ class Run:
                 await send({"event": "queued", "job": job.describe()})
             while True:
                 event = await events.get()
-                if event.get("event") == "result":
-                    if not event.pop(_COMBINED, False):
+                if event["event"] == "result":
+                    if event is not self._combined:
                         continue  # a part's result: the run goes on
                     await send(event)
                     return
@@ -180,7 +183,7 @@ class Run:
                     job.listeners.remove(events)
 
 
-def cancelled_result() -> JobEvent:
+def cancelled_result() -> JobResult:
     """The result of a job the daemon stopped before it could run."""
     return {
         "event": "result",
@@ -199,13 +202,13 @@ def _retriable(outcome: TargetOutcome) -> bool:
 
 
 def retrying(
-    execute: Callable[[Job], Awaitable[JobEvent]],
+    execute: Callable[[Job], Awaitable[JobResult]],
     config: Config,
     clock: Clock,
     logger: Any,
     *,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> Callable[[Job], Awaitable[JobEvent]]:
+) -> Callable[[Job], Awaitable[JobResult]]:
     """``execute`` for the network lane: backups cut by the network are tried again.
 
     Every target of the job is tried once; those that failed with a
@@ -218,7 +221,7 @@ def retrying(
     """
     offsite = {t.name: t for t in config.targets if isinstance(t, OffsiteTarget)}
 
-    async def run(job: Job) -> JobEvent:
+    async def run(job: Job) -> JobResult:
         asked = job.request
         retries = _Retries(offsite, clock.now())
         result = await execute(job)

@@ -33,13 +33,12 @@ from coffre.core.messages import (
     ReadRequest,
     RestoreRequest,
     Send,
-    TargetOutcome,
     parse_day,
 )
 from coffre.core.request_check import check_request
 from coffre.core.restore_plan import Candidate, choose_target, resolve
 from coffre.jobs import lanes
-from coffre.jobs.queue import Job, JobEvent, JobRequest, waiting_for
+from coffre.jobs.queue import Job, JobRequest, JobResult, waiting_for
 from coffre.storage.audit import AuditLog, AuditUnavailable
 from coffre.storage.state import State
 from coffre.targets.registry import require_known
@@ -214,7 +213,7 @@ class SupportDesk:
             details=extra,
         )
 
-    async def _serve(self, request: ReadRequest, send: Send, client: Client) -> JobEvent:
+    async def _serve(self, request: ReadRequest, send: Send, client: Client) -> JobResult:
         """Queue the job ``request`` asks for; relay its events; return its result."""
         if isinstance(request, KeyExportRequest):
             return await self._key_export(request, send)
@@ -275,7 +274,7 @@ class SupportDesk:
             since=None if since is None else datetime.combine(since, time(0), tzinfo=tz),
         )
 
-    async def _key_export(self, request: KeyExportRequest, send: Send) -> JobEvent:
+    async def _key_export(self, request: KeyExportRequest, send: Send) -> JobResult:
         if request.targets:
             names = tuple(require_known(self._config, self._state, n) for n in request.targets)
             absent: list[str] = []
@@ -290,8 +289,7 @@ class SupportDesk:
                 hint="initialise a target first (`coffre target init NAME`)",
             )
         run = self._submit(JobRequest(kind="key_export", targets=names, reason="asked"))
-        final = await _follow(run, send, hold_result=True)
-        final["absent_disks"] = absent
+        final: JobResult = {**await _follow(run, send, hold_result=True), "absent_disks": absent}
         await send(final)
         return final
 
@@ -339,25 +337,22 @@ async def _relay_browse(client: Client, job: Job) -> None:
         gone.cancel()
 
 
-async def _follow(run: lanes.Run, send: Send, *, hold_result: bool = False) -> JobEvent:
+async def _follow(run: lanes.Run, send: Send, *, hold_result: bool = False) -> JobResult:
     """Relay ``run``'s events to ``send``; return its result (sent unless ``hold_result``).
 
     A client that hangs up stops getting events, but the job goes on and its
     result is still returned: the audit log records how it really ended.
     """
-    final: JobEvent = {}
     listening = True
     ahead = run.ahead()
     if ahead:
         with contextlib.suppress(ConnectionError):
             await send({"event": "waiting", "message": waiting_for(run.request.kind, ahead)})
 
-    async def relay(event: JobEvent) -> None:
-        nonlocal final, listening
-        if event.get("event") == "result":
-            final = event
-            if hold_result:
-                return
+    async def relay(event: Mapping[str, object]) -> None:
+        nonlocal listening
+        if hold_result and event.get("event") == "result":
+            return
         if listening:
             try:
                 await send(event)
@@ -365,14 +360,14 @@ async def _follow(run: lanes.Run, send: Send, *, hold_result: bool = False) -> J
                 listening = False
 
     await run.follow(relay)
-    return final
+    return run.done.result()
 
 
-def _error_kind(final: JobEvent) -> str:
+def _error_kind(final: JobResult) -> str:
     error = final.get("error")
-    if isinstance(error, dict):
-        return str(error.get("kind", "unknown"))
-    outcomes: dict[str, TargetOutcome] = final.get("targets", {})
+    if error is not None:
+        return error["kind"]
+    outcomes = final.get("targets", {})
     for outcome in outcomes.values():
         if not outcome["ok"]:
             failed = outcome.get("error")
@@ -380,9 +375,9 @@ def _error_kind(final: JobEvent) -> str:
     return "unknown"
 
 
-def _summary(final: JobEvent) -> dict[str, object]:
+def _summary(final: JobResult) -> dict[str, object]:
     """What the audit keeps of a result: target, archive, counts (never file contents)."""
-    outcomes: dict[str, TargetOutcome] = final.get("targets", {})
+    outcomes = final.get("targets", {})
     if len(outcomes) != 1:
         return {"result_targets": sorted(outcomes)}
     name, outcome = next(iter(outcomes.items()))
