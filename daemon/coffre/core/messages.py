@@ -616,6 +616,10 @@ _REQUESTS: dict[str, Callable[[_Fields], Request]] = {
 }
 
 
+#: Every op a request line may carry.
+REQUEST_OPS = frozenset(_REQUESTS)
+
+
 def parse_request(raw: Mapping[str, object]) -> Request:
     """The request of a decoded request line.
 

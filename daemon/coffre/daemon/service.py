@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import signal
 import sqlite3
@@ -27,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -115,15 +115,21 @@ def read_passphrase(path: Path) -> bytes:
 _R = TypeVar("_R", bound=Request)
 
 
-def _handler(kind: type[_R], serve_one: Callable[[_R, Send, Client], Awaitable[None]]) -> Handler:
-    """``serve_one`` as a handler of any request, for the table of ``kind``'s op."""
+def _route(
+    kind: type[_R], serve_one: Callable[[_R, Send, Client], Awaitable[None]]
+) -> tuple[str, Handler]:
+    """``kind``'s op and ``serve_one`` as a handler of any request, for the daemon's table.
+
+    ``serve_one`` is checked (by mypy) to take a ``kind``; the handler raises
+    TypeError if the table sends it another request (a bug, not the client's fault).
+    """
 
     async def handle(request: Request, send: Send, client: Client) -> None:
         if not isinstance(request, kind):
             raise TypeError(f"{type(request).__name__} routed to the handler of {kind.__name__}")
         await serve_one(request, send, client)
 
-    return handle
+    return kind.op, handle
 
 
 @dataclass(frozen=True)
@@ -286,7 +292,7 @@ class Daemon:
             state,
             self._clock,
             AuditLog(audit_path(config), logger),
-            functools.partial(lanes.Run, queues, config),
+            partial(lanes.Run, queues, config),
             disk_busy=disk_busy,
         )
         return Running(state, services, observed, queues, disks, desk)
@@ -552,42 +558,32 @@ class Daemon:
 
     # --- the control socket -------------------------------------------------
 
-    def _handlers(self, running: Running) -> Handler:
-        """The control socket's handler: each request to the method serving its op."""
-        reads = functools.partial(self._read, running)
-        table: dict[str, Handler] = dict(
+    def routes(self, running: Running) -> dict[str, Handler]:
+        """Each op of the control socket and the method serving it, typed by its request."""
+        reads = partial(self._read, running)
+        jobs = partial(self._job, running)
+        return dict(
             (
-                (PingRequest.op, _handler(PingRequest, self._ping)),
-                (
-                    StatusRequest.op,
-                    _handler(StatusRequest, functools.partial(self._status, running)),
-                ),
-                (
-                    ArchivesRequest.op,
-                    _handler(ArchivesRequest, functools.partial(self._archives, running)),
-                ),
-                (BackupRequest.op, _handler(BackupRequest, functools.partial(self._job, running))),
-                (PruneRequest.op, _handler(PruneRequest, functools.partial(self._job, running))),
-                (InitRequest.op, _handler(InitRequest, functools.partial(self._job, running))),
-                (DisksRequest.op, _handler(DisksRequest, functools.partial(self._disks, running))),
-                (
-                    DiskForgetRequest.op,
-                    _handler(DiskForgetRequest, functools.partial(self._forget, running)),
-                ),
-                (
-                    OffsiteEnrollRequest.op,
-                    _handler(OffsiteEnrollRequest, functools.partial(self._offsite, running)),
-                ),
-                (
-                    DiskEnrollRequest.op,
-                    _handler(DiskEnrollRequest, functools.partial(self._enroll, running)),
-                ),
-                (RestoreRequest.op, _handler(RestoreRequest, reads)),
-                (FindRequest.op, _handler(FindRequest, reads)),
-                (BrowseRequest.op, _handler(BrowseRequest, reads)),
-                (KeyExportRequest.op, _handler(KeyExportRequest, reads)),
+                _route(PingRequest, self._ping),
+                _route(StatusRequest, partial(self._status, running)),
+                _route(ArchivesRequest, partial(self._archives, running)),
+                _route(BackupRequest, jobs),
+                _route(PruneRequest, jobs),
+                _route(InitRequest, jobs),
+                _route(DisksRequest, partial(self._disks, running)),
+                _route(DiskForgetRequest, partial(self._forget, running)),
+                _route(OffsiteEnrollRequest, partial(self._offsite, running)),
+                _route(DiskEnrollRequest, partial(self._enroll, running)),
+                _route(RestoreRequest, reads),
+                _route(FindRequest, reads),
+                _route(BrowseRequest, reads),
+                _route(KeyExportRequest, reads),
             )
         )
+
+    def _handlers(self, running: Running) -> Handler:
+        """The control socket's handler: each request to the method serving its op."""
+        table = self.routes(running)
 
         async def handle(request: Request, send: Send, client: Client) -> None:
             # parse_request knows every op: a request is always in the table.
