@@ -170,3 +170,12 @@ def test_a_status_from_a_daemon_of_another_version_is_a_clear_error() -> None:
         )
     with pytest.raises(DaemonUnavailable, match="lacks disks"):
         disks_from_json({"event": "result", "ok": True})
+
+
+def test_a_client_reads_the_events_before_the_final_line_typed_and_skips_the_unknown() -> None:
+    from coffre.core.messages import stream_event
+
+    progress = {"job": 1, "event": "progress", "target": "local", "nfiles": 3}
+    assert stream_event(progress) == progress
+    assert stream_event({"event": "result", "ok": True}) is None
+    assert stream_event({"event": "something_newer"}) is None

@@ -33,10 +33,12 @@ from coffre.core.messages import (
     Event,
     FindRequest,
     KeyExportRequest,
+    MountedEvent,
     ReadRequest,
     RestoreRequest,
     TargetOutcome,
     outcomes_from_json,
+    stream_event,
 )
 from coffre.core.request_check import check_request
 
@@ -108,18 +110,22 @@ def _ask(
 def _result(events: Iterable[Event], *, tty: bool) -> Event:
     """Show waiting, archive and progress events; return the final one."""
     final: Event = {}
-    for event in events:
-        final = event
-        kind = event.get("event")
-        if kind == "waiting":
+    for line in events:
+        final = line
+        event = stream_event(line)
+        if event is None:
+            continue
+        if event["event"] == "waiting":
             print(event["message"], file=sys.stderr)
-        elif kind == "archive":
+        elif event["event"] == "archive":
             print(f"archive {event['archive']} of {event['target']}", file=sys.stderr)
-        elif kind == "progress" and tty and event.get("items") is not None:
+        elif event["event"] == "progress" and tty and event.get("items") is not None:
             print(
-                f"\r{event['target']}: {event['items']} items restored   ", end="", file=sys.stderr
+                f"\r{event['target']}: {event.get('items')} items restored   ",
+                end="",
+                file=sys.stderr,
             )
-        elif kind == "disk_released" and event.get("safe_to_remove"):
+        elif event["event"] == "disk_released" and event["safe_to_remove"]:
             print(f"disk {event['target']}: safe to remove", file=sys.stderr)
     if tty:
         print("\r", end="", file=sys.stderr)
@@ -223,7 +229,7 @@ def cmd_browse(args: argparse.Namespace, cfg: Config) -> int:
     mounted = _until_mounted(events)
     if isinstance(mounted, int):
         return mounted
-    path = str(mounted["path"])
+    path = mounted["path"]
     sock = held[0]
     daemon = peer_pid(sock)
     # No stdin at all (fd 0 closed) leaves sys.stdin None: a script.
@@ -258,19 +264,22 @@ def cmd_browse(args: argparse.Namespace, cfg: Config) -> int:
             release.restore_signals()
 
 
-def _until_mounted(events: Iterator[Event]) -> Event | int:
+def _until_mounted(events: Iterator[Event]) -> MountedEvent | int:
     """The ``mounted`` event of a browse, or the exit code when it ends before (told why).
 
     Raises DaemonRefused for an error line.
     """
-    for event in events:
-        raise_if_error(event)
-        if event.get("event") == "waiting":
-            print(event["message"], file=sys.stderr)
-        if event.get("event") == "result":
-            _, outcome = _outcome(event)
+    for line in events:
+        raise_if_error(line)
+        if line.get("event") == "result":
+            _, outcome = _outcome(line)
             return EXIT_OK if outcome["ok"] else _failed(outcome)
-        if event.get("event") == "mounted":
+        event = stream_event(line)
+        if event is None:
+            continue
+        if event["event"] == "waiting":
+            print(event["message"], file=sys.stderr)
+        if event["event"] == "mounted":
             return event
     return EXIT_FAILED
 

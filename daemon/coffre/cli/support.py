@@ -8,7 +8,7 @@ from typing import TextIO
 
 from coffre.cli.client import request
 from coffre.core.config_types import Config
-from coffre.core.messages import Event, Request, outcomes_from_json
+from coffre.core.messages import Event, Request, TargetDone, outcomes_from_json, stream_event
 
 EXIT_OK, EXIT_FAILED = 0, 1
 #: The job ended, but a backup made its archive with borg's warnings (files not
@@ -70,38 +70,45 @@ def follow(events: Iterable[Event], *, quiet_progress: bool) -> Event:
     """Print a job's events as they come; return the final one."""
     tty = sys.stderr.isatty()
     final: Event = {}
-    for event in events:
-        final = event
-        kind = event.get("event")
-        if kind == "queued":
+    for line in events:
+        final = line
+        event = stream_event(line)
+        if event is None:
+            continue
+        if event["event"] == "queued":
             print(f"job {event['job']['id']} queued", file=sys.stderr)
-        elif kind == "target_started":
+        elif event["event"] == "target_started":
             print(f"{event['target']}: started", file=sys.stderr)
-        elif kind == "progress" and tty and not quiet_progress:
+        elif event["event"] == "progress" and tty and not quiet_progress:
             ratio = event.get("ratio")
             share = f" ~{ratio:.0%}" if ratio is not None else ""
             print(
-                f"\r{event['target']}: {event['nfiles']} files, "
-                f"{size(event['original_size'])}{share}   ",
+                f"\r{event['target']}: {event.get('nfiles')} files, "
+                f"{size(event.get('original_size'))}{share}   ",
                 end="",
                 file=sys.stderr,
             )
-        elif kind == "target_done":
-            if tty:
-                print("\r", end="", file=sys.stderr)
-            if event["ok"] and event.get("outcome") == "warning":
-                print(
-                    f"{event['target']}: WARNING, archive {event.get('archive')}: "
-                    f"{event['warning_summary']} (the journal names them)",
-                    file=sys.stderr,
-                )
-            elif event["ok"]:
-                detail = f"archive {event['archive']}" if event.get("archive") else "done"
-                print(f"{event['target']}: ok, {detail}", file=sys.stderr)
-            else:
-                print(f"{event['target']}: FAILED", file=sys.stderr)
-                print_error(event["error"], sys.stderr)
+        elif event["event"] == "target_done":
+            _print_target_done(event, tty=tty)
     return final
+
+
+def _print_target_done(event: TargetDone, *, tty: bool) -> None:
+    if tty:
+        print("\r", end="", file=sys.stderr)
+    if event["ok"] and event.get("outcome") == "warning":
+        print(
+            f"{event['target']}: WARNING, archive {event.get('archive')}: "
+            f"{event.get('warning_summary')} (the journal names them)",
+            file=sys.stderr,
+        )
+    elif event["ok"]:
+        archive = event.get("archive")
+        detail = f"archive {archive}" if archive else "done"
+        print(f"{event['target']}: ok, {detail}", file=sys.stderr)
+    else:
+        print(f"{event['target']}: FAILED", file=sys.stderr)
+        print_error(event.get("error") or {}, sys.stderr)
 
 
 def job_exit(final: Event) -> int:

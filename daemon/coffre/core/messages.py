@@ -878,6 +878,43 @@ class QueuedEvent(TypedDict):
     job: JobView
 
 
+#: What a client following a job reads before its final line (result or error).
+StreamEvent: TypeAlias = (
+    QueuedEvent
+    | TargetStarted
+    | TargetDone
+    | ProgressEvent
+    | WaitingEvent
+    | ArchiveEvent
+    | MountedEvent
+    | DiskReleasedEvent
+    | RetryWaitEvent
+)
+
+_STREAM_EVENTS = frozenset(
+    {
+        "queued",
+        "target_started",
+        "target_done",
+        "progress",
+        "waiting",
+        "archive",
+        "mounted",
+        "disk_released",
+        "retry_wait",
+    }
+)
+
+
+def stream_event(line: Mapping[str, object]) -> StreamEvent | None:
+    """The event of a line a client reads, typed by its ``event``; None for a final line
+    (result, error: read with the reader of what was asked) or an event this CLI does not
+    know (a newer daemon's: skipped, as before)."""
+    if line.get("event") not in _STREAM_EVENTS:
+        return None
+    return cast(StreamEvent, line)
+
+
 # --- what `coffre status`, `archives` and `disk list` show ------------------------------------
 #
 # TypedDicts: the JSON the daemon sends is these dicts as they are (``--json``
