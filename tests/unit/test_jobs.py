@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from coffre.core.messages import Event, JobOptions, JobResult
+from coffre.core.job_events import JobResult
+from coffre.core.messages import Event, JobOptions
 from coffre.jobs.queue import Job, JobQueue, JobRequest, TargetHolds
 
 

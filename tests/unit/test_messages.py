@@ -145,7 +145,7 @@ def test_a_day_is_written_yyyy_mm_dd() -> None:
 
 def test_a_status_from_a_daemon_of_another_version_is_a_clear_error() -> None:
     from coffre.core.errors import DaemonUnavailable
-    from coffre.core.messages import disks_from_json, status_from_json
+    from coffre.core.reports import disks_from_json, status_from_json
 
     with pytest.raises(DaemonUnavailable, match=r"lacks status \(disks, problems\)"):
         status_from_json(
@@ -173,7 +173,7 @@ def test_a_status_from_a_daemon_of_another_version_is_a_clear_error() -> None:
 
 
 def test_a_client_reads_the_events_before_the_final_line_typed_and_skips_the_unknown() -> None:
-    from coffre.core.messages import stream_event
+    from coffre.core.job_events import stream_event
 
     progress = {"job": 1, "event": "progress", "target": "local", "nfiles": 3}
     assert stream_event(progress) == progress

@@ -20,7 +20,7 @@ from coffre.core.config_types import (
     SourceConfig,
 )
 from coffre.core.health import Health
-from coffre.core.messages import JobResult
+from coffre.core.job_events import JobResult
 from coffre.core.outcomes import BackupWarnings, Reason
 from coffre.jobs.queue import Job, JobQueue, JobRequest
 from coffre.observe.facts import Observer

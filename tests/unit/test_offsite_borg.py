@@ -26,8 +26,8 @@ from coffre.core.config_types import (
     UploadWindow,
 )
 from coffre.core.errors import HostKeyMismatch, OffsiteNotEnrolled
-from coffre.core.messages import StatusReport
 from coffre.core.model import Archive
+from coffre.core.reports import StatusReport
 from coffre.core.sshkeys import PublicKey, parse_public_key
 from coffre.daemon.executor import Executor
 from coffre.jobs.queue import Job, JobRequest, JobResult

@@ -19,7 +19,8 @@ from coffre.core.config_types import (
     ScheduleConfig,
     SourceConfig,
 )
-from coffre.core.messages import Event, JobResult
+from coffre.core.job_events import JobResult
+from coffre.core.messages import Event
 from coffre.jobs import lanes
 from coffre.jobs.queue import Job, JobQueue, JobRequest, waiting_for
 

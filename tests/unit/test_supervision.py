@@ -20,7 +20,8 @@ import pytest
 import coffre
 from coffre.core.errors import ERROR_KINDS, CoffreError, StateError
 from coffre.core.health import Facts, Health, assess
-from coffre.core.messages import Event, JobResult
+from coffre.core.job_events import JobResult
+from coffre.core.messages import Event
 from coffre.core.sshkeys import parse_public_key
 from coffre.daemon.executor import Executor
 from coffre.jobs.queue import Job, JobQueue, JobRequest

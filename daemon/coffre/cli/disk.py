@@ -20,15 +20,9 @@ from coffre.cli.support import (
 )
 from coffre.core.config_types import Config
 from coffre.core.errors import UsageError
-from coffre.core.messages import (
-    DiskEnrollRequest,
-    DiskFailure,
-    DiskForgetRequest,
-    DisksRequest,
-    DiskView,
-    disks_from_json,
-    outcomes_from_json,
-)
+from coffre.core.job_events import outcomes_from_json
+from coffre.core.messages import DiskEnrollRequest, DiskForgetRequest, DisksRequest
+from coffre.core.reports import DiskFailure, DiskView, disks_from_json
 
 
 def add_parser(sub: Any) -> None:

@@ -39,17 +39,19 @@ from coffre.cli.support import (
 from coffre.config import loader as config
 from coffre.core.config_types import Config
 from coffre.core.errors import CoffreError, ConfigError
+from coffre.core.job_events import outcomes_from_json
 from coffre.core.messages import (
-    ArchivesReport,
     ArchivesRequest,
     BackupRequest,
     InitRequest,
     PruneRequest,
-    StatusReport,
     StatusRequest,
+)
+from coffre.core.reports import (
+    ArchivesReport,
+    StatusReport,
     TargetStatus,
     archives_from_json,
-    outcomes_from_json,
     status_from_json,
 )
 

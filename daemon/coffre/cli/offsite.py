@@ -21,15 +21,9 @@ from coffre.cli.support import (
 )
 from coffre.core.config_types import Config, OffsiteTarget
 from coffre.core.errors import UsageError
-from coffre.core.messages import (
-    InitRequest,
-    OffsiteEnrollment,
-    OffsiteEnrollRequest,
-    StatusReport,
-    TargetStatus,
-    enrollment_from_json,
-    outcomes_from_json,
-)
+from coffre.core.job_events import outcomes_from_json
+from coffre.core.messages import InitRequest, OffsiteEnrollRequest
+from coffre.core.reports import OffsiteEnrollment, StatusReport, TargetStatus, enrollment_from_json
 
 __all__ = ["add_parser", "cmd_offsite", "print_target_status", "print_uploading"]
 

@@ -26,6 +26,7 @@ from coffre.cli.client import peer_pid, person_from_env, request
 from coffre.cli.support import EXIT_FAILED, EXIT_OK, print_error, raise_if_error, size, when
 from coffre.core.config_types import Config
 from coffre.core.errors import DaemonUnavailable, NotInArchive
+from coffre.core.job_events import MountedEvent, TargetOutcome, outcomes_from_json, stream_event
 from coffre.core.messages import (
     PING,
     BrowseRequest,
@@ -33,12 +34,8 @@ from coffre.core.messages import (
     Event,
     FindRequest,
     KeyExportRequest,
-    MountedEvent,
     ReadRequest,
     RestoreRequest,
-    TargetOutcome,
-    outcomes_from_json,
-    stream_event,
 )
 from coffre.core.request_check import check_request
 

@@ -8,7 +8,8 @@ from typing import TextIO
 
 from coffre.cli.client import request
 from coffre.core.config_types import Config
-from coffre.core.messages import Event, Request, TargetDone, outcomes_from_json, stream_event
+from coffre.core.job_events import TargetDone, outcomes_from_json, stream_event
+from coffre.core.messages import Event, Request
 
 EXIT_OK, EXIT_FAILED = 0, 1
 #: The job ended, but a backup made its archive with borg's warnings (files not

@@ -1,4 +1,4 @@
-"""What the CLI, the control socket, the daemon and its jobs say to each other: typed.
+"""What the CLI and the daemon say to each other over the control socket: the requests, typed.
 
 The wire is one JSON object a line. A request line becomes one of the
 ``*Request`` classes here (:func:`parse_request`), whose ``to_json`` gives the
@@ -9,7 +9,9 @@ naming the op and the field, so whoever wrote the line sees what is wrong.
 Here, below every package, so that both sides (and a job that streams
 progress) share the shapes without importing the socket's transport
 (``coffre.daemon.control``, ``coffre.cli.client``). No I/O, nothing heavy: the
-CLI imports it at start.
+CLI imports it at start. What comes back is typed in :mod:`coffre.core.job_events`
+(a job's events and result) and :mod:`coffre.core.reports` (status, archives,
+disks, an offsite enrollment).
 """
 
 from __future__ import annotations
@@ -18,27 +20,22 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    ClassVar,
-    Literal,
-    NotRequired,
-    Required,
-    TypeAlias,
-    TypedDict,
-    cast,
-)
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NotRequired, TypeAlias, TypedDict
 
 from coffre.core.errors import CoffreError, DaemonUnavailable, UsageError
 from coffre.core.request_check import check_request
-from coffre.core.restore_plan import Wanted
 
 if TYPE_CHECKING:
-    # The daemon's side only: the CLI starts faster without asyncio.
+    # The daemon's side only: the CLI starts faster without asyncio and restore planning.
     import asyncio
 
+    from coffre.core.restore_plan import Wanted
+
 __all__ = [
+    "FINAL_EVENTS",
+    "MAX_REQUEST",
+    "PING",
+    "REQUEST_OPS",
     "ArchivesRequest",
     "BackupRequest",
     "BrowseRequest",
@@ -57,12 +54,14 @@ __all__ = [
     "Person",
     "PingRequest",
     "PruneRequest",
+    "ReadRequest",
     "Request",
     "RestoreRequest",
     "Send",
     "StatusRequest",
     "encode",
     "error_info",
+    "other_version",
     "parse_day",
     "parse_request",
 ]
@@ -676,439 +675,16 @@ class JobOptions:
     day: date | None = None
 
 
-# --- what a job did on each target ------------------------------------------------------------
+# --- an answer the CLI cannot read -------------------------------------------------------------
 
 
-class KeptView(TypedDict):
-    """An archive retention keeps, and why (J, J-1, M...)."""
+def other_version(what: str) -> DaemonUnavailable:
+    """The error of an answer lacking ``what``: the daemon runs another version.
 
-    name: str
-    reasons: list[str]
-
-
-class FindHit(TypedDict):
-    """A path that matched a find, in one archive (times ISO 8601 in the box's timezone)."""
-
-    archive: str
-    archive_time: str | None
-    path: str
-    type: str
-    size: int
-    mtime: str | None
-
-
-class OutcomeDetails(TypedDict, total=False):
-    """What a step of a job says it did on a target, by kind (each sets its own keys).
-
-    ``error`` when it failed; a backup carries the retention that followed it
-    (``retention``).
+    The CLI's one check of what a daemon of another version may send: a clear
+    error instead of a KeyError halfway through the output.
     """
-
-    error: ErrorInfo
-    retention: TargetOutcome
-    # backup (and the disk job's backup)
-    archive: str | None
-    nfiles: int
-    original_size: int
-    deduplicated_size: int
-    # a backup borg made with warnings: how many files it lacks, and why
-    outcome: str
-    not_backed_up: int
-    warning_summary: str
-    # the disk job
-    recovered: bool
-    skipped: str
-    deleted: list[str]
-    safe_to_remove: bool
-    # prune
-    dry_run: bool
-    keep: list[KeptView]
-    delete: list[str]
-    ignored: list[str]
-    # init, enroll, key export
-    repository_id: str
-    done: str
-    location: str
-    fs_uuid: str
-    paper: str
-    # restore
-    archive_time: str | None
-    destinations: list[str]
-    written: list[str]
-    nbytes: int
-    warnings: list[str]
-    # find
-    archives_searched: int
-    total: int
-    truncated: bool
-    hits: list[FindHit]
-    # browse
-    path: str
-    ended: str | None
-    mounted_for: float | None
-
-
-class TargetOutcome(OutcomeDetails, total=False):
-    """How a job ended on one target: ``ok``, and its ``error`` or its details."""
-
-    ok: Required[bool]
-
-
-def succeeded(details: OutcomeDetails) -> TargetOutcome:
-    """The outcome of a step that did what ``details`` say."""
-    return {"ok": True, **details}
-
-
-def outcomes_from_json(final: Mapping[str, object]) -> dict[str, TargetOutcome]:
-    """The outcome of each target in a job's result line ({} when it has none: refused)."""
-    targets = final.get("targets")
-    if targets is None:
-        return {}
-    if not isinstance(targets, dict) or not all(
-        isinstance(o, dict) and isinstance(o.get("ok"), bool) for o in targets.values()
-    ):
-        raise _other_version("targets")
-    return cast(dict[str, TargetOutcome], targets)
-
-
-# --- the events of a job, as its waiters get them ------------------------------------------
-#
-# Typed where they are made; Job.publish adds ``job`` (the job's id) to each on
-# its way to the waiters, who get them as the lines they send (``Event``).
-
-
-class JobResult(TypedDict, total=False):
-    """The last event of a job: ``ok`` when every target is; each target's outcome.
-
-    ``error`` when the job as a whole failed (cancelled, crashed); ``absent_disks``:
-    the disks a key export did not wait for.
-    """
-
-    event: Required[Literal["result"]]
-    ok: Required[bool]
-    kind: str
-    targets: dict[str, TargetOutcome]
-    error: ErrorInfo
-    absent_disks: list[str]
-    queued: JobView
-
-
-class TargetStarted(TypedDict):
-    event: Literal["target_started"]
-    target: str
-
-
-class TargetDone(TargetOutcome, total=False):
-    """A target's outcome, as soon as the job is done with it."""
-
-    event: Required[Literal["target_done"]]
-    target: Required[str]
-
-
-class ProgressEvent(TypedDict, total=False):
-    """How far a job is on ``target``: a backup's counters, or a restore's items written."""
-
-    event: Required[Literal["progress"]]
-    target: Required[str]
-    ratio: float | None
-    nfiles: int
-    original_size: int
-    deduplicated_size: int
-    items: int
-
-
-class WaitingEvent(TypedDict):
-    """Why a job does not start yet (another job holds its target, a disk to plug in)."""
-
-    event: Literal["waiting"]
-    message: str
-    target: NotRequired[str]
-
-
-class ArchiveEvent(TypedDict):
-    """The archive a restore reads."""
-
-    event: Literal["archive"]
-    target: str
-    archive: str
-
-
-class MountedEvent(TypedDict):
-    """A browse mount is there, at ``path`` (``archive`` None: every archive)."""
-
-    event: Literal["mounted"]
-    path: str
-    archive: str | None
-
-
-class DiskReleasedEvent(TypedDict):
-    """A USB disk a read used is unmounted; powered off (``safe_to_remove``) when healthy."""
-
-    event: Literal["disk_released"]
-    target: str
-    safe_to_remove: bool
-
-
-class RetryWaitEvent(TypedDict):
-    """Offsite ``targets`` cut by the network are tried again in ``seconds``."""
-
-    event: Literal["retry_wait"]
-    targets: list[str]
-    seconds: float
-
-
-#: What a job publishes to those waiting for it (its result last).
-JobEvent: TypeAlias = (
-    JobResult
-    | TargetStarted
-    | TargetDone
-    | ProgressEvent
-    | WaitingEvent
-    | ArchiveEvent
-    | MountedEvent
-    | DiskReleasedEvent
-    | RetryWaitEvent
-)
-
-
-class QueuedEvent(TypedDict):
-    """The first event a client following a job gets: the job it landed in."""
-
-    event: Literal["queued"]
-    job: JobView
-
-
-#: What a client following a job reads before its final line (result or error).
-StreamEvent: TypeAlias = (
-    QueuedEvent
-    | TargetStarted
-    | TargetDone
-    | ProgressEvent
-    | WaitingEvent
-    | ArchiveEvent
-    | MountedEvent
-    | DiskReleasedEvent
-    | RetryWaitEvent
-)
-
-_STREAM_EVENTS = frozenset(
-    {
-        "queued",
-        "target_started",
-        "target_done",
-        "progress",
-        "waiting",
-        "archive",
-        "mounted",
-        "disk_released",
-        "retry_wait",
-    }
-)
-
-
-def stream_event(line: Mapping[str, object]) -> StreamEvent | None:
-    """The event of a line a client reads, typed by its ``event``; None for a final line
-    (result, error: read with the reader of what was asked) or an event this CLI does not
-    know (a newer daemon's: skipped, as before)."""
-    if line.get("event") not in _STREAM_EVENTS:
-        return None
-    return cast(StreamEvent, line)
-
-
-# --- what `coffre status`, `archives` and `disk list` show ------------------------------------
-#
-# TypedDicts: the JSON the daemon sends is these dicts as they are (``--json``
-# prints them), and mypy checks every key either side writes or reads.
-
-
-class JobView(TypedDict):
-    """A queued or running job as the CLI shows it."""
-
-    id: int
-    kind: str
-    targets: list[str]
-    reason: str
-    current_target: str | None
-    progress: float | None
-    counters: dict[str, int]
-
-
-class RunView(TypedDict):
-    """A run of a target as status shows it (times ISO 8601 in the box's timezone).
-
-    A run with warnings (outcome "warning") says how many files its archive
-    lacks and why, as counts only: file names stay in the journal.
-    """
-
-    started_at: str | None
-    finished_at: str | None
-    outcome: str | None
-    duration: float | None
-    error_kind: str | None
-    error_message: str | None
-    archive: str | None
-    nfiles: int | None
-    original_size: int | None
-    deduplicated_size: int | None
-    not_backed_up: int | None
-    warnings: dict[str, int] | None
-    warning_summary: str | None
-
-
-class ArchiveView(TypedDict):
-    """One archive of a target, with why retention keeps it (none: it goes at the next prune)."""
-
-    name: str
-    time: str | None
-    reasons: list[str]
-    ours: bool
-
-
-class ArchivesReport(TypedDict):
-    """A target's archives, newest first (``listed`` False: never listed yet), and its slots."""
-
-    listed: bool
-    archives: list[ArchiveView]
-    slots: dict[str, bool]
-
-
-class KeyEscrowView(TypedDict):
-    """A repository and when its key was last exported on paper (None: never)."""
-
-    target: str
-    repository_id: str
-    exported_at: str | None
-
-
-class OffsiteView(TypedDict):
-    """What status shows of an offsite target beyond the common fields."""
-
-    last_error_kind: str | None
-    reachable: bool | None
-    checked_at: str | None
-    preflight_error: str | None
-    bytes_sent: int
-
-
-class TargetStatus(ArchivesReport):
-    """A configured target in status: its repository, last runs and archives."""
-
-    kind: str
-    location: str
-    repository_id: str | None
-    last_success: RunView | None
-    last_attempt: RunView | None
-    last_failure: RunView | None
-    offsite: NotRequired[OffsiteView]
-
-
-class DiskFailure(TypedDict):
-    kind: str | None
-    message: str | None
-    at: str | None
-
-
-class DiskView(TypedDict):
-    """An enrolled USB disk, as ``coffre disk list`` and status show it."""
-
-    name: str
-    fs_uuid: str
-    present: bool
-    busy: bool
-    safe_to_remove: bool
-    last_backup: str | None
-    last_seen: str | None
-    days_since_swap: float | None
-    swap_due: bool
-    missing: bool
-    free_bytes: int | None
-    last_failure: DiskFailure | None
-
-
-class StatusReport(TypedDict):
-    """Everything ``coffre status`` shows (times ISO 8601 in the box's timezone)."""
-
-    key_escrow: list[KeyEscrowView]
-    now: str | None
-    timezone: str
-    next_nightly: str | None
-    running: JobView | None
-    queued: list[JobView]
-    uploading: JobView | None
-    reading: JobView | None
-    targets: dict[str, TargetStatus]
-    disks: list[DiskView]
-    problems: list[str]
-
-
-# --- what `coffre offsite enroll` is answered ------------------------------------------------
-
-
-class PreflightView(TypedDict):
-    """Whether the host took the box's key; why not (kind, message, hint) when it did not."""
-
-    ok: bool
-    error: NotRequired[dict[str, str]]
-
-
-class OffsiteEnrollment(TypedDict):
-    """The result of an ``offsite_enroll`` request: the host's key, the pin, the preflight."""
-
-    event: Literal["result"]
-    ok: bool
-    target: str
-    host: str
-    host_key: str
-    fingerprint: str
-    pinned: bool
-    pinned_now: bool
-    pinned_before: bool
-    pinned_in_config: bool
-    key_created: bool
-    public_key: str
-    authorized_keys: str
-    preflight: PreflightView | None
-
-
-def enrollment_from_json(final: Mapping[str, object]) -> OffsiteEnrollment:
-    """The result line of an ``offsite_enroll`` request; DaemonUnavailable when a key lacks."""
-    missing = OffsiteEnrollment.__required_keys__ - final.keys()
-    if missing:
-        raise _other_version(", ".join(sorted(missing)))
-    return cast(OffsiteEnrollment, final)
-
-
-def _other_version(what: str) -> DaemonUnavailable:
-    # The CLI's one check of what a daemon of another version may send: a clear
-    # error instead of a KeyError halfway through the output.
     return DaemonUnavailable(
         f"the daemon's answer lacks {what}",
         hint="the daemon runs another version of coffre: systemctl restart coffre",
     )
-
-
-def status_from_json(final: Mapping[str, object]) -> StatusReport:
-    """The status report of a ``status`` result line; DaemonUnavailable when a key lacks."""
-    report = final.get("status")
-    if not isinstance(report, dict):
-        raise _other_version("status")
-    missing = StatusReport.__required_keys__ - report.keys()
-    if missing:
-        raise _other_version(f"status ({', '.join(sorted(missing))})")
-    return cast(StatusReport, report)
-
-
-def disks_from_json(final: Mapping[str, object]) -> list[DiskView]:
-    """The disks of a ``disks`` result line; DaemonUnavailable when it has none."""
-    disks = final.get("disks")
-    if not isinstance(disks, list):
-        raise _other_version("disks")
-    return cast(list[DiskView], disks)
-
-
-def archives_from_json(final: Mapping[str, object]) -> dict[str, ArchivesReport]:
-    """The archives by target of an ``archives`` result line; DaemonUnavailable without."""
-    targets = final.get("targets")
-    if not isinstance(targets, dict):
-        raise _other_version("targets")
-    return cast(dict[str, ArchivesReport], targets)

@@ -20,13 +20,8 @@ from coffre.core.errors import (
     StateError,
     TargetNotInitialised,
 )
-from coffre.core.messages import (
-    ErrorInfo,
-    OutcomeDetails,
-    TargetOutcome,
-    error_info,
-    succeeded,
-)
+from coffre.core.job_events import OutcomeDetails, TargetOutcome, succeeded
+from coffre.core.messages import ErrorInfo, error_info
 from coffre.core.retention import Plan
 from coffre.jobs.backup import create_archive
 from coffre.jobs.pruning import apply_retention

@@ -29,8 +29,10 @@ from typing import Any
 
 from coffre.core.clock import Clock
 from coffre.core.config_types import Config, OffsiteTarget
-from coffre.core.messages import Event, JobResult, JobView, Send, TargetOutcome
+from coffre.core.job_events import JobResult, TargetOutcome
+from coffre.core.messages import Event, Send
 from coffre.core.model import RETRIABLE
+from coffre.core.reports import JobView
 from coffre.jobs.queue import READ_KINDS, Job, JobQueue, JobRequest
 
 __all__ = ["MAIN", "NETWORK", "READS", "RETRIABLE", "Run", "lane_of", "retrying", "split"]

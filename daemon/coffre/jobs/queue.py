@@ -20,7 +20,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from coffre.core.messages import Event, JobEvent, JobOptions, JobResult, JobView
+from coffre.core.job_events import JobEvent, JobResult
+from coffre.core.messages import Event, JobOptions
+from coffre.core.reports import JobView
 from coffre.jobs.supervision import job_crashed
 from coffre.storage.logs import LOGGER_NAME
 

@@ -8,7 +8,7 @@ from datetime import datetime, tzinfo
 from coffre.core import retention
 from coffre.core.clock import local_iso
 from coffre.core.config_types import Config
-from coffre.core.messages import (
+from coffre.core.reports import (
     ArchivesReport,
     DiskView,
     KeyEscrowView,

@@ -24,7 +24,7 @@ from coffre.borg import argv
 from coffre.borg.records import Progress
 from coffre.core.clock import local_iso
 from coffre.core.errors import BorgArchiveMissing, CoffreError, DestinationError, DiskError
-from coffre.core.messages import OutcomeDetails
+from coffre.core.job_events import OutcomeDetails
 from coffre.core.model import Archive, Item
 from coffre.core.restore_plan import matcher, newest_first, pick_archive, since_filter
 from coffre.jobs.pruning import known_archives, list_archives

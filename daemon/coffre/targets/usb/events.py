@@ -18,7 +18,7 @@ from typing import Any
 from coffre.core.clock import Clock, local_iso
 from coffre.core.config_types import Config
 from coffre.core.errors import DiskAbsent, UsageError
-from coffre.core.messages import DiskView
+from coffre.core.reports import DiskView
 from coffre.core.rotation import rotation
 from coffre.jobs.queue import Job, JobRequest
 from coffre.storage.state import State

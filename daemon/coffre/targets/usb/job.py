@@ -23,7 +23,7 @@ from coffre.core.errors import (
     DiskError,
     RepositoryIdMismatch,
 )
-from coffre.core.messages import OutcomeDetails
+from coffre.core.job_events import OutcomeDetails
 from coffre.core.model import Archive
 from coffre.jobs.backup import create_archive
 from coffre.jobs.pruning import apply_retention, known_archives
