@@ -211,22 +211,28 @@ class Daemon:
         try:
             await self._stopping.wait()
         finally:
-            self._notifier.notify(STOPPING="1", STATUS="stopping")
-            self._logger.info(
-                "stopping: interrupting the running job at a checkpoint"
-                if running.main.running is not None
-                else "stopping"
-            )
-            server.close()
-            await self._stop_workers(running)
-            watcher.close()
-            await server.wait_closed()
-            await running.observed.close()
-            with contextlib.suppress(FileNotFoundError):
-                self._config.paths.control_socket.unlink()
-            state.close()
-            self._logger.info("coffre daemon stopped")
+            await self._shut_down(running, watcher, server)
         return self._exit_code
+
+    async def _shut_down(
+        self, running: Running, watcher: UdevWatcher, server: asyncio.AbstractServer
+    ) -> None:
+        """Stop taking requests, stop the lanes (a running job at a checkpoint), close all."""
+        self._notifier.notify(STOPPING="1", STATUS="stopping")
+        self._logger.info(
+            "stopping: interrupting the running job at a checkpoint"
+            if running.main.running is not None
+            else "stopping"
+        )
+        server.close()
+        await self._stop_workers(running)
+        watcher.close()
+        await server.wait_closed()
+        await running.observed.close()
+        with contextlib.suppress(FileNotFoundError):
+            self._config.paths.control_socket.unlink()
+        running.state.close()
+        self._logger.info("coffre daemon stopped")
 
     async def _open_state(self) -> State:
         """The daemon's folders made, state opened, what the last stop cut short cleaned up."""
