@@ -179,3 +179,15 @@ def test_a_client_reads_the_events_before_the_final_line_typed_and_skips_the_unk
     assert stream_event(progress) == progress
     assert stream_event({"event": "result", "ok": True}) is None
     assert stream_event({"event": "something_newer"}) is None
+
+
+def test_a_job_result_is_read_with_its_outcomes_checked() -> None:
+    from coffre.core.errors import DaemonUnavailable
+    from coffre.core.job_events import result_from_json
+
+    line = {"event": "result", "ok": True, "targets": {"local": {"ok": True, "archive": "a"}}}
+    assert result_from_json(line) == line
+    with pytest.raises(DaemonUnavailable, match="lacks a result"):
+        result_from_json({"event": "progress", "target": "local"})
+    with pytest.raises(DaemonUnavailable, match="lacks targets"):
+        result_from_json({"event": "result", "ok": False, "targets": {"local": {"okay": 1}}})

@@ -39,13 +39,14 @@ from coffre.cli.support import (
 from coffre.config import loader as config
 from coffre.core.config_types import Config
 from coffre.core.errors import CoffreError, ConfigError
-from coffre.core.job_events import outcomes_from_json
+from coffre.core.job_events import outcomes_from_json, result_from_json
 from coffre.core.messages import (
     ArchivesRequest,
     BackupRequest,
     InitRequest,
     PruneRequest,
     StatusRequest,
+    other_version,
 )
 from coffre.core.reports import (
     ArchivesReport,
@@ -200,7 +201,9 @@ def cmd_backup(args: argparse.Namespace, cfg: Config) -> int:
     if not args.wait:
         final = last_event(events)
         raise_if_error(final)
-        queued = final["queued"]
+        queued = result_from_json(final).get("queued")
+        if queued is None:
+            raise other_version("the queued job")
         print(f"backup of {', '.join(queued['targets'])} queued (job {queued['id']})")
         return EXIT_OK
     return job_exit(follow(events, quiet_progress=False))

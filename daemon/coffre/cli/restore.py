@@ -26,7 +26,13 @@ from coffre.cli.client import peer_pid, person_from_env, request
 from coffre.cli.support import EXIT_FAILED, EXIT_OK, print_error, raise_if_error, size, when
 from coffre.core.config_types import Config
 from coffre.core.errors import DaemonUnavailable, NotInArchive
-from coffre.core.job_events import MountedEvent, TargetOutcome, outcomes_from_json, stream_event
+from coffre.core.job_events import (
+    MountedEvent,
+    TargetOutcome,
+    outcomes_from_json,
+    result_from_json,
+    stream_event,
+)
 from coffre.core.messages import (
     PING,
     BrowseRequest,
@@ -449,7 +455,7 @@ def cmd_key(args: argparse.Namespace, cfg: Config) -> int:
         print(f"\n--- target {name}: {outcome['location']}")
         print(f"    repository ID {outcome['repository_id']}\n")
         print(outcome["paper"].rstrip("\n"))
-    for disk in final.get("absent_disks", []):
+    for disk in result_from_json(final).get("absent_disks", []):
         print(
             f"\n--- disk {disk}: not plugged in; run `coffre key export --paper --target {disk}` "
             "and plug it in when asked",

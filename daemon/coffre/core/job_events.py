@@ -128,6 +128,15 @@ class JobResult(TypedDict, total=False):
     queued: JobView
 
 
+def result_from_json(final: Mapping[str, object]) -> JobResult:
+    """The result line of a job (its targets' outcomes checked); DaemonUnavailable when the
+    line is no result (see :func:`coffre.core.messages.other_version`)."""
+    if final.get("event") != "result" or not isinstance(final.get("ok"), bool):
+        raise other_version("a result")
+    outcomes_from_json(final)
+    return cast(JobResult, final)
+
+
 class TargetStarted(TypedDict):
     event: Literal["target_started"]
     target: str
