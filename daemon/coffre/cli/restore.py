@@ -140,7 +140,7 @@ def _outcome(final: Event) -> tuple[str, TargetOutcome]:
     """The one target of a read job's result and its outcome."""
     outcomes = outcomes_from_json(final)
     if not outcomes:
-        failed: ErrorInfo = {"kind": "unknown", "message": "failed", "hint": "", "exit_code": 1}
+        failed: ErrorInfo = {"kind": "unknown", "message": "failed", "hint": ""}
         return "", {"ok": False, "error": final.get("error") or failed}
     return next(iter(outcomes.items()))
 
