@@ -65,9 +65,9 @@ from benchmarks.common import PREFIX, TIMEZONE, BenchPractice, Figure, Stopwatch
 from benchmarks.nightly import RunningDaemon, far_from_now, start_daemon
 from benchmarks.usb_plug import Child, ProcessTrace, step_name
 from coffre.borg.env import BorgEnvironment
+from coffre.cli import client
 from coffre.config import loader as coffre_config
 from coffre.core.restore_plan import STAGING_PREFIX
-from coffre.daemon import control
 
 TARGET_ONE = 1.2
 TARGET_FULL = 1.1
@@ -286,7 +286,7 @@ class RestoreBench:
     def _wait_idle(self) -> None:
         def idle() -> bool:
             final: dict[str, Any] = {}
-            for event in control.request(
+            for event in client.request(
                 self.config.paths.control_socket, {"op": "status"}, timeout=30
             ):
                 final = event

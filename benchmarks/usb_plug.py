@@ -77,8 +77,8 @@ from benchmarks.common import (
 from benchmarks.nightly import NotifyPump, RunningDaemon, far_from_now
 from coffre.borg import argv as borg_argv
 from coffre.borg.env import BorgEnvironment
+from coffre.cli import client
 from coffre.config import loader as coffre_config
-from coffre.daemon import control
 from coffre.jobs.pruning import LIST_MAX_AGE
 from coffre.targets.usb.devices import MOUNT_OPTIONS
 
@@ -399,7 +399,7 @@ class UsbBench:
     def _ask(self, op: str) -> dict[str, Any]:
         """The daemon's answer to ``op`` on its control socket (no CLI process started)."""
         final: dict[str, Any] = {}
-        for event in control.request(self.config.paths.control_socket, {"op": op}, timeout=30):
+        for event in client.request(self.config.paths.control_socket, {"op": op}, timeout=30):
             final = event
         if final.get("event") != "result":
             raise AssertionError(f"the daemon answered {op} with {final}")

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from coffre.cli import client
+from coffre.core.messages import MAX_REQUEST
 from coffre.core.restore_plan import folder_name
-from coffre.daemon import control
 from tests.integration.harness import (
     Daemon,
     Practice,
@@ -59,7 +60,7 @@ def ask_daemon(practice: Practice, message: dict[str, Any]) -> list[dict[str, An
     """The daemon's answer to ``message`` sent by a client that checks nothing (not the CLI)."""
     person = {"user": "support-test", "login": "root"}
     return list(
-        control.request(practice.socket, {**message, "person": person}, timeout=REFUSED_WITHIN)
+        client.request(practice.socket, {**message, "person": person}, timeout=REFUSED_WITHIN)
     )
 
 
@@ -258,7 +259,7 @@ def test_a_request_over_the_size_limit_is_answered_clearly(
     practice: Practice, daemon: Daemon
 ) -> None:
     many = [f"Patients/DUPONT Jean/scan-{n:04d}-{'x' * 80}.pdf" for n in range(1000)]
-    assert len(json.dumps(many)) > control.MAX_REQUEST
+    assert len(json.dumps(many)) > MAX_REQUEST
     result = practice.coffre("restore", *many, timeout=REFUSED_WITHIN)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "error: request too large: 65536 bytes at most; ask for fewer paths at once" in (

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from coffre.cli import audit as cli_audit
+from coffre.cli.client import person_from_env
 from coffre.config import loader as config
 from coffre.core.config_types import Config
 from coffre.core.errors import CoffreError, UsageError
@@ -31,7 +32,6 @@ from coffre.storage.audit import (
     read_entries,
     verify,
 )
-from coffre.support.person import person_from_env
 
 T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
 ALICE = {"user": "alice", "login": "root", "uid": 0, "ssh": "10.0.0.5 51234 10.0.0.1 22"}
@@ -534,7 +534,7 @@ def test_msg_audit_is_a_128_bit_hex_id() -> None:
 
 def test_person_from_env_prefers_sudo_user() -> None:
     env = {"SUDO_USER": "alice", "LOGNAME": "root", "USER": "root", "SSH_CONNECTION": "1 2 3 4"}
-    assert person_from_env(env, 0) == {
+    assert person_from_env(env, 0).to_json() == {
         "user": "alice",
         "login": "root",
         "uid": 0,
@@ -543,11 +543,16 @@ def test_person_from_env_prefers_sudo_user() -> None:
 
 
 def test_person_from_env_falls_back() -> None:
-    assert person_from_env({"LOGNAME": "bob", "USER": "x"}, 0)["user"] == "bob"
-    assert person_from_env({"USER": "carol", "SUDO_USER": ""}, 0)["user"] == "carol"
-    assert person_from_env({}, 0) == {"user": "root", "login": "root", "uid": 0, "ssh": None}
+    assert person_from_env({"LOGNAME": "bob", "USER": "x"}, 0).user == "bob"
+    assert person_from_env({"USER": "carol", "SUDO_USER": ""}, 0).user == "carol"
+    assert person_from_env({}, 0).to_json() == {
+        "user": "root",
+        "login": "root",
+        "uid": 0,
+        "ssh": None,
+    }
     # A uid with no account (a container's, a deleted user's) is still named.
-    assert person_from_env({}, 4_000_000) == {
+    assert person_from_env({}, 4_000_000).to_json() == {
         "user": "4000000",
         "login": None,
         "uid": 4_000_000,

@@ -21,7 +21,7 @@ from coffre.borg.runner import BorgResult
 from coffre.cli import support as cli_support
 from coffre.core.outcomes import BackupWarnings, Reason
 from coffre.jobs import backup
-from coffre.jobs.queue import JobQueue
+from coffre.jobs.queue import JobQueue, JobResult
 from coffre.jobs.services import Services
 from coffre.observe import status
 from coffre.storage import logs
@@ -275,16 +275,17 @@ def test_a_disk_job_with_warnings_is_a_warning_and_the_next_plug_needs_no_repair
 def test_status_tells_the_count_and_reasons_never_the_names(tmp_path: Path) -> None:
     _, state = _run(tmp_path, WarningBorg())
 
-    async def idle(job: Any) -> dict[str, Any]:
+    async def idle(job: Any) -> JobResult:
         raise AssertionError("no job runs here")
 
     report = status.build(_config(tmp_path), state, JobQueue(idle), NOW, None)
     local = report["targets"]["local"]
     for run in (local["last_attempt"], local["last_success"]):
+        assert run is not None and run["warnings"] is not None
         assert run["outcome"] == "warning"
         assert run["not_backed_up"] == 3
         assert run["warnings"]["io_error"] == 1 and run["warnings"]["changed"] == 1
-        assert run["warning_summary"].startswith("3 file(s) not backed up")
+        assert str(run["warning_summary"]).startswith("3 file(s) not backed up")
     assert local["last_failure"] is None
     assert not [name for name in NAMES if name in json.dumps(report)]
 

@@ -1,4 +1,5 @@
-"""coffre.daemon.control at its edge: a request line too long or malformed gets a clear answer."""
+"""The control socket at its edge (coffre.daemon.control, coffre.cli.client): a request line
+too long or malformed gets a clear answer."""
 
 from __future__ import annotations
 
@@ -9,17 +10,18 @@ from typing import Any
 
 import pytest
 
+from coffre.cli import client
+from coffre.core.messages import MAX_REQUEST, Client, Event, JsonObject, Request, Send, encode
 from coffre.daemon import control
-from coffre.daemon.control import Client, Message, Send
 
 
-async def echo(request: Message, send: Send, client: Client) -> None:
-    await send({"event": "result", "ok": True, "op": request["op"]})
+async def echo(request: Request, send: Send, client: Client) -> None:
+    await send({"event": "result", "ok": True, "op": request.op})
 
 
-def ask(path: Path, message: Message) -> list[Message]:
+def ask(path: Path, message: JsonObject) -> list[Event]:
     """What the daemon answers ``message``, as the CLI reads it (a socket timeout: never hang)."""
-    return list(control.request(path, message, timeout=30))
+    return list(client.request(path, message, timeout=30))
 
 
 def ask_raw(path: Path, line: bytes) -> list[bytes]:
@@ -52,7 +54,7 @@ def served(tmp_path: Path, *calls: tuple[Any, ...]) -> list[Any]:
     "size",
     [
         # Short enough to arrive whole: readline would have eaten its newline.
-        control.MAX_REQUEST + 10_000,
+        MAX_REQUEST + 10_000,
         # Long enough that the client is still sending when the daemon answers.
         8 * 1024 * 1024,
     ],
@@ -76,9 +78,9 @@ def test_a_request_over_the_limit_gets_a_usage_error_and_the_next_one_is_served(
 
 
 def test_a_request_just_under_the_limit_is_served(tmp_path: Path) -> None:
-    overhead = len(control.encode({"op": "ping", "pad": ""})) - 1  # without its newline
-    line = {"op": "ping", "pad": "x" * (control.MAX_REQUEST - overhead)}
-    assert len(control.encode(line)) == control.MAX_REQUEST + 1
+    overhead = len(encode({"op": "ping", "pad": ""})) - 1  # without its newline
+    line = {"op": "ping", "pad": "x" * (MAX_REQUEST - overhead)}
+    assert len(encode(line)) == MAX_REQUEST + 1
     [answered] = served(tmp_path, (ask, line))
     assert answered == [{"event": "result", "ok": True, "op": "ping"}]
 
@@ -88,7 +90,7 @@ def test_a_malformed_request_is_a_usage_error_with_exit_code_2(tmp_path: Path, l
     [answered] = served(tmp_path, (ask_raw, line))
     assert len(answered) == 1
     assert (
-        control.encode(
+        encode(
             {
                 "event": "error",
                 "kind": "usage",

@@ -27,9 +27,10 @@ from coffre.core.errors import BorgLockTimeout
 from coffre.core.model import Archive
 from coffre.daemon.executor import Executor
 from coffre.jobs.pruning import COMPACT_ABSOLUTE, compact_due
-from coffre.jobs.queue import Job, JobRequest
+from coffre.jobs.queue import Job, JobRequest, JobResult
 from coffre.jobs.services import Services
 from coffre.storage.state import State
+from coffre.targets.base import RemovableDisk
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 29, 0, 30, tzinfo=UTC)  # 01:30 in Paris
@@ -99,8 +100,20 @@ class FakeBorg:
 
 
 class FakeRepository:
+    """A local repository that is always there, with the recorded ID."""
+
     name = "local"
     location = "/srv/repo"
+    compacts = True
+
+    def as_disk(self) -> RemovableDisk | None:
+        return None
+
+    def job_services(self, daemon: Services) -> Services:
+        return daemon
+
+    def require_ready(self) -> None:
+        return None
 
     async def repository_id(self) -> str:
         return REPO_ID
@@ -137,7 +150,7 @@ def _history() -> list[Archive]:
     return [at(1, 10), at(1), at(26), at(27), at(28)]
 
 
-def _run(tmp_path: Path, borg: FakeBorg, *, listed: bool = True) -> tuple[dict[str, Any], State]:
+def _run(tmp_path: Path, borg: FakeBorg, *, listed: bool = True) -> tuple[JobResult, State]:
     state = State.open(tmp_path / "state.db", logger=logging.getLogger("t"), now=NOW)
     state.record_repository("local", REPO_ID, "/srv/repo", NOW)
     if listed:
@@ -151,7 +164,7 @@ def _run(tmp_path: Path, borg: FakeBorg, *, listed: bool = True) -> tuple[dict[s
     )
     executor = Executor(services, {"local": FakeRepository()})
 
-    async def go() -> dict[str, Any]:
+    async def go() -> JobResult:
         job = Job(id=1, request=JobRequest("backup", ("local",), reason="nightly"))
         return await executor(job)
 

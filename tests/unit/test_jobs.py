@@ -6,7 +6,9 @@ import asyncio
 
 import pytest
 
-from coffre.jobs.queue import Job, JobEvent, JobQueue, JobRequest, TargetHolds
+from coffre.core.job_events import JobResult
+from coffre.core.messages import Event, JobOptions
+from coffre.jobs.queue import Job, JobQueue, JobRequest, TargetHolds
 
 
 def _backup(*targets: str, reason: str = "asked") -> JobRequest:
@@ -29,7 +31,7 @@ def test_a_prune_does_not_merge_into_a_backup_nor_a_different_prune() -> None:
     async def scenario() -> None:
         queue = JobQueue(lambda job: asyncio.sleep(0, {"event": "result", "ok": True}))
         queue.submit(_backup("local"))
-        dry = queue.submit(JobRequest("prune", ("local",), options=(("dry_run", True),)))
+        dry = queue.submit(JobRequest("prune", ("local",), options=JobOptions(dry_run=True)))
         real = queue.submit(JobRequest("prune", ("local",)))
         again = queue.submit(JobRequest("prune", ("local",)))
         assert len(queue.pending) == 3
@@ -46,7 +48,7 @@ def test_jobs_run_one_at_a_time_in_order_and_the_running_one_is_not_merged_into(
         gate = asyncio.Event()
         started = asyncio.Event()
 
-        async def execute(job: Job) -> JobEvent:
+        async def execute(job: Job) -> JobResult:
             nonlocal running, most
             running += 1
             most = max(most, running)
@@ -73,19 +75,19 @@ def test_jobs_run_one_at_a_time_in_order_and_the_running_one_is_not_merged_into(
 
 def test_listeners_receive_events_and_the_result() -> None:
     async def scenario() -> None:
-        async def execute(job: Job) -> JobEvent:
-            job.publish({"event": "progress", "nfiles": 3})
+        async def execute(job: Job) -> JobResult:
+            job.publish({"event": "progress", "target": "a", "nfiles": 3})
             return {"event": "result", "ok": True}
 
         queue = JobQueue(execute)
         job = queue.submit(_backup("a"))
-        events: asyncio.Queue[JobEvent] = asyncio.Queue()
+        events: asyncio.Queue[Event] = asyncio.Queue()
         job.listeners.append(events)
         server = asyncio.create_task(queue.serve())
         got = [await asyncio.wait_for(events.get(), 5), await asyncio.wait_for(events.get(), 5)]
         server.cancel()
         assert got == [
-            {"job": job.id, "event": "progress", "nfiles": 3},
+            {"job": job.id, "event": "progress", "target": "a", "nfiles": 3},
             {"job": job.id, "event": "result", "ok": True},
         ]
 
@@ -97,7 +99,7 @@ def test_cancelling_the_queue_cancels_the_running_job_and_tells_its_waiters() ->
         started = asyncio.Event()
         cancelled = False
 
-        async def execute(job: Job) -> JobEvent:
+        async def execute(job: Job) -> JobResult:
             nonlocal cancelled
             started.set()
             try:
@@ -129,7 +131,7 @@ def test_one_job_per_target_across_lanes_and_the_second_is_told_why() -> None:
         backup.progress = 0.25
         restore = Job(id=2, request=JobRequest("restore", ("local",)))
         other = Job(id=3, request=JobRequest("disk", ("disque-a",)))
-        told: asyncio.Queue[JobEvent] = asyncio.Queue()
+        told: asyncio.Queue[Event] = asyncio.Queue()
         restore.listeners.append(told)
         order: list[str] = []
         release = asyncio.Event()

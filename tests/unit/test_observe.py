@@ -20,8 +20,9 @@ from coffre.core.config_types import (
     SourceConfig,
 )
 from coffre.core.health import Health
+from coffre.core.job_events import JobResult
 from coffre.core.outcomes import BackupWarnings, Reason
-from coffre.jobs.queue import Job, JobEvent, JobQueue, JobRequest
+from coffre.jobs.queue import Job, JobQueue, JobRequest
 from coffre.observe.facts import Observer
 from coffre.observe.leds import PATTERNS, Lights, Pattern
 from coffre.observe.observability import Observability
@@ -74,7 +75,7 @@ def test_a_job_lights_working_at_its_start_and_ok_once_the_lane_let_it_go(
         release = asyncio.Event()
         started = asyncio.Event()
 
-        async def execute(job: Job) -> JobEvent:
+        async def execute(job: Job) -> JobResult:
             started.set()
             await release.wait()
             return {"event": "result", "ok": True}

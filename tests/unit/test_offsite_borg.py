@@ -27,9 +27,10 @@ from coffre.core.config_types import (
 )
 from coffre.core.errors import HostKeyMismatch, OffsiteNotEnrolled
 from coffre.core.model import Archive
+from coffre.core.reports import StatusReport
 from coffre.core.sshkeys import PublicKey, parse_public_key
 from coffre.daemon.executor import Executor
-from coffre.jobs.queue import Job, JobRequest
+from coffre.jobs.queue import Job, JobRequest, JobResult
 from coffre.jobs.services import Services
 from coffre.storage.state import State
 from coffre.targets.offsite import repository as offsite
@@ -236,7 +237,7 @@ def test_retention_on_an_offsite_target_deletes_but_never_compacts(tmp_path: Pat
     repo = offsite.OffsiteRepository(_target(services), services, preflight=lambda **kw: KEY)
     executor = Executor(services, {"hds1": repo})
 
-    async def go() -> dict[str, Any]:
+    async def go() -> JobResult:
         return await executor(Job(id=1, request=JobRequest("backup", ("hds1",))))
 
     result = asyncio.run(go())
@@ -246,7 +247,7 @@ def test_retention_on_an_offsite_target_deletes_but_never_compacts(tmp_path: Pat
 
 
 def test_status_gives_the_hosts_last_check_in_the_boxs_timezone(tmp_path: Path) -> None:
-    from coffre.jobs.queue import JobEvent, JobQueue
+    from coffre.jobs.queue import JobQueue
     from coffre.observe import status
 
     checked = datetime(2026, 11, 29, 0, 30, tzinfo=UTC)
@@ -254,8 +255,8 @@ def test_status_gives_the_hosts_last_check_in_the_boxs_timezone(tmp_path: Path) 
     services = _services(tmp_path, FakeRunner(), clock)
     offsite.record_preflight(services, "hds1", checked, None)
 
-    async def build() -> dict[str, Any]:
-        async def idle(job: Job) -> JobEvent:
+    async def build() -> StatusReport:
+        async def idle(job: Job) -> JobResult:
             return {"event": "result", "ok": True}
 
         return status.build(services.config, services.state, JobQueue(idle), checked, None)
@@ -263,3 +264,23 @@ def test_status_gives_the_hosts_last_check_in_the_boxs_timezone(tmp_path: Path) 
     report = asyncio.run(build())
     # 00:30 UTC is 01:30 in Paris: the time support reads beside the archive names.
     assert report["targets"]["hds1"]["offsite"]["checked_at"] == "2026-11-29T01:30:00+01:00"
+
+
+def test_each_kind_of_repository_tells_the_jobs_what_differs(tmp_path: Path) -> None:
+    from coffre.core.config_types import LocalTarget
+    from coffre.targets.local import LocalRepository
+    from coffre.targets.usb.repository import UsbRepository
+
+    services = _services(tmp_path, FakeRunner(), Clock(datetime(2026, 3, 2, tzinfo=UTC)))
+    hds = offsite.OffsiteRepository(_target(services), services, preflight=lambda **kw: KEY)
+    local = LocalRepository(LocalTarget(name="local", path=tmp_path / "repo"))
+    disk = UsbRepository("disque-a", services.state.disk, tmp_path / "mnt")
+
+    assert (hds.compacts, local.compacts, disk.compacts) == (False, True, True)
+    assert (hds.as_disk(), local.as_disk(), disk.as_disk()) == (None, None, disk)
+    assert hds.job_services(services) is hds.services and hds.services.borg is not services.borg
+    assert local.job_services(services) is services and disk.job_services(services) is services
+    with pytest.raises(OffsiteNotEnrolled):
+        hds.require_ready()  # nothing pinned yet
+    local.require_ready()
+    disk.require_ready()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,10 @@ from coffre.core.config_types import (
     ScheduleConfig,
     SourceConfig,
 )
+from coffre.core.job_events import JobResult
+from coffre.core.messages import Event
 from coffre.jobs import lanes
-from coffre.jobs.queue import Job, JobEvent, JobQueue, JobRequest, waiting_for
+from coffre.jobs.queue import Job, JobQueue, JobRequest, waiting_for
 
 T0 = datetime(2026, 3, 2, 0, 30, tzinfo=UTC)
 
@@ -40,7 +42,7 @@ def _config(retry_for: int = 10) -> Config:
     )
 
 
-def _ok(job: Job) -> JobEvent:
+def _ok(job: Job) -> JobResult:
     return {
         "event": "result",
         "ok": True,
@@ -60,15 +62,15 @@ def test_targets_go_to_their_lane() -> None:
 def test_a_run_queues_the_network_part_after_the_main_part() -> None:
     order: list[tuple[str, tuple[str, ...]]] = []
 
-    def lane(name: str) -> Callable[[Job], Awaitable[JobEvent]]:
-        async def execute(job: Job) -> JobEvent:
+    def lane(name: str) -> Callable[[Job], Awaitable[JobResult]]:
+        async def execute(job: Job) -> JobResult:
             order.append((name, job.request.targets))
             job.publish({"event": "target_done", "target": job.request.targets[0], "ok": True})
             return _ok(job)
 
         return execute
 
-    async def go() -> tuple[list[JobEvent], JobEvent]:
+    async def go() -> tuple[list[Event], JobResult]:
         main, network = JobQueue(lane("main")), JobQueue(lane("network"))
         workers = [asyncio.create_task(main.serve()), asyncio.create_task(network.serve())]
         run = lanes.Run(
@@ -77,10 +79,10 @@ def test_a_run_queues_the_network_part_after_the_main_part() -> None:
             JobRequest("backup", ("local", "hds1", "hds2")),
         )
         assert len(network.pending) == 0  # not before the main part is done
-        sent: list[JobEvent] = []
+        sent: list[Event] = []
 
-        async def send(event: JobEvent) -> None:
-            sent.append(event)
+        async def send(event: Mapping[str, object]) -> None:
+            sent.append(dict(event))
 
         await run.follow(send)
         for worker in workers:
@@ -96,7 +98,7 @@ def test_a_run_queues_the_network_part_after_the_main_part() -> None:
 
 
 def test_a_run_stopped_in_its_main_part_never_uploads() -> None:
-    async def go() -> tuple[JobEvent, int]:
+    async def go() -> tuple[JobResult, int]:
         main, network = (
             JobQueue(lambda job: asyncio.sleep(0, _ok(job))),
             JobQueue(lambda job: asyncio.sleep(0, _ok(job))),
@@ -108,7 +110,11 @@ def test_a_run_stopped_in_its_main_part_never_uploads() -> None:
         )
         job = main.pending[0]
         job.done.set_result(
-            {"event": "result", "ok": False, "error": {"kind": "cancelled", "message": ""}}
+            {
+                "event": "result",
+                "ok": False,
+                "error": {"kind": "cancelled", "message": "", "hint": ""},
+            }
         )
         return await run.done, len(network.pending)
 
@@ -126,13 +132,13 @@ class Clock:
 
 def _retry(
     outcomes: dict[str, list[str | None]], retry_for: int = 10
-) -> tuple[JobEvent, list[tuple[str, ...]], list[float]]:
+) -> tuple[JobResult, list[tuple[str, ...]], list[float]]:
     """Run a network backup whose attempts end with ``outcomes`` (an error kind, or None: ok)."""
     clock = Clock()
     attempts: list[tuple[str, ...]] = []
     waits: list[float] = []
 
-    async def execute(job: Job) -> JobEvent:
+    async def execute(job: Job) -> JobResult:
         attempts.append(job.request.targets)
         targets: dict[str, Any] = {}
         for name in job.request.targets:
@@ -146,7 +152,7 @@ def _retry(
 
     run = lanes.retrying(execute, _config(retry_for), clock, logging.getLogger("t"), sleep=sleep)
 
-    async def go() -> JobEvent:
+    async def go() -> JobResult:
         job = Job(id=1, request=JobRequest("backup", ("hds1", "hds2"), reason="nightly"))
         result = await run(job)
         assert job.request.targets == ("hds1", "hds2")
@@ -184,7 +190,7 @@ def test_reads_have_a_lane_of_their_own_and_say_what_they_wait_for() -> None:
         gate = asyncio.Event()
         started = asyncio.Event()
 
-        async def execute(job: Job) -> JobEvent:
+        async def execute(job: Job) -> JobResult:
             started.set()
             await gate.wait()
             return _ok(job)

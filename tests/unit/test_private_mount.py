@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
-from coffre.daemon.support_ops import private_mount
+from coffre.support.desk import private_mount
 
 #: The daemon's mounts under the unit: /tmp and /var/tmp are systemd's private folders.
 UNDER_THE_UNIT = """\

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
 from coffre.core.errors import UsageError
+from coffre.core.messages import Client, RestoreRequest
 from coffre.core.request_check import check_request
-from coffre.daemon.control import Client, Message
-from coffre.daemon.support_ops import SupportDesk
 from coffre.jobs.queue import JobRequest
+from coffre.support.desk import SupportDesk
 
 
 def refusal(request: dict[str, Any]) -> UsageError:
@@ -158,7 +159,7 @@ def test_the_support_desk_refuses_before_recording_or_queueing_anything() -> Non
         submitted.append(request)
         raise AssertionError("a refused request was queued")
 
-    async def send(message: Message) -> None:
+    async def send(message: Mapping[str, object]) -> None:
         raise AssertionError(f"a refused request got an answer of its own: {message}")
 
     desk = SupportDesk(
@@ -172,7 +173,7 @@ def test_the_support_desk_refuses_before_recording_or_queueing_anything() -> Non
 
     async def ask() -> None:
         client = Client(uid=0, pid=1, gone=asyncio.Event(), pinged=asyncio.Event())
-        await desk.handle("restore", {"op": "restore", "paths": ["tab\tname.txt"]}, send, client)
+        await desk.handle(RestoreRequest(paths=("tab\tname.txt",)), send, client)
 
     with pytest.raises(UsageError, match=r"path 'tab\\tname.txt' contains a tab"):
         asyncio.run(ask())

@@ -20,9 +20,11 @@ import pytest
 import coffre
 from coffre.core.errors import ERROR_KINDS, CoffreError, StateError
 from coffre.core.health import Facts, Health, assess
+from coffre.core.job_events import JobResult
+from coffre.core.messages import Event
 from coffre.core.sshkeys import parse_public_key
 from coffre.daemon.executor import Executor
-from coffre.jobs.queue import Job, JobEvent, JobQueue, JobRequest
+from coffre.jobs.queue import Job, JobQueue, JobRequest
 from coffre.jobs.services import Services
 from coffre.jobs.supervision import Incidents, stalled_lanes
 from coffre.observe.facts import Observer
@@ -63,8 +65,8 @@ def records() -> Iterator[Records]:
 
 
 def test_a_job_that_raises_fails_alone_and_the_lane_runs_the_next(records: Records) -> None:
-    async def scenario() -> tuple[JobEvent, JobEvent, list[JobEvent]]:
-        async def execute(job: Job) -> JobEvent:
+    async def scenario() -> tuple[JobResult, JobResult, list[Event]]:
+        async def execute(job: Job) -> JobResult:
             if job.request.kind == "prune":
                 # What a refused argv or a vanished file did to the lane.
                 raise FileNotFoundError(2, "No such file or directory", "/etc/coffre/passphrase")
@@ -73,7 +75,7 @@ def test_a_job_that_raises_fails_alone_and_the_lane_runs_the_next(records: Recor
         queue = JobQueue(execute)
         server = asyncio.create_task(queue.serve())
         first = queue.submit(JobRequest("prune", ("local",)))
-        heard: asyncio.Queue[JobEvent] = asyncio.Queue()
+        heard: asyncio.Queue[Event] = asyncio.Queue()
         first.listeners.append(heard)
         second = queue.submit(JobRequest("backup", ("local",)))
         failed, then = await asyncio.wait_for(asyncio.gather(first.done, second.done), 10)
@@ -128,7 +130,7 @@ class BrokenRepository(FakeRepository):
         raise KeyError("a bug")
 
 
-async def _backup(executor: Executor, *targets: str) -> JobEvent:
+async def _backup(executor: Executor, *targets: str) -> JobResult:
     return await executor(Job(id=1, request=JobRequest("backup", targets)))
 
 

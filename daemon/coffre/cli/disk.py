@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from coffre.cli.support import (
@@ -19,6 +20,9 @@ from coffre.cli.support import (
 )
 from coffre.core.config_types import Config
 from coffre.core.errors import UsageError
+from coffre.core.job_events import outcomes_from_json
+from coffre.core.messages import DiskEnrollRequest, DiskForgetRequest, DisksRequest
+from coffre.core.reports import DiskFailure, DiskView, disks_from_json
 
 
 def add_parser(sub: Any) -> None:
@@ -46,24 +50,25 @@ def cmd_disk(args: argparse.Namespace, cfg: Config) -> int:
     if args.disk_command == "enroll":
         return _enroll(args, cfg)
     if args.disk_command == "forget":
-        raise_if_error(last_event(ask(cfg, {"op": "disk_forget", "name": args.name})))
+        raise_if_error(last_event(ask(cfg, DiskForgetRequest(name=args.name))))
         print(f"disk {args.name} forgotten; nothing on it was touched")
         return EXIT_OK
-    final = last_event(ask(cfg, {"op": "disks"}))
+    final = last_event(ask(cfg, DisksRequest()))
     raise_if_error(final)
+    disks = disks_from_json(final)
     if args.json:
-        json.dump(final["disks"], sys.stdout, indent=2)
+        json.dump(disks, sys.stdout, indent=2)
         print()
         return EXIT_OK
-    print_disks(final["disks"])
+    print_disks(disks)
     return EXIT_OK
 
 
-def print_disks(disks: list[dict[str, Any]]) -> None:
+def print_disks(disks: Sequence[DiskView]) -> None:
     """Print one line per disk for people, and a second one for a failure not since settled.
 
     In: the disks as the daemon's report gives them (``DiskWatch.report``).
-    Out: lines on stdout. Raises KeyError for a row without its keys.
+    Out: lines on stdout.
     """
     if not disks:
         print("no disk enrolled: plug one in and run `coffre disk enroll DEVICE --name NAME`")
@@ -90,18 +95,18 @@ def print_disks(disks: list[dict[str, Any]]) -> None:
             + (f", {size(disk['free_bytes'])} free" if disk["free_bytes"] is not None else "")
             + (f"  [{'; '.join(notes)}]" if notes else "")
         )
-        failure = disk.get("last_failure")
+        failure = disk["last_failure"]
         if failure:
             # "Safe to remove, last backup never" alone hides why: a full disk,
             # a pulled cable. The report keeps only a failure no backup settled.
             print(f"{'':<12} last failure {when(failure['at'])}: {_one_line(failure)}")
 
 
-def _one_line(failure: dict[str, Any]) -> str:
+def _one_line(failure: DiskFailure) -> str:
     """``[kind] message`` of a failure, cut to the message's first line (borg's can be long)."""
-    lines = str(failure.get("message") or "").strip().splitlines()
+    lines = (failure["message"] or "").strip().splitlines()
     first = lines[0] if lines else "no message"
-    return f"[{failure.get('kind') or 'unknown'}] {first}{' ...' if len(lines) > 1 else ''}"
+    return f"[{failure['kind'] or 'unknown'}] {first}{' ...' if len(lines) > 1 else ''}"
 
 
 def _enroll(args: argparse.Namespace, cfg: Config) -> int:
@@ -110,18 +115,13 @@ def _enroll(args: argparse.Namespace, cfg: Config) -> int:
             "--format erases everything on the disk: add --yes to confirm",
             hint=f"coffre disk enroll {args.device} --name {args.name} --format --yes",
         )
-    message = {
-        "op": "disk_enroll",
-        "device": args.device,
-        "name": args.name,
-        "format": args.format,
-        "yes": args.yes,
-        "adopt": args.adopt,
-    }
+    message = DiskEnrollRequest(
+        name=args.name, device=args.device, format=args.format, yes=args.yes, adopt=args.adopt
+    )
     final = follow(ask(cfg, message), quiet_progress=True)
     code = job_exit(final)
-    outcome = final.get("targets", {}).get(args.name, {})
-    if outcome.get("ok"):
+    outcome = outcomes_from_json(final).get(args.name)
+    if outcome is not None and outcome["ok"]:
         print(
             f"disk {args.name} {outcome['done']}: filesystem {outcome['fs_uuid']}, "
             f"repository {outcome['repository_id']}; its first backup starts now"

@@ -15,7 +15,6 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from coffre import __version__
 from coffre.cli import audit as cli_audit
@@ -40,15 +39,33 @@ from coffre.cli.support import (
 from coffre.config import loader as config
 from coffre.core.config_types import Config
 from coffre.core.errors import CoffreError, ConfigError
-from coffre.daemon.clock import SystemClock
-from coffre.daemon.notify import Notifier
+from coffre.core.job_events import outcomes_from_json, result_from_json
+from coffre.core.messages import (
+    ArchivesRequest,
+    BackupRequest,
+    InitRequest,
+    PruneRequest,
+    StatusRequest,
+    other_version,
+)
+from coffre.core.reports import (
+    ArchivesReport,
+    StatusReport,
+    TargetStatus,
+    archives_from_json,
+    status_from_json,
+)
 
 # --- subcommands --------------------------------------------------------------
 
 
 def cmd_daemon(args: argparse.Namespace, cfg: Config) -> int:
+    # The daemon, and all it imports, only for `coffre daemon`: the other commands
+    # ask it over the socket and start without it.
     import asyncio
 
+    from coffre.daemon.clock import SystemClock
+    from coffre.daemon.notify import Notifier
     from coffre.daemon.service import Daemon
     from coffre.storage import logs  # the daemon only: the other commands start without logging
 
@@ -66,20 +83,32 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
-    final = last_event(ask(cfg, {"op": "status"}))
+    """Run ``coffre status``: the box, then each target, then the disks (or ``--json``)."""
+    final = last_event(ask(cfg, StatusRequest()))
     raise_if_error(final)
-    report = final["status"]
+    report = status_from_json(final)
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()
         return EXIT_OK
+    _print_box(report)
+    for name, target in report["targets"].items():
+        _print_target(name, target)
+    if report["disks"]:
+        print("\nUSB disks")
+        cli_disk.print_disks(report["disks"])
+    return EXIT_OK
+
+
+def _print_box(report: StatusReport) -> None:
+    """The head of ``coffre status``: time, problems, jobs, keys never exported."""
     print(f"coffre {__version__} at {when(report['now'])} ({report['timezone']})")
     print(f"next nightly run: {when(report['next_nightly'])}")
-    for problem in report.get("problems", ()):
+    for problem in report["problems"]:
         print(f"FAILURE: {problem}")
     running = report["running"]
     if running:
-        progress = running.get("progress")
+        progress = running["progress"]
         share = f", {progress:.0%}" if progress is not None else ""
         print(
             f"running: {running['kind']} of {', '.join(running['targets'])} "
@@ -92,55 +121,57 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
                 "run `coffre key export --paper` and keep the sheet with the passphrase"
             )
     cli_offsite.print_uploading(report)
-    reading = report.get("reading")
+    reading = report["reading"]
     if reading:
         print(f"reading: {reading['kind']} of {', '.join(reading['targets'])} (support)")
     for job in report["queued"]:
         print(f"queued: {job['kind']} of {', '.join(job['targets'])} ({job['reason']})")
-    for name, target in report["targets"].items():
-        print(f"\ntarget {name} ({target['kind']}, {target['location']})")
-        if target["repository_id"] is None:
-            print(f"  not initialised: run `coffre target init {name}`")
-        ok = target["last_success"]
-        if ok:
-            # The last archive made; one with borg's warnings is never called a success.
-            partial = ok.get("outcome") == "warning"
-            print(
-                f"  last {'backup (PARTIAL)' if partial else 'success'}: "
-                f"{when(ok['finished_at'])}, archive {ok['archive']}, "
-                f"{ok['nfiles']} files, {size(ok['original_size'])} "
-                f"({size(ok['deduplicated_size'])} new), {ok['duration']:.0f} s"
-            )
-            if partial:
-                print(
-                    f"  WARNING: {ok['warning_summary']} "
-                    "(`journalctl -u coffre -p warning` names them)"
-                )
-        else:
-            print("  last success: never")
-        failure = target["last_failure"]
-        if failure:
-            older = ok is not None and datetime.fromisoformat(
-                failure["started_at"]
-            ) < datetime.fromisoformat(ok["started_at"])
-            print(
-                f"  last failure: {when(failure['finished_at'])} [{failure['error_kind']}] "
-                f"{failure['error_message']}{' (since succeeded)' if older else ''}"
-            )
-        if target["slots"]:
-            marks = " ".join(
-                f"{slot} {'✓' if present else '✗'}" for slot, present in target["slots"].items()
-            )
-            print(f"  restore points: {marks}")
-        cli_offsite.print_target_status(target)
-        _print_archives(target, indent="  ")
-    if report["disks"]:
-        print("\nUSB disks")
-        cli_disk.print_disks(report["disks"])
-    return EXIT_OK
 
 
-def _print_archives(target: dict[str, Any], indent: str) -> None:
+def _print_target(name: str, target: TargetStatus) -> None:
+    """One target of ``coffre status``: its repository, last runs, restore points, archives."""
+    print(f"\ntarget {name} ({target['kind']}, {target['location']})")
+    if target["repository_id"] is None:
+        print(f"  not initialised: run `coffre target init {name}`")
+    ok = target["last_success"]
+    if ok:
+        # The last archive made; one with borg's warnings is never called a success.
+        partial = ok["outcome"] == "warning"
+        print(
+            f"  last {'backup (PARTIAL)' if partial else 'success'}: "
+            f"{when(ok['finished_at'])}, archive {ok['archive']}, "
+            f"{ok['nfiles']} files, {size(ok['original_size'])} "
+            f"({size(ok['deduplicated_size'])} new), {ok['duration'] or 0:.0f} s"
+        )
+        if partial:
+            print(
+                f"  WARNING: {ok['warning_summary']} (`journalctl -u coffre -p warning` names them)"
+            )
+    else:
+        print("  last success: never")
+    failure = target["last_failure"]
+    if failure:
+        older = (
+            ok is not None
+            and failure["started_at"] is not None
+            and ok["started_at"] is not None
+            and datetime.fromisoformat(failure["started_at"])
+            < datetime.fromisoformat(ok["started_at"])
+        )
+        print(
+            f"  last failure: {when(failure['finished_at'])} [{failure['error_kind']}] "
+            f"{failure['error_message']}{' (since succeeded)' if older else ''}"
+        )
+    if target["slots"]:
+        marks = " ".join(
+            f"{slot} {'✓' if present else '✗'}" for slot, present in target["slots"].items()
+        )
+        print(f"  restore points: {marks}")
+    cli_offsite.print_target_status(target)
+    _print_archives(target, indent="  ")
+
+
+def _print_archives(target: ArchivesReport, indent: str) -> None:
     if not target["listed"]:
         print(f"{indent}archives: not listed yet (the first backup lists them)")
         return
@@ -152,24 +183,27 @@ def _print_archives(target: dict[str, Any], indent: str) -> None:
 
 
 def cmd_archives(args: argparse.Namespace, cfg: Config) -> int:
-    final = last_event(ask(cfg, {"op": "archives", "targets": args.target}))
+    final = last_event(ask(cfg, ArchivesRequest(targets=tuple(args.target or ()))))
     raise_if_error(final)
+    reports = archives_from_json(final)
     if args.json:
-        json.dump(final["targets"], sys.stdout, indent=2)
+        json.dump(reports, sys.stdout, indent=2)
         print()
         return EXIT_OK
-    for name, target in final["targets"].items():
+    for name, target in reports.items():
         print(f"target {name}")
         _print_archives(target, indent="  ")
     return EXIT_OK
 
 
 def cmd_backup(args: argparse.Namespace, cfg: Config) -> int:
-    events = ask(cfg, {"op": "backup", "targets": args.target, "wait": args.wait})
+    events = ask(cfg, BackupRequest(targets=tuple(args.target or ()), wait=args.wait))
     if not args.wait:
         final = last_event(events)
         raise_if_error(final)
-        queued = final["queued"]
+        queued = result_from_json(final).get("queued")
+        if queued is None:
+            raise other_version("the queued job")
         print(f"backup of {', '.join(queued['targets'])} queued (job {queued['id']})")
         return EXIT_OK
     return job_exit(follow(events, quiet_progress=False))
@@ -177,16 +211,16 @@ def cmd_backup(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_prune(args: argparse.Namespace, cfg: Config) -> int:
     final = follow(
-        ask(cfg, {"op": "prune", "targets": args.target, "dry_run": args.dry_run}),
+        ask(cfg, PruneRequest(targets=tuple(args.target or ()), dry_run=args.dry_run)),
         quiet_progress=True,
     )
     code = job_exit(final)
     if args.json:
-        json.dump(final.get("targets", {}), sys.stdout, indent=2)
+        json.dump(outcomes_from_json(final), sys.stdout, indent=2)
         print()
         return code
-    for name, outcome in final.get("targets", {}).items():
-        if not outcome.get("ok"):
+    for name, outcome in outcomes_from_json(final).items():
+        if not outcome["ok"]:
             continue
         verb = "would delete" if outcome["dry_run"] else "deleted"
         print(f"target {name}:")
@@ -202,20 +236,12 @@ def cmd_prune(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_target_init(args: argparse.Namespace, cfg: Config) -> int:
     cfg.target(args.name)  # an unknown name fails here, before the daemon is asked
     final = follow(
-        ask(
-            cfg,
-            {
-                "op": "init",
-                "targets": [args.name],
-                "adopt": args.adopt,
-                "replace": args.replace,
-            },
-        ),
+        ask(cfg, InitRequest(targets=(args.name,), adopt=args.adopt, replace=args.replace)),
         quiet_progress=True,
     )
     code = job_exit(final)
-    outcome = final.get("targets", {}).get(args.name, {})
-    if outcome.get("ok"):
+    outcome = outcomes_from_json(final).get(args.name)
+    if outcome is not None and outcome["ok"]:
         print(
             f"target {args.name}: repository {outcome['repository_id']} {outcome['done']} "
             f"at {outcome['location']}"
@@ -230,7 +256,29 @@ def cmd_target_init(args: argparse.Namespace, cfg: Config) -> int:
 # --- parsing -------------------------------------------------------------------
 
 
+def _add_job_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``status``, ``backup``, ``archives`` and ``prune``, to the subcommands ``sub``."""
+    st = sub.add_parser("status", help="how each target stands")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+
+    backup = sub.add_parser("backup", help="back up now")
+    backup.add_argument("--target", action="append", metavar="NAME", help="only this target")
+    backup.add_argument(
+        "--wait", action="store_true", help="follow the backup; exit non-zero if it fails"
+    )
+
+    archives = sub.add_parser("archives", help="the archives of each target, with why kept")
+    archives.add_argument("--target", action="append", metavar="NAME")
+    archives.add_argument("--json", action="store_true")
+
+    prune = sub.add_parser("prune", help="apply retention (J, J-1, J-2, M, M-1) now")
+    prune.add_argument("--target", action="append", metavar="NAME")
+    prune.add_argument("--dry-run", action="store_true", help="only show what would go")
+    prune.add_argument("--json", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``coffre`` command's parser: every subcommand, each taking ``--config`` too."""
     parser = argparse.ArgumentParser(
         prog="coffre", description="Backups of the practice's share, on this box and away."
     )
@@ -255,24 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = cfg_sub.add_parser("check", help="report every problem of a configuration file")
     check.add_argument("path", nargs="?", help="file to check (default: the configuration)")
 
-    st = sub.add_parser("status", help="how each target stands")
-    st.add_argument("--json", action="store_true", help="machine-readable output")
-
-    backup = sub.add_parser("backup", help="back up now")
-    backup.add_argument("--target", action="append", metavar="NAME", help="only this target")
-    backup.add_argument(
-        "--wait", action="store_true", help="follow the backup; exit non-zero if it fails"
-    )
-
-    archives = sub.add_parser("archives", help="the archives of each target, with why kept")
-    archives.add_argument("--target", action="append", metavar="NAME")
-    archives.add_argument("--json", action="store_true")
-
-    prune = sub.add_parser("prune", help="apply retention (J, J-1, J-2, M, M-1) now")
-    prune.add_argument("--target", action="append", metavar="NAME")
-    prune.add_argument("--dry-run", action="store_true", help="only show what would go")
-    prune.add_argument("--json", action="store_true")
-
+    _add_job_parsers(sub)
     cli_disk.add_parser(sub)
     cli_offsite.add_parser(sub)
     cli_restore.add_parsers(sub)

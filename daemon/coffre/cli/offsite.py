@@ -21,6 +21,9 @@ from coffre.cli.support import (
 )
 from coffre.core.config_types import Config, OffsiteTarget
 from coffre.core.errors import UsageError
+from coffre.core.job_events import outcomes_from_json
+from coffre.core.messages import InitRequest, OffsiteEnrollRequest
+from coffre.core.reports import OffsiteEnrollment, StatusReport, TargetStatus, enrollment_from_json
 
 __all__ = ["add_parser", "cmd_offsite", "print_target_status", "print_uploading"]
 
@@ -52,26 +55,25 @@ def _enroll(args: argparse.Namespace, cfg: Config) -> int:
     target = cfg.target(args.name)  # an unknown name fails here, before the daemon is asked
     if not isinstance(target, OffsiteTarget):
         raise UsageError(f"target {args.name} is of kind {target.kind!r}, not offsite")
-    final = last_event(
-        ask(cfg, {"op": "offsite_enroll", "name": args.name, "accept": args.accept_host_key})
-    )
-    raise_if_error(final)
+    answer = last_event(ask(cfg, OffsiteEnrollRequest(name=args.name, accept=args.accept_host_key)))
+    raise_if_error(answer)
+    final = enrollment_from_json(answer)
     if args.json:
         json.dump(final, sys.stdout, indent=2)
         print()
     else:
         _print_enrollment(final, args.name)
-    preflight = final.get("preflight")
-    if not final.get("pinned"):
-        return EXIT_FAILED if final.get("pinned_before") else EXIT_OK
-    if not preflight or not preflight.get("ok"):
+    preflight = final["preflight"]
+    if not final["pinned"]:
+        return EXIT_FAILED if final["pinned_before"] else EXIT_OK
+    if not preflight or not preflight["ok"]:
         return EXIT_FAILED
     # Pinned, and the host takes the box's key: the repository, as an init job.
-    events = ask(cfg, {"op": "init", "targets": [args.name]})
+    events = ask(cfg, InitRequest(targets=(args.name,)))
     result = follow(events, quiet_progress=True)
     code = job_exit(result)
-    outcome = result.get("targets", {}).get(args.name, {})
-    if outcome.get("ok") and not args.json:
+    outcome = outcomes_from_json(result).get(args.name)
+    if outcome is not None and outcome["ok"] and not args.json:
         print(
             f"repository {outcome['repository_id']} {outcome['done']} at {outcome['location']}\n"
             "keep the passphrase file and an export of the key somewhere safe, away from the "
@@ -80,7 +82,7 @@ def _enroll(args: argparse.Namespace, cfg: Config) -> int:
     return code
 
 
-def _print_enrollment(final: dict[str, Any], name: str) -> None:
+def _print_enrollment(final: OffsiteEnrollment, name: str) -> None:
     if final["key_created"]:
         print(f"created the box's SSH key for {name}")
     print(f"host {final['host']} shows {final['host_key'].split()[0]} key {final['fingerprint']}")
@@ -110,14 +112,16 @@ def _print_enrollment(final: dict[str, Any], name: str) -> None:
         print("the host's key is one of the configuration's host_keys")
     else:
         print("the host's key is the pinned one")
-    preflight = final.get("preflight") or {}
-    if preflight.get("ok"):
+    preflight = final["preflight"]
+    if preflight is None:
+        return
+    if preflight["ok"]:
         print("the host takes the box's key")
-    elif preflight.get("error"):
+    elif "error" in preflight:
         print_error(preflight["error"], sys.stdout)
 
 
-def print_target_status(target: dict[str, Any]) -> None:
+def print_target_status(target: TargetStatus) -> None:
     """The offsite lines of one target in ``coffre status`` (nothing for other kinds)."""
     host = target.get("offsite")
     if host is None:
@@ -130,12 +134,12 @@ def print_target_status(target: dict[str, Any]) -> None:
     print(f"  sent: {size(host['bytes_sent'])} in all")
 
 
-def print_uploading(report: dict[str, Any]) -> None:
+def print_uploading(report: StatusReport) -> None:
     """The ``uploading:`` line of ``coffre status``: the network lane's running job."""
-    job = report.get("uploading")
+    job = report["uploading"]
     if not job:
         return
-    counters = job.get("counters") or {}
+    counters = job["counters"]
     sent = (
         f", {size(counters['deduplicated_size'])} sent" if "deduplicated_size" in counters else ""
     )

@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 from coffre.borg.env import BorgEnvironment, default_binary
 from coffre.borg.records import Progress
 from coffre.borg.runner import BorgRunner
+from coffre.cli.client import person_from_env
 from coffre.cli.recover_args import DEFAULT_STATE
 from coffre.cli.support import EXIT_FAILED, EXIT_OK, print_error, size
 from coffre.config import loader as config
@@ -51,7 +52,6 @@ from coffre.core.sshkeys import PublicKey, authorized_keys_line
 from coffre.recovery import recover
 from coffre.storage import logs
 from coffre.storage.audit import AuditLog
-from coffre.support.person import person_from_env
 from coffre.targets.offsite import ssh
 
 __all__ = ["cmd_recover"]
@@ -105,7 +105,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
         return _new_key(inputs, as_json=args.json)
     logger = _logger()
     audit = AuditLog(inputs.state_dir / AUDIT_FILE, logger)
-    person = person_from_env(os.environ, os.getuid())
+    person = person_from_env(os.environ, os.getuid()).to_json()
     asked = list(args.paths)
 
     def record(outcome: str, archive: str | None, details: dict[str, Any]) -> None:

@@ -18,14 +18,32 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from coffre.cli.client import peer_pid, person_from_env, request
 from coffre.cli.support import EXIT_FAILED, EXIT_OK, print_error, raise_if_error, size, when
 from coffre.core.config_types import Config
 from coffre.core.errors import DaemonUnavailable, NotInArchive
+from coffre.core.job_events import (
+    MountedEvent,
+    TargetOutcome,
+    outcomes_from_json,
+    result_from_json,
+    stream_event,
+)
+from coffre.core.messages import (
+    PING,
+    BrowseRequest,
+    ErrorInfo,
+    Event,
+    FindRequest,
+    KeyExportRequest,
+    ReadRequest,
+    RestoreRequest,
+)
 from coffre.core.request_check import check_request
-from coffre.daemon.control import PING, Message, peer_pid, request
 
 #: Exit code of a find that matched nothing (as a restore of a path in no archive).
 EXIT_NOT_FOUND = NotInArchive.exit_code
@@ -84,30 +102,33 @@ def add_parsers(sub: Any) -> None:
 
 
 def _ask(
-    cfg: Config, message: Message, *, hold: list[socket.socket] | None = None
-) -> Iterable[Message]:
-    from coffre.support.person import person_from_env  # only the commands that are audited load it
+    cfg: Config, message: ReadRequest, *, hold: list[socket.socket] | None = None
+) -> Iterable[Event]:
+    """Send the audited ``message``, saying who asks; the daemon's events."""
+    check_request(message.to_json())  # the daemon refuses the same; saying it here needs no daemon
+    asked = replace(message, person=person_from_env(os.environ, os.getuid()))
+    return request(cfg.paths.control_socket, asked, on_socket=hold)
 
-    check_request(message)  # the daemon refuses the same; saying it here needs no daemon
-    person = person_from_env(os.environ, os.getuid())
-    return request(cfg.paths.control_socket, {**message, "person": person}, on_socket=hold)
 
-
-def _result(events: Iterable[Message], *, tty: bool) -> Message:
+def _result(events: Iterable[Event], *, tty: bool) -> Event:
     """Show waiting, archive and progress events; return the final one."""
-    final: Message = {}
-    for event in events:
-        final = event
-        kind = event.get("event")
-        if kind == "waiting":
+    final: Event = {}
+    for line in events:
+        final = line
+        event = stream_event(line)
+        if event is None:
+            continue
+        if event["event"] == "waiting":
             print(event["message"], file=sys.stderr)
-        elif kind == "archive":
+        elif event["event"] == "archive":
             print(f"archive {event['archive']} of {event['target']}", file=sys.stderr)
-        elif kind == "progress" and tty and event.get("items") is not None:
+        elif event["event"] == "progress" and tty and event.get("items") is not None:
             print(
-                f"\r{event['target']}: {event['items']} items restored   ", end="", file=sys.stderr
+                f"\r{event['target']}: {event.get('items')} items restored   ",
+                end="",
+                file=sys.stderr,
             )
-        elif kind == "disk_released" and event.get("safe_to_remove"):
+        elif event["event"] == "disk_released" and event["safe_to_remove"]:
             print(f"disk {event['target']}: safe to remove", file=sys.stderr)
     if tty:
         print("\r", end="", file=sys.stderr)
@@ -115,26 +136,31 @@ def _result(events: Iterable[Message], *, tty: bool) -> Message:
     return final
 
 
-def _outcome(final: Message) -> tuple[str, dict[str, Any]]:
+def _outcome(final: Event) -> tuple[str, TargetOutcome]:
     """The one target of a read job's result and its outcome."""
-    targets: dict[str, Any] = final.get("targets", {})
-    if not targets:
-        return "", {"ok": False, "error": final.get("error", {"message": "failed"})}
-    return next(iter(targets.items()))
+    outcomes = outcomes_from_json(final)
+    if not outcomes:
+        failed: ErrorInfo = {"kind": "unknown", "message": "failed", "hint": ""}
+        return "", {"ok": False, "error": final.get("error") or failed}
+    return next(iter(outcomes.items()))
 
 
-def _failed(outcome: dict[str, Any]) -> int:
-    error = outcome.get("error", {})
+def _failed(outcome: TargetOutcome) -> int:
+    """Print why ``outcome`` failed; its exit code."""
+    error = outcome.get("error")
+    if error is None:
+        print_error({}, sys.stderr)
+        return EXIT_FAILED
     print_error(error, sys.stderr)
     return int(error.get("exit_code", EXIT_FAILED))
 
 
 def cmd_find(args: argparse.Namespace, cfg: Config) -> int:
     """Run ``coffre find``: hits grouped by archive, newest first."""
-    message = {"op": "find", "pattern": args.pattern, "target": args.target, "since": args.since}
+    message = FindRequest(pattern=args.pattern, target=args.target, since=args.since)
     final = _result(_ask(cfg, message), tty=sys.stderr.isatty())
     target, outcome = _outcome(final)
-    if not outcome.get("ok"):
+    if not outcome["ok"]:
         return _failed(outcome)
     if args.json:
         json.dump({"target": target, **outcome}, sys.stdout, indent=2)
@@ -162,22 +188,21 @@ def cmd_find(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_restore(args: argparse.Namespace, cfg: Config) -> int:
     """Run ``coffre restore``: what was restored, and where."""
     tty = sys.stderr.isatty()
-    message = {
-        "op": "restore",
-        "paths": args.paths,
-        "target": args.target,
-        "archive": args.archive,
-        "date": args.date,
-        "to": None if args.to is None else str(Path(args.to).absolute()),
-        "overwrite": args.overwrite,
-        "progress": tty,
-    }
+    message = RestoreRequest(
+        paths=tuple(args.paths),
+        target=args.target,
+        archive=args.archive,
+        date=args.date,
+        to=None if args.to is None else str(Path(args.to).absolute()),
+        overwrite=args.overwrite,
+        progress=tty,
+    )
     final = _result(_ask(cfg, message), tty=tty)
     target, outcome = _outcome(final)
     if args.json:
         json.dump({"target": target, **outcome}, sys.stdout, indent=2)
         print()
-    if not outcome.get("ok"):
+    if not outcome["ok"]:
         return _failed(outcome)
     if not args.json:
         print(
@@ -200,22 +225,14 @@ def cmd_browse(args: argparse.Namespace, cfg: Config) -> int:
     events = iter(
         _ask(
             cfg,
-            {"op": "browse", "target": args.target, "archive": args.archive, "date": args.date},
+            BrowseRequest(target=args.target, archive=args.archive, date=args.date),
             hold=held,
         )
     )
-    for event in events:
-        raise_if_error(event)
-        if event.get("event") == "waiting":
-            print(event["message"], file=sys.stderr)
-        if event.get("event") == "result":
-            _, outcome = _outcome(event)
-            return EXIT_OK if outcome.get("ok") else _failed(outcome)
-        if event.get("event") == "mounted":
-            break
-    else:
-        return EXIT_FAILED
-    path = event["path"]
+    mounted = _until_mounted(events)
+    if isinstance(mounted, int):
+        return mounted
+    path = mounted["path"]
     sock = held[0]
     daemon = peer_pid(sock)
     # No stdin at all (fd 0 closed) leaves sys.stdin None: a script.
@@ -224,15 +241,7 @@ def cmd_browse(args: argparse.Namespace, cfg: Config) -> int:
     release = None if shell else _Release(sock)  # before the path: a script may signal at once
     print(path, flush=True)
     idle = cfg.restore.browse_idle
-    ends = (
-        ["the shell exits"]
-        if shell
-        else [
-            *([f"{args.hold_for} s are over"] if args.hold_for is not None else []),
-            *(["this command's input ends"] if watch_input else []),
-            "this command is stopped (SIGTERM, SIGINT, SIGHUP)",
-        ]
-    )
+    ends = _what_ends_it(shell=shell, hold_for=args.hold_for, watch_input=watch_input)
     print(
         f"read-only; unmounted when {' or '.join(ends)}, or after {idle // 60 or 1} min unused",
         file=sys.stderr,
@@ -247,17 +256,7 @@ def cmd_browse(args: argparse.Namespace, cfg: Config) -> int:
     enter = ["nsenter", f"--mount=/proc/{daemon}/ns/mnt", "--"]
     try:
         if release is None:
-            program = os.environ.get("SHELL") or "/bin/sh"
-            print("a shell opens inside it: type `exit` to leave", file=sys.stderr)
-            if own:
-                subprocess.run([program], cwd=path, check=False)
-            else:
-                # Not `nsenter --wd`: util-linux 2.38 opens that folder before
-                # entering, so the shell would sit in the empty folder under the mount.
-                cd_then_shell = 'cd -- "$1" && exec "$2"'
-                subprocess.run(
-                    [*enter, "/bin/sh", "-c", cd_then_shell, "sh", path, program], check=False
-                )
+            _shell_inside(path, None if own else enter)
             return EXIT_OK
         if not own:
             print(f"to look inside: sudo {' '.join(enter)} ls {shlex.quote(path)}", file=sys.stderr)
@@ -266,6 +265,51 @@ def cmd_browse(args: argparse.Namespace, cfg: Config) -> int:
         stop.set()
         if release is not None:
             release.restore_signals()
+
+
+def _until_mounted(events: Iterator[Event]) -> MountedEvent | int:
+    """The ``mounted`` event of a browse, or the exit code when it ends before (told why).
+
+    Raises DaemonRefused for an error line.
+    """
+    for line in events:
+        raise_if_error(line)
+        if line.get("event") == "result":
+            _, outcome = _outcome(line)
+            return EXIT_OK if outcome["ok"] else _failed(outcome)
+        event = stream_event(line)
+        if event is None:
+            continue
+        if event["event"] == "waiting":
+            print(event["message"], file=sys.stderr)
+        if event["event"] == "mounted":
+            return event
+    return EXIT_FAILED
+
+
+def _what_ends_it(*, shell: bool, hold_for: int | None, watch_input: bool) -> list[str]:
+    """What ends a browse, as told to the person."""
+    if shell:
+        return ["the shell exits"]
+    return [
+        *([f"{hold_for} s are over"] if hold_for is not None else []),
+        *(["this command's input ends"] if watch_input else []),
+        "this command is stopped (SIGTERM, SIGINT, SIGHUP)",
+    ]
+
+
+def _shell_inside(path: str, enter: list[str] | None) -> None:
+    """Run the person's shell in ``path``; ``enter``: the nsenter prefix of the daemon's
+    mount namespace, when the folder exists only there (under systemd)."""
+    program = os.environ.get("SHELL") or "/bin/sh"
+    print("a shell opens inside it: type `exit` to leave", file=sys.stderr)
+    if enter is None:
+        subprocess.run([program], cwd=path, check=False)
+        return
+    # Not `nsenter --wd`: util-linux 2.38 opens that folder before
+    # entering, so the shell would sit in the empty folder under the mount.
+    cd_then_shell = 'cd -- "$1" && exec "$2"'
+    subprocess.run([*enter, "/bin/sh", "-c", cd_then_shell, "sh", path, program], check=False)
 
 
 def _mount_namespace(pid: str) -> str:
@@ -357,7 +401,7 @@ class _Release:
 
 
 def _hold_without_shell(
-    events: Iterator[Message], release: _Release, *, hold_for: int | None, watch_input: bool
+    events: Iterator[Event], release: _Release, *, hold_for: int | None, watch_input: bool
 ) -> int:
     """Hold the mount until ``hold_for`` seconds, a signal (``release``), the end of a
     piped input (``watch_input``), or the daemon's end of it (idle, longest).
@@ -400,18 +444,18 @@ def _hold_without_shell(
 
 def cmd_key(args: argparse.Namespace, cfg: Config) -> int:
     """Run ``coffre key export --paper``: every repository's key and how to use it."""
-    final = _result(_ask(cfg, {"op": "key_export", "targets": args.target}), tty=False)
+    final = _result(_ask(cfg, KeyExportRequest(targets=tuple(args.target or ()))), tty=False)
     code = EXIT_OK
     print(ESCROW_HEADER)
-    for name, outcome in final.get("targets", {}).items():
-        if not outcome.get("ok"):
+    for name, outcome in outcomes_from_json(final).items():
+        if not outcome["ok"]:
             print(f"\n--- {name}: NOT EXPORTED ---", file=sys.stderr)
             code = _failed(outcome)
             continue
         print(f"\n--- target {name}: {outcome['location']}")
         print(f"    repository ID {outcome['repository_id']}\n")
         print(outcome["paper"].rstrip("\n"))
-    for disk in final.get("absent_disks", []):
+    for disk in result_from_json(final).get("absent_disks", []):
         print(
             f"\n--- disk {disk}: not plugged in; run `coffre key export --paper --target {disk}` "
             "and plug it in when asked",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
-from typing import Any, TextIO
+from collections.abc import Iterable, Mapping
+from typing import TextIO
 
+from coffre.cli.client import request
 from coffre.core.config_types import Config
-from coffre.daemon.control import Message, request
+from coffre.core.job_events import TargetDone, outcomes_from_json, stream_event
+from coffre.core.messages import Event, Request
 
 EXIT_OK, EXIT_FAILED = 0, 1
 #: The job ended, but a backup made its archive with borg's warnings (files not
@@ -30,7 +32,8 @@ def when(iso: str | None) -> str:
     return "never" if iso is None else iso.replace("T", " ")[:19]
 
 
-def print_error(error: dict[str, Any], out: TextIO) -> None:
+def print_error(error: Mapping[str, object], out: TextIO) -> None:
+    """``error: MESSAGE`` and ``what to do: HINT`` (an ErrorInfo, or what an old daemon sent)."""
     print(f"error: {error.get('message', 'failed')}", file=out)
     if error.get("hint"):
         print(f"  what to do: {error['hint']}", file=out)
@@ -39,12 +42,13 @@ def print_error(error: dict[str, Any], out: TextIO) -> None:
 # --- talking to the daemon ---------------------------------------------------
 
 
-def ask(cfg: Config, message: Message) -> Iterable[Message]:
+def ask(cfg: Config, message: Request) -> Iterable[Event]:
+    """The events the daemon of ``cfg`` answers ``message`` with (see ``client.request``)."""
     return request(cfg.paths.control_socket, message)
 
 
-def last_event(events: Iterable[Message]) -> Message:
-    final: Message = {}
+def last_event(events: Iterable[Event]) -> Event:
+    final: Event = {}
     for event in events:
         final = event
     return final
@@ -53,55 +57,62 @@ def last_event(events: Iterable[Message]) -> Message:
 class DaemonRefused(Exception):
     """The daemon answered a request with an error line (carried as ``event``)."""
 
-    def __init__(self, event: Message) -> None:
+    def __init__(self, event: Event) -> None:
         super().__init__(event.get("message", ""))
         self.event = event
 
 
-def raise_if_error(event: Message) -> None:
+def raise_if_error(event: Event) -> None:
     if event.get("event") == "error":
         raise DaemonRefused(event)
 
 
-def follow(events: Iterable[Message], *, quiet_progress: bool) -> Message:
+def follow(events: Iterable[Event], *, quiet_progress: bool) -> Event:
     """Print a job's events as they come; return the final one."""
     tty = sys.stderr.isatty()
-    final: Message = {}
-    for event in events:
-        final = event
-        kind = event.get("event")
-        if kind == "queued":
+    final: Event = {}
+    for line in events:
+        final = line
+        event = stream_event(line)
+        if event is None:
+            continue
+        if event["event"] == "queued":
             print(f"job {event['job']['id']} queued", file=sys.stderr)
-        elif kind == "target_started":
+        elif event["event"] == "target_started":
             print(f"{event['target']}: started", file=sys.stderr)
-        elif kind == "progress" and tty and not quiet_progress:
+        elif event["event"] == "progress" and tty and not quiet_progress:
             ratio = event.get("ratio")
             share = f" ~{ratio:.0%}" if ratio is not None else ""
             print(
-                f"\r{event['target']}: {event['nfiles']} files, "
-                f"{size(event['original_size'])}{share}   ",
+                f"\r{event['target']}: {event.get('nfiles')} files, "
+                f"{size(event.get('original_size'))}{share}   ",
                 end="",
                 file=sys.stderr,
             )
-        elif kind == "target_done":
-            if tty:
-                print("\r", end="", file=sys.stderr)
-            if event["ok"] and event.get("outcome") == "warning":
-                print(
-                    f"{event['target']}: WARNING, archive {event.get('archive')}: "
-                    f"{event['warning_summary']} (the journal names them)",
-                    file=sys.stderr,
-                )
-            elif event["ok"]:
-                detail = f"archive {event['archive']}" if event.get("archive") else "done"
-                print(f"{event['target']}: ok, {detail}", file=sys.stderr)
-            else:
-                print(f"{event['target']}: FAILED", file=sys.stderr)
-                print_error(event["error"], sys.stderr)
+        elif event["event"] == "target_done":
+            _print_target_done(event, tty=tty)
     return final
 
 
-def job_exit(final: Message) -> int:
+def _print_target_done(event: TargetDone, *, tty: bool) -> None:
+    if tty:
+        print("\r", end="", file=sys.stderr)
+    if event["ok"] and event.get("outcome") == "warning":
+        print(
+            f"{event['target']}: WARNING, archive {event.get('archive')}: "
+            f"{event.get('warning_summary')} (the journal names them)",
+            file=sys.stderr,
+        )
+    elif event["ok"]:
+        archive = event.get("archive")
+        detail = f"archive {archive}" if archive else "done"
+        print(f"{event['target']}: ok, {detail}", file=sys.stderr)
+    else:
+        print(f"{event['target']}: FAILED", file=sys.stderr)
+        print_error(event.get("error") or {}, sys.stderr)
+
+
+def job_exit(final: Event) -> int:
     """The exit code of a job's final event: EXIT_FAILED when a target failed, else
     EXIT_WARNINGS when a backup ended with warnings, else EXIT_OK."""
     raise_if_error(final)
@@ -111,7 +122,6 @@ def job_exit(final: Message) -> int:
         print_error(final["error"], sys.stderr)
     if not final.get("ok"):
         return EXIT_FAILED
-    targets = final.get("targets", {})
-    if any(t.get("outcome") == "warning" for t in targets.values() if isinstance(t, dict)):
+    if any(t.get("outcome") == "warning" for t in outcomes_from_json(final).values()):
         return EXIT_WARNINGS
     return EXIT_OK

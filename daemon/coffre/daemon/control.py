@@ -1,78 +1,49 @@
-"""The control socket: JSON lines over a Unix socket, shared by daemon and CLI.
+"""The control socket's server: JSON lines over a Unix socket, in the daemon's loop.
 
 A client connects, sends one request line (a JSON object with an ``op``),
 and reads event lines until one has ``"event": "result"`` (or ``"error"``);
 then the connection closes. Only root (or the daemon's own user) may talk to
-the daemon: the socket file is 0600 and the peer's uid is checked.
+the daemon: the socket file is 0600 and the peer's uid is checked. The line is
+parsed here (:func:`coffre.core.messages.parse_request`): the handler gets a
+typed request, and a malformed one gets a usage error naming its field. The
+CLI's side is ``coffre.cli.client``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import socket
 import struct
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from coffre.core.errors import CoffreError, DaemonUnavailable, PermissionRefused, UsageError
-from coffre.core.messages import Message as Message
-from coffre.core.messages import Send as Send
+from coffre.core.errors import CoffreError, PermissionRefused, UsageError
+from coffre.core.messages import (
+    MAX_REQUEST,
+    PING,
+    Client,
+    Event,
+    Request,
+    Send,
+    encode,
+    error_info,
+    parse_request,
+)
 
-if TYPE_CHECKING:
-    # The server side only: the CLI (the client) starts faster without asyncio.
-    import asyncio
-
-
-@dataclass(frozen=True)
-class Client:
-    """Who sent a request (kernel-checked uid and pid), whether they hung up, and their pings.
-
-    ``gone`` is set when the client closes its end: a browse mount lives
-    as long as the command that asked for it. ``pinged`` is set at each
-    ``{"op": "in_use"}`` line the client sends after its request (``coffre
-    browse`` sees who works in the mount; the hardened daemon cannot).
-    """
-
-    uid: int
-    pid: int
-    gone: asyncio.Event
-    pinged: asyncio.Event
-
-
-Handler = Callable[[Message, Send, Client], Awaitable[None]]
-
-#: A request line longer than this is refused: requests are small.
-MAX_REQUEST = 64 * 1024
+Handler = Callable[[Request, Send, Client], Awaitable[None]]
 
 #: What the daemon reads, at most, of the rest of a request line too long before
 #: it answers: a client still sending then gets the answer, not a reset
 #: connection. A client sending more is cut off.
 _DRAIN_MAX = 64 * MAX_REQUEST
 
-FINAL_EVENTS = frozenset({"result", "error"})
 
-#: The line a client sends after its request to say its browse mount is in use.
-PING = b'{"op":"in_use"}\n'
-
-
-def encode(message: Message) -> bytes:
-    """One JSON line."""
-    return json.dumps(message, separators=(",", ":"), sort_keys=True).encode() + b"\n"
-
-
-def error_message(error: CoffreError) -> Message:
+def error_message(error: CoffreError) -> Event:
     """The final line that reports ``error`` to the client."""
-    return {
-        "event": "error",
-        "kind": error.kind,
-        "message": error.message,
-        "hint": error.hint,
-        "exit_code": error.exit_code,
-    }
+    return {"event": "error", **error_info(error)}
 
 
 def _peer(writer: asyncio.StreamWriter) -> tuple[int, int]:
@@ -92,32 +63,66 @@ async def _watch_hangup(reader: asyncio.StreamReader, client: Client) -> None:
     client.gone.set()
 
 
+def _replace_stale(path: Path) -> None:
+    """Remove a socket file no daemon listens behind; CoffreError when one does."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    if not path.exists():
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            path.unlink()
+        else:
+            raise CoffreError(
+                f"another coffre daemon already listens on {path}",
+                hint="stop it first (systemctl stop coffre)",
+            )
+
+
+async def _read_request(reader: asyncio.StreamReader) -> Request:
+    """The request line of a client, parsed.
+
+    Raises UsageError for a line too long (drained first, so that a client
+    still sending gets the answer), not a JSON object with an op, or a field
+    :func:`parse_request` refuses; IncompleteReadError/ConnectionError when the
+    client went away.
+    """
+    try:
+        line = await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as ended:
+        line = ended.partial  # a last line without its newline, as readline gives it
+    except asyncio.LimitOverrunError:
+        # Not readline: its ValueError does not say whether the newline
+        # was consumed, and draining past it would wait for ever.
+        await _drain_line(reader)
+        raise request_too_large() from None
+    try:
+        raw = json.loads(line)
+        if not isinstance(raw, dict) or not isinstance(raw.get("op"), str):
+            raise ValueError("not an object with an op")
+    except ValueError:
+        raise UsageError(
+            "bad request: expected one JSON object with an op per line",
+            hint="use the coffre command of this box",
+        ) from None
+    return parse_request(raw)
+
+
 async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
-    """Listen on ``path`` and hand each request to ``handler``.
+    """Listen on ``path`` and hand each request, parsed, to ``handler``.
 
     A stale socket file (no daemon behind it) is replaced; a live one means
     another daemon runs, and CoffreError is raised. ``handler`` receives the
-    request and a ``send`` coroutine; a CoffreError it raises is sent to the
-    client as an error line.
+    typed request, a ``send`` coroutine and the :class:`Client`; a CoffreError
+    it raises, or one raised reading the request, is sent to the client as an
+    error line.
     """
-    import asyncio
-
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-    if path.exists():
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-            try:
-                probe.connect(str(path))
-            except OSError:
-                path.unlink()
-            else:
-                raise CoffreError(
-                    f"another coffre daemon already listens on {path}",
-                    hint="stop it first (systemctl stop coffre)",
-                )
+    _replace_stale(path)
     allowed = {0, os.geteuid()}
 
     async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        async def send(message: Message) -> None:
+        async def send(message: Mapping[str, object]) -> None:
             writer.write(encode(message))
             await writer.drain()
 
@@ -125,41 +130,15 @@ async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
         try:
             uid, pid = _peer(writer)
             if uid not in allowed:
-                await send(
-                    error_message(
-                        PermissionRefused(
-                            "only root may control coffre", hint="run the command with sudo"
-                        )
-                    )
+                refused = PermissionRefused(
+                    "only root may control coffre", hint="run the command with sudo"
                 )
+                await send(error_message(refused))
                 return
             try:
-                line = await reader.readuntil(b"\n")
-            except asyncio.IncompleteReadError as ended:
-                line = ended.partial  # a last line without its newline, as readline gives it
-            except asyncio.LimitOverrunError:
-                # Not readline: its ValueError does not say whether the newline
-                # was consumed, and draining past it would wait for ever.
-                await _drain_line(reader)
-                await send(error_message(request_too_large()))
-                return
-            try:
-                request = json.loads(line)
-                if not isinstance(request, dict) or not isinstance(request.get("op"), str):
-                    raise ValueError("not an object with an op")
-            except ValueError:
-                await send(
-                    error_message(
-                        UsageError(
-                            "bad request: expected one JSON object with an op per line",
-                            hint="use the coffre command of this box",
-                        )
-                    )
-                )
-                return
-            client = Client(uid=uid, pid=pid, gone=asyncio.Event(), pinged=asyncio.Event())
-            watcher = asyncio.create_task(_watch_hangup(reader, client))
-            try:
+                request = await _read_request(reader)
+                client = Client(uid=uid, pid=pid, gone=asyncio.Event(), pinged=asyncio.Event())
+                watcher = asyncio.create_task(_watch_hangup(reader, client))
                 await handler(request, send, client)
             except CoffreError as error:
                 await send(error_message(error))
@@ -203,67 +182,3 @@ async def _drain_line(reader: asyncio.StreamReader) -> None:
             drained += len(chunk)
             if not chunk or b"\n" in chunk:
                 return
-
-
-def peer_pid(sock: socket.socket) -> int:
-    """The pid of the process at the other end of a connected Unix socket (the daemon)."""
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    pid, _uid, _gid = struct.unpack("3i", creds)
-    return int(pid)
-
-
-def request(
-    path: Path,
-    message: Message,
-    *,
-    timeout: float | None = None,
-    on_socket: list[socket.socket] | None = None,
-) -> Iterator[Message]:
-    """Send ``message`` to the daemon at ``path``; yield the event lines it answers.
-
-    ``on_socket``, when given, receives the connected socket: shutting it
-    down from another thread ends the request (``coffre browse`` at end of input).
-
-    Raises DaemonUnavailable when no daemon listens there, PermissionRefused
-    when the socket refuses us.
-    """
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(str(path))
-    except PermissionError as exc:
-        sock.close()
-        raise PermissionRefused(
-            f"permission denied on {path}: only root may control coffre",
-            hint="run the command with sudo",
-        ) from exc
-    except (FileNotFoundError, ConnectionRefusedError) as exc:
-        sock.close()
-        raise DaemonUnavailable(
-            f"the coffre daemon is not running (no one listens on {path})",
-            hint="start it: systemctl start coffre (or `coffre daemon`)",
-        ) from exc
-    if on_socket is not None:
-        on_socket.append(sock)
-    with sock, sock.makefile("rb") as stream:
-        # The daemon may answer and hang up before reading all of the request (a
-        # refused peer, a request too large): its answer is still ours to read below.
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            sock.sendall(encode(message))
-        for line in _lines(stream):
-            event = json.loads(line)
-            if not isinstance(event, dict):
-                continue
-            yield event
-            if event.get("event") in FINAL_EVENTS:
-                return
-    raise DaemonUnavailable(
-        "the daemon closed the connection before answering",
-        hint="it may have stopped; see `journalctl -u coffre`",
-    )
-
-
-def _lines(stream: Iterable[bytes]) -> Iterator[bytes]:
-    """The lines of ``stream``; a connection reset (the daemon hung up on unread data) ends them."""
-    with contextlib.suppress(ConnectionResetError):
-        yield from stream

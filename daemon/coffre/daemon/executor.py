@@ -12,7 +12,6 @@ lights and the metrics show it all the same.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 from coffre.borg.runner import Progress
 from coffre.core.errors import (
@@ -21,10 +20,12 @@ from coffre.core.errors import (
     StateError,
     TargetNotInitialised,
 )
+from coffre.core.job_events import OutcomeDetails, TargetOutcome, succeeded
+from coffre.core.messages import ErrorInfo, error_info
 from coffre.core.retention import Plan
 from coffre.jobs.backup import create_archive
 from coffre.jobs.pruning import apply_retention
-from coffre.jobs.queue import READ_KINDS, Job, JobEvent, TargetHolds
+from coffre.jobs.queue import READ_KINDS, Job, JobResult, TargetHolds
 from coffre.jobs.services import Services
 from coffre.jobs.supervision import Incidents, unexpected
 from coffre.storage import logs
@@ -37,21 +38,19 @@ from coffre.support.read_jobs import (
     key_export_job,
     restore_job,
 )
-from coffre.targets.base import Repository
+from coffre.targets.base import RemovableDisk, Repository
 from coffre.targets.init import init_target
-from coffre.targets.offsite.repository import OffsiteRepository
 from coffre.targets.usb import devices
 from coffre.targets.usb.enroll import enroll_disk
 from coffre.targets.usb.job import PowerOff, run_disk_job
-from coffre.targets.usb.repository import UsbRepository
 
 
-def error_event(error: CoffreError) -> dict[str, Any]:
+def error_event(error: CoffreError) -> ErrorInfo:
     """The JSON form of an error, as sent to the CLI."""
-    return error.describe()
+    return error_info(error)
 
 
-def plan_event(plan: Plan) -> dict[str, Any]:
+def plan_event(plan: Plan) -> OutcomeDetails:
     """The JSON form of a retention plan: archives kept with reasons, deleted, ignored."""
     return {
         "keep": [{"name": k.archive.name, "reasons": list(k.reasons)} for k in plan.keep],
@@ -61,7 +60,7 @@ def plan_event(plan: Plan) -> dict[str, Any]:
 
 
 _READ_JOBS: Mapping[
-    str, Callable[[ReadContext, Repository, str, Job], Awaitable[dict[str, Any]]]
+    str, Callable[[ReadContext, Repository, str, Job], Awaitable[OutcomeDetails]]
 ] = {
     "restore": restore_job,
     "find": find_job,
@@ -97,8 +96,8 @@ class Executor:
         # one job per repository is kept here, whatever lane a job runs in.
         self._holds = TargetHolds()
 
-    async def __call__(self, job: Job) -> JobEvent:
-        results: dict[str, Any] = {}
+    async def __call__(self, job: Job) -> JobResult:
+        results: dict[str, TargetOutcome] = {}
         for target in job.request.targets:
             async with self._holds.hold(target, job):
                 job.current_target = target
@@ -116,7 +115,7 @@ class Executor:
             "targets": results,
         }
 
-    async def _run_target(self, job: Job, target: str) -> dict[str, Any]:
+    async def _run_target(self, job: Job, target: str) -> TargetOutcome:
         kind = job.request.kind
         if kind == "enroll":
             return await self._step(
@@ -125,12 +124,16 @@ class Executor:
         repo = self._repositories[target]
         if kind in READ_KINDS:
             return await self._read(job, repo)
-        if isinstance(repo, UsbRepository) and kind in ("disk", "backup"):
+        removable = repo.as_disk()
+        if removable is not None and kind in ("disk", "backup"):
             # Asked by name (`coffre backup --target DISK`), a disk makes a new
             # archive even if it has today's; either way it ends powered off.
             force = kind == "backup"
             return await self._step(
-                target, "backup", lambda: self._disk(repo, job, force), log_ids=_BACKUP_LOG_IDS
+                target,
+                "backup",
+                lambda: self._disk(repo, removable, job, force),
+                log_ids=_BACKUP_LOG_IDS,
             )
         if kind == "init":
             return await self._step(target, "init", lambda: self._init(repo, job), log_ids=None)
@@ -148,7 +151,7 @@ class Executor:
             backup["ok"] = pruned["ok"]
         return backup
 
-    async def _read(self, job: Job, repo: Repository) -> dict[str, Any]:
+    async def _read(self, job: Job, repo: Repository) -> TargetOutcome:
         """A job reading ``repo`` for a person: not a run in state (the audit log has it)."""
         services = self._services_for(repo)
         ctx = ReadContext(services, self._wait_plugged, self._power_off)
@@ -171,16 +174,16 @@ class Executor:
             internal = unexpected(error, where, self._services.logger)
             self._incidents.crashed(repo.name)
             return {"ok": False, "error": error_event(internal)}
-        return {"ok": True, **details}
+        return succeeded(details)
 
     async def _step(
         self,
         target: str,
         kind: str,
-        work: Callable[[], Any],
+        work: Callable[[], Awaitable[tuple[RunStats | None, OutcomeDetails]]],
         *,
         log_ids: tuple[str, str, str] | None,
-    ) -> dict[str, Any]:
+    ) -> TargetOutcome:
         """Run ``work`` as a run of ``kind`` on ``target`` in state, with its log lines.
 
         Returns the step's outcome (``ok``, and ``error`` or the work's
@@ -213,21 +216,37 @@ class Executor:
             )
         else:
             self._incidents.recorded(target, kind)
+        if log_ids:
+            self._log_success(target, kind, stats, log_ids)
+        outcome = succeeded(details)
         # borg's warnings: the archive is made but lacks (or doubts) files, never "succeeded".
         warned = stats.warnings if stats is not None else None
-        if log_ids and warned is not None:
+        if warned is not None:
+            outcome["outcome"] = "warning"
+            outcome["not_backed_up"] = warned.not_backed_up
+            outcome["warning_summary"] = warned.summary
+        return outcome
+
+    def _log_success(
+        self, target: str, kind: str, stats: RunStats | None, log_ids: tuple[str, str, str]
+    ) -> None:
+        """Say in the journal that ``kind`` of ``target`` succeeded, or made its archive
+        with borg's warnings (never called a success)."""
+        logger = self._services.logger
+        warned = stats.warnings if stats is not None else None
+        if warned is not None:
             logger.warning(
                 "%s of %s ended with warnings: archive %s; %s",
                 kind,
                 target,
-                stats.archive,
+                stats.archive if stats else None,
                 warned.summary,
                 extra={
                     "MESSAGE_ID": logs.MSG_BACKUP_WARNING,
                     "COFFRE_FILES_NOT_BACKED_UP": str(warned.not_backed_up),
                 },
             )
-        elif log_ids:
+        else:
             logger.info(
                 "%s of %s succeeded%s",
                 kind,
@@ -235,15 +254,6 @@ class Executor:
                 f": archive {stats.archive}" if stats else "",
                 extra={"MESSAGE_ID": log_ids[1]},
             )
-        if warned is not None:
-            return {
-                "ok": True,
-                **details,
-                "outcome": "warning",
-                "not_backed_up": warned.not_backed_up,
-                "warning_summary": warned.summary,
-            }
-        return {"ok": True, **details}
 
     def _failed(
         self,
@@ -279,8 +289,8 @@ class Executor:
     def _expected_id(self, target: str) -> str:
         expected = self._services.state.repository_id(target)
         repo = self._repositories.get(target)
-        if expected is None and isinstance(repo, OffsiteRepository):
-            repo.require_enrolled()  # not enrolled says more than "not initialised"
+        if expected is None and repo is not None:
+            repo.require_ready()  # e.g. not enrolled says more than "not initialised"
         if expected is None:
             raise TargetNotInitialised(
                 f"target {target} has no repository recorded",
@@ -303,30 +313,37 @@ class Executor:
                 "deduplicated_size": p.deduplicated_size,
             }
             job.publish(
-                {"event": "progress", "target": repo.name, "ratio": job.progress, **job.counters}
+                {
+                    "event": "progress",
+                    "target": repo.name,
+                    "ratio": job.progress,
+                    "nfiles": p.nfiles,
+                    "original_size": p.original_size,
+                    "deduplicated_size": p.deduplicated_size,
+                }
             )
 
         return progress
 
     async def _disk(
-        self, repo: UsbRepository, job: Job, force: bool
-    ) -> tuple[RunStats | None, dict[str, Any]]:
+        self, repo: Repository, disk: RemovableDisk, job: Job, force: bool
+    ) -> tuple[RunStats | None, OutcomeDetails]:
         return await run_disk_job(
-            self._services,
-            repo,
+            repo.job_services(self._services),
+            disk,
             self._expected_id(repo.name),
             power_off=self._power_off,
             on_progress=self._progress(repo, job),
             force_create=force,
         )
 
-    async def _enroll(self, job: Job, name: str) -> tuple[None, dict[str, Any]]:
+    async def _enroll(self, job: Job, name: str) -> tuple[None, OutcomeDetails]:
         uuid, repository_id, done = await enroll_disk(
             self._services,
-            str(job.request.option("device")),
+            job.request.options.device,
             name,
-            format_disk=bool(job.request.option("format", False)),
-            adopt=bool(job.request.option("adopt", False)),
+            format_disk=job.request.options.format,
+            adopt=job.request.options.adopt,
         )
         self._services.logger.info(
             "disk %s (%s): repository %s %s", name, uuid, repository_id, done
@@ -335,9 +352,9 @@ class Executor:
 
     def _services_for(self, repo: Repository) -> Services:
         """The services of jobs on ``repo``: an offsite one brings its own (borg over SSH)."""
-        return repo.services if isinstance(repo, OffsiteRepository) else self._services
+        return repo.job_services(self._services)
 
-    async def _backup(self, repo: Repository, job: Job) -> tuple[RunStats, dict[str, Any]]:
+    async def _backup(self, repo: Repository, job: Job) -> tuple[RunStats, OutcomeDetails]:
         expected = self._expected_id(repo.name)
         progress = self._progress(repo, job)
         async with repo.opened(expected) as location:
@@ -352,17 +369,17 @@ class Executor:
             "deduplicated_size": stats.deduplicated_bytes,
         }
 
-    async def _prune(self, repo: Repository, job: Job) -> tuple[None, dict[str, Any]]:
+    async def _prune(self, repo: Repository, job: Job) -> tuple[None, OutcomeDetails]:
         expected = self._expected_id(repo.name)
-        dry_run = bool(job.request.option("dry_run", False))
+        dry_run = job.request.options.dry_run
         async with repo.opened(expected) as location:
             plan = await apply_retention(
                 self._services_for(repo),
                 repo.name,
                 location,
                 dry_run=dry_run,
-                refresh=bool(job.request.option("refresh", False)),
-                compacts=not isinstance(repo, OffsiteRepository),
+                refresh=job.request.options.refresh,
+                compacts=repo.compacts,
             )
         self._services.logger.info(
             "retention of %s: %d kept, %d %s",
@@ -374,12 +391,12 @@ class Executor:
         )
         return None, {"dry_run": dry_run, **plan_event(plan)}
 
-    async def _init(self, repo: Repository, job: Job) -> tuple[None, dict[str, Any]]:
+    async def _init(self, repo: Repository, job: Job) -> tuple[None, OutcomeDetails]:
         repository_id, done = await init_target(
             self._services_for(repo),
             repo,
-            adopt=bool(job.request.option("adopt", False)),
-            replace=bool(job.request.option("replace", False)),
+            adopt=job.request.options.adopt,
+            replace=job.request.options.replace,
         )
         self._services.logger.info("target %s: repository %s %s", repo.name, repository_id, done)
         return None, {"repository_id": repository_id, "done": done, "location": repo.location}

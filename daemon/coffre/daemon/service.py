@@ -23,9 +23,12 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from coffre.borg.env import BorgEnvironment, default_binary
 from coffre.borg.runner import BorgRunner
@@ -33,14 +36,34 @@ from coffre.config import loader as config_checks
 from coffre.core import schedule
 from coffre.core.clock import Clock
 from coffre.core.config_types import Config, LocalTarget
-from coffre.core.errors import CoffreError, PassphraseUnavailable, UsageError
-from coffre.core.request_check import check_request
-from coffre.daemon.control import Client, Message, Send, serve
+from coffre.core.errors import CoffreError, PassphraseUnavailable
+from coffre.core.messages import (
+    ArchivesRequest,
+    BackupRequest,
+    BrowseRequest,
+    Client,
+    DiskEnrollRequest,
+    DiskForgetRequest,
+    DisksRequest,
+    Event,
+    FindRequest,
+    InitRequest,
+    JobOptions,
+    KeyExportRequest,
+    OffsiteEnrollRequest,
+    PingRequest,
+    PruneRequest,
+    ReadRequest,
+    Request,
+    RestoreRequest,
+    Send,
+    StatusRequest,
+)
+from coffre.daemon.control import Handler, serve
 from coffre.daemon.executor import Executor
 from coffre.daemon.notify import Notifier
-from coffre.daemon.support_ops import SupportDesk
 from coffre.jobs import lanes
-from coffre.jobs.queue import Job, JobEvent, JobKind, JobQueue, JobRequest
+from coffre.jobs.queue import Job, JobQueue, JobRequest, JobResult
 from coffre.jobs.services import Services
 from coffre.jobs.supervision import Incidents, job_crashed, stalled_lanes
 from coffre.observe import status
@@ -49,6 +72,7 @@ from coffre.observe.observability import Observability
 from coffre.storage import logs
 from coffre.storage.audit import AuditLog, audit_path
 from coffre.storage.state import FAILED, State
+from coffre.support.desk import SupportDesk
 from coffre.support.restore import remove_stale_staging
 from coffre.targets.offsite import enroll as offsite_enroll
 from coffre.targets.registry import RepositoryCatalog, require_known
@@ -88,6 +112,51 @@ def read_passphrase(path: Path) -> bytes:
     return passphrase
 
 
+_R = TypeVar("_R", bound=Request)
+
+
+def _route(
+    kind: type[_R], serve_one: Callable[[_R, Send, Client], Awaitable[None]]
+) -> tuple[str, Handler]:
+    """``kind``'s op and ``serve_one`` as a handler of any request, for the daemon's table.
+
+    ``serve_one`` is checked (by mypy) to take a ``kind``; the handler raises
+    TypeError if the table sends it another request (a bug, not the client's fault).
+    """
+
+    async def handle(request: Request, send: Send, client: Client) -> None:
+        if not isinstance(request, kind):
+            raise TypeError(f"{type(request).__name__} routed to the handler of {kind.__name__}")
+        await serve_one(request, send, client)
+
+    return kind.op, handle
+
+
+@dataclass(frozen=True)
+class Running:
+    """What the daemon works with once ``run`` has opened state: made at once, all of it.
+
+    ``queues`` are the job queues by lane name (main, network, reads);
+    ``submit`` queues a request across them (a :class:`lanes.Run`).
+    """
+
+    state: State
+    services: Services
+    observed: Observability
+    queues: dict[str, JobQueue]
+    disks: DiskWatch
+    desk: SupportDesk
+
+    @property
+    def main(self) -> JobQueue:
+        return self.queues[lanes.MAIN]
+
+    def submit(self, request: JobRequest) -> lanes.Run:
+        """Queue ``request``: local targets in the main lane, offsite ones in the network lane,
+        reads (restore, find, browse, key export) in the reads lane."""
+        return lanes.Run(self.queues, self.services.config, request)
+
+
 class Daemon:
     """``coffre daemon``: runs until SIGTERM or SIGINT; ``run`` returns the exit code."""
 
@@ -105,15 +174,8 @@ class Daemon:
         self._logger = logger
         self._stopping = asyncio.Event()
         self._nightly_submitted: datetime | None = None
-        self._state: State | None = None
-        self._queue: JobQueue | None = None
-        # The network lane: offsite uploads, never in the way of the main lane (lanes.py).
-        self._network: JobQueue | None = None
-        self._reads: JobQueue | None = None
-        self._services: Services | None = None
-        self._disks: DiskWatch | None = None
-        self._desk: SupportDesk | None = None
-        self._observed: Observability | None = None
+        #: Set by ``run`` once state is open (None before: no box check looks at state).
+        self._running: Running | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._lanes_ok = True
         self._exit_code = 0
@@ -123,6 +185,57 @@ class Daemon:
     # --- life ---------------------------------------------------------------
 
     async def run(self) -> int:
+        """Open state, start the lanes, the socket, udev and the timer; serve until stopped.
+
+        Returns the exit code: 0 after a stop, 1 when a worker ended by itself.
+        Raises what opening state or the socket raises (CoffreError).
+        """
+        state = await self._open_state()
+        running = self._assemble(state)
+        self._running = running
+        loop = asyncio.get_running_loop()
+        watcher = UdevWatcher(running.observed.after(running.disks.handle), logger=self._logger)
+        watcher.start(loop)
+        running.disks.startup(watcher.present())
+        server = await serve(self._config.paths.control_socket, self._handlers(running))
+        await running.observed.start(
+            main=running.main,
+            network=running.queues[lanes.NETWORK],
+            reads=running.queues[lanes.READS],
+        )
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stopping.set)
+        self.check_box()
+        self._start_workers(running)
+        self._say_ready()
+        try:
+            await self._stopping.wait()
+        finally:
+            await self._shut_down(running, watcher, server)
+        return self._exit_code
+
+    async def _shut_down(
+        self, running: Running, watcher: UdevWatcher, server: asyncio.AbstractServer
+    ) -> None:
+        """Stop taking requests, stop the lanes (a running job at a checkpoint), close all."""
+        self._notifier.notify(STOPPING="1", STATUS="stopping")
+        self._logger.info(
+            "stopping: interrupting the running job at a checkpoint"
+            if running.main.running is not None
+            else "stopping"
+        )
+        server.close()
+        await self._stop_workers(running)
+        watcher.close()
+        await server.wait_closed()
+        await running.observed.close()
+        with contextlib.suppress(FileNotFoundError):
+            self._config.paths.control_socket.unlink()
+        running.state.close()
+        self._logger.info("coffre daemon stopped")
+
+    async def _open_state(self) -> State:
+        """The daemon's folders made, state opened, what the last stop cut short cleaned up."""
         config, logger = self._config, self._logger
         # State, keys and caches are nobody else's business, whoever started us.
         os.umask(0o077)
@@ -133,28 +246,20 @@ class Daemon:
         ):
             directory.mkdir(parents=True, exist_ok=True, mode=mode)
         state = State.open(config.paths.state_db, logger=logger, now=self._clock.now())
-        self._state = state
         interrupted = state.mark_interrupted_runs(self._clock.now())
         if interrupted:
             logger.warning("%d run(s) were cut short by the last stop of the daemon", interrupted)
         for stale in await asyncio.to_thread(remove_stale_staging, config.source.paths):
             logger.warning("removed %s: what a restore cut short had extracted", stale)
-        runner = BorgRunner(
-            BorgEnvironment(
-                binary=config.borg.binary or default_binary(),
-                base_dir=config.paths.borg_base,
-                cache_dir=config.paths.borg_cache,
-            ),
-            lambda: read_passphrase(config.encryption.passphrase_file),
-            lock_wait=config.borg.lock_wait,
-            stop_timeout=config.borg.stop_timeout,
-            logger=logger,
-        )
+        return state
+
+    def _assemble(self, state: State) -> Running:
+        """borg's runner, the services, the executor, the lanes, the disks and the support desk."""
+        config, logger, incidents = self._config, self._logger, self.incidents
+        runner = self._borg_runner()
         services = Services(
             config=config, state=state, borg=runner, clock=self._clock, logger=logger
         )
-        self._services = services
-        incidents = self.incidents
         executor = Executor(
             services,
             RepositoryCatalog(config, state, config.paths.mounts, services=services),
@@ -167,9 +272,8 @@ class Daemon:
         observed = Observability(
             config, Observer(config, state, self._clock, incidents=incidents), runner, logger
         )
-        self._observed = observed
 
-        async def execute(job: Job) -> JobEvent:
+        async def execute(job: Job) -> JobResult:
             asked = job.request
             self._notifier.notify(
                 STATUS=f"{asked.kind} of {', '.join(asked.targets)} ({asked.reason})"
@@ -179,56 +283,86 @@ class Daemon:
             finally:
                 self._notifier.notify(STATUS="idle")
             if asked.kind == "enroll" and result["ok"]:
-                disks.enrolled(asked.targets[0], str(asked.option("device")))
+                disks.enrolled(asked.targets[0], asked.options.device)
             return result
 
-        def crashed(job: Job, error: Exception) -> JobEvent:
-            return job_crashed(job, error, logger, incidents)
-
-        queue = JobQueue(observed.around(execute), on_crash=crashed)
-        self._queue = queue
-        network = JobQueue(
-            observed.around(lanes.retrying(execute, config, self._clock, logger)),
-            on_crash=crashed,
-        )
-        self._network = network
-        reads = JobQueue(observed.around(execute), on_crash=crashed)
-        self._reads = reads
+        queues = self._queues(execute, observed)
 
         def disk_busy(name: str) -> bool:
             # A restore from a disk has it mounted: a plug event then is no new disk.
-            return queue.touches(name) or reads.touches(name)
+            return queues[lanes.MAIN].touches(name) or queues[lanes.READS].touches(name)
 
-        disks = DiskWatch(config, state, self._clock, logger, queue.submit, disk_busy)
-        self._disks = disks
-        self._desk = SupportDesk(
+        disks = DiskWatch(config, state, self._clock, logger, queues[lanes.MAIN].submit, disk_busy)
+        desk = SupportDesk(
             config,
             state,
             self._clock,
             AuditLog(audit_path(config), logger),
-            self._run,
+            partial(lanes.Run, queues, config),
             disk_busy=disk_busy,
         )
-        loop = asyncio.get_running_loop()
-        watcher = UdevWatcher(observed.after(disks.handle), logger=logger)
-        watcher.start(loop)
-        disks.startup(watcher.present())
-        server = await serve(config.paths.control_socket, self._handle)
-        await observed.start(main=queue, network=network, reads=reads)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self._stopping.set)
-        self.check_box()
+        return Running(state, services, observed, queues, disks, desk)
+
+    def _borg_runner(self) -> BorgRunner:
+        """The one runner of borg: the passphrase is read from its file at each run."""
+        config = self._config
+        return BorgRunner(
+            BorgEnvironment(
+                binary=config.borg.binary or default_binary(),
+                base_dir=config.paths.borg_base,
+                cache_dir=config.paths.borg_cache,
+            ),
+            lambda: read_passphrase(config.encryption.passphrase_file),
+            lock_wait=config.borg.lock_wait,
+            stop_timeout=config.borg.stop_timeout,
+            logger=self._logger,
+        )
+
+    def _queues(
+        self, execute: Callable[[Job], Awaitable[JobResult]], observed: Observability
+    ) -> dict[str, JobQueue]:
+        """The lanes' queues, each running ``execute`` watched by ``observed``."""
+        config, logger, incidents = self._config, self._logger, self.incidents
+
+        def crashed(job: Job, error: Exception) -> JobResult:
+            return job_crashed(job, error, logger, incidents)
+
+        return {
+            lanes.MAIN: JobQueue(observed.around(execute), on_crash=crashed),
+            # The network lane: offsite uploads, never in the way of the main lane (lanes.py).
+            lanes.NETWORK: JobQueue(
+                observed.around(lanes.retrying(execute, config, self._clock, logger)),
+                on_crash=crashed,
+            ),
+            lanes.READS: JobQueue(observed.around(execute), on_crash=crashed),
+        }
+
+    def _start_workers(self, running: Running) -> None:
+        """Each lane's worker and the timer; one that ends by itself ends the daemon."""
         workers = [
-            asyncio.create_task(queue.serve(), name="main lane"),
-            asyncio.create_task(network.serve(), name="network lane"),
-            asyncio.create_task(reads.serve(), name="reads lane"),
-            asyncio.create_task(self._timer(), name="timer"),
+            asyncio.create_task(running.main.serve(), name="main lane"),
+            asyncio.create_task(running.queues[lanes.NETWORK].serve(), name="network lane"),
+            asyncio.create_task(running.queues[lanes.READS].serve(), name="reads lane"),
+            asyncio.create_task(self._timer(running), name="timer"),
         ]
         self._workers = workers
         for task in workers:
             task.add_done_callback(self._worker_ended)
+
+    async def _stop_workers(self, running: Running) -> None:
+        """Cancel the workers (a running job stops at a checkpoint); tell every waiter."""
+        for task in self._workers:
+            task.cancel()
+        for task in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for lane in running.queues.values():
+            self._abandon_pending(lane)
+
+    def _say_ready(self) -> None:
+        config = self._config
         self._notifier.notify(READY="1", STATUS="idle")
-        logger.info(
+        self._logger.info(
             "coffre daemon ready: %d target(s), nightly at %s %s, control socket %s",
             len(config.targets),
             config.schedule.daily.strftime("%H:%M"),
@@ -236,30 +370,6 @@ class Daemon:
             config.paths.control_socket,
             extra={"MESSAGE_ID": logs.MSG_DAEMON_READY},
         )
-        try:
-            await self._stopping.wait()
-        finally:
-            self._notifier.notify(STOPPING="1", STATUS="stopping")
-            if queue.running is not None:
-                logger.info("stopping: interrupting the running job at a checkpoint")
-            else:
-                logger.info("stopping")
-            server.close()
-            for task in workers:
-                task.cancel()
-            for task in workers:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            for lane in (queue, network, reads):
-                self._abandon_pending(lane)
-            watcher.close()
-            await server.wait_closed()
-            await observed.close()
-            with contextlib.suppress(FileNotFoundError):
-                config.paths.control_socket.unlink()
-            state.close()
-            logger.info("coffre daemon stopped")
-        return self._exit_code
 
     def stop(self) -> None:
         """Ask the daemon to stop (what SIGTERM does)."""
@@ -279,7 +389,7 @@ class Daemon:
         plan = self._config.schedule
         return schedule.next_due(now, plan.daily, plan.timezone)
 
-    async def _timer(self) -> None:
+    async def _timer(self, running: Running) -> None:
         """Tick until cancelled: nightly runs due, the box's files, the lanes and the watchdog.
 
         Raises nothing but cancellation: a tick that cannot read state says so
@@ -290,45 +400,38 @@ class Daemon:
         while True:
             now = self._clock.now()
             try:
-                self._nightly_if_due(now)
+                self._nightly_if_due(running, now)
             except CoffreError as error:
                 self._logger.error("cannot tell whether a nightly run is due: %s", error)
             self.check_box()
-            self._watch_lanes(interval)
+            self._watch_lanes(running, interval)
             delay = (schedule.next_due(now, plan.daily, plan.timezone) - now).total_seconds()
             delay = min(delay, interval if interval is not None else BOX_CHECK_PERIOD)
             await asyncio.sleep(max(delay, 0.0))
 
-    def _nightly_if_due(self, now: datetime) -> None:
+    def _nightly_if_due(self, running: Running, now: datetime) -> None:
         """Queue the nightly run due at ``now`` (a missed one too). Raises StateError."""
-        plan = self._config.schedule
-        assert self._state is not None
-        if self._state.get_time(NIGHTLY_KEY) is None:
+        plan, state = self._config.schedule, running.state
+        if state.get_time(NIGHTLY_KEY) is None:
             # A new box: nothing was missed yet (its targets are not even
             # initialised); the first nightly run is the next one due.
-            self._state.set_time(NIGHTLY_KEY, schedule.last_due(now, plan.daily, plan.timezone))
+            state.set_time(NIGHTLY_KEY, schedule.last_due(now, plan.daily, plan.timezone))
             self._logger.info(
                 "first start: the first nightly run is due at %s",
                 self._next_nightly(now).astimezone(plan.timezone),
             )
-        due = schedule.catch_up_due(
-            self._state.get_time(NIGHTLY_KEY), now, plan.daily, plan.timezone
-        )
+        due = schedule.catch_up_due(state.get_time(NIGHTLY_KEY), now, plan.daily, plan.timezone)
         if due is not None and due != self._nightly_submitted:
-            self._submit_nightly(due)
+            self._submit_nightly(running, due)
 
-    def _watch_lanes(self, interval: float | None) -> None:
+    def _watch_lanes(self, running: Running, interval: float | None) -> None:
         """Ping the watchdog if every lane serves; else say which does not, once, and stop pinging.
 
         A lane whose jobs wait while it runs none is wedged: without pings,
         systemd aborts the daemon and restarts it (a dead worker already
         ended the daemon, see :meth:`_worker_ended`).
         """
-        stalled = stalled_lanes(
-            {lanes.MAIN: self._queue, lanes.NETWORK: self._network, lanes.READS: self._reads},
-            time.monotonic(),
-            STALL_GRACE,
-        )
+        stalled = stalled_lanes(running.queues, time.monotonic(), STALL_GRACE)
         if stalled:
             if self._lanes_ok:
                 self._lanes_ok = False
@@ -386,8 +489,8 @@ class Daemon:
             self._logger.info(
                 "box problem solved: %s", problem, extra={"MESSAGE_ID": logs.MSG_BOX_RECOVERED}
             )
-        if (appeared or gone) and self._observed is not None:
-            self._observed.refresh()
+        if (appeared or gone) and self._running is not None:
+            self._running.observed.refresh()
         if gone and not self.incidents.box_problems:
             self._retry_failed_backups()
         return self.incidents.box_problems
@@ -395,14 +498,15 @@ class Daemon:
     def _missing_repositories(self) -> list[str]:
         """The initialised local targets whose repository folder is gone (its volume not
         mounted, or it was removed): each backup of them would fail. Raises nothing."""
-        if self._state is None:
-            return []
+        if self._running is None:
+            return []  # before run(): state is not open yet
+        state = self._running.state
         missing = []
         for target in self._config.targets:
             if not isinstance(target, LocalTarget) or target.path.exists():
                 continue
             try:
-                initialised = self._state.repository_id(target.name) is not None
+                initialised = state.repository_id(target.name) is not None
             except (CoffreError, sqlite3.Error):
                 continue  # state's own trouble is shown by the jobs that need it
             if initialised:
@@ -414,13 +518,14 @@ class Daemon:
 
     def _retry_failed_backups(self) -> None:
         """Back up again the configured targets whose last backup failed (a box problem solved)."""
-        if self._state is None or self._queue is None:
+        running = self._running
+        if running is None:
             return
         try:
             failed = tuple(
                 target.name
                 for target in self._config.targets
-                if (run := self._state.last_finished_run(target.name, "backup")) is not None
+                if (run := running.state.last_finished_run(target.name, "backup")) is not None
                 and run.outcome == FAILED
             )
         except CoffreError as error:
@@ -430,120 +535,142 @@ class Daemon:
             self._logger.info(
                 "the box has what backups need again: backing up %s", ", ".join(failed)
             )
-            self._run(JobRequest(kind="backup", targets=failed, reason="box recovered"))
+            running.submit(JobRequest(kind="backup", targets=failed, reason="box recovered"))
 
-    def _submit_nightly(self, due: datetime) -> None:
-        assert self._queue is not None and self._state is not None
-        state = self._state
+    def _submit_nightly(self, running: Running, due: datetime) -> None:
+        state = running.state
         self._nightly_submitted = due
         self._logger.info(
             "nightly run due at %s: queued", due.astimezone(self._config.schedule.timezone)
         )
-        job = self._run(
+        job = running.submit(
             JobRequest(
                 kind="backup",
                 targets=tuple(t.name for t in self._config.targets),
                 reason="nightly",
             )
         )
-        if self._disks is not None:
-            self._disks.queue_disks(self._disks.present_disks(), reason="nightly")
+        running.disks.queue_disks(running.disks.present_disks(), reason="nightly")
 
-        def done(_: asyncio.Future[JobEvent]) -> None:
+        def done(finished: asyncio.Future[JobResult]) -> None:
             # A stop before the job ran leaves it due: the next start catches up.
-            result = _.result() if not _.cancelled() else None
-            if result is not None and result.get("error", {}).get("kind") != "cancelled":
+            if finished.cancelled():
+                return
+            error = finished.result().get("error")
+            if error is None or error["kind"] != "cancelled":
                 state.set_time(NIGHTLY_KEY, due)
 
         job.done.add_done_callback(done)
 
-    def _run(self, request: JobRequest) -> lanes.Run:
-        """Queue ``request``: local targets in the main lane, offsite ones in the network lane,
-        reads (restore, find, browse, key export) in the reads lane."""
-        assert self._queue is not None and self._network is not None and self._reads is not None
-        queues = {lanes.MAIN: self._queue, lanes.NETWORK: self._network, lanes.READS: self._reads}
-        return lanes.Run(queues, self._config, request)
-
     # --- the control socket -------------------------------------------------
 
-    def _targets(self, request: Message, key: str = "targets") -> tuple[str, ...]:
-        asked = request.get(key)
-        if asked in (None, [], ""):
+    def routes(self, running: Running) -> dict[str, Handler]:
+        """Each op of the control socket and the method serving it, typed by its request."""
+        reads = partial(self._read, running)
+        jobs = partial(self._job, running)
+        return dict(
+            (
+                _route(PingRequest, self._ping),
+                _route(StatusRequest, partial(self._status, running)),
+                _route(ArchivesRequest, partial(self._archives, running)),
+                _route(BackupRequest, jobs),
+                _route(PruneRequest, jobs),
+                _route(InitRequest, jobs),
+                _route(DisksRequest, partial(self._disks, running)),
+                _route(DiskForgetRequest, partial(self._forget, running)),
+                _route(OffsiteEnrollRequest, partial(self._offsite, running)),
+                _route(DiskEnrollRequest, partial(self._enroll, running)),
+                _route(RestoreRequest, reads),
+                _route(FindRequest, reads),
+                _route(BrowseRequest, reads),
+                _route(KeyExportRequest, reads),
+            )
+        )
+
+    def _handlers(self, running: Running) -> Handler:
+        """The control socket's handler: each request to the method serving its op."""
+        table = self.routes(running)
+
+        async def handle(request: Request, send: Send, client: Client) -> None:
+            # parse_request knows every op: a request is always in the table.
+            await table[request.op](request, send, client)
+
+        return handle
+
+    def _targets(self, running: Running, asked: tuple[str, ...]) -> tuple[str, ...]:
+        """The targets named (checked: configured or enrolled), or every configured one."""
+        if not asked:
             return tuple(t.name for t in self._config.targets)
-        names = (asked,) if isinstance(asked, str) else tuple(str(n) for n in asked)
-        assert self._state is not None
-        return tuple(require_known(self._config, self._state, name) for name in names)
+        return tuple(require_known(self._config, running.state, name) for name in asked)
 
-    async def _handle(self, request: Message, send: Send, client: Client) -> None:
-        check_request(request)  # a value borg would refuse is a usage error, before any job
-        assert self._state is not None and self._queue is not None
-        op = request["op"]
+    async def _ping(self, request: PingRequest, send: Send, client: Client) -> None:
+        await send({"event": "result", "ok": True})
+
+    async def _status(
+        self, running: Running, request: StatusRequest, send: Send, client: Client
+    ) -> None:
+        self.check_box()  # a problem just solved shows as solved
         now = self._clock.now()
-        if op == "ping":
-            await send({"event": "result", "ok": True})
-        elif op == "status":
-            self.check_box()  # a problem just solved shows as solved
-            report = status.build(
-                self._config,
-                self._state,
-                self._queue,
-                now,
-                self._next_nightly(now),
-                network=self._network,
-                reads=self._reads,
-            )
-            report["disks"] = self._disks.report() if self._disks is not None else []
-            report["problems"] = list(self.incidents.failures())
-            await send({"event": "result", "ok": True, "status": report})
-        elif op == "archives":
-            reports = {
-                name: status.archives_report(self._config, self._state, name, now)
-                for name in self._targets(request)
-            }
-            await send({"event": "result", "ok": True, "targets": reports})
-        elif op in ("backup", "prune", "init"):
-            await self._job(op, request, send)
-        elif op == "disks":
-            assert self._disks is not None
-            await send({"event": "result", "ok": True, "disks": self._disks.report()})
-        elif op == "disk_forget":
-            assert self._disks is not None
-            self._disks.forget(str(request.get("name", "")))
-            await send({"event": "result", "ok": True})
-        elif op == "offsite_enroll":
-            assert self._services is not None
-            accept = request.get("accept")
-            await offsite_enroll.enroll(
-                self._services,
-                str(request.get("name", "")),
-                None if accept is None else str(accept),
-                send,
-                clock=self._clock,
-            )
-        elif op == "disk_enroll":
-            await self._enroll(request, send)
-        elif op in ("restore", "find", "browse", "key_export"):
-            assert self._desk is not None
-            await self._desk.handle(op, request, send, client)
-        else:
-            raise UsageError(f"unknown request {op!r}")
+        report = status.build(
+            self._config,
+            running.state,
+            running.main,
+            now,
+            self._next_nightly(now),
+            network=running.queues[lanes.NETWORK],
+            reads=running.queues[lanes.READS],
+            disks=running.disks.report(),
+            problems=self.incidents.failures(),
+        )
+        await send({"event": "result", "ok": True, "status": report})
 
-    async def _enroll(self, request: Message, send: Send) -> None:
-        assert self._queue is not None
-        name, device = str(request.get("name", "")), str(request.get("device", ""))
-        options: dict[str, Any] = {"device": device}
-        if request.get("format") and request.get("yes"):
-            options["format"] = True
-        if request.get("adopt"):
-            options["adopt"] = True
-        job = self._queue.submit(
-            JobRequest(kind="enroll", targets=(name,), options=tuple(sorted(options.items())))
+    async def _archives(
+        self, running: Running, request: ArchivesRequest, send: Send, client: Client
+    ) -> None:
+        now = self._clock.now()
+        reports = {
+            name: status.archives_report(self._config, running.state, name, now)
+            for name in self._targets(running, request.targets)
+        }
+        await send({"event": "result", "ok": True, "targets": reports})
+
+    async def _disks(
+        self, running: Running, request: DisksRequest, send: Send, client: Client
+    ) -> None:
+        await send({"event": "result", "ok": True, "disks": running.disks.report()})
+
+    async def _forget(
+        self, running: Running, request: DiskForgetRequest, send: Send, client: Client
+    ) -> None:
+        running.disks.forget(request.name)
+        await send({"event": "result", "ok": True})
+
+    async def _offsite(
+        self, running: Running, request: OffsiteEnrollRequest, send: Send, client: Client
+    ) -> None:
+        await offsite_enroll.enroll(
+            running.services, request.name, request.accept, send, clock=self._clock
+        )
+
+    async def _read(
+        self, running: Running, request: ReadRequest, send: Send, client: Client
+    ) -> None:
+        await running.desk.handle(request, send, client)
+
+    async def _enroll(
+        self, running: Running, request: DiskEnrollRequest, send: Send, client: Client
+    ) -> None:
+        options = JobOptions(
+            device=request.device, format=request.format and request.yes, adopt=request.adopt
+        )
+        job = running.main.submit(
+            JobRequest(kind="enroll", targets=(request.name,), options=options)
         )
         await self._follow(job, send)
 
     async def _follow(self, job: Job, send: Send) -> None:
         """Stream ``job``'s events to the client until its result."""
-        events: asyncio.Queue[JobEvent] = asyncio.Queue()
+        events: asyncio.Queue[Event] = asyncio.Queue()
         job.listeners.append(events)
         try:
             await send({"event": "queued", "job": job.describe()})
@@ -555,26 +682,31 @@ class Daemon:
         finally:
             job.listeners.remove(events)
 
-    async def _job(self, op: str, request: Message, send: Send) -> None:
-        assert self._queue is not None
-        kind: JobKind = "backup" if op == "backup" else "prune" if op == "prune" else "init"
-        options: dict[str, Any] = {}
-        for flag in ("dry_run", "adopt", "replace"):
-            if request.get(flag):
-                options[flag] = True
-        if kind == "prune":
+    async def _job(
+        self,
+        running: Running,
+        request: BackupRequest | PruneRequest | InitRequest,
+        send: Send,
+        client: Client,
+    ) -> None:
+        """Queue a backup, prune or init; follow it, or answer at once with the queued job."""
+        if isinstance(request, PruneRequest):
             # Asked by a person, retention works on borg's own list, not on
             # state's: archives may have been added or removed by hand.
-            options["refresh"] = True
-        run = self._run(
+            options = JobOptions(dry_run=request.dry_run, refresh=True)
+        elif isinstance(request, InitRequest):
+            options = JobOptions(adopt=request.adopt, replace=request.replace)
+        else:
+            options = JobOptions()
+        run = running.submit(
             JobRequest(
-                kind=kind,
-                targets=self._targets(request),
+                kind=request.op,
+                targets=self._targets(running, request.targets),
                 reason="asked",
-                options=tuple(sorted(options.items())),
+                options=options,
             )
         )
-        if not request.get("wait", True):
+        if not request.wait:
             await send({"event": "result", "ok": True, "queued": run.describe()})
             return
         await run.follow(send)

@@ -29,8 +29,11 @@ from typing import Any
 
 from coffre.core.clock import Clock
 from coffre.core.config_types import Config, OffsiteTarget
+from coffre.core.job_events import JobResult, TargetOutcome
+from coffre.core.messages import Event, Send
 from coffre.core.model import RETRIABLE
-from coffre.jobs.queue import READ_KINDS, Job, JobEvent, JobQueue, JobRequest
+from coffre.core.reports import JobView
+from coffre.jobs.queue import READ_KINDS, Job, JobQueue, JobRequest
 
 __all__ = ["MAIN", "NETWORK", "READS", "RETRIABLE", "Run", "lane_of", "retrying", "split"]
 
@@ -41,8 +44,6 @@ READS = "reads"
 
 #: The longest wait between two attempts.
 MAX_RETRY_DELAY = 1800.0
-
-_COMBINED = "_run_result"
 
 
 def lane_of(config: Config, target: str) -> str:
@@ -70,16 +71,16 @@ def split(
     return parts
 
 
-def _combine(kind: str, results: list[JobEvent]) -> JobEvent:
+def _combine(kind: str, results: list[JobResult]) -> JobResult:
     """One result for the parts of a run: every target's outcome; ok when all are."""
     if len(results) == 1:
         return results[0]
-    targets: dict[str, Any] = {}
+    targets: dict[str, TargetOutcome] = {}
     for result in results:
         targets.update(result.get("targets", {}))
-    combined: JobEvent = {
+    combined: JobResult = {
         "event": "result",
-        "ok": all(bool(r.get("ok")) for r in results),
+        "ok": all(r["ok"] for r in results),
         "kind": kind,
         "targets": targets,
     }
@@ -98,12 +99,15 @@ class Run:
 
     def __init__(self, lanes: Mapping[str, JobQueue], config: Config, request: JobRequest) -> None:
         self.request = request
-        self.done: asyncio.Future[JobEvent] = asyncio.get_running_loop().create_future()
+        self.done: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
         self.jobs: list[Job] = []
         self._lanes = lanes
         self._parts = split(config, request.targets, request.kind)
-        self._results: list[JobEvent] = []
-        self._followers: list[asyncio.Queue[JobEvent]] = []
+        self._results: list[JobResult] = []
+        self._followers: list[asyncio.Queue[Event]] = []
+        #: The run's result, as put in its followers' queues: told apart from a
+        #: part's result (published by the part's job) by identity.
+        self._combined: Event | None = None
         if not self._parts:
             raise ValueError("a run needs at least one target")
         self._submit(0)
@@ -124,36 +128,39 @@ class Run:
             follower.put_nowait({"event": "queued", "job": job.describe()})
         job.done.add_done_callback(lambda done: self._part_done(index, done))
 
-    def _part_done(self, index: int, done: asyncio.Future[JobEvent]) -> None:
+    def _part_done(self, index: int, done: asyncio.Future[JobResult]) -> None:
         job = self.jobs[index]
         for follower in self._followers:
             if follower in job.listeners:
                 job.listeners.remove(follower)
         result = done.result() if not done.cancelled() else cancelled_result()
         self._results.append(result)
-        stopped = result.get("error", {}).get("kind") == "cancelled" and not result.get("targets")
+        error = result.get("error")
+        stopped = error is not None and error["kind"] == "cancelled" and not result.get("targets")
         if index + 1 < len(self._parts) and not stopped:
             self._submit(index + 1)
             return
         combined = _combine(self.request.kind, self._results)
         if not self.done.done():
             self.done.set_result(combined)
+        self._combined = {**combined}
         for follower in self._followers:
-            follower.put_nowait({**combined, _COMBINED: True})
+            follower.put_nowait(self._combined)
 
     def ahead(self) -> tuple[Job, ...]:
         """The jobs of its lane that the run's current part waits for (none: it runs now)."""
         lane, _ = self._parts[len(self.jobs) - 1]
         return self._lanes[lane].ahead_of(self.jobs[-1])
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JobView:
         """The first part's job as the CLI shows it, naming every target of the run."""
         first = self.jobs[0].describe()
-        return {**first, "targets": list(self.request.targets)}
+        first["targets"] = list(self.request.targets)
+        return first
 
-    async def follow(self, send: Callable[[JobEvent], Awaitable[None]]) -> None:
+    async def follow(self, send: Send) -> None:
         """Send every event of every part to ``send``, then the combined result."""
-        events: asyncio.Queue[JobEvent] = asyncio.Queue()
+        events: asyncio.Queue[Event] = asyncio.Queue()
         if self.done.done():
             await send(self.done.result())
             return
@@ -165,8 +172,8 @@ class Run:
                 await send({"event": "queued", "job": job.describe()})
             while True:
                 event = await events.get()
-                if event.get("event") == "result":
-                    if not event.pop(_COMBINED, False):
+                if event["event"] == "result":
+                    if event is not self._combined:
                         continue  # a part's result: the run goes on
                     await send(event)
                     return
@@ -178,7 +185,7 @@ class Run:
                     job.listeners.remove(events)
 
 
-def cancelled_result() -> JobEvent:
+def cancelled_result() -> JobResult:
     """The result of a job the daemon stopped before it could run."""
     return {
         "event": "result",
@@ -191,19 +198,19 @@ def cancelled_result() -> JobEvent:
     }
 
 
-def _retriable(outcome: Mapping[str, Any]) -> bool:
+def _retriable(outcome: TargetOutcome) -> bool:
     error = outcome.get("error")
-    return not outcome.get("ok") and isinstance(error, dict) and error.get("kind") in RETRIABLE
+    return not outcome["ok"] and error is not None and error["kind"] in RETRIABLE
 
 
 def retrying(
-    execute: Callable[[Job], Awaitable[JobEvent]],
+    execute: Callable[[Job], Awaitable[JobResult]],
     config: Config,
     clock: Clock,
     logger: Any,
     *,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> Callable[[Job], Awaitable[JobEvent]]:
+) -> Callable[[Job], Awaitable[JobResult]]:
     """``execute`` for the network lane: backups cut by the network are tried again.
 
     Every target of the job is tried once; those that failed with a
@@ -216,39 +223,29 @@ def retrying(
     """
     offsite = {t.name: t for t in config.targets if isinstance(t, OffsiteTarget)}
 
-    async def run(job: Job) -> JobEvent:
+    async def run(job: Job) -> JobResult:
         asked = job.request
-        began = clock.now()
+        retries = _Retries(offsite, clock.now())
         result = await execute(job)
         if asked.kind != "backup":
             return result
-        outcomes: dict[str, Any] = dict(result.get("targets", {}))
-        delays = {name: float(t.retry_delay) for name, t in offsite.items()}
+        outcomes: dict[str, TargetOutcome] = dict(result.get("targets", {}))
         try:
             while True:
                 now = clock.now()
-                due = [
-                    name
-                    for name, outcome in outcomes.items()
-                    if name in offsite
-                    and _retriable(outcome)
-                    and now < _deadline(began, offsite[name].retry_for)
-                ]
+                due = retries.due(outcomes, now)
                 if not due:
                     break
-                wait = min(delays[name] for name in due)
-                last = max(_deadline(began, offsite[name].retry_for) for name in due)
-                wait = max(min(wait, (last - now).total_seconds()), 0.0)
+                wait = retries.wait(due, now)
                 logger.warning(
                     "offsite backup of %s failed (%s): trying again in %.0f s",
                     ", ".join(due),
-                    ", ".join(outcomes[name]["error"]["kind"] for name in due),
+                    ", ".join(_error_kind(outcomes[name]) for name in due),
                     wait,
                 )
                 job.publish({"event": "retry_wait", "targets": due, "seconds": wait})
                 await sleep(wait)
-                for name in due:
-                    delays[name] = min(delays[name] * 2, MAX_RETRY_DELAY)
+                retries.backed_off(due)
                 job.request = JobRequest(
                     kind=asked.kind, targets=tuple(due), reason=asked.reason, options=asked.options
                 )
@@ -258,11 +255,52 @@ def retrying(
             job.request = asked
         return {
             **result,
-            "ok": all(bool(o.get("ok")) for o in outcomes.values()),
+            "ok": all(o["ok"] for o in outcomes.values()),
             "targets": outcomes,
         }
 
     return run
+
+
+class _Retries:
+    """The retry schedule of one network job begun at ``began``: who is due, and when.
+
+    Each offsite target waits its own ``retry_delay``, doubled after each
+    attempt (up to :data:`MAX_RETRY_DELAY`), until ``retry_for`` minutes after
+    ``began``.
+    """
+
+    def __init__(self, offsite: Mapping[str, OffsiteTarget], began: datetime) -> None:
+        self._offsite = offsite
+        self._began = began
+        self._delays = {name: float(t.retry_delay) for name, t in offsite.items()}
+
+    def _deadline(self, name: str) -> datetime:
+        return _deadline(self._began, self._offsite[name].retry_for)
+
+    def due(self, outcomes: Mapping[str, TargetOutcome], now: datetime) -> list[str]:
+        """The offsite targets to try again: failed with a RETRIABLE kind, time left."""
+        return [
+            name
+            for name, outcome in outcomes.items()
+            if name in self._offsite and _retriable(outcome) and now < self._deadline(name)
+        ]
+
+    def wait(self, due: list[str], now: datetime) -> float:
+        """Seconds before trying ``due`` again: the shortest delay, never past the last deadline."""
+        wait = min(self._delays[name] for name in due)
+        last = max(self._deadline(name) for name in due)
+        return max(min(wait, (last - now).total_seconds()), 0.0)
+
+    def backed_off(self, due: list[str]) -> None:
+        """``due`` were tried again: their next delay doubles."""
+        for name in due:
+            self._delays[name] = min(self._delays[name] * 2, MAX_RETRY_DELAY)
+
+
+def _error_kind(outcome: TargetOutcome) -> str:
+    error = outcome.get("error")
+    return "unknown" if error is None else error["kind"]
 
 
 def _deadline(began: datetime, minutes: int) -> datetime:

@@ -18,10 +18,25 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
+from coffre.core.job_events import JobEvent, JobResult
+from coffre.core.messages import Event, JobOptions
+from coffre.core.reports import JobView
 from coffre.jobs.supervision import job_crashed
 from coffre.storage.logs import LOGGER_NAME
+
+__all__ = [
+    "READ_KINDS",
+    "Job",
+    "JobEvent",
+    "JobKind",
+    "JobQueue",
+    "JobRequest",
+    "JobResult",
+    "TargetHolds",
+    "waiting_for",
+]
 
 JobKind = Literal[
     "backup", "prune", "init", "disk", "enroll", "restore", "find", "browse", "key_export"
@@ -30,21 +45,15 @@ JobKind = Literal[
 #: Jobs that read a repository for a person (support): their own lane, never merged.
 READ_KINDS: frozenset[JobKind] = frozenset({"restore", "find", "browse", "key_export"})
 
-#: An event sent to the people waiting for a job: progress, log lines, the result.
-JobEvent = dict[str, Any]
-
 
 @dataclass(frozen=True)
 class JobRequest:
-    """What is asked: a kind and the targets it touches (in order)."""
+    """What is asked: a kind, the targets it touches (in order), why, and the kind's options."""
 
     kind: JobKind
     targets: tuple[str, ...]
     reason: str = "asked"
-    options: tuple[tuple[str, Any], ...] = ()
-
-    def option(self, name: str, default: Any = None) -> Any:
-        return dict(self.options).get(name, default)
+    options: JobOptions = field(default_factory=JobOptions)
 
 
 @dataclass
@@ -53,8 +62,8 @@ class Job:
 
     id: int
     request: JobRequest
-    listeners: list[asyncio.Queue[JobEvent]] = field(default_factory=list)
-    done: asyncio.Future[JobEvent] = field(
+    listeners: list[asyncio.Queue[Event]] = field(default_factory=list)
+    done: asyncio.Future[JobResult] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     progress: float | None = None
@@ -67,12 +76,13 @@ class Job:
     last_used: float = 0.0
 
     def publish(self, event: JobEvent) -> None:
-        """Hand ``event`` to every listener (never blocks: queues are unbounded)."""
-        event = {"job": self.id, **event}
+        """Hand ``event``, with the job's id, to every listener (never blocks: unbounded queues)."""
+        stamped: Event = {"job": self.id, **event}
         for queue in self.listeners:
-            queue.put_nowait(event)
+            queue.put_nowait(stamped)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JobView:
+        """The job as the CLI shows it (status, a ``queued`` event)."""
         return {
             "id": self.id,
             "kind": self.request.kind,
@@ -106,9 +116,9 @@ class JobQueue:
 
     def __init__(
         self,
-        execute: Callable[[Job], Awaitable[JobEvent]],
+        execute: Callable[[Job], Awaitable[JobResult]],
         *,
-        on_crash: Callable[[Job, Exception], JobEvent] | None = None,
+        on_crash: Callable[[Job, Exception], JobResult] | None = None,
     ) -> None:
         self._execute = execute
         self._on_crash = on_crash or (
@@ -192,7 +202,7 @@ class JobQueue:
             except Exception as error:  # noqa: BLE001 - the lane's one net: the job fails, not the lane
                 result = self._on_crash(job, error)
             except asyncio.CancelledError:
-                cancelled: JobEvent = {
+                cancelled: JobResult = {
                     "event": "result",
                     "ok": False,
                     "error": {

@@ -26,10 +26,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from coffre.core.errors import CoffreError, InternalError
+from coffre.core.messages import error_info
 from coffre.storage import logs
 
 if TYPE_CHECKING:
-    from coffre.jobs.queue import Job, JobEvent, JobQueue
+    from coffre.jobs.queue import Job, JobQueue, JobResult
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def unexpected(error: Exception, where: str, logger: logging.Logger) -> Internal
 
 def job_crashed(
     job: Job, error: Exception, logger: logging.Logger, incidents: Incidents | None = None
-) -> JobEvent:
+) -> JobResult:
     """The failed result of ``job``, out of which ``error`` escaped (logged by
     :func:`unexpected`); ``incidents`` (when given) counts the crash against the job's
     current target. Raises nothing.
@@ -136,7 +137,7 @@ def job_crashed(
         "event": "result",
         "ok": False,
         "kind": request.kind,
-        "error": internal.describe(),
+        "error": error_info(internal),
     }
 
 

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, tzinfo
-from typing import Any
 
 from coffre.core import retention
 from coffre.core.clock import local_iso
 from coffre.core.config_types import Config
+from coffre.core.reports import (
+    ArchivesReport,
+    DiskView,
+    KeyEscrowView,
+    OffsiteView,
+    RunView,
+    StatusReport,
+    TargetStatus,
+)
 from coffre.jobs.queue import JobQueue
 from coffre.storage.state import RunRecord, State
 from coffre.targets.offsite.repository import status_of as offsite_status
 
 
-def _run(run: RunRecord | None, tz: tzinfo) -> dict[str, Any] | None:
+def _run(run: RunRecord | None, tz: tzinfo) -> RunView | None:
     """A run as status shows it. A run with warnings (outcome "warning") says how many
     files its archive lacks and why, as counts only: file names stay in the journal."""
     if run is None:
@@ -36,7 +45,7 @@ def _run(run: RunRecord | None, tz: tzinfo) -> dict[str, Any] | None:
     }
 
 
-def archives_report(config: Config, state: State, target: str, now: datetime) -> dict[str, Any]:
+def archives_report(config: Config, state: State, target: str, now: datetime) -> ArchivesReport:
     """The known archives of ``target``, newest first, each with its retention reasons."""
     known = state.archives(target)
     if known is None:
@@ -68,7 +77,7 @@ def archives_report(config: Config, state: State, target: str, now: datetime) ->
     }
 
 
-def key_escrow(config: Config, state: State, tz: tzinfo) -> list[dict[str, Any]]:
+def key_escrow(config: Config, state: State, tz: tzinfo) -> list[KeyEscrowView]:
     """Each repository (targets and USB disks) and when its key was last printed (None: never).
 
     Until every one has been, the backups cannot be read after the box is
@@ -96,16 +105,21 @@ def build(
     *,
     network: JobQueue | None = None,
     reads: JobQueue | None = None,
-) -> dict[str, Any]:
+    disks: Sequence[DiskView] = (),
+    problems: Sequence[str] = (),
+) -> StatusReport:
     """Everything `coffre status` shows, as JSON-ready data.
 
     ``network`` is the lane of offsite uploads: its running job is
     ``uploading``; ``reads`` the lane of support's reads: its running job is
-    ``reading``. Their queued jobs join ``queued``.
+    ``reading``. Their queued jobs join ``queued``. ``disks`` and
+    ``problems`` (what the box lacks, failures state could not record) are
+    the daemon's, shown as given.
     """
     tz = config.schedule.timezone
-    targets: dict[str, Any] = {}
+    targets: dict[str, TargetStatus] = {}
     for target in config.targets:
+        archives = archives_report(config, state, target.name, now)
         targets[target.name] = {
             "kind": target.kind,
             "location": target.location,
@@ -114,15 +128,12 @@ def build(
             "last_success": _run(state.last_completed(target.name, "backup"), tz),
             "last_attempt": _run(state.last_run(target.name, "backup"), tz),
             "last_failure": _run(state.last_failure(target.name), tz),
-            **archives_report(config, state, target.name, now),
+            "listed": archives["listed"],
+            "archives": archives["archives"],
+            "slots": archives["slots"],
         }
         if target.kind == "offsite":
-            offsite = offsite_status(state, target.name)
-            checked = offsite["checked_at"]
-            if checked is not None:
-                # Stored in UTC; shown, as every time of status, in the box's timezone.
-                offsite["checked_at"] = local_iso(datetime.fromisoformat(checked), tz)
-            targets[target.name]["offsite"] = offsite
+            targets[target.name]["offsite"] = _offsite(state, target.name, tz)
     return {
         "key_escrow": key_escrow(config, state, tz),
         "now": local_iso(now, tz),
@@ -138,4 +149,20 @@ def build(
         "uploading": network.running.describe() if network and network.running else None,
         "reading": reads.running.describe() if reads and reads.running else None,
         "targets": targets,
+        "disks": list(disks),
+        "problems": list(problems),
+    }
+
+
+def _offsite(state: State, name: str, tz: tzinfo) -> OffsiteView:
+    """The offsite lines of target ``name``, the time of its last check in the box's timezone."""
+    raw = offsite_status(state, name)
+    checked = raw["checked_at"]
+    return {
+        "last_error_kind": raw["last_error_kind"],
+        "reachable": raw["reachable"],
+        # Stored in UTC; shown, as every time of status, in the box's timezone.
+        "checked_at": None if checked is None else local_iso(datetime.fromisoformat(checked), tz),
+        "preflight_error": raw["preflight_error"],
+        "bytes_sent": raw["bytes_sent"],
     }

@@ -16,16 +16,17 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime
-from pathlib import Path, PurePosixPath
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 from coffre.borg import argv
 from coffre.borg.records import Progress
 from coffre.core.clock import local_iso
 from coffre.core.errors import BorgArchiveMissing, CoffreError, DestinationError, DiskError
+from coffre.core.job_events import OutcomeDetails
 from coffre.core.model import Archive, Item
-from coffre.core.restore_plan import Wanted, matcher, newest_first, pick_archive, since_filter
+from coffre.core.restore_plan import matcher, newest_first, pick_archive, since_filter
 from coffre.jobs.pruning import known_archives, list_archives
 from coffre.jobs.queue import Job
 from coffre.jobs.services import Services
@@ -33,7 +34,6 @@ from coffre.support.restore import list_items, no_room, restore_archive
 from coffre.targets.base import Repository
 from coffre.targets.usb import devices
 from coffre.targets.usb.job import PowerOff, release_disk
-from coffre.targets.usb.repository import UsbRepository
 
 WaitPlugged = Callable[[str, float], Awaitable[None]]
 
@@ -59,7 +59,8 @@ async def reachable(
     Yields the location to give borg. Raises DiskAbsent when the disk is not
     plugged in within ``restore.disk_wait``, and what ``repo.opened`` raises.
     """
-    if not isinstance(repo, UsbRepository):
+    removable = repo.as_disk()
+    if removable is None:
         async with repo.opened(expected_id) as location:
             yield location
         return
@@ -74,16 +75,16 @@ async def reachable(
             }
         )
         await ctx.wait_plugged(repo.name, float(wait))
-    disk = repo.disk()
+    disk = removable.disk()
     failure: CoffreError | None = None
     try:
-        async with repo.opened(expected_id) as location:
+        async with removable.opened(expected_id) as location:
             yield location
     except CoffreError as error:
         failure = error
         raise
     finally:
-        safe = await release_disk(ctx.services, repo, disk, failure, ctx.power_off)
+        safe = await release_disk(ctx.services, removable, disk, failure, ctx.power_off)
         job.publish({"event": "disk_released", "target": repo.name, "safe_to_remove": safe})
 
 
@@ -123,28 +124,17 @@ async def resolve_archive(
     return found
 
 
-def _day(job: Job) -> date | None:
-    value = job.request.option("date")
-    return None if value is None else date.fromisoformat(str(value))
-
-
 async def restore_job(
     ctx: ReadContext, repo: Repository, expected_id: str, job: Job
-) -> dict[str, Any]:
+) -> OutcomeDetails:
     """The restore asked in ``job``'s options; returns what was written, where.
 
     The archive's time is ISO 8601 in the box's timezone.
     """
-    services = ctx.services
-    wanted = [Wanted(root=PurePosixPath(r), stored=s) for r, s in job.request.option("wanted")]
-    to_option = job.request.option("to")
+    services, options = ctx.services, job.request.options
     async with reachable(ctx, repo, expected_id, job) as location:
         archive = await resolve_archive(
-            services,
-            repo.name,
-            location,
-            name=job.request.option("archive"),
-            day=_day(job),
+            services, repo.name, location, name=options.archive, day=options.day
         )
         job.publish({"event": "archive", "target": repo.name, "archive": archive.name})
         try:
@@ -152,13 +142,13 @@ async def restore_job(
                 services.borg,
                 location,
                 archive.name,
-                wanted,
-                to=None if to_option is None else Path(str(to_option)),
-                overwrite=bool(job.request.option("overwrite", False)),
-                on_progress=_progress(job, repo.name) if job.request.option("progress") else None,
+                list(options.wanted),
+                to=None if options.to is None else Path(options.to),
+                overwrite=options.overwrite,
+                on_progress=_progress(job, repo.name) if options.progress else None,
             )
         except OSError as exc:
-            where = exc.filename or to_option or "the share"
+            where = exc.filename or options.to or "the share"
             if exc.errno == errno.ENOSPC:
                 raise no_room(Path(where)) from exc
             raise DestinationError(
@@ -202,15 +192,14 @@ def _progress(job: Job, target: str) -> Callable[[Progress], None]:
 
 async def find_job(
     ctx: ReadContext, repo: Repository, expected_id: str, job: Job
-) -> dict[str, Any]:
+) -> OutcomeDetails:
     """The archives of ``repo`` holding paths that match the pattern, newest first.
 
     Times (the archives', the files') are ISO 8601 in the box's timezone.
     """
     services = ctx.services
-    test = matcher(str(job.request.option("pattern")))
-    since_value = job.request.option("since")
-    since = None if since_value is None else datetime.fromisoformat(str(since_value))
+    test = matcher(job.request.options.pattern)
+    since = job.request.options.since
     limit = services.config.restore.find_max_results
     hits: list[tuple[Archive, Item]] = []
     total = 0
@@ -242,7 +231,7 @@ async def find_job(
 
 async def key_export_job(
     ctx: ReadContext, repo: Repository, expected_id: str, job: Job
-) -> dict[str, Any]:
+) -> OutcomeDetails:
     """``borg key export --paper`` of ``repo``; the export is recorded in state."""
     services = ctx.services
     async with reachable(ctx, repo, expected_id, job) as location:
@@ -261,7 +250,7 @@ async def browse_job(
     job: Job,
     *,
     mountpoint: Path,
-) -> dict[str, Any]:
+) -> OutcomeDetails:
     """Mount ``repo`` (or one archive) read-only at ``mountpoint`` until released or idle.
 
     Ends when ``job.released`` is set (the command ended), when nobody has used
@@ -274,10 +263,11 @@ async def browse_job(
     services = ctx.services
     settings = services.config.restore
     async with reachable(ctx, repo, expected_id, job) as location:
-        archive_name = job.request.option("archive")
-        if archive_name is None and job.request.option("date") is not None:
+        day = job.request.options.day
+        archive_name = job.request.options.archive
+        if archive_name is None and day is not None:
             archive_name = (
-                await resolve_archive(services, repo.name, location, name=None, day=_day(job))
+                await resolve_archive(services, repo.name, location, name=None, day=day)
             ).name
         mountpoint.mkdir(parents=True, exist_ok=True, mode=0o700)
         mounted = asyncio.create_task(

@@ -8,10 +8,14 @@ from contextlib import asynccontextmanager
 from coffre.borg.repository import read_repository_id
 from coffre.core.config_types import LocalTarget
 from coffre.core.errors import RepositoryIdMismatch
+from coffre.jobs.services import Services
+from coffre.targets.base import RemovableDisk
 
 
 class LocalRepository:
-    """The repository of a ``kind = "local"`` target."""
+    """The repository of a ``kind = "local"`` target: always reachable, compacted by the box."""
+
+    compacts = True
 
     def __init__(self, target: LocalTarget) -> None:
         self._target = target
@@ -23,6 +27,15 @@ class LocalRepository:
     @property
     def location(self) -> str:
         return self._target.location
+
+    def as_disk(self) -> RemovableDisk | None:
+        return None
+
+    def job_services(self, daemon: Services) -> Services:
+        return daemon
+
+    def require_ready(self) -> None:
+        return None
 
     async def repository_id(self) -> str:
         # Read from the repository's own config file: no borg run, no lock.

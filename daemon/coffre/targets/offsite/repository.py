@@ -41,6 +41,7 @@ from coffre.core.errors import CoffreError, OffsiteNotEnrolled
 from coffre.core.sshkeys import PublicKey, parse_public_key
 from coffre.jobs.services import Services
 from coffre.storage.state import State
+from coffre.targets.base import RemovableDisk
 from coffre.targets.offsite import ssh
 
 __all__ = [
@@ -349,6 +350,16 @@ class OffsiteRepository:
     @property
     def target(self) -> OffsiteTarget:
         return self._target
+
+    def as_disk(self) -> RemovableDisk | None:
+        return None
+
+    def job_services(self, daemon: Services) -> Services:
+        """Its own services: the daemon's, with borg going through SSH."""
+        return self.services
+
+    def require_ready(self) -> None:
+        self.require_enrolled()
 
     def require_enrolled(self) -> tuple[PublicKey, ...]:
         """The pinned host keys; OffsiteNotEnrolled when none is, or the box has no key yet."""

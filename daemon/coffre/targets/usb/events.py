@@ -18,6 +18,7 @@ from typing import Any
 from coffre.core.clock import Clock, local_iso
 from coffre.core.config_types import Config
 from coffre.core.errors import DiskAbsent, UsageError
+from coffre.core.reports import DiskView
 from coffre.core.rotation import rotation
 from coffre.jobs.queue import Job, JobRequest
 from coffre.storage.state import State
@@ -194,11 +195,11 @@ class DiskWatch:
             raise UsageError(f"no enrolled disk named {name!r}")
         self._logger.info("disk %s forgotten (nothing on it was touched)", name)
 
-    def report(self) -> list[dict[str, Any]]:
+    def report(self) -> list[DiskView]:
         """Every enrolled disk as `coffre disk list` and status show it."""
         now, disks = self._clock.now(), self._state.disks()
         tz = self._config.schedule.timezone
-        rows = []
+        rows: list[DiskView] = []
         for disk in disks:
             where = rotation(disk, disks, now, self._config.usb)
             # A partial backup (warnings) made its archive: it is the disk's last backup.

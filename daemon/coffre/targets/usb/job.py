@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from coffre.borg import argv
@@ -24,12 +23,13 @@ from coffre.core.errors import (
     DiskError,
     RepositoryIdMismatch,
 )
+from coffre.core.job_events import OutcomeDetails
 from coffre.core.model import Archive
 from coffre.jobs.backup import create_archive
 from coffre.jobs.pruning import apply_retention, known_archives
 from coffre.jobs.services import Services
 from coffre.storage.state import COMPLETED, DiskRecord, RunStats
-from coffre.targets.usb.repository import UsbRepository
+from coffre.targets.base import RemovableDisk
 
 PowerOff = Callable[[str, str | None], Awaitable[None]]
 
@@ -47,13 +47,13 @@ def has_archive_of_today(archives: list[Archive], prefix: str, now: datetime, tz
 
 async def run_disk_job(
     services: Services,
-    repo: UsbRepository,
+    repo: RemovableDisk,
     expected_id: str,
     *,
     power_off: PowerOff,
     on_progress: Callable[[Progress], None] | None = None,
     force_create: bool = False,
-) -> tuple[RunStats | None, dict[str, Any]]:
+) -> tuple[RunStats | None, OutcomeDetails]:
     """Back up, prune and check the disk of ``repo``, then power it off.
 
     Returns the new archive's stats (None when the disk already had today's
@@ -63,37 +63,26 @@ async def run_disk_job(
     Whatever happens, the disk is unmounted; it is powered off when it could
     be unmounted cleanly.
     """
-    config, state = services.config, services.state
+    state = services.state
     disk = repo.disk()
     # The finished one: the run of this very job is already recorded, running.
     previous = state.last_finished_run(repo.name, "backup")
     # One with warnings ended well: borg made its archive and left the repository sound.
     recovering = previous is not None and previous.outcome not in COMPLETED
     stats: RunStats | None = None
-    details: dict[str, Any] = {"recovered": recovering}
+    details: OutcomeDetails = {"recovered": recovering}
     failure: CoffreError | None = None
     try:
         async with repo.opened(expected_id) as location:
-            if recovering:
-                # The last job on this disk did not end well (pulled out, full, killed).
-                await _check(services, repo.name, argv.check(location, repository_only=True))
-            known = await known_archives(services, repo.name, location)
-            tz = config.schedule.timezone
-            prefix, now = config.retention.prefix, services.clock.now()
-            if not force_create and has_archive_of_today(known, prefix, now, tz):
-                details["skipped"] = "this disk already has today's archive"
-            else:
-                stats = await _create_with_one_retry(
-                    services, repo.name, location, expected_id, on_progress
-                )
-            plan = await apply_retention(services, repo.name, location)
-            details["deleted"] = [a.name for a in plan.delete]
-            await _check(
+            stats = await _on_the_disk(
                 services,
                 repo.name,
-                argv.check(
-                    location, repository_only=True, max_duration=config.usb.check_max_duration
-                ),
+                location,
+                expected_id,
+                details,
+                recovering=recovering,
+                force_create=force_create,
+                on_progress=on_progress,
             )
     except CoffreError as error:
         failure = error
@@ -103,17 +92,58 @@ async def run_disk_job(
         raise failure
     if stats is not None:
         details.update(
-            archive=stats.archive,
-            nfiles=stats.nfiles,
-            original_size=stats.original_bytes,
-            deduplicated_size=stats.deduplicated_bytes,
+            {
+                "archive": stats.archive,
+                "nfiles": stats.nfiles,
+                "original_size": stats.original_bytes,
+                "deduplicated_size": stats.deduplicated_bytes,
+            }
         )
     return stats, details
 
 
+async def _on_the_disk(
+    services: Services,
+    name: str,
+    location: str,
+    expected_id: str,
+    details: OutcomeDetails,
+    *,
+    recovering: bool,
+    force_create: bool,
+    on_progress: Callable[[Progress], None] | None,
+) -> RunStats | None:
+    """The disk job's borg steps on the mounted disk; what was done goes into ``details``.
+
+    A check first when ``recovering``; a new archive unless today's is there
+    (``force_create`` makes one anyway); retention; a time-boxed check. Returns
+    the new archive's stats (None: skipped). Raises what borg raises.
+    """
+    config = services.config
+    if recovering:
+        # The last job on this disk did not end well (pulled out, full, killed).
+        await _check(services, name, argv.check(location, repository_only=True))
+    known = await known_archives(services, name, location)
+    tz = config.schedule.timezone
+    prefix, now = config.retention.prefix, services.clock.now()
+    stats: RunStats | None = None
+    if not force_create and has_archive_of_today(known, prefix, now, tz):
+        details["skipped"] = "this disk already has today's archive"
+    else:
+        stats = await _create_with_one_retry(services, name, location, expected_id, on_progress)
+    plan = await apply_retention(services, name, location)
+    details["deleted"] = [a.name for a in plan.delete]
+    await _check(
+        services,
+        name,
+        argv.check(location, repository_only=True, max_duration=config.usb.check_max_duration),
+    )
+    return stats
+
+
 async def release_disk(
     services: Services,
-    repo: UsbRepository,
+    repo: RemovableDisk,
     disk: DiskRecord,
     failure: CoffreError | None,
     power_off: PowerOff,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from coffre.borg.repository import read_repository_id
 from coffre.core.errors import DiskAbsent, DiskError, RepositoryIdMismatch
+from coffre.jobs.services import Services
 from coffre.storage.state import DiskRecord
 from coffre.targets.usb import devices
 
@@ -28,6 +29,8 @@ class UsbRepository:
     state; ``mount_root`` is where disks are mounted, one stable folder per
     disk (borg refuses a repository that moved: the path must not change).
     """
+
+    compacts = True
 
     def __init__(
         self, name: str, lookup: Callable[[str], DiskRecord | None], mount_root: Path
@@ -45,6 +48,15 @@ class UsbRepository:
     @property
     def location(self) -> str:
         return str(self.mountpoint / REPOSITORY_FOLDER)
+
+    def as_disk(self) -> UsbRepository:
+        return self
+
+    def job_services(self, daemon: Services) -> Services:
+        return daemon
+
+    def require_ready(self) -> None:
+        return None
 
     def disk(self) -> DiskRecord:
         """The disk's record; DiskAbsent when it is not plugged in."""

@@ -1,4 +1,5 @@
-"""The control-socket requests of support staff: restore, find, browse, key export.
+"""The support desk: the control-socket requests of support staff (restore, find, browse,
+key export) turned into audited jobs on the right target.
 
 Each request is recorded in the audit log twice: when asked (before anything
 is read, so even a refused or crashed attempt leaves a trace) and with its
@@ -12,43 +13,42 @@ import asyncio
 import contextlib
 import posixpath
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from pathlib import PurePosixPath
 from time import monotonic
-from typing import Any
 
 from coffre.core.clock import Clock
 from coffre.core.config_types import Config, OffsiteTarget
 from coffre.core.errors import CoffreError, UsageError
+from coffre.core.messages import (
+    BrowseRequest,
+    Client,
+    FindRequest,
+    JobOptions,
+    JsonObject,
+    KeyExportRequest,
+    Person,
+    ReadRequest,
+    RestoreRequest,
+    Send,
+    parse_day,
+)
 from coffre.core.request_check import check_request
 from coffre.core.restore_plan import Candidate, choose_target, resolve
-from coffre.daemon.control import Client, Message, Send
 from coffre.jobs import lanes
-from coffre.jobs.queue import Job, JobEvent, JobKind, JobRequest, waiting_for
+from coffre.jobs.queue import Job, JobRequest, JobResult, waiting_for
 from coffre.storage.audit import AuditLog, AuditUnavailable
 from coffre.storage.state import State
 from coffre.targets.registry import require_known
 
-#: The person fields a client may claim, and their longest length kept.
-_PERSON_FIELDS = ("user", "login", "ssh")
-_MAX_FIELD = 200
-
 Submit = Callable[[JobRequest], lanes.Run]
 
 
-def person_of(request: Message, client: Client) -> dict[str, Any]:
+def person_of(request: ReadRequest, client: Client) -> JsonObject:
     """Who asks: the CLI's claims (bounded strings) and the kernel's uid and pid."""
-    claimed = request.get("person")
-    person: dict[str, Any] = {}
-    if isinstance(claimed, dict):
-        for key in _PERSON_FIELDS:
-            value = claimed.get(key)
-            if isinstance(value, str):
-                person[key] = value[:_MAX_FIELD]
-    person["uid"] = client.uid
-    person["pid"] = client.pid
-    return person
+    return (request.person or Person()).audited(client.uid, client.pid)
 
 
 def _unescape(field: str) -> str:
@@ -79,15 +79,6 @@ def private_mount(path: PurePosixPath, mountinfo: str = "/proc/self/mountinfo") 
     if over is not None and "/systemd-private-" in over[1]:
         return str(over[0])
     return None
-
-
-def _day(value: Any) -> date | None:
-    if value in (None, ""):
-        return None
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise UsageError(f"{value!r} is not a date", hint="write it YYYY-MM-DD") from None
 
 
 class SupportDesk:
@@ -135,10 +126,9 @@ class SupportDesk:
             )
         return found
 
-    def _target(self, request: Message, *, archive: str | None, day: date | None) -> str:
-        asked = request.get("target")
+    def _target(self, asked: str | None, *, archive: str | None, day: date | None) -> str:
         if asked:
-            return require_known(self._config, self._state, str(asked))
+            return require_known(self._config, self._state, asked)
         name, _ = choose_target(
             self.candidates(),
             self._config.retention.prefix,
@@ -150,17 +140,21 @@ class SupportDesk:
 
     # --- requests ---------------------------------------------------------------
 
-    async def handle(self, op: str, request: Message, send: Send, client: Client) -> None:
-        """Serve ``op`` (restore, find, browse, key_export) for ``client``; audited."""
-        check_request(request)  # refused before the audit: nothing was asked that could be done
-        person = person_of(request, client)
-        archive = request.get("archive")
-        archive = None if archive in (None, "") else str(archive)
-        paths = [str(p) for p in request.get("paths") or []]
-        if op == "find":
-            paths = [str(request.get("pattern", ""))]
+    async def handle(self, request: ReadRequest, send: Send, client: Client) -> None:
+        """Serve ``request`` (restore, find, browse, key_export) for ``client``; audited.
+
+        Raises AuditUnavailable when the "asked" line cannot be written (nothing
+        is done then), and the CoffreError that refuses the request; the outcome
+        line is written whatever happens (the journal keeps it if the log cannot).
+        """
+        # Refused before the audit: nothing was asked that could be done. The socket
+        # checked the line already; a request made in the daemon is checked the same.
+        check_request(request.to_json())
+        op, person, asked = request.op, person_of(request, client), _asked(request)
         try:
-            self._record(op, person, request.get("target"), archive, paths, "asked", request)
+            self._record(
+                op, person, asked.target, asked.archive, asked.paths, "asked", asked.details
+            )
         except OSError as error:
             raise AuditUnavailable(
                 f"cannot record this {op.replace('_', ' ')} in the audit log "
@@ -169,9 +163,9 @@ class SupportDesk:
                 f"free space in {self._audit.path.parent} (df -h), then ask again",
             ) from error
         outcome = "failed: internal"
-        details: dict[str, Any] = {}
+        details: dict[str, object] = {}
         try:
-            final = await self._serve(op, request, send, client, archive)
+            final = await self._serve(request, send, client)
             details = _summary(final)
             outcome = "ok" if final.get("ok") else f"failed: {_error_kind(final)}"
         except CoffreError as error:
@@ -183,13 +177,15 @@ class SupportDesk:
         finally:
             # Done, but its outcome not on disk: AuditLog.record logged it to the
             # journal; the asked line is in the log.
+            target = details.pop("target", asked.target)
+            archive = details.pop("archive", asked.archive)
             with contextlib.suppress(OSError):
                 self._record(
                     op,
                     person,
-                    details.pop("target", request.get("target")),
-                    details.pop("archive", archive),
-                    paths,
+                    None if target is None else str(target),
+                    None if archive is None else str(archive),
+                    asked.paths,
                     outcome,
                     details,
                 )
@@ -197,12 +193,12 @@ class SupportDesk:
     def _record(
         self,
         op: str,
-        person: dict[str, Any],
-        target: Any,
+        person: JsonObject,
+        target: str | None,
         archive: str | None,
         paths: Sequence[str],
         outcome: str,
-        details: dict[str, Any],
+        details: Mapping[str, object],
     ) -> None:
         extra = {k: v for k, v in details.items() if k in ("date", "to", "overwrite", "since")}
         extra.update({k: v for k, v in details.items() if k.startswith("result_")})
@@ -210,68 +206,34 @@ class SupportDesk:
             op=op,
             at=self._clock.now(),
             person=person,
-            target=None if target in (None, "") else str(target),
+            target=target or None,
             archive=archive,
             paths=list(paths),
             outcome=outcome,
             details=extra,
         )
 
-    async def _serve(
-        self, op: str, request: Message, send: Send, client: Client, archive: str | None
-    ) -> JobEvent:
-        day = _day(request.get("date"))
-        if archive is not None and day is not None:
-            raise UsageError("give --archive or --date, not both")
-        options: dict[str, Any] = {}
-        if op == "key_export":
+    async def _serve(self, request: ReadRequest, send: Send, client: Client) -> JobResult:
+        """Queue the job ``request`` asks for; relay its events; return its result."""
+        if isinstance(request, KeyExportRequest):
             return await self._key_export(request, send)
-        if op == "restore":
-            roots = [PurePosixPath(p) for p in self._config.source.paths]
-            paths = request.get("paths") or []
-            if not paths:
-                raise UsageError("name at least one file or folder to restore")
-            wanted = [resolve(str(p), roots) for p in paths]
-            options["wanted"] = tuple((str(w.root), w.stored) for w in wanted)
-            to = request.get("to")
-            if to:
-                if not PurePosixPath(str(to)).is_absolute():
-                    raise UsageError(f"--to {to}: give an absolute path")
-                private = private_mount(PurePosixPath(str(to)))
-                if private is not None:
-                    raise UsageError(
-                        f"--to {to}: {private} is the service's own (systemd's PrivateTmp=): "
-                        "nobody else would see the files, and they would go at its next restart",
-                        hint="restore into the share (the default) or --to a folder under it",
-                    )
-                options["to"] = str(to)
-            options["overwrite"] = bool(request.get("overwrite"))
-            options["progress"] = bool(request.get("progress"))
-        elif op == "find":
-            pattern = str(request.get("pattern", ""))
-            if not pattern.strip():
-                raise UsageError("the pattern is empty", hint="e.g. coffre find dupont")
-            options["pattern"] = pattern
-            since = _day(request.get("since"))
-            if since is not None:
-                tz = self._config.schedule.timezone
-                options["since"] = datetime.combine(since, time(0), tzinfo=tz).isoformat()
-        if archive is not None:
-            options["archive"] = archive
-        if day is not None:
-            options["date"] = day.isoformat()
-        target = self._target(request, archive=archive, day=day)
-        kind: JobKind = "restore" if op == "restore" else "find" if op == "find" else "browse"
+        day = parse_day(request.date)
+        if request.archive is not None and day is not None:
+            raise UsageError("give --archive or --date, not both")
+        if isinstance(request, RestoreRequest):
+            options = self._restore_options(request)
+        elif isinstance(request, FindRequest):
+            options = self._find_options(request)
+        else:
+            options = JobOptions()
+        options = replace(options, archive=request.archive, day=day)
+        target = self._target(request.target, archive=request.archive, day=day)
         run = self._submit(
-            JobRequest(
-                kind=kind, targets=(target,), reason="asked", options=tuple(sorted(options.items()))
-            )
+            JobRequest(kind=request.op, targets=(target,), reason="asked", options=options)
         )
         relay: asyncio.Task[None] | None = None
-        if kind == "browse":
-            job = run.jobs[0]
-
-            relay = asyncio.create_task(_relay_browse(client, job))
+        if isinstance(request, BrowseRequest):
+            relay = asyncio.create_task(_relay_browse(client, run.jobs[0]))
         try:
             return await _follow(run, send)
         finally:
@@ -280,10 +242,41 @@ class SupportDesk:
                 with contextlib.suppress(asyncio.CancelledError):
                     await relay
 
-    async def _key_export(self, request: Message, send: Send) -> JobEvent:
-        asked = request.get("targets") or []
-        if asked:
-            names = tuple(require_known(self._config, self._state, str(n)) for n in asked)
+    def _restore_options(self, request: RestoreRequest) -> JobOptions:
+        """The restore job's options: paths resolved in the share, ``--to`` checked."""
+        roots = [PurePosixPath(p) for p in self._config.source.paths]
+        if not request.paths:
+            raise UsageError("name at least one file or folder to restore")
+        wanted = tuple(resolve(p, roots) for p in request.paths)
+        to = request.to
+        if to:
+            if not PurePosixPath(to).is_absolute():
+                raise UsageError(f"--to {to}: give an absolute path")
+            private = private_mount(PurePosixPath(to))
+            if private is not None:
+                raise UsageError(
+                    f"--to {to}: {private} is the service's own (systemd's PrivateTmp=): "
+                    "nobody else would see the files, and they would go at its next restart",
+                    hint="restore into the share (the default) or --to a folder under it",
+                )
+        return JobOptions(
+            wanted=wanted, to=to or None, overwrite=request.overwrite, progress=request.progress
+        )
+
+    def _find_options(self, request: FindRequest) -> JobOptions:
+        """The find job's options: the pattern, and ``--since`` as the day's first instant."""
+        if not request.pattern.strip():
+            raise UsageError("the pattern is empty", hint="e.g. coffre find dupont")
+        since = parse_day(request.since)
+        tz = self._config.schedule.timezone
+        return JobOptions(
+            pattern=request.pattern,
+            since=None if since is None else datetime.combine(since, time(0), tzinfo=tz),
+        )
+
+    async def _key_export(self, request: KeyExportRequest, send: Send) -> JobResult:
+        if request.targets:
+            names = tuple(require_known(self._config, self._state, n) for n in request.targets)
             absent: list[str] = []
         else:
             # Disks away are named in the result, not waited for: one at a time, by name.
@@ -296,10 +289,36 @@ class SupportDesk:
                 hint="initialise a target first (`coffre target init NAME`)",
             )
         run = self._submit(JobRequest(kind="key_export", targets=names, reason="asked"))
-        final = await _follow(run, send, hold_result=True)
-        final["absent_disks"] = absent
+        final: JobResult = {**await _follow(run, send, hold_result=True), "absent_disks": absent}
         await send(final)
         return final
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """What the audit's "asked" line records of a request: never file contents."""
+
+    target: str | None
+    archive: str | None
+    paths: tuple[str, ...]
+    details: Mapping[str, object]
+
+
+def _asked(request: ReadRequest) -> _Asked:
+    """The audit's view of ``request``, with the options the CLI sends (None when not given)."""
+    if isinstance(request, KeyExportRequest):
+        return _Asked(target=None, archive=None, paths=(), details={})
+    if isinstance(request, RestoreRequest):
+        details: Mapping[str, object] = {
+            "date": request.date,
+            "to": request.to,
+            "overwrite": request.overwrite,
+        }
+        return _Asked(request.target, request.archive, request.paths, details)
+    if isinstance(request, FindRequest):
+        found = {"since": request.since, **({"date": request.date} if request.date else {})}
+        return _Asked(request.target, request.archive, (request.pattern,), found)
+    return _Asked(request.target, request.archive, (), {"date": request.date})
 
 
 async def _relay_browse(client: Client, job: Job) -> None:
@@ -318,25 +337,22 @@ async def _relay_browse(client: Client, job: Job) -> None:
         gone.cancel()
 
 
-async def _follow(run: lanes.Run, send: Send, *, hold_result: bool = False) -> JobEvent:
+async def _follow(run: lanes.Run, send: Send, *, hold_result: bool = False) -> JobResult:
     """Relay ``run``'s events to ``send``; return its result (sent unless ``hold_result``).
 
     A client that hangs up stops getting events, but the job goes on and its
     result is still returned: the audit log records how it really ended.
     """
-    final: JobEvent = {}
     listening = True
     ahead = run.ahead()
     if ahead:
         with contextlib.suppress(ConnectionError):
             await send({"event": "waiting", "message": waiting_for(run.request.kind, ahead)})
 
-    async def relay(event: JobEvent) -> None:
-        nonlocal final, listening
-        if event.get("event") == "result":
-            final = event
-            if hold_result:
-                return
+    async def relay(event: Mapping[str, object]) -> None:
+        nonlocal listening
+        if hold_result and event.get("event") == "result":
+            return
         if listening:
             try:
                 await send(event)
@@ -344,28 +360,30 @@ async def _follow(run: lanes.Run, send: Send, *, hold_result: bool = False) -> J
                 listening = False
 
     await run.follow(relay)
-    return final
+    return run.done.result()
 
 
-def _error_kind(final: JobEvent) -> str:
+def _error_kind(final: JobResult) -> str:
     error = final.get("error")
-    if isinstance(error, dict):
-        return str(error.get("kind", "unknown"))
-    for outcome in final.get("targets", {}).values():
-        if not outcome.get("ok"):
-            return str(outcome.get("error", {}).get("kind", "unknown"))
+    if error is not None:
+        return error["kind"]
+    outcomes = final.get("targets", {})
+    for outcome in outcomes.values():
+        if not outcome["ok"]:
+            failed = outcome.get("error")
+            return "unknown" if failed is None else failed["kind"]
     return "unknown"
 
 
-def _summary(final: JobEvent) -> dict[str, Any]:
+def _summary(final: JobResult) -> dict[str, object]:
     """What the audit keeps of a result: target, archive, counts (never file contents)."""
-    targets = final.get("targets", {})
-    if len(targets) != 1:
-        return {"result_targets": sorted(targets)}
-    name, outcome = next(iter(targets.items()))
-    summary: dict[str, Any] = {"target": name}
+    outcomes = final.get("targets", {})
+    if len(outcomes) != 1:
+        return {"result_targets": sorted(outcomes)}
+    name, outcome = next(iter(outcomes.items()))
+    summary: dict[str, object] = {"target": name}
     if outcome.get("archive"):
-        summary["archive"] = outcome["archive"]
+        summary["archive"] = outcome.get("archive")
     for key in ("nfiles", "nbytes", "destinations", "total", "archives_searched", "ended"):
         if key in outcome:
             summary[f"result_{key}"] = outcome[key]

@@ -1,0 +1,200 @@
+"""What ``coffre status``, ``archives``, ``disk list`` and ``offsite enroll`` are answered.
+
+TypedDicts: the JSON the daemon sends is these dicts as they are (``--json``
+prints them), and mypy checks every key either side writes or reads. The CLI
+reads them through the ``*_from_json`` functions, which turn an answer of a
+daemon of another version into a clear error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal, NotRequired, TypedDict, cast
+
+from coffre.core.messages import other_version
+
+# --- what `coffre status`, `archives` and `disk list` show ------------------------------------
+
+
+class JobView(TypedDict):
+    """A queued or running job as the CLI shows it."""
+
+    id: int
+    kind: str
+    targets: list[str]
+    reason: str
+    current_target: str | None
+    progress: float | None
+    counters: dict[str, int]
+
+
+class RunView(TypedDict):
+    """A run of a target as status shows it (times ISO 8601 in the box's timezone).
+
+    A run with warnings (outcome "warning") says how many files its archive
+    lacks and why, as counts only: file names stay in the journal.
+    """
+
+    started_at: str | None
+    finished_at: str | None
+    outcome: str | None
+    duration: float | None
+    error_kind: str | None
+    error_message: str | None
+    archive: str | None
+    nfiles: int | None
+    original_size: int | None
+    deduplicated_size: int | None
+    not_backed_up: int | None
+    warnings: dict[str, int] | None
+    warning_summary: str | None
+
+
+class ArchiveView(TypedDict):
+    """One archive of a target, with why retention keeps it (none: it goes at the next prune)."""
+
+    name: str
+    time: str | None
+    reasons: list[str]
+    ours: bool
+
+
+class ArchivesReport(TypedDict):
+    """A target's archives, newest first (``listed`` False: never listed yet), and its slots."""
+
+    listed: bool
+    archives: list[ArchiveView]
+    slots: dict[str, bool]
+
+
+class KeyEscrowView(TypedDict):
+    """A repository and when its key was last exported on paper (None: never)."""
+
+    target: str
+    repository_id: str
+    exported_at: str | None
+
+
+class OffsiteView(TypedDict):
+    """What status shows of an offsite target beyond the common fields."""
+
+    last_error_kind: str | None
+    reachable: bool | None
+    checked_at: str | None
+    preflight_error: str | None
+    bytes_sent: int
+
+
+class TargetStatus(ArchivesReport):
+    """A configured target in status: its repository, last runs and archives."""
+
+    kind: str
+    location: str
+    repository_id: str | None
+    last_success: RunView | None
+    last_attempt: RunView | None
+    last_failure: RunView | None
+    offsite: NotRequired[OffsiteView]
+
+
+class DiskFailure(TypedDict):
+    kind: str | None
+    message: str | None
+    at: str | None
+
+
+class DiskView(TypedDict):
+    """An enrolled USB disk, as ``coffre disk list`` and status show it."""
+
+    name: str
+    fs_uuid: str
+    present: bool
+    busy: bool
+    safe_to_remove: bool
+    last_backup: str | None
+    last_seen: str | None
+    days_since_swap: float | None
+    swap_due: bool
+    missing: bool
+    free_bytes: int | None
+    last_failure: DiskFailure | None
+
+
+class StatusReport(TypedDict):
+    """Everything ``coffre status`` shows (times ISO 8601 in the box's timezone)."""
+
+    key_escrow: list[KeyEscrowView]
+    now: str | None
+    timezone: str
+    next_nightly: str | None
+    running: JobView | None
+    queued: list[JobView]
+    uploading: JobView | None
+    reading: JobView | None
+    targets: dict[str, TargetStatus]
+    disks: list[DiskView]
+    problems: list[str]
+
+
+# --- what `coffre offsite enroll` is answered ------------------------------------------------
+
+
+class PreflightView(TypedDict):
+    """Whether the host took the box's key; why not (kind, message, hint) when it did not."""
+
+    ok: bool
+    error: NotRequired[dict[str, str]]
+
+
+class OffsiteEnrollment(TypedDict):
+    """The result of an ``offsite_enroll`` request: the host's key, the pin, the preflight."""
+
+    event: Literal["result"]
+    ok: bool
+    target: str
+    host: str
+    host_key: str
+    fingerprint: str
+    pinned: bool
+    pinned_now: bool
+    pinned_before: bool
+    pinned_in_config: bool
+    key_created: bool
+    public_key: str
+    authorized_keys: str
+    preflight: PreflightView | None
+
+
+def enrollment_from_json(final: Mapping[str, object]) -> OffsiteEnrollment:
+    """The result line of an ``offsite_enroll`` request; DaemonUnavailable when a key lacks."""
+    missing = OffsiteEnrollment.__required_keys__ - final.keys()
+    if missing:
+        raise other_version(", ".join(sorted(missing)))
+    return cast(OffsiteEnrollment, final)
+
+
+def status_from_json(final: Mapping[str, object]) -> StatusReport:
+    """The status report of a ``status`` result line; DaemonUnavailable when a key lacks."""
+    report = final.get("status")
+    if not isinstance(report, dict):
+        raise other_version("status")
+    missing = StatusReport.__required_keys__ - report.keys()
+    if missing:
+        raise other_version(f"status ({', '.join(sorted(missing))})")
+    return cast(StatusReport, report)
+
+
+def disks_from_json(final: Mapping[str, object]) -> list[DiskView]:
+    """The disks of a ``disks`` result line; DaemonUnavailable when it has none."""
+    disks = final.get("disks")
+    if not isinstance(disks, list):
+        raise other_version("disks")
+    return cast(list[DiskView], disks)
+
+
+def archives_from_json(final: Mapping[str, object]) -> dict[str, ArchivesReport]:
+    """The archives by target of an ``archives`` result line; DaemonUnavailable without."""
+    targets = final.get("targets")
+    if not isinstance(targets, dict):
+        raise other_version("targets")
+    return cast(dict[str, ArchivesReport], targets)
