@@ -29,7 +29,7 @@ from coffre.observe.facts import Observer
 from coffre.storage import logs
 from coffre.storage.state import State
 from coffre.targets.offsite import ssh
-from tests.unit.test_executor import REPO_ID, FakeBorg, FakeRepository, FixedClock, _config
+from tests.fakes import LOCAL, REPO_ID, Clock, FakeBorg, FakeRepository, config
 
 NOW = datetime(2026, 11, 29, 0, 30, tzinfo=UTC)
 KEY = parse_public_key(
@@ -122,8 +122,6 @@ def test_a_lane_with_jobs_waiting_and_none_running_is_stalled() -> None:
 class BrokenRepository(FakeRepository):
     """A repository whose opening hits an error coffre has no type for."""
 
-    name = "broken"
-
     def opened(self, expected_id: str) -> Any:
         raise KeyError("a bug")
 
@@ -134,10 +132,10 @@ async def _backup(executor: Executor, *targets: str) -> JobEvent:
 
 def _services(tmp_path: Path, state: State) -> Services:
     return Services(
-        config=_config(tmp_path),
+        config=config(tmp_path, LOCAL),
         state=state,
         borg=FakeBorg(),
-        clock=FixedClock(),
+        clock=Clock(NOW),
         logger=logging.getLogger("coffre"),
     )
 
@@ -149,7 +147,8 @@ def test_an_unexpected_error_fails_that_target_as_internal_and_the_next_target_r
     for name in ("broken", "local"):
         state.record_repository(name, REPO_ID, "/srv/repo", NOW)
     executor = Executor(
-        _services(tmp_path, state), {"broken": BrokenRepository(), "local": FakeRepository()}
+        _services(tmp_path, state),
+        {"broken": BrokenRepository("broken"), "local": FakeRepository()},
     )
     result = asyncio.run(_backup(executor, "broken", "local"))
     assert result["targets"]["broken"]["error"]["kind"] == "internal"
@@ -196,7 +195,7 @@ def test_a_failure_state_cannot_record_is_kept_and_shown_until_a_run_is_recorded
     assert shown.health is Health.FAILURE
     assert "state could not record it" in shown.reasons[0]
     # The metrics' last attempt is the failed one, not the success state last recorded.
-    observer = Observer(_config(tmp_path), real, FixedClock(), incidents=incidents)
+    observer = Observer(config(tmp_path, LOCAL), real, Clock(NOW), incidents=incidents)
     attempt = observer.facts().targets[0].last_attempt
     assert attempt is not None and (attempt.outcome, attempt.error_kind) == ("failed", "state")
 
