@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 
 from coffre.cli import audit as cli_audit
-from coffre.config import loader as config
-from coffre.core.config_types import Config
+from coffre.core.config_types import Config, LocalTarget, PathsConfig
 from coffre.core.errors import CoffreError, UsageError
 from coffre.storage.audit import (
     GENESIS,
@@ -32,6 +31,7 @@ from coffre.storage.audit import (
     verify,
 )
 from coffre.support.person import person_from_env
+from tests.fakes import config
 
 T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
 ALICE = {"user": "alice", "login": "root", "uid": 0, "ssh": "10.0.0.5 51234 10.0.0.1 22"}
@@ -559,25 +559,8 @@ def test_person_from_env_falls_back() -> None:
 
 
 def _config(tmp_path: Path) -> Config:
-    toml = tmp_path / "coffre.toml"
-    toml.write_text(
-        f"""
-[source]
-paths = ["/srv/share"]
-
-[encryption]
-passphrase_file = "/etc/coffre/passphrase"
-
-[paths]
-state = "{tmp_path / "state"}"
-
-[[target]]
-name = "local"
-kind = "local"
-path = "/var/backups/coffre"
-"""
-    )
-    return config.load(toml, hostname="cabinet", check_files=False)
+    paths = PathsConfig(state=tmp_path / "state")
+    return config(tmp_path, LocalTarget("local", Path("/var/backups/coffre")), paths=paths)
 
 
 def _args(action: str | None = None, since: date | None = None, json: bool = False) -> Any:
