@@ -1,13 +1,16 @@
-"""Fixtures shared by the integration tests: the Debian package, built once per session."""
+"""Fixtures shared by the integration tests: the Debian package, built once per session; a
+journald to log to."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.appliance import build_deb
+from tests.integration.journal import journald_running
 from tests.parts import in_ci
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,3 +26,10 @@ def built_deb() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return build_deb(REPO, revision=1)
+
+
+@pytest.fixture
+def journald() -> Iterator[None]:
+    """A running journald: the machine's, or one started for the test (no systemd as PID 1)."""
+    with journald_running():
+        yield

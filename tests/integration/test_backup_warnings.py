@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from coffre.storage import logs
-from tests.integration import test_journald
+from tests.integration import journal
 from tests.integration.faulty_share import faulty_share
 from tests.integration.harness import Practice, daemon_running, fill_share, wait_for
 from tests.integration.observing import ATTENTION, OK, ObservedPractice, parse, value
@@ -29,9 +29,6 @@ BROKEN = {
     "Agenda/verrou-agenda.tmp": "enoent",
 }
 EXIT_WARNINGS = 7
-
-# The journald of test_journald: the machine's, or one started for the test.
-journald = test_journald.journald
 
 
 def _disk_of_the_share(root: Path) -> Path:
@@ -174,14 +171,9 @@ def test_each_file_not_backed_up_is_a_journal_entry_of_its_own(
         practice.coffre("target", "init", "local", check=True)
         assert practice.coffre("backup", "--wait").returncode == EXIT_WARNINGS
         pid = daemon.process.pid
-        wait_for(
-            lambda: bool(test_journald._journal(logs.MSG_BACKUP_WARNING, pid)),
-            timeout=30,
-            what="the summary entry",
-        )
-        files = test_journald._journal(logs.MSG_FILE_NOT_BACKED_UP, pid)
-        [summary] = test_journald._journal(logs.MSG_BACKUP_WARNING, pid)
-        succeeded = test_journald._journal(logs.MSG_BACKUP_SUCCEEDED, pid)
+        [summary] = journal.wait_for_entries(logs.MSG_BACKUP_WARNING, pid)
+        files = journal.entries(logs.MSG_FILE_NOT_BACKED_UP, pid)
+        succeeded = journal.entries(logs.MSG_BACKUP_SUCCEEDED, pid)
     assert succeeded == []
     assert summary["PRIORITY"] == "4"
     assert summary["COFFRE_FILES_NOT_BACKED_UP"] == "3"
