@@ -37,18 +37,13 @@ def journald_running() -> Iterator[None]:
         process.wait(30)
 
 
-def entries(message_id: str, pid: int) -> list[dict[str, str]]:
-    """The journal's entries with ``message_id`` written by process ``pid``, oldest first."""
+def entries(message_id: str | None, pid: int) -> list[dict[str, str]]:
+    """The journal's entries with ``message_id`` (None: any) written by process ``pid``,
+    oldest first."""
     subprocess.run([binary("journalctl"), "--sync"], check=False, capture_output=True)
+    matches = [f"_PID={pid}"] if message_id is None else [f"MESSAGE_ID={message_id}", f"_PID={pid}"]
     out = subprocess.run(
-        [
-            binary("journalctl"),
-            "--no-pager",
-            "-o",
-            "json",
-            f"MESSAGE_ID={message_id}",
-            f"_PID={pid}",
-        ],
+        [binary("journalctl"), "--no-pager", "-o", "json", *matches],
         capture_output=True,
         text=True,
         check=True,

@@ -10,6 +10,8 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+from coffre.storage import logs
+from tests.integration import journal
 from tests.integration.harness import Daemon, daemon_running, fill_share, wait_for
 from tests.integration.observing import (
     FAILURE,
@@ -38,10 +40,10 @@ def _practice(tmp_path: Path) -> ObservedPractice:
 
 
 def test_a_passphrase_file_gone_during_a_backup_fails_that_job_and_the_next_one_succeeds(
-    tmp_path: Path,
+    journald: None, tmp_path: Path
 ) -> None:
     practice = _practice(tmp_path)
-    daemon = Daemon(practice, watchdog_usec=WATCHDOG_USEC).ready()
+    daemon = Daemon(practice, watchdog_usec=WATCHDOG_USEC, log_target="journal").ready()
     try:
         pid = daemon.process.pid
         practice.coffre("target", "init", "local", check=True)
@@ -75,10 +77,12 @@ def test_a_passphrase_file_gone_during_a_backup_fails_that_job_and_the_next_one_
         assert daemon.process.poll() is None and daemon.process.pid == pid
     finally:
         daemon.stop()
-    log = daemon.logs()
-    assert "the box lacks what backups need: encryption.passphrase_file" in log
-    assert "box problem solved" in log
-    assert "Traceback" not in log, "a passphrase gone is a known failure, not a crash"
+    problems = journal.entries(logs.MSG_BOX_PROBLEM, pid)
+    assert [e for e in problems if "encryption.passphrase_file" in e["MESSAGE"]], problems
+    assert journal.entries(logs.MSG_BOX_RECOVERED, pid)
+    # A passphrase gone is a known failure, not a crash: no job crashed, no traceback.
+    assert journal.entries(logs.MSG_JOB_CRASHED, pid) == []
+    assert not [e for e in journal.entries(None, pid) if "EXCEPTION_INFO" in e]
 
 
 def test_a_box_started_without_share_nor_passphrase_waits_for_them_and_recovers(
