@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from coffre.core.restore_plan import STAGING_PREFIX, folder_name
+from coffre.storage.audit import MSG_AUDIT
+from tests.integration import journal
 from tests.integration.harness import (
     Daemon,
     Practice,
@@ -222,18 +224,24 @@ def test_what_a_killed_restore_extracted_is_removed_at_start_and_never_backed_up
 
 
 def test_a_restore_that_cannot_be_recorded_is_refused_and_restores_nothing(
-    practice: Practice, daemon: Daemon, backed_up: tuple[str, dict[str, str]]
+    journald: None, practice: Practice
 ) -> None:
-    log = practice.state_dir / "audit.log"
-    assert not log.exists()  # nothing was read yet
-    log.mkdir()  # the log cannot be opened for writing (EISDIR): as a full disk would
-    result = practice.coffre("restore", "Patients")
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert f"cannot record this restore in the audit log {log}" in result.stderr
-    assert "nothing was done" in result.stderr
-    assert not (practice.share / "_restaurations").exists()
-    # The journal keeps the attempt.
-    assert "audit: restore by" in daemon.logs() and "NOT recorded in" in daemon.logs()
+    with daemon_running(practice, log_target="journal") as daemon:
+        practice.coffre("target", "init", "local", check=True)
+        practice.coffre("backup", "--wait", check=True)
+        log = practice.state_dir / "audit.log"
+        assert not log.exists()  # nothing was read yet
+        log.mkdir()  # the log cannot be opened for writing (EISDIR): as a full disk would
+        result = practice.coffre("restore", "Patients")
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert f"cannot record this restore in the audit log {log}" in result.stderr
+        assert "nothing was done" in result.stderr
+        assert not (practice.share / "_restaurations").exists()
+        # The journal keeps the attempt: an audit entry that has no place in the chain.
+        attempts = journal.wait_for_entries(MSG_AUDIT, daemon.process.pid)
+    assert [(e["COFFRE_AUDIT_OP"], "COFFRE_AUDIT_SEQ" in e) for e in attempts] == [
+        ("restore", False)
+    ]
 
 
 def test_a_restore_runs_while_another_target_is_backed_up_and_waits_for_its_own(
