@@ -14,7 +14,7 @@ import pytest
 
 from tests.integration.harness import running_daemon, wait_for
 from tests.integration.offsite_practice import OffsitePractice, enroll
-from tests.integration.sshd import Host
+from tests.integration.sshd import Host, running_host
 from tests.integration.usb import LoopDisk, ensure_udevd, settle
 
 #: An upload window covering every minute of the week.
@@ -33,11 +33,7 @@ def _random_share(share: Path, files: int, size: int = MB) -> int:
 
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[Host]:
-    started = Host(tmp_path, "hds1").start()
-    try:
-        yield started
-    finally:
-        started.stop()
+    yield from running_host(tmp_path, "hds1")
 
 
 def _more_transactions(host: Host, before: int) -> bool:
