@@ -1,4 +1,5 @@
-"""The fakes of the unit tests, one of each: a clock, a configuration, borg, a repository.
+"""The fakes of the unit tests, one of each: a clock, a configuration, borg, a repository,
+the journal.
 
 They stand for the real thing in unit tests of pure logic and orchestration only
 (what coffre decides, in what order it asks borg); the real parts are driven by
@@ -10,9 +11,11 @@ records what it was asked so that a test can assert it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -322,6 +325,40 @@ class FakeRepository:
             yield self.location
 
         return reachable()
+
+
+# --- the journal -----------------------------------------------------------------------
+
+
+class Journal(logging.Handler):
+    """Stands for journald's handler (``systemd.journal.JournalHandler``): keeps each record,
+    with the fields coffre gives it (``extra={"MESSAGE_ID": ...}`` lands on the record,
+    where journald's handler reads it), for asserting."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def with_id(self, message_id: str) -> list[logging.LogRecord]:
+        """The records with ``message_id``, in order."""
+        return [r for r in self.records if getattr(r, "MESSAGE_ID", None) == message_id]
+
+    @classmethod
+    @contextlib.contextmanager
+    def of(cls, logger: logging.Logger, level: int = logging.INFO) -> Iterator[Journal]:
+        """A journal of ``logger`` (its records of ``level`` and up) for the ``with`` block."""
+        journal = cls()
+        before = logger.level
+        logger.addHandler(journal)
+        logger.setLevel(level)
+        try:
+            yield journal
+        finally:
+            logger.removeHandler(journal)
+            logger.setLevel(before)
 
 
 def _conforms(

@@ -31,20 +31,11 @@ from coffre.storage.audit import (
     verify,
 )
 from coffre.support.person import person_from_env
-from tests.fakes import config
+from tests.fakes import Journal, config
 
 T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
 ALICE = {"user": "alice", "login": "root", "uid": 0, "ssh": "10.0.0.5 51234 10.0.0.1 22"}
 LOG = logging.getLogger("test.audit")
-
-
-class Capture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
 
 
 def _record(log: AuditLog, n: int, **kw: Any) -> None:
@@ -364,11 +355,8 @@ def test_record_after_a_garbled_last_line_chains_over_it_and_says_so(tmp_path: P
     path = _log_with(tmp_path, 2)
     with path.open("ab") as file:
         file.write(b"garbage\n")
-    handler = Capture()
     logger = logging.getLogger("test.audit.damage")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
+    with Journal.of(logger) as handler:
         entry = AuditLog(path, logger).record(
             op="restore",
             at=T0,
@@ -379,8 +367,6 @@ def test_record_after_a_garbled_last_line_chains_over_it_and_says_so(tmp_path: P
             outcome="ok",
             details={"size": 3},
         )
-    finally:
-        logger.removeHandler(handler)
     lines = _lines(path)
     assert entry.seq == 3
     assert entry.prev == hashlib.sha256(b"garbage").hexdigest() == json.loads(lines[3])["prev"]
@@ -492,11 +478,8 @@ def test_read_entries_since(tmp_path: Path) -> None:
 
 
 def test_each_entry_reaches_the_logger_with_its_fields(tmp_path: Path) -> None:
-    handler = Capture()
     logger = logging.getLogger("test.audit.fields")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
+    with Journal.of(logger) as handler:
         entry = AuditLog(tmp_path / "audit.log", logger).record(
             op="restore",
             at=T0,
@@ -506,8 +489,6 @@ def test_each_entry_reaches_the_logger_with_its_fields(tmp_path: Path) -> None:
             paths=["/srv/share/a.pdf", "/srv/share/b.pdf"],
             outcome="ok",
         )
-    finally:
-        logger.removeHandler(handler)
     [record] = handler.records
     fields = record.__dict__  # extra= fields land on the record, as journald's handler reads them
     assert record.levelno == logging.INFO

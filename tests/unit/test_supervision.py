@@ -29,7 +29,7 @@ from coffre.observe.facts import Observer
 from coffre.storage import logs
 from coffre.storage.state import State
 from coffre.targets.offsite import ssh
-from tests.fakes import LOCAL, REPO_ID, Clock, FakeBorg, FakeRepository, config
+from tests.fakes import LOCAL, REPO_ID, Clock, FakeBorg, FakeRepository, Journal, config
 
 NOW = datetime(2026, 11, 29, 0, 30, tzinfo=UTC)
 KEY = parse_public_key(
@@ -37,32 +37,14 @@ KEY = parse_public_key(
 )
 
 
-class Records(logging.Handler):
-    """The log records of the ``coffre`` tests' logger, kept for asserting."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def with_id(self, message_id: str) -> list[logging.LogRecord]:
-        return [r for r in self.records if getattr(r, "MESSAGE_ID", None) == message_id]
-
-
 @pytest.fixture
-def records() -> Iterator[Records]:
-    handler = Records()
-    logger = logging.getLogger("coffre")
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
+def records() -> Iterator[Journal]:
+    """The records of the ``coffre`` logger during the test."""
+    with Journal.of(logging.getLogger("coffre")) as journal:
+        yield journal
 
 
-def test_a_job_that_raises_fails_alone_and_the_lane_runs_the_next(records: Records) -> None:
+def test_a_job_that_raises_fails_alone_and_the_lane_runs_the_next(records: Journal) -> None:
     async def scenario() -> tuple[JobEvent, JobEvent, list[JobEvent]]:
         async def execute(job: Job) -> JobEvent:
             if job.request.kind == "prune":
@@ -141,7 +123,7 @@ def _services(tmp_path: Path, state: State) -> Services:
 
 
 def test_an_unexpected_error_fails_that_target_as_internal_and_the_next_target_runs(
-    tmp_path: Path, records: Records
+    tmp_path: Path, records: Journal
 ) -> None:
     state = State.open(tmp_path / "state.db", logger=logging.getLogger("t"), now=NOW)
     for name in ("broken", "local"):
