@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from prometheus_client.exposition import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from coffre import __version__
 from coffre.core.config_types import Config, LocalTarget, OffsiteTarget
@@ -26,13 +25,12 @@ from coffre.observe.facts import Observer
 from coffre.observe.metrics import RUN_ERROR_KINDS, Exporter
 from coffre.storage.state import RunStats, State
 from coffre.targets.offsite.repository import record_preflight
+from tests.exposition import Series, parse, value
 from tests.fakes import Clock, config
 
 PARIS = ZoneInfo("Europe/Paris")
 T0 = datetime(2026, 11, 18, 1, 30, tzinfo=UTC)
 LOG = logging.getLogger("test.metrics")
-
-Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def _config(tmp_path: Path) -> Config:
@@ -56,16 +54,7 @@ def free_port() -> int:
 
 
 def scrape(exporter: Exporter) -> Series:
-    text = exporter.exposition().decode()
-    found: Series = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return found
-
-
-def value(series: Series, name: str, **labels: str) -> float:
-    return series[(name, frozenset(labels.items()))]
+    return parse(exporter.exposition().decode())
 
 
 def names(series: Series) -> set[str]:
