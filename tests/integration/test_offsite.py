@@ -15,7 +15,6 @@ from tests.integration.harness import (
     Daemon,
     daemon_running,
     fill_share,
-    running_daemon,
 )
 from tests.integration.offsite_practice import OffsitePractice, enroll
 from tests.integration.sshd import Host
@@ -40,11 +39,6 @@ def practice(tmp_path: Path, hosts: dict[str, Host]) -> OffsitePractice:
     p = OffsitePractice(tmp_path / "box", hosts=hosts)
     fill_share(p.share, files=30)
     return p
-
-
-@pytest.fixture
-def daemon(practice: OffsitePractice) -> Iterator[Daemon]:
-    yield from running_daemon(practice)
 
 
 def _enrolled(practice: OffsitePractice) -> None:

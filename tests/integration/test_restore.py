@@ -11,7 +11,6 @@ import re
 import shlex
 import signal
 import subprocess
-import termios
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,10 +25,9 @@ from tests.integration.harness import (
     Practice,
     daemon_running,
     fill_share,
-    running_daemon,
     wait_for,
 )
-from tests.integration.terminal import Terminal
+from tests.integration.terminal import on_a_terminal
 from tests.integration.usb import faketime_env
 from tests.parts import binary
 
@@ -59,11 +57,6 @@ def practice(tmp_path: Path) -> Practice:
     # The share as the practice has it: group-shared, setgid (packaging/samba).
     p.share.chmod(0o2770)
     return p
-
-
-@pytest.fixture
-def daemon(practice: Practice) -> Iterator[Daemon]:
-    yield from running_daemon(practice)
 
 
 @pytest.fixture
@@ -461,23 +454,11 @@ def test_browse_mounts_read_only_and_unmounts_when_the_command_ends(
     assert ops[-2:] == [("browse", "asked"), ("browse", "ok")]
 
 
-def _browse_without_input(practice: Practice, *args: str) -> subprocess.Popen[str]:
-    """``coffre browse`` as a script's background job runs it: input from /dev/null."""
-    return subprocess.Popen(
-        [binary("coffre"), "browse", *args],
-        env=practice.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def test_browse_from_a_script_without_input_holds_the_mount_until_stopped(
     practice: Practice, backed_up: tuple[str, dict[str, str]], daemon: Daemon
 ) -> None:
     archive, at_backup = backed_up
-    browse = _browse_without_input(practice, "--archive", archive)
+    browse = _browse(practice, "--archive", archive, stdin=subprocess.DEVNULL)
     try:
         assert browse.stdout is not None and browse.stderr is not None
         mountpoint = Path(browse.stdout.readline().strip())
@@ -502,7 +483,7 @@ def test_browse_from_a_script_without_input_holds_the_mount_until_stopped(
 def test_browse_for_seconds_unmounts_by_itself_and_logs_how_long_it_was_mounted(
     practice: Practice, backed_up: tuple[str, dict[str, str]], daemon: Daemon
 ) -> None:
-    browse = _browse_without_input(practice, "--for", "2")
+    browse = _browse(practice, "--for", "2", stdin=subprocess.DEVNULL)
     try:
         assert browse.stdout is not None and browse.stderr is not None
         mountpoint = Path(browse.stdout.readline().strip())
@@ -565,21 +546,8 @@ def test_browse_on_a_terminal_opens_a_shell_in_the_daemons_mount_namespace(
     file = "Patients/DUPONT Jean/ordonnance 2026.pdf"
     expected = hashlib.sha256((practice.share / file).read_bytes()).hexdigest()
     mountpoint = practice.root / "run" / "browse" / "local"
-    master, slave = os.openpty()
-    browse: subprocess.Popen[bytes] | None = None
-    try:
-        browse = subprocess.Popen(
-            [binary("coffre"), "browse"],
-            env={**practice.env, "SHELL": "/bin/sh", "PS1": "$ "},
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            # A terminal as over SSH: the session's controlling terminal.
-            start_new_session=True,
-            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
-        )
-        os.close(slave)
-        terminal = Terminal(master)
+    shell = {**practice.env, "SHELL": "/bin/sh", "PS1": "$ "}
+    with on_a_terminal([binary("coffre"), "browse"], shell) as (browse, terminal):
         terminal.read_until(b"type `exit` to leave")
         assert _mounted(mountpoint, pid=namespaced.process.pid)
         assert not _mounted(mountpoint)
@@ -591,10 +559,6 @@ def test_browse_on_a_terminal_opens_a_shell_in_the_daemons_mount_namespace(
         assert expected.encode() in said
         terminal.write("exit\n")
         assert browse.wait(timeout=60) == 0
-    finally:
-        if browse is not None and browse.poll() is None:
-            browse.kill()
-        os.close(master)
     wait_for(lambda: not _mounted(mountpoint, pid=namespaced.process.pid), what="unmounted")
     wait_for(lambda: audit_lines(practice)[-1]["outcome"] != "asked", what="browse's audit line")
     ops = [(line["op"], line["outcome"]) for line in audit_lines(practice)]
@@ -622,12 +586,13 @@ def test_browse_from_a_script_prints_a_command_that_shows_the_archives(
             browse.kill()
 
 
-def _browse(practice: Practice, *args: str) -> subprocess.Popen[str]:
-    """``coffre browse`` run as a script would: pipes, no terminal."""
+def _browse(practice: Practice, *args: str, stdin: int = subprocess.PIPE) -> subprocess.Popen[str]:
+    """``coffre browse`` run as a script would: pipes, no terminal. ``stdin=DEVNULL``: as a
+    script's background job runs it (input from /dev/null)."""
     return subprocess.Popen(
         [binary("coffre"), "browse", *args],
         env=practice.env,
-        stdin=subprocess.PIPE,
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
