@@ -24,6 +24,15 @@ def missing(what: str) -> None:
     pytest.skip(message)
 
 
+def needs_root(why: str) -> None:
+    """Fail (CI) or skip (elsewhere) a test that must run as root, for ``why``."""
+    if os.geteuid() != 0:
+        message = f"needs root: {why}"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 def binary(name: str) -> str:
     """The path of ``name``: from the project's virtualenv first, then PATH."""
     local = VENV_BIN / name

@@ -139,6 +139,25 @@ checkpoint_interval = 10
         loaded: dict[str, Any] = json.loads(out)
         return loaded
 
+    def job_events(self, request: dict[str, Any], *, timeout: float = 600) -> list[dict[str, Any]]:
+        """Send ``request`` on the control socket as the CLI does (``{"op": "backup", "wait":
+        True}``...); every event the daemon answers, up to the final one (result or error).
+
+        What a job did, as the daemon says it: the events a test waits on and
+        asserts, where the CLI prints them as sentences for people.
+        """
+        events: list[dict[str, Any]] = []
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.settimeout(timeout)
+            client.connect(str(self.socket))
+            client.sendall(json.dumps(request).encode() + b"\n")
+            with client.makefile("rb") as answers:
+                for line in answers:
+                    events.append(json.loads(line))
+                    if events[-1].get("event") in ("result", "error"):
+                        return events
+        raise AssertionError(f"the daemon hung up before the job's end: {events}")
+
     @property
     def borg_env(self) -> dict[str, str]:
         """The environment of borg run by hand (as support would), apart from the daemon's."""

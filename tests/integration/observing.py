@@ -12,15 +12,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
-
+# The exposition's readers, for the tests that import them from here.
+from tests.exposition import Series as Series
+from tests.exposition import parse as parse
+from tests.exposition import value as value
 from tests.integration.harness import PASSPHRASE, Practice, wait_for
 from tests.parts import binary
 
 LED_NAMES = {"green": "coffre:green", "amber": "coffre:amber", "red": "coffre:red"}
-
-#: One exposition: (series name, labels) -> value.
-Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def free_port() -> int:
@@ -93,21 +92,6 @@ WORKING = {"green": "blink 150/150", "amber": "off", "red": "off"}
 SAFE_TO_REMOVE = {"green": "blink 1000/1000", "amber": "off", "red": "off"}
 ATTENTION = {"green": "off", "amber": "on", "red": "off"}
 FAILURE = {"green": "off", "amber": "off", "red": "on"}
-
-
-def parse(text: str) -> Series:
-    found: Series = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return found
-
-
-def value(series: Series, name: str, **labels: str) -> float:
-    key = (name, frozenset(labels.items()))
-    if key not in series:
-        raise AssertionError(f"no series {name}{labels}")
-    return series[key]
 
 
 @contextlib.contextmanager

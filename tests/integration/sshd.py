@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +248,15 @@ class Host:
 
     def sshd_log(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+def running_host(root: Path, name: str) -> Iterator[Host]:
+    """Generator for fixtures: the host ``name`` (its sshd under ``root``), stopped afterwards."""
+    started = Host(root, name).start()
+    try:
+        yield started
+    finally:
+        started.stop()
 
 
 def stop_all(hosts: list[Host]) -> None:

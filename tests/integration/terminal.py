@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import select
+import subprocess
+import termios
 import time
+from collections.abc import Iterator, Mapping, Sequence
 
 
 class Terminal:
@@ -32,3 +37,32 @@ class Terminal:
             self.seen += chunk
         said, _, self.seen = self.seen.partition(wanted)
         return said + wanted
+
+
+@contextlib.contextmanager
+def on_a_terminal(
+    argv: Sequence[str], env: Mapping[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], Terminal]]:
+    """``argv`` run on a new pseudo-terminal, its session's controlling terminal (a terminal
+    as over SSH), and that terminal; the process is killed if it still runs after the block."""
+    master, slave = os.openpty()
+    try:
+        try:
+            process = subprocess.Popen(
+                argv,
+                env=env,
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+                start_new_session=True,
+                preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+            )
+        finally:
+            os.close(slave)
+        try:
+            yield process, Terminal(master)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    finally:
+        os.close(master)

@@ -21,14 +21,12 @@ Needs root, the host's udevd (started when none runs), loop devices and sshd.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
-import termios
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,9 +38,9 @@ from tests.integration.appliance import Appliance, booted, build_deb
 from tests.integration.harness import wait_for
 from tests.integration.observing import LED_NAMES, SAFE_TO_REMOVE, led_state, parse, value
 from tests.integration.sshd import Host
-from tests.integration.terminal import Terminal
+from tests.integration.terminal import on_a_terminal
 from tests.integration.usb import LoopDisk, ensure_udevd, settle
-from tests.parts import binary, in_ci
+from tests.parts import binary, needs_root
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = "coffre.service"
@@ -58,14 +56,6 @@ DROP_IN = """\
 WatchdogSec=10s
 RestartSec=5s
 """
-
-
-def _needs_root() -> None:
-    if os.geteuid() != 0:
-        message = "needs root: boots systemd in namespaces of its own"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def _configure(box: Appliance, extra: str = "") -> None:
@@ -108,7 +98,7 @@ def status(box: Appliance) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def box(built_deb: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
     """A booted box with the package installed, configured for the tests, running."""
-    _needs_root()
+    needs_root("boots systemd in namespaces of its own")
     ensure_udevd()
     base = tmp_path_factory.mktemp("appliance")
     with booted(base) as appliance:
@@ -304,19 +294,8 @@ def test_browse_opens_a_shell_that_reads_the_files(box: Appliance) -> None:
     mount, and reads the archived files."""
     wanted = "Patients/MARTIN Lea/compte-rendu.odt"
     expected = hashlib.sha256(box.path(SHARE / wanted).read_bytes()).hexdigest()
-    master, slave = os.openpty()
-    browse: subprocess.Popen[bytes] | None = None
-    try:
-        browse = subprocess.Popen(
-            box.command("coffre", "browse", env={"SHELL": "/bin/sh", "PS1": "$ ", "TERM": "dumb"}),
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            start_new_session=True,
-            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
-        )
-        os.close(slave)
-        terminal = Terminal(master)
+    shell = {"SHELL": "/bin/sh", "PS1": "$ ", "TERM": "dumb"}
+    with on_a_terminal(box.command("coffre", "browse", env=shell)) as (browse, terminal):
         terminal.read_until(b"type `exit` to leave")
         inside = f'./*/"{str(SHARE).lstrip("/")}/{wanted}"'
         terminal.write(f"pwd; sha256sum {inside}; echo DONE-$((20+22))\n")
@@ -325,10 +304,6 @@ def test_browse_opens_a_shell_that_reads_the_files(box: Appliance) -> None:
         assert expected.encode() in said, said
         terminal.write("exit\n")
         assert browse.wait(timeout=60) == 0
-    finally:
-        if browse is not None and browse.poll() is None:
-            browse.kill()
-        os.close(master)
     wait_for(
         lambda: "fuse" not in in_daemon_namespace(box, "cat /proc/self/mounts"),
         timeout=60,

@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import signal
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from tests.integration.harness import (
     Practice,
     daemon_running,
     fill_share,
-    running_daemon,
     wait_for,
 )
 
@@ -27,11 +25,6 @@ def practice(tmp_path: Path) -> Practice:
     p = Practice(tmp_path)
     fill_share(p.share, files=40)
     return p
-
-
-@pytest.fixture
-def daemon(practice: Practice) -> Iterator[Daemon]:
-    yield from running_daemon(practice)
 
 
 def _digest(root: Path) -> dict[str, str]:

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from coffre.storage import logs
-from tests.integration import test_journald
+from tests.integration import journal
 from tests.integration.faulty_share import faulty_share
 from tests.integration.harness import Practice, daemon_running, fill_share, wait_for
 from tests.integration.observing import ATTENTION, OK, ObservedPractice, parse, value
@@ -29,9 +29,6 @@ BROKEN = {
     "Agenda/verrou-agenda.tmp": "enoent",
 }
 EXIT_WARNINGS = 7
-
-# The journald of test_journald: the machine's, or one started for the test.
-journald = test_journald.journald
 
 
 def _disk_of_the_share(root: Path) -> Path:
@@ -53,14 +50,14 @@ def _archive_paths(practice: Practice, archive: str) -> list[str]:
 
 
 def test_a_backup_that_cannot_read_files_is_a_warning_everywhere_until_a_clean_one(
-    tmp_path: Path,
+    journald: None, tmp_path: Path
 ) -> None:
     practice = ObservedPractice(tmp_path)
     source = _disk_of_the_share(tmp_path)
     names = [Path(rel).name for rel in BROKEN]
     with (
         faulty_share(source, practice.share, BROKEN),
-        daemon_running(practice) as daemon,
+        daemon_running(practice, log_target="journal") as daemon,
     ):
         practice.coffre("target", "init", "local", check=True)
         done = practice.coffre("backup", "--wait")
@@ -127,20 +124,31 @@ def test_a_backup_that_cannot_read_files_is_a_warning_everywhere_until_a_clean_o
         series = parse(practice.scrape())
         assert value(series, "coffre_backup_warnings_in_a_row", target="local") == 2
         assert value(series, "coffre_backup_warnings_total", target="local") == 2
-    log = daemon.logs()
+    pid = daemon.process.pid
 
-    # The journal (here the daemon's stderr) names each file, with why, and sums up.
+    # The journal names each file, with why (in the words support reads), and sums up.
+    files = journal.entries(logs.MSG_FILE_NOT_BACKED_UP, pid)
+    assert all(entry["PRIORITY"] == "4" for entry in files), files
     for rel, why in (
         ("Patients/DUPONT Jean/radio-thorax.dcm", "not backed up (I/O error)"),
         ("Compta/honoraires-2026.xlsx", "not backed up (permission denied)"),
         ("Agenda/verrou-agenda.tmp", "not backed up (vanished during the backup)"),
     ):
-        lines = [line for line in log.splitlines() if rel in line]
+        lines = [entry["MESSAGE"] for entry in files if rel in entry["MESSAGE"]]
         assert len(lines) == 2, (rel, lines)  # one per backup
-        assert all(" WARNING backup of local: file " + why in line for line in lines), lines
-    assert log.count("WARNING backup of local ended with warnings: archive cabinet-") == 2
-    assert "backup of local succeeded" not in log
-    assert "lights: attention (last backup of local ended with warnings: 3 file(s)" in log
+        assert all(line.startswith("backup of local: file " + why) for line in lines), lines
+    summaries = journal.entries(logs.MSG_BACKUP_WARNING, pid)
+    assert [e["COFFRE_FILES_NOT_BACKED_UP"] for e in summaries] == ["3", "3"], summaries
+    assert all(e["PRIORITY"] == "4" for e in summaries), summaries
+    archives = "backup of local ended with warnings: archive cabinet-"
+    assert all(e["MESSAGE"].startswith(archives) for e in summaries), summaries
+    assert journal.entries(logs.MSG_BACKUP_SUCCEEDED, pid) == []
+    said = [entry["MESSAGE"] for entry in journal.entries(None, pid)]
+    assert [
+        m
+        for m in said
+        if m.startswith("lights: attention (last backup of local ended with warnings: 3 file(s)")
+    ], said
 
     # The share's disk reads again: a clean backup, and every sign goes back to normal.
     with (
@@ -174,14 +182,9 @@ def test_each_file_not_backed_up_is_a_journal_entry_of_its_own(
         practice.coffre("target", "init", "local", check=True)
         assert practice.coffre("backup", "--wait").returncode == EXIT_WARNINGS
         pid = daemon.process.pid
-        wait_for(
-            lambda: bool(test_journald._journal(logs.MSG_BACKUP_WARNING, pid)),
-            timeout=30,
-            what="the summary entry",
-        )
-        files = test_journald._journal(logs.MSG_FILE_NOT_BACKED_UP, pid)
-        [summary] = test_journald._journal(logs.MSG_BACKUP_WARNING, pid)
-        succeeded = test_journald._journal(logs.MSG_BACKUP_SUCCEEDED, pid)
+        [summary] = journal.wait_for_entries(logs.MSG_BACKUP_WARNING, pid)
+        files = journal.entries(logs.MSG_FILE_NOT_BACKED_UP, pid)
+        succeeded = journal.entries(logs.MSG_BACKUP_SUCCEEDED, pid)
     assert succeeded == []
     assert summary["PRIORITY"] == "4"
     assert summary["COFFRE_FILES_NOT_BACKED_UP"] == "3"

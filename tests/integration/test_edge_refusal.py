@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ from tests.integration.harness import (
     Practice,
     daemon_running,
     fill_share,
-    running_daemon,
     wait_for,
 )
 from tests.parts import binary
@@ -41,11 +39,6 @@ def practice(tmp_path: Path) -> Practice:
     (p.share / "Patients" / "DUPONT Jean").mkdir(parents=True)
     (p.share / "Patients" / "DUPONT Jean" / "ordonnance 2026.pdf").write_bytes(os.urandom(3000))
     return p
-
-
-@pytest.fixture
-def daemon(practice: Practice) -> Iterator[Daemon]:
-    yield from running_daemon(practice)
 
 
 @pytest.fixture

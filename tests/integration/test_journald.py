@@ -2,55 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from coffre.storage import logs
-from tests.integration.harness import Practice, daemon_running, wait_for
-from tests.parts import binary
-
-JOURNALD = Path("/lib/systemd/systemd-journald")
-
-
-@pytest.fixture
-def journald() -> Iterator[None]:
-    """A running journald: the machine's, or one started for the test (no systemd as PID 1)."""
-    if logs.journald_listening():
-        yield
-        return
-    if not JOURNALD.exists():
-        from tests.parts import missing
-
-        missing("systemd-journald")
-    process = subprocess.Popen([str(JOURNALD)])
-    try:
-        wait_for(logs.journald_listening, timeout=30, what="journald's socket")
-        yield
-    finally:
-        process.terminate()
-        process.wait(30)
-
-
-def _journal(message_id: str, pid: int) -> list[dict[str, str]]:
-    subprocess.run([binary("journalctl"), "--sync"], check=False, capture_output=True)
-    out = subprocess.run(
-        [
-            binary("journalctl"),
-            "--no-pager",
-            "-o",
-            "json",
-            f"MESSAGE_ID={message_id}",
-            f"_PID={pid}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+from tests.integration import journal
+from tests.integration.harness import Practice, daemon_running
 
 
 def test_backup_start_and_success_are_in_the_journal_with_their_message_ids(
@@ -62,12 +18,9 @@ def test_backup_start_and_success_are_in_the_journal_with_their_message_ids(
         practice.coffre("target", "init", "local", check=True)
         practice.coffre("backup", "--wait", check=True)
         pid = daemon.process.pid
-        wait_for(
-            lambda: bool(_journal(logs.MSG_BACKUP_SUCCEEDED, pid)), timeout=30, what="the entry"
-        )
-        started = _journal(logs.MSG_BACKUP_STARTED, pid)
-        succeeded = _journal(logs.MSG_BACKUP_SUCCEEDED, pid)
-        ready = _journal(logs.MSG_DAEMON_READY, pid)
+        succeeded = journal.wait_for_entries(logs.MSG_BACKUP_SUCCEEDED, pid)
+        started = journal.entries(logs.MSG_BACKUP_STARTED, pid)
+        ready = journal.entries(logs.MSG_DAEMON_READY, pid)
     assert started and ready
     assert succeeded[0]["SYSLOG_IDENTIFIER"] == "coffre"
     assert succeeded[0]["MESSAGE"].startswith("backup of local succeeded: archive cabinet-")
@@ -79,8 +32,7 @@ def test_a_failed_backup_is_an_error_entry_with_its_kind(journald: None, tmp_pat
     with daemon_running(practice, log_target="journal") as daemon:
         assert practice.coffre("backup", "--wait").returncode == 1  # not initialised
         pid = daemon.process.pid
-        wait_for(lambda: bool(_journal(logs.MSG_BACKUP_FAILED, pid)), timeout=30, what="entry")
-        failed = _journal(logs.MSG_BACKUP_FAILED, pid)
+        failed = journal.wait_for_entries(logs.MSG_BACKUP_FAILED, pid)
     assert failed[0]["PRIORITY"] == "3"
     assert failed[0]["COFFRE_ERROR_KIND"] == "not_initialised"
 
@@ -100,8 +52,7 @@ def test_each_restore_is_in_the_journal_with_the_audit_lines_hash(
         practice.coffre("backup", "--wait", check=True)
         practice.coffre("restore", "agenda.db", check=True)
         pid = daemon.process.pid
-        wait_for(lambda: len(_journal(MSG_AUDIT, pid)) == 2, timeout=30, what="audit entries")
-        entries = _journal(MSG_AUDIT, pid)
+        entries = journal.wait_for_entries(MSG_AUDIT, pid, 2)
     lines = (practice.state_dir / "audit.log").read_bytes().splitlines()
     assert [e["COFFRE_AUDIT_HASH"] for e in entries] == [
         hashlib.sha256(line).hexdigest() for line in lines

@@ -30,7 +30,7 @@ from tests.integration.observing import (
     value,
 )
 from tests.integration.offsite_practice import OffsitePractice, enroll
-from tests.integration.sshd import Host
+from tests.integration.sshd import Host, running_host
 from tests.integration.usb import LoopDisk, ensure_udevd, settle
 from tests.parts import binary
 
@@ -68,11 +68,7 @@ class Practice(ObservedPractice, OffsitePractice):
 
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[Host]:
-    started = Host(tmp_path, "hds").start()
-    try:
-        yield started
-    finally:
-        started.stop()
+    yield from running_host(tmp_path, "hds")
 
 
 def _ended(run: RunRecord | None) -> float:

@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import PASSPHRASE, Daemon, fill_share, running_daemon
+from tests.integration.harness import (
+    PASSPHRASE,
+    Daemon,
+    daemon_running,
+    fill_share,
+)
 from tests.integration.offsite_practice import OffsitePractice, enroll
 from tests.integration.sshd import Host
 from tests.parts import binary
@@ -34,11 +39,6 @@ def practice(tmp_path: Path, hosts: dict[str, Host]) -> OffsitePractice:
     p = OffsitePractice(tmp_path / "box", hosts=hosts)
     fill_share(p.share, files=30)
     return p
-
-
-@pytest.fixture
-def daemon(practice: OffsitePractice) -> Iterator[Daemon]:
-    yield from running_daemon(practice)
 
 
 def _enrolled(practice: OffsitePractice) -> None:
@@ -201,16 +201,22 @@ def test_an_unreachable_host_fails_alone_as_unreachable(practice: OffsitePractic
     # Retried for a minute only, every second then 2, 4...: the run ends within the test.
     practice.offsite_extra = {"hds1": "retry_for = 1"}
     practice.write_config()
-    for daemon in running_daemon(practice):
+    with daemon_running(practice):
         _enrolled(practice)
         practice.hosts["hds1"].stop()
-        backup = practice.coffre("backup", "--wait")
-        assert backup.returncode == 1
-        assert "hds2: ok, archive" in backup.stderr and "local: ok" in backup.stderr
+        events = practice.job_events({"op": "backup", "wait": True})
+        result = events[-1]
+        assert result["event"] == "result" and result["ok"] is False, result
+        assert result["targets"]["hds1"]["error"]["kind"] == "unreachable"
+        done = {e["target"]: e for e in events if e["event"] == "target_done"}
+        assert done["hds2"]["ok"] and done["hds2"]["archive"].startswith("cabinet-")
+        assert done["local"]["ok"]
+        # Tried again and again during its minute of retries, hds1 alone.
+        retries = [e["targets"] for e in events if e["event"] == "retry_wait"]
+        assert len(retries) >= 3 and all(t == ["hds1"] for t in retries), retries
         status = practice.status()["targets"]
         assert status["hds1"]["last_failure"]["error_kind"] == "unreachable"
         assert status["hds1"]["offsite"]["reachable"] is False
-        assert daemon.logs().count("offsite backup of hds1 failed (unreachable)") >= 3
         text = practice.coffre("status", check=True).stdout
         assert "host: UNREACHABLE" in text
 

@@ -34,7 +34,7 @@ import pytest
 from coffre.config import loader as config
 from coffre.core.config_types import Config
 from tests.integration.harness import NotifyListener
-from tests.parts import binary, in_ci
+from tests.parts import binary, in_ci, needs_root
 
 pytestmark = pytest.mark.machine
 
@@ -90,14 +90,6 @@ KEPT_FILES = ("/etc/coffre", "/etc/coffre/passphrase")
 KEPT_TREES = ("/var/lib/coffre", "/srv/coffre/partage", "/srv/coffre/depots")
 
 
-def needs_root() -> None:
-    if os.geteuid() != 0:
-        message = "needs root: installs and purges the package on this machine"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 def run(
     *argv: str, timeout: float = 120, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -136,7 +128,7 @@ def mode(path: str) -> int:
 @pytest.fixture(scope="module")
 def deb(built_deb: Path) -> Path:
     """The package, built once per session by ``make deb`` (tests/integration/conftest.py)."""
-    needs_root()
+    needs_root("installs and purges the package on this machine")
     binary("lintian")
     path = built_deb
     version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
@@ -149,7 +141,7 @@ def deb(built_deb: Path) -> Path:
 @pytest.fixture(scope="module")
 def machine() -> Iterator[set[str]]:
     """The listing of this machine before the package; afterwards, the machine as it was."""
-    needs_root()
+    needs_root("installs and purges the package on this machine")
     there = [str(p) for p in OWN_PATHS if os.path.lexists(p)]
     if is_installed() or there:
         message = f"coffre is installed here or its paths exist ({there}); not touching them"

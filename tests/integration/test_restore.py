@@ -11,7 +11,6 @@ import re
 import shlex
 import signal
 import subprocess
-import termios
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,15 +18,16 @@ from pathlib import Path
 import pytest
 
 from coffre.core.restore_plan import STAGING_PREFIX, folder_name
+from coffre.storage.audit import MSG_AUDIT
+from tests.integration import journal
 from tests.integration.harness import (
     Daemon,
     Practice,
     daemon_running,
     fill_share,
-    running_daemon,
     wait_for,
 )
-from tests.integration.terminal import Terminal
+from tests.integration.terminal import on_a_terminal
 from tests.integration.usb import faketime_env
 from tests.parts import binary
 
@@ -57,11 +57,6 @@ def practice(tmp_path: Path) -> Practice:
     # The share as the practice has it: group-shared, setgid (packaging/samba).
     p.share.chmod(0o2770)
     return p
-
-
-@pytest.fixture
-def daemon(practice: Practice) -> Iterator[Daemon]:
-    yield from running_daemon(practice)
 
 
 @pytest.fixture
@@ -222,18 +217,24 @@ def test_what_a_killed_restore_extracted_is_removed_at_start_and_never_backed_up
 
 
 def test_a_restore_that_cannot_be_recorded_is_refused_and_restores_nothing(
-    practice: Practice, daemon: Daemon, backed_up: tuple[str, dict[str, str]]
+    journald: None, practice: Practice
 ) -> None:
-    log = practice.state_dir / "audit.log"
-    assert not log.exists()  # nothing was read yet
-    log.mkdir()  # the log cannot be opened for writing (EISDIR): as a full disk would
-    result = practice.coffre("restore", "Patients")
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert f"cannot record this restore in the audit log {log}" in result.stderr
-    assert "nothing was done" in result.stderr
-    assert not (practice.share / "_restaurations").exists()
-    # The journal keeps the attempt.
-    assert "audit: restore by" in daemon.logs() and "NOT recorded in" in daemon.logs()
+    with daemon_running(practice, log_target="journal") as daemon:
+        practice.coffre("target", "init", "local", check=True)
+        practice.coffre("backup", "--wait", check=True)
+        log = practice.state_dir / "audit.log"
+        assert not log.exists()  # nothing was read yet
+        log.mkdir()  # the log cannot be opened for writing (EISDIR): as a full disk would
+        result = practice.coffre("restore", "Patients")
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert f"cannot record this restore in the audit log {log}" in result.stderr
+        assert "nothing was done" in result.stderr
+        assert not (practice.share / "_restaurations").exists()
+        # The journal keeps the attempt: an audit entry that has no place in the chain.
+        attempts = journal.wait_for_entries(MSG_AUDIT, daemon.process.pid)
+    assert [(e["COFFRE_AUDIT_OP"], "COFFRE_AUDIT_SEQ" in e) for e in attempts] == [
+        ("restore", False)
+    ]
 
 
 def test_a_restore_runs_while_another_target_is_backed_up_and_waits_for_its_own(
@@ -258,11 +259,11 @@ def test_a_restore_runs_while_another_target_is_backed_up_and_waits_for_its_own(
         stack.callback(holder.kill)
         wait_for(lambda: _locked(practice.repository("disque")), what="the held lock")
         practice.coffre("backup", "--target", "disque", check=True)  # queued, not followed
-        wait_for(lambda: "backup of disque started" in daemon.logs(), what="the stuck backup")
+        wait_for(lambda: _backing_up(practice, "disque"), what="the stuck backup")
 
         restored = practice.coffre("restore", "dossier-1", "--target", "local", timeout=120)
         assert restored.returncode == 0, restored.stderr
-        assert "backup of disque succeeded" not in daemon.logs()  # still stuck meanwhile
+        assert _backing_up(practice, "disque"), "the backup must still be stuck meanwhile"
         # A read of the very target being backed up waits for it, and says so.
         find = subprocess.Popen(
             [binary("coffre"), "find", "patient", "--target", "disque"],
@@ -278,13 +279,25 @@ def test_a_restore_runs_while_another_target_is_backed_up_and_waits_for_its_own(
         assert holder.stdin is not None
         holder.stdin.close()  # the lock is let go: the backup, then the find, go on
         assert find.wait(timeout=300) == 0
-        wait_for(lambda: "backup of disque succeeded" in daemon.logs(), what="the backup's end")
+        wait_for(
+            lambda: practice.status()["targets"]["disque"]["last_success"] is not None,
+            what="the backup's end",
+        )
     (restored_into,) = (practice.share / "_restaurations").iterdir()
     assert (restored_into / "dossier-1").is_dir()
 
 
 def _locked(repository: Path) -> bool:
     return (repository / "lock.exclusive").exists()
+
+
+def _backing_up(practice: Practice, target: str) -> bool:
+    """The daemon's main lane runs a backup of ``target``, which has not ended yet."""
+    running = practice.status()["running"]
+    return running is not None and (running["kind"], running["current_target"]) == (
+        "backup",
+        target,
+    )
 
 
 def test_find_lists_matching_paths_newest_first_with_size_and_time(
@@ -441,23 +454,11 @@ def test_browse_mounts_read_only_and_unmounts_when_the_command_ends(
     assert ops[-2:] == [("browse", "asked"), ("browse", "ok")]
 
 
-def _browse_without_input(practice: Practice, *args: str) -> subprocess.Popen[str]:
-    """``coffre browse`` as a script's background job runs it: input from /dev/null."""
-    return subprocess.Popen(
-        [binary("coffre"), "browse", *args],
-        env=practice.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def test_browse_from_a_script_without_input_holds_the_mount_until_stopped(
     practice: Practice, backed_up: tuple[str, dict[str, str]], daemon: Daemon
 ) -> None:
     archive, at_backup = backed_up
-    browse = _browse_without_input(practice, "--archive", archive)
+    browse = _browse(practice, "--archive", archive, stdin=subprocess.DEVNULL)
     try:
         assert browse.stdout is not None and browse.stderr is not None
         mountpoint = Path(browse.stdout.readline().strip())
@@ -482,7 +483,7 @@ def test_browse_from_a_script_without_input_holds_the_mount_until_stopped(
 def test_browse_for_seconds_unmounts_by_itself_and_logs_how_long_it_was_mounted(
     practice: Practice, backed_up: tuple[str, dict[str, str]], daemon: Daemon
 ) -> None:
-    browse = _browse_without_input(practice, "--for", "2")
+    browse = _browse(practice, "--for", "2", stdin=subprocess.DEVNULL)
     try:
         assert browse.stdout is not None and browse.stderr is not None
         mountpoint = Path(browse.stdout.readline().strip())
@@ -545,21 +546,8 @@ def test_browse_on_a_terminal_opens_a_shell_in_the_daemons_mount_namespace(
     file = "Patients/DUPONT Jean/ordonnance 2026.pdf"
     expected = hashlib.sha256((practice.share / file).read_bytes()).hexdigest()
     mountpoint = practice.root / "run" / "browse" / "local"
-    master, slave = os.openpty()
-    browse: subprocess.Popen[bytes] | None = None
-    try:
-        browse = subprocess.Popen(
-            [binary("coffre"), "browse"],
-            env={**practice.env, "SHELL": "/bin/sh", "PS1": "$ "},
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            # A terminal as over SSH: the session's controlling terminal.
-            start_new_session=True,
-            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
-        )
-        os.close(slave)
-        terminal = Terminal(master)
+    shell = {**practice.env, "SHELL": "/bin/sh", "PS1": "$ "}
+    with on_a_terminal([binary("coffre"), "browse"], shell) as (browse, terminal):
         terminal.read_until(b"type `exit` to leave")
         assert _mounted(mountpoint, pid=namespaced.process.pid)
         assert not _mounted(mountpoint)
@@ -571,10 +559,6 @@ def test_browse_on_a_terminal_opens_a_shell_in_the_daemons_mount_namespace(
         assert expected.encode() in said
         terminal.write("exit\n")
         assert browse.wait(timeout=60) == 0
-    finally:
-        if browse is not None and browse.poll() is None:
-            browse.kill()
-        os.close(master)
     wait_for(lambda: not _mounted(mountpoint, pid=namespaced.process.pid), what="unmounted")
     wait_for(lambda: audit_lines(practice)[-1]["outcome"] != "asked", what="browse's audit line")
     ops = [(line["op"], line["outcome"]) for line in audit_lines(practice)]
@@ -602,12 +586,13 @@ def test_browse_from_a_script_prints_a_command_that_shows_the_archives(
             browse.kill()
 
 
-def _browse(practice: Practice, *args: str) -> subprocess.Popen[str]:
-    """``coffre browse`` run as a script would: pipes, no terminal."""
+def _browse(practice: Practice, *args: str, stdin: int = subprocess.PIPE) -> subprocess.Popen[str]:
+    """``coffre browse`` run as a script would: pipes, no terminal. ``stdin=DEVNULL``: as a
+    script's background job runs it (input from /dev/null)."""
     return subprocess.Popen(
         [binary("coffre"), "browse", *args],
         env=practice.env,
-        stdin=subprocess.PIPE,
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -13,7 +13,7 @@ import pytest
 from coffre.core.restore_plan import folder_name
 from tests.integration.harness import Practice, fill_share, running_daemon, wait_for
 from tests.integration.offsite_practice import OffsitePractice, enroll
-from tests.integration.sshd import Host
+from tests.integration.sshd import Host, running_host
 from tests.integration.usb import LoopDisk, ensure_udevd, mounted, settle
 from tests.parts import binary
 
@@ -117,11 +117,7 @@ def test_restore_from_an_absent_disk_without_waiting_names_it(
 
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[Host]:
-    started = Host(tmp_path, "hds1").start()
-    try:
-        yield started
-    finally:
-        started.stop()
+    yield from running_host(tmp_path, "hds1")
 
 
 def test_restore_from_an_offsite_host_byte_identical(host: Host, tmp_path: Path) -> None:

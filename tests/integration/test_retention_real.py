@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Daemon, Practice, running_daemon
+from tests.integration.harness import Daemon, Practice
 
 # UTC instants; the box is in Europe/Paris. 2026-10-31T23:30Z is already
 # 1 November in Paris (CET, UTC+1): it is November's first backup, not October's.
@@ -40,11 +39,6 @@ def practice(tmp_path: Path) -> Practice:
     p = Practice(tmp_path)
     (p.share / "agenda.db").write_text("rdv\n")
     return p
-
-
-@pytest.fixture
-def daemon(practice: Practice) -> Iterator[Daemon]:
-    yield from running_daemon(practice)
 
 
 def _seed(practice: Practice) -> None:

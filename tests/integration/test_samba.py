@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.harness import Practice, running_daemon, wait_for
-from tests.parts import binary, in_ci
+from tests.parts import binary, needs_root
 
 SAMBA = Path(__file__).resolve().parents[2] / "packaging" / "samba"
 SHARE_CONF = SAMBA / "coffre-share.conf"
@@ -41,14 +41,6 @@ GROUP = "coffre-partage"
 PASSWORD = "Mot de passe du cabinet, 2 fois"
 #: The file the workstation drops: a name with a space and accents, and bytes.
 REMOTE_NAME = "Compte rendu é.txt"
-
-
-def needs_root() -> None:
-    if os.geteuid() != 0:
-        message = "needs root (smbd, Unix users)"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def run(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -199,7 +191,7 @@ def practice(practice_root: Path) -> Practice:
 
 @pytest.fixture(scope="module")
 def smbd(practice: Practice, practice_root: Path) -> Iterator[Smbd]:
-    needs_root()
+    needs_root("smbd, Unix users")
     server = binary("smbd")
     for tool in ("smbclient", "smbpasswd", "testparm", "useradd", "groupadd"):
         binary(tool)

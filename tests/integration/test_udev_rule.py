@@ -12,7 +12,6 @@ none answers; it is left running, as the other tests that use udev expect).
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -24,21 +23,13 @@ import pytest
 import pyudev
 
 from tests.integration.harness import wait_for
-from tests.parts import binary, in_ci, missing
+from tests.parts import binary, missing, needs_root
 
 RULE = Path(__file__).resolve().parents[2] / "udev" / "90-coffre.rules"
 INSTALLED = Path("/run/udev/rules.d") / RULE.name
 UDEVD_CANDIDATES = ("/lib/systemd/systemd-udevd", "/usr/lib/systemd/systemd-udevd")
 IMAGE_SIZE = 8 * 1024 * 1024
 _PROPERTY = re.compile(r"([A-Z0-9_]+)=(.*)")
-
-
-def needs_root() -> None:
-    if os.geteuid() != 0:
-        message = "needs root (loop devices, udev rules)"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def run(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -72,7 +63,7 @@ def ensure_udevd(udevadm: str) -> None:
 @pytest.fixture(scope="module")
 def udevadm() -> Iterator[str]:
     """udevadm, with udevd running and the shipped rule installed for udevd and udevadm."""
-    needs_root()
+    needs_root("loop devices, udev rules")
     tool = binary("udevadm")
     for name in ("losetup", "mkfs.ext4", "mkswap"):
         binary(name)

@@ -18,8 +18,7 @@ import pytest
 
 from coffre.cli import audit as cli_audit
 from coffre.cli.client import person_from_env
-from coffre.config import loader as config
-from coffre.core.config_types import Config
+from coffre.core.config_types import Config, LocalTarget, PathsConfig
 from coffre.core.errors import CoffreError, UsageError
 from coffre.storage.audit import (
     GENESIS,
@@ -32,19 +31,11 @@ from coffre.storage.audit import (
     read_entries,
     verify,
 )
+from tests.fakes import Journal, config
 
 T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
 ALICE = {"user": "alice", "login": "root", "uid": 0, "ssh": "10.0.0.5 51234 10.0.0.1 22"}
 LOG = logging.getLogger("test.audit")
-
-
-class Capture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
 
 
 def _record(log: AuditLog, n: int, **kw: Any) -> None:
@@ -364,11 +355,8 @@ def test_record_after_a_garbled_last_line_chains_over_it_and_says_so(tmp_path: P
     path = _log_with(tmp_path, 2)
     with path.open("ab") as file:
         file.write(b"garbage\n")
-    handler = Capture()
     logger = logging.getLogger("test.audit.damage")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
+    with Journal.of(logger) as handler:
         entry = AuditLog(path, logger).record(
             op="restore",
             at=T0,
@@ -379,8 +367,6 @@ def test_record_after_a_garbled_last_line_chains_over_it_and_says_so(tmp_path: P
             outcome="ok",
             details={"size": 3},
         )
-    finally:
-        logger.removeHandler(handler)
     lines = _lines(path)
     assert entry.seq == 3
     assert entry.prev == hashlib.sha256(b"garbage").hexdigest() == json.loads(lines[3])["prev"]
@@ -492,11 +478,8 @@ def test_read_entries_since(tmp_path: Path) -> None:
 
 
 def test_each_entry_reaches_the_logger_with_its_fields(tmp_path: Path) -> None:
-    handler = Capture()
     logger = logging.getLogger("test.audit.fields")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
+    with Journal.of(logger) as handler:
         entry = AuditLog(tmp_path / "audit.log", logger).record(
             op="restore",
             at=T0,
@@ -506,8 +489,6 @@ def test_each_entry_reaches_the_logger_with_its_fields(tmp_path: Path) -> None:
             paths=["/srv/share/a.pdf", "/srv/share/b.pdf"],
             outcome="ok",
         )
-    finally:
-        logger.removeHandler(handler)
     [record] = handler.records
     fields = record.__dict__  # extra= fields land on the record, as journald's handler reads them
     assert record.levelno == logging.INFO
@@ -564,25 +545,8 @@ def test_person_from_env_falls_back() -> None:
 
 
 def _config(tmp_path: Path) -> Config:
-    toml = tmp_path / "coffre.toml"
-    toml.write_text(
-        f"""
-[source]
-paths = ["/srv/share"]
-
-[encryption]
-passphrase_file = "/etc/coffre/passphrase"
-
-[paths]
-state = "{tmp_path / "state"}"
-
-[[target]]
-name = "local"
-kind = "local"
-path = "/var/backups/coffre"
-"""
-    )
-    return config.load(toml, hostname="cabinet", check_files=False)
+    paths = PathsConfig(state=tmp_path / "state")
+    return config(tmp_path, LocalTarget("local", Path("/var/backups/coffre")), paths=paths)
 
 
 def _args(action: str | None = None, since: date | None = None, json: bool = False) -> Any:

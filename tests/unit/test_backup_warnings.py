@@ -8,7 +8,7 @@ import asyncio
 import io
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -16,8 +16,7 @@ from typing import Any, cast
 import pytest
 
 from coffre.borg.create_warnings import FILE_MSGIDS, classify
-from coffre.borg.records import LogRecord, Progress
-from coffre.borg.runner import BorgResult
+from coffre.borg.records import LogRecord
 from coffre.cli import support as cli_support
 from coffre.core.outcomes import BackupWarnings, Reason
 from coffre.jobs import backup
@@ -28,8 +27,9 @@ from coffre.storage import logs
 from coffre.storage.state import SUCCESS, WARNING, RunStats, State
 from coffre.targets.usb.job import run_disk_job
 from coffre.targets.usb.repository import UsbRepository
+from tests.fakes import LOCAL, REPO_ID, Clock, FakeBorg, config
 from tests.unit.test_disk_job import FakeDisk
-from tests.unit.test_executor import NOW, REPO_ID, FakeBorg, FixedClock, _config, _run
+from tests.unit.test_executor import NOW, _run
 
 SHARE = "/srv/coffre/partage"
 
@@ -136,26 +136,9 @@ def test_counts_round_trip_and_a_newer_reason_reads_as_other() -> None:
 # --- the backup step and the executor, with a fake borg --------------------------------
 
 
-class WarningBorg(FakeBorg):
+def _warning_borg(records: Sequence[LogRecord] = RECORDS, rc: int = 1) -> FakeBorg:
     """borg create ending with ``rc`` and ``records`` (a warning code by default)."""
-
-    def __init__(self, records: Sequence[LogRecord] = RECORDS, rc: int = 1) -> None:
-        super().__init__()
-        self.records = tuple(records)
-        self.rc = rc
-
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        on_progress: Callable[[Progress], None] | None = None,
-        cwd: Path | None = None,
-        use_passphrase: bool = True,
-    ) -> BorgResult:
-        result = await super().run(argv, on_progress=on_progress, cwd=cwd)
-        if argv[0] != "create":
-            return result
-        return BorgResult(result.argv, self.rc, result.stdout, self.records, self.records, 0.1)
+    return FakeBorg(create_logs=records, create_rc=rc)
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -166,7 +149,7 @@ def test_a_create_with_warnings_is_recorded_logged_per_file_and_reported(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="t")
-    result, state = _run(tmp_path, WarningBorg())
+    result, state = _run(tmp_path, _warning_borg())
 
     # The job's result: done (the archive is made, retention ran), but not clean.
     outcome = result["targets"]["local"]
@@ -215,7 +198,7 @@ def test_a_create_with_warnings_is_recorded_logged_per_file_and_reported(
 def test_warnings_of_a_run_that_ended_with_rc_0_change_nothing(tmp_path: Path) -> None:
     """rc 0 may come with WARNING records (borg's notes on itself): no file is missing."""
     note = LogRecord("WARNING", "Using a pure-python msgpack! This will be very slow.", "", "borg")
-    result, state = _run(tmp_path, WarningBorg((note,), rc=0))
+    result, state = _run(tmp_path, _warning_borg((note,), rc=0))
     assert "outcome" not in result["targets"]["local"]
     run = state.last_finished_run("local", "backup")
     assert run is not None and run.outcome == SUCCESS and run.warnings is None
@@ -244,7 +227,7 @@ def _disk_job(tmp_path: Path, borg: FakeBorg, previous: BackupWarnings | None) -
     stats = RunStats("cabinet-earlier", 1, 1, 1, 1, previous)
     state.finish_run(earlier, NOW - timedelta(days=1), stats=stats)
     run = state.start_run("disque-a", "backup", NOW)
-    services = Services(_config(tmp_path), state, borg, FixedClock(), logging.getLogger("t"))
+    services = Services(config(tmp_path, LOCAL), state, borg, Clock(NOW), logging.getLogger("t"))
 
     async def power_off(devnode: str, usb: str | None) -> None:
         pass
@@ -258,7 +241,7 @@ def _disk_job(tmp_path: Path, borg: FakeBorg, previous: BackupWarnings | None) -
 def test_a_disk_job_with_warnings_is_a_warning_and_the_next_plug_needs_no_repair(
     tmp_path: Path,
 ) -> None:
-    borg = WarningBorg()
+    borg = _warning_borg()
     state = _disk_job(tmp_path, borg, previous=BackupWarnings.of({Reason.VANISHED: 1}))
     # The previous job ended with warnings, not in trouble: no repository check first.
     calls = [c[0] for c in borg.calls]
@@ -273,12 +256,12 @@ def test_a_disk_job_with_warnings_is_a_warning_and_the_next_plug_needs_no_repair
 
 
 def test_status_tells_the_count_and_reasons_never_the_names(tmp_path: Path) -> None:
-    _, state = _run(tmp_path, WarningBorg())
+    _, state = _run(tmp_path, _warning_borg())
 
     async def idle(job: Any) -> JobResult:
         raise AssertionError("no job runs here")
 
-    report = status.build(_config(tmp_path), state, JobQueue(idle), NOW, None)
+    report = status.build(config(tmp_path, LOCAL), state, JobQueue(idle), NOW, None)
     local = report["targets"]["local"]
     for run in (local["last_attempt"], local["last_success"]):
         assert run is not None and run["warnings"] is not None

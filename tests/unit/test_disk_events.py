@@ -4,33 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from coffre.cli.disk import print_disks
-from coffre.core.config_types import (
-    Config,
-    EncryptionConfig,
-    RetentionConfig,
-    ScheduleConfig,
-    SourceConfig,
-)
 from coffre.core.errors import BorgNoSpace
 from coffre.jobs.queue import Job, JobRequest
 from coffre.storage.state import State
 from coffre.targets.usb.events import DiskWatch
 from coffre.targets.usb.udev import DiskAppeared, DiskGone
+from tests.fakes import Clock, config
 
 NOW = datetime(2026, 11, 29, 10, tzinfo=UTC)
 A = DiskAppeared("/devices/loop0", "/dev/loop0", "uuid-a", "ext4", "COFFRE-A", None)
-
-
-class Clock:
-    def now(self) -> datetime:
-        return NOW
 
 
 class Harness:
@@ -42,16 +30,10 @@ class Harness:
         self.submitted: list[JobRequest] = []
         self.busy: set[str] = set()
         self.probe_uuid = probe_uuid
-        config = Config(
-            source=SourceConfig(paths=(tmp_path,)),
-            schedule=ScheduleConfig(daily=time(1, 30), timezone=ZoneInfo(timezone)),
-            retention=RetentionConfig(prefix="cabinet"),
-            encryption=EncryptionConfig(passphrase_file=tmp_path / "p"),
-        )
         self.watch = DiskWatch(
-            config,
+            config(tmp_path, timezone=timezone),
             self.state,
-            Clock(),
+            Clock(NOW),
             logging.getLogger("coffre.test"),
             self.submit,
             lambda name: name in self.busy,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from coffre.core.errors import BorgNoSpace
 from coffre.core.model import Archive
@@ -16,7 +16,8 @@ from coffre.jobs.services import Services
 from coffre.storage.state import DiskRecord, RunStats, State
 from coffre.targets.usb.job import run_disk_job
 from coffre.targets.usb.repository import UsbRepository
-from tests.unit.test_executor import NOW, REPO_ID, FakeBorg, FixedClock, _config
+from tests.fakes import LOCAL, REPO_ID, Clock, FakeBorg, config
+from tests.unit.test_executor import NOW
 
 
 class FakeDisk:
@@ -36,19 +37,6 @@ class FakeDisk:
         yield self.location
 
 
-class NoSpaceOnce(FakeBorg):
-    def __init__(self) -> None:
-        super().__init__()
-        self.full = True
-
-    async def run(self, argv: Any, **kwargs: Any) -> Any:
-        if argv[0] == "create" and self.full:
-            self.calls.append(tuple(argv))
-            self.full = False
-            raise BorgNoSpace("No space left on device", rc=2)
-        return await super().run(argv, **kwargs)
-
-
 def _job(
     tmp_path: Path, borg: FakeBorg, previous: str | None, archives: tuple[Archive, ...] = ()
 ) -> tuple[list[str], State]:
@@ -65,7 +53,7 @@ def _job(
             error=None if previous == "success" else BorgNoSpace("full", rc=2),
         )
     state.start_run("disque-a", "backup", NOW)  # this job's own run, as the executor records it
-    services = Services(_config(tmp_path), state, borg, FixedClock(), logging.getLogger("t"))
+    services = Services(config(tmp_path, LOCAL), state, borg, Clock(NOW), logging.getLogger("t"))
     powered: list[str] = []
 
     async def power_off(devnode: str, usb: str | None) -> None:
@@ -97,7 +85,7 @@ def test_after_a_failed_plug_the_repository_is_checked_first(tmp_path: Path) -> 
 
 
 def test_a_full_disk_gets_retention_and_a_compact_then_one_more_try(tmp_path: Path) -> None:
-    borg = NoSpaceOnce()
+    borg = FakeBorg(fail={"create": [BorgNoSpace("No space left on device", rc=2)]})
     calls, state = _job(tmp_path, borg, previous="success")
     assert calls.count("create") == 2
     assert "compact" in calls[calls.index("create") : calls.index("create", 1)]

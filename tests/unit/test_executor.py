@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from coffre.borg.records import LogRecord, Progress
-from coffre.borg.runner import BorgResult
-from coffre.core.config_types import (
-    Config,
-    EncryptionConfig,
-    LocalTarget,
-    RetentionConfig,
-    ScheduleConfig,
-    SourceConfig,
-)
 from coffre.core.errors import BorgLockTimeout
 from coffre.core.model import Archive
 from coffre.daemon.executor import Executor
@@ -30,114 +16,9 @@ from coffre.jobs.pruning import COMPACT_ABSOLUTE, compact_due
 from coffre.jobs.queue import Job, JobRequest, JobResult
 from coffre.jobs.services import Services
 from coffre.storage.state import State
-from coffre.targets.base import RemovableDisk
+from tests.fakes import LOCAL, REPO_ID, Clock, FakeBorg, FakeRepository, config
 
-PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 29, 0, 30, tzinfo=UTC)  # 01:30 in Paris
-REPO_ID = "ab" * 32
-
-
-class FixedClock:
-    def now(self) -> datetime:
-        return NOW
-
-
-class FakeBorg:
-    """Answers like borg would; records every subcommand asked."""
-
-    def __init__(self, *, freed: str = "-1.20 kB", fail_create: bool = False) -> None:
-        self.calls: list[tuple[str, ...]] = []
-        self.freed = freed
-        self.fail_create = fail_create
-
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        on_progress: Callable[[Progress], None] | None = None,
-        cwd: Path | None = None,
-        use_passphrase: bool = True,
-    ) -> BorgResult:
-        self.calls.append(tuple(argv))
-        stdout = ""
-        logs: tuple[LogRecord, ...] = ()
-        if argv[0] == "create":
-            if self.fail_create:
-                raise BorgLockTimeout("Failed to create/acquire the lock", rc=73)
-            if on_progress:
-                on_progress(Progress(10, 5, 1, 3, False))
-            name = argv[-2].split("::")[1]
-            stdout = json.dumps(
-                {
-                    "repository": {"id": REPO_ID, "location": "/r"},
-                    "archive": {
-                        "name": name,
-                        "id": "cd" * 32,
-                        "start": "2026-11-29T00:30:00.000000",
-                        "duration": 1.5,
-                        "stats": {
-                            "original_size": 10,
-                            "compressed_size": 5,
-                            "deduplicated_size": 1,
-                            "nfiles": 3,
-                        },
-                    },
-                    "cache": {"stats": {"unique_csize": 1_000_000_000}},
-                }
-            )
-        elif argv[0] == "list":
-            stdout = json.dumps({"archives": []})
-        elif argv[0] == "delete":
-            logs = (
-                LogRecord(
-                    "INFO",
-                    f"Deleted data:               -5.00 MB             -5.00 MB   {self.freed}",
-                    "",
-                    "borg.output.stats",
-                ),
-            )
-        return BorgResult(tuple(argv), 0, stdout, logs, (), 0.1)
-
-
-class FakeRepository:
-    """A local repository that is always there, with the recorded ID."""
-
-    name = "local"
-    location = "/srv/repo"
-    compacts = True
-
-    def as_disk(self) -> RemovableDisk | None:
-        return None
-
-    def job_services(self, daemon: Services) -> Services:
-        return daemon
-
-    def require_ready(self) -> None:
-        return None
-
-    async def repository_id(self) -> str:
-        return REPO_ID
-
-    def opened(self, expected_id: str) -> Any:
-        from contextlib import asynccontextmanager
-
-        @asynccontextmanager
-        async def cm() -> Any:
-            assert expected_id == REPO_ID
-            yield self.location
-
-        return cm()
-
-
-def _config(tmp_path: Path) -> Config:
-    (tmp_path / "share").mkdir(exist_ok=True)  # backups refuse a missing share
-    return Config(
-        source=SourceConfig(paths=(tmp_path / "share",)),
-        schedule=ScheduleConfig(daily=time(1, 30), timezone=PARIS),
-        retention=RetentionConfig(prefix="cabinet"),
-        encryption=EncryptionConfig(passphrase_file=tmp_path / "pass"),
-        targets=(LocalTarget(name="local", path=Path("/srv/repo")),),
-    )
 
 
 def _history() -> list[Archive]:
@@ -156,10 +37,10 @@ def _run(tmp_path: Path, borg: FakeBorg, *, listed: bool = True) -> tuple[JobRes
     if listed:
         state.replace_archives("local", _history(), NOW - timedelta(days=1))
     services = Services(
-        config=_config(tmp_path),
+        config=config(tmp_path, LOCAL),
         state=state,
         borg=borg,
-        clock=FixedClock(),
+        clock=Clock(NOW),
         logger=logging.getLogger("t"),
     )
     executor = Executor(services, {"local": FakeRepository()})
@@ -196,7 +77,7 @@ def test_compact_runs_once_the_freed_space_is_worth_it(tmp_path: Path) -> None:
 
 
 def test_a_failed_create_records_its_kind_and_skips_retention(tmp_path: Path) -> None:
-    borg = FakeBorg(fail_create=True)
+    borg = FakeBorg(fail={"create": [BorgLockTimeout("Failed to create/acquire the lock", rc=73)]})
     result, state = _run(tmp_path, borg)
     assert result["ok"] is False
     assert result["targets"]["local"]["error"]["kind"] == "lock_timeout"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -13,18 +13,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from prometheus_client.exposition import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from coffre import __version__
-from coffre.core.config_types import (
-    Config,
-    EncryptionConfig,
-    LocalTarget,
-    OffsiteTarget,
-    RetentionConfig,
-    ScheduleConfig,
-    SourceConfig,
-)
+from coffre.core.config_types import Config, LocalTarget, OffsiteTarget
 from coffre.core.errors import ERROR_KINDS, BorgIntegrityError, BorgNoSpace, OffsiteUnreachable
 from coffre.core.model import Archive
 from coffre.core.outcomes import BackupWarnings, Reason
@@ -34,32 +25,20 @@ from coffre.observe.facts import Observer
 from coffre.observe.metrics import RUN_ERROR_KINDS, Exporter
 from coffre.storage.state import RunStats, State
 from coffre.targets.offsite.repository import record_preflight
+from tests.exposition import Series, parse, value
+from tests.fakes import Clock, config
 
 PARIS = ZoneInfo("Europe/Paris")
 T0 = datetime(2026, 11, 18, 1, 30, tzinfo=UTC)
 LOG = logging.getLogger("test.metrics")
 
-Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.moment = now
-
-    def now(self) -> datetime:
-        return self.moment
-
 
 def _config(tmp_path: Path) -> Config:
-    return Config(
-        source=SourceConfig((tmp_path / "PATIENT-MARKER-Dupont",)),
-        schedule=ScheduleConfig(time(1, 30), PARIS),
-        retention=RetentionConfig("cabinet"),
-        encryption=EncryptionConfig(tmp_path / "passphrase"),
-        targets=(
-            LocalTarget("local", tmp_path / "repos" / "local"),
-            OffsiteTarget("hds", "coffre", "hds.example", 22, "/depots/cabinet"),
-        ),
+    return config(
+        tmp_path,
+        LocalTarget("local", tmp_path / "repos" / "local"),
+        OffsiteTarget("hds", "coffre", "hds.example", 22, "/depots/cabinet"),
+        share="PATIENT-MARKER-Dupont",
     )
 
 
@@ -75,16 +54,7 @@ def free_port() -> int:
 
 
 def scrape(exporter: Exporter) -> Series:
-    text = exporter.exposition().decode()
-    found: Series = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return found
-
-
-def value(series: Series, name: str, **labels: str) -> float:
-    return series[(name, frozenset(labels.items()))]
+    return parse(exporter.exposition().decode())
 
 
 def names(series: Series) -> set[str]:

@@ -6,55 +6,37 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from coffre.core.config_types import (
-    Config,
-    EncryptionConfig,
-    LocalTarget,
-    OffsiteTarget,
-    RetentionConfig,
-    ScheduleConfig,
-    SourceConfig,
-)
+from coffre.core.config_types import LocalTarget, OffsiteTarget
 from coffre.observe.facts import Observer
 from coffre.observe.metrics import Exporter
 from coffre.storage.state import State
+from tests.fakes import Clock, config
 
 PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
 T0 = datetime(2026, 11, 18, 1, 30, tzinfo=UTC)
 SERIES = re.compile(r"\bcoffre_[a-z_]+\b")
 
 
-class Clock:
-    def now(self) -> datetime:
-        return T0
-
-
 def exported(tmp_path: Path) -> set[str]:
     """Every series name of a box with a local target, an offsite one and a disk."""
     (tmp_path / "repo").mkdir()
-    config = Config(
-        source=SourceConfig((tmp_path / "share",)),
-        schedule=ScheduleConfig(time(1, 30), ZoneInfo("Europe/Paris")),
-        retention=RetentionConfig("cabinet"),
-        encryption=EncryptionConfig(tmp_path / "passphrase"),
-        targets=(
-            LocalTarget("local", tmp_path / "repo"),
-            OffsiteTarget("hds", "u", "hds.example", 22, "/r"),
-        ),
+    practice = config(
+        tmp_path,
+        LocalTarget("local", tmp_path / "repo"),
+        OffsiteTarget("hds", "u", "hds.example", 22, "/r"),
     )
     state = State.open(tmp_path / "state.db", logger=logging.getLogger("t"), now=T0)
     state.enroll_disk("disque-a", "uuid", "repo", T0)
     state.disk_done("disque-a", safe=True, free_bytes=1, at=T0)
-    observer = Observer(config, state, Clock())
+    observer = Observer(practice, state, Clock(T0))
     observer.measure()
-    text = Exporter(observer, config, logging.getLogger("t")).exposition().decode()
+    text = Exporter(observer, practice, logging.getLogger("t")).exposition().decode()
     return {
         sample.name for family in text_string_to_metric_families(text) for sample in family.samples
     }

@@ -6,19 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from coffre.core.config_types import (
-    Config,
-    EncryptionConfig,
-    LocalTarget,
-    RetentionConfig,
-    ScheduleConfig,
-    SourceConfig,
-)
+from coffre.core.config_types import LocalTarget
 from coffre.core.health import Health
 from coffre.core.job_events import JobResult
 from coffre.core.outcomes import BackupWarnings, Reason
@@ -27,14 +19,10 @@ from coffre.observe.facts import Observer
 from coffre.observe.leds import PATTERNS, Lights, Pattern
 from coffre.observe.observability import Observability
 from coffre.storage.state import RunStats, State
+from tests.fakes import Clock, config
 
 T0 = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
 LOG = logging.getLogger("test.observe")
-
-
-class Clock:
-    def now(self) -> datetime:
-        return T0
 
 
 class Writer:
@@ -52,15 +40,9 @@ class NoBorg:
 
 
 def _setup(tmp_path: Path) -> tuple[Observability, Writer, State]:
-    config = Config(
-        source=SourceConfig((tmp_path / "share",)),
-        schedule=ScheduleConfig(time(1, 30), ZoneInfo("Europe/Paris")),
-        retention=RetentionConfig("cabinet"),
-        encryption=EncryptionConfig(tmp_path / "passphrase"),
-        targets=(LocalTarget("local", tmp_path / "repo"),),
-    )
+    practice = config(tmp_path, LocalTarget("local", tmp_path / "repo"))
     state = State.open(tmp_path / "state.db", logger=LOG, now=T0)
-    observed = Observability(config, Observer(config, state, Clock()), NoBorg(), LOG)
+    observed = Observability(practice, Observer(practice, state, Clock(T0)), NoBorg(), LOG)
     writer = Writer()
     observed.lights = Lights(writer, LOG)
     return observed, writer, state

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from coffre.borg.records import LogRecord, Progress
-from coffre.borg.runner import BorgResult
-from coffre.core.config_types import (
-    Config,
-    EncryptionConfig,
-    OffsiteTarget,
-    PathsConfig,
-    RetentionConfig,
-    ScheduleConfig,
-    SourceConfig,
-    UploadWindow,
-)
+from coffre.borg.records import Progress
+from coffre.core.config_types import Config, OffsiteTarget, PathsConfig, UploadWindow
 from coffre.core.errors import HostKeyMismatch, OffsiteNotEnrolled
 from coffre.core.model import Archive
 from coffre.core.reports import StatusReport
@@ -34,108 +22,38 @@ from coffre.jobs.queue import Job, JobRequest, JobResult
 from coffre.jobs.services import Services
 from coffre.storage.state import State
 from coffre.targets.offsite import repository as offsite
+from tests.fakes import REPO_ID, Clock, FakeBorg, Made, config
 
 PARIS = ZoneInfo("Europe/Paris")
 KEY = parse_public_key(
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGDZVecCWCspFaV+Zd4qzvRnRK6uNLFeZxPIf+JmGKTK"
 )
-REPO_ID = "ab" * 32
 OFFICE = UploadWindow(frozenset(range(7)), 8 * 60, 19 * 60, 2000)
 
 
-class Clock:
-    """Gives the times of ``moments`` in turn, then the last one."""
-
-    def __init__(self, *moments: datetime) -> None:
-        self.moments = list(moments)
-
-    def now(self) -> datetime:
-        return self.moments.pop(0) if len(self.moments) > 1 else self.moments[0]
-
-
-def _create_json(name: str, dedup: int = 700) -> str:
-    return json.dumps(
-        {
-            "repository": {"id": REPO_ID, "location": "ssh://x"},
-            "archive": {
-                "name": name,
-                "id": "cd" * 32,
-                "start": "2026-03-02T06:59:00.000000",
-                "duration": 1.0,
-                "stats": {
-                    "original_size": 1000,
-                    "compressed_size": 900,
-                    "deduplicated_size": dedup,
-                    "nfiles": 3,
-                },
-            },
-        }
-    )
-
-
-class FakeRunner:
-    """A runner taking ``extra_env``; ``block`` makes the first create wait until cancelled."""
-
-    def __init__(self, *, block: bool = False) -> None:
-        self.calls: list[tuple[tuple[str, ...], dict[str, str]]] = []
-        self.block = block
-        self.stopped = 0
-
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        on_progress: Callable[[Progress], None] | None = None,
-        cwd: Path | None = None,
-        use_passphrase: bool = True,
-        extra_env: Mapping[str, str] | None = None,
-    ) -> BorgResult:
-        self.calls.append((tuple(argv), dict(extra_env or {})))
-        stdout = ""
-        logs: tuple[LogRecord, ...] = ()
-        if argv[0] == "create":
-            if on_progress:
-                on_progress(Progress(500, 450, 400, 2, False))
-            if self.block:
-                self.block = False
-                try:
-                    await asyncio.Event().wait()
-                except asyncio.CancelledError:
-                    self.stopped += 1  # the runner would SIGINT borg: a checkpoint
-                    raise
-            stdout = _create_json(argv[-2].split("::")[1])
-        elif argv[0] == "list":
-            stdout = json.dumps({"archives": []})
-        elif argv[0] == "delete":
-            logs = (LogRecord("INFO", "Deleted data: -5 MB -5 MB -1.00 GB", "", "x"),)
-        return BorgResult(tuple(argv), 0, stdout, logs, (), 0.1)
-
-
 def _config(tmp_path: Path, windows: tuple[UploadWindow, ...] = ()) -> Config:
-    (tmp_path / "share").mkdir(exist_ok=True)  # backups refuse a missing share
-    return Config(
-        source=SourceConfig(paths=(tmp_path / "share",)),
-        schedule=ScheduleConfig(daily=time(1, 30), timezone=PARIS),
-        retention=RetentionConfig(prefix="cabinet"),
-        encryption=EncryptionConfig(passphrase_file=tmp_path / "pass"),
-        paths=PathsConfig(state=tmp_path / "state", cache=tmp_path / "cache"),
-        targets=(
-            OffsiteTarget(
-                name="hds1",
-                user="u",
-                host="hds1.example.fr",
-                port=2222,
-                path="/srv/r",
-                upload_windows=windows,
-            ),
-        ),
+    hds1 = OffsiteTarget(
+        name="hds1",
+        user="u",
+        host="hds1.example.fr",
+        port=2222,
+        path="/srv/r",
+        upload_windows=windows,
+    )
+    return config(
+        tmp_path, hds1, paths=PathsConfig(state=tmp_path / "state", cache=tmp_path / "cache")
     )
 
 
-def _services(tmp_path: Path, runner: FakeRunner, clock: Clock, **kw: Any) -> Services:
-    config = _config(tmp_path, **kw)
-    state = State.open(tmp_path / "state.db", logger=logging.getLogger("t"), now=clock.moments[0])
-    return Services(config, state, runner, clock, logging.getLogger("t"))
+def _borg(*, block: bool = False) -> FakeBorg:
+    """borg over SSH: ``block`` makes the first create wait until cancelled."""
+    made = Made(1000, 900, 700, 3, "2026-03-02T06:59:00.000000", Progress(500, 450, 400, 2, False))
+    return FakeBorg(made=made, freed="-1.00 GB", block_create=block)
+
+
+def _services(tmp_path: Path, runner: FakeBorg, clock: Clock, **kw: Any) -> Services:
+    state = State.open(tmp_path / "state.db", logger=logging.getLogger("t"), now=clock.upcoming)
+    return Services(_config(tmp_path, **kw), state, runner, clock, logging.getLogger("t"))
 
 
 def _target(services: Services) -> OffsiteTarget:
@@ -152,11 +70,11 @@ def _enroll(services: Services) -> None:
 
 
 def test_borg_goes_through_ssh_with_the_pinned_keys_only(tmp_path: Path) -> None:
-    runner = FakeRunner()
+    runner = _borg()
     services = _services(tmp_path, runner, Clock(datetime(2026, 3, 2, 12, tzinfo=PARIS)))
     borg = offsite.OffsiteBorg(runner, _target(services), services)
     asyncio.run(borg.run(("list", "--json", "ssh://x")))
-    (argv, env) = runner.calls[0]
+    argv, env = runner.calls[0], runner.envs[0]
     assert argv == ("list", "--json", "ssh://x")
     rsh = env["BORG_RSH"]
     ssh_dir = tmp_path / "state" / "ssh"
@@ -175,33 +93,33 @@ def test_borg_goes_through_ssh_with_the_pinned_keys_only(tmp_path: Path) -> None
 
 
 def test_an_upload_gets_the_limit_of_its_window(tmp_path: Path) -> None:
-    runner = FakeRunner()
+    runner = _borg()
     clock = Clock(datetime(2026, 3, 2, 12, tzinfo=PARIS))
     services = _services(tmp_path, runner, clock, windows=(OFFICE,))
     borg = offsite.OffsiteBorg(runner, _target(services), services)
     asyncio.run(borg.run(("create", "--json", "ssh://x::a", "/srv/share")))
-    assert runner.calls[0][0][:2] == ("create", "--upload-ratelimit=2000")
+    assert runner.calls[0][:2] == ("create", "--upload-ratelimit=2000")
     assert offsite.status_of(services.state, "hds1")["bytes_sent"] == 700
 
 
 def test_an_upload_running_into_a_window_stops_at_a_checkpoint_and_goes_on_limited(
     tmp_path: Path,
 ) -> None:
-    runner = FakeRunner(block=True)
+    runner = _borg(block=True)
     before = datetime(2026, 3, 2, 7, 59, 59, 500000, tzinfo=PARIS)
     clock = Clock(before, before + timedelta(seconds=2))
     services = _services(tmp_path, runner, clock, windows=(OFFICE,))
     borg = offsite.OffsiteBorg(runner, _target(services), services)
     result = asyncio.run(borg.run(("create", "--json", "ssh://x::a", "/srv/share")))
     assert runner.stopped == 1
-    assert [c[0][1] for c in runner.calls] == ["--json", "--upload-ratelimit=2000"]
+    assert [c[1] for c in runner.calls] == ["--json", "--upload-ratelimit=2000"]
     assert result.json()["archive"]["name"] == "a"
     # 400 bytes before the stop, 700 in the run that finished.
     assert offsite.status_of(services.state, "hds1")["bytes_sent"] == 1100
 
 
 def test_jobs_refuse_a_target_not_enrolled_and_record_the_preflight(tmp_path: Path) -> None:
-    runner = FakeRunner()
+    runner = _borg()
     services = _services(tmp_path, runner, Clock(datetime(2026, 3, 2, 12, tzinfo=PARIS)))
     seen: list[dict[str, Any]] = []
 
@@ -224,7 +142,7 @@ def test_jobs_refuse_a_target_not_enrolled_and_record_the_preflight(tmp_path: Pa
 
 
 def test_retention_on_an_offsite_target_deletes_but_never_compacts(tmp_path: Path) -> None:
-    runner = FakeRunner()
+    runner = _borg()
     now = datetime(2026, 3, 2, 0, 30, tzinfo=UTC)
     services = _services(tmp_path, runner, Clock(now))
     _enroll(services)
@@ -242,8 +160,8 @@ def test_retention_on_an_offsite_target_deletes_but_never_compacts(tmp_path: Pat
 
     result = asyncio.run(go())
     assert result["ok"] is True, result
-    assert [c[0][0] for c in runner.calls] == ["create", "delete"]
-    assert all("BORG_RSH" in env for _, env in runner.calls)
+    assert [c[0] for c in runner.calls] == ["create", "delete"]
+    assert all("BORG_RSH" in env for env in runner.envs)
 
 
 def test_status_gives_the_hosts_last_check_in_the_boxs_timezone(tmp_path: Path) -> None:
@@ -252,7 +170,7 @@ def test_status_gives_the_hosts_last_check_in_the_boxs_timezone(tmp_path: Path) 
 
     checked = datetime(2026, 11, 29, 0, 30, tzinfo=UTC)
     clock = Clock(checked)
-    services = _services(tmp_path, FakeRunner(), clock)
+    services = _services(tmp_path, _borg(), clock)
     offsite.record_preflight(services, "hds1", checked, None)
 
     async def build() -> StatusReport:
@@ -271,7 +189,7 @@ def test_each_kind_of_repository_tells_the_jobs_what_differs(tmp_path: Path) -> 
     from coffre.targets.local import LocalRepository
     from coffre.targets.usb.repository import UsbRepository
 
-    services = _services(tmp_path, FakeRunner(), Clock(datetime(2026, 3, 2, tzinfo=UTC)))
+    services = _services(tmp_path, _borg(), Clock(datetime(2026, 3, 2, tzinfo=UTC)))
     hds = offsite.OffsiteRepository(_target(services), services, preflight=lambda **kw: KEY)
     local = LocalRepository(LocalTarget(name="local", path=tmp_path / "repo"))
     disk = UsbRepository("disque-a", services.state.disk, tmp_path / "mnt")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import threading
 import tomllib
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from coffre.config import loader as config
 from coffre.core import sshkeys
 from coffre.core.config_types import OffsiteTarget, UploadWindow
 from coffre.core.errors import ConfigError
+from coffre.targets.offsite import ssh
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGDZVecCWCspFaV+Zd4qzvRnRK6uNLFeZxPIf+JmGKTK"
 
@@ -168,12 +171,47 @@ def test_the_authorized_keys_line_forces_an_append_only_borg_serve() -> None:
     assert sshkeys.known_hosts_line("::1", 2222, key) == f"[::1]:2222 {KEY}"
 
 
-def test_every_host_key_kind_asks_paramiko_for_algorithms_it_offers() -> None:
-    """A pinned RSA key once asked for SHA-1 "ssh-rsa", which paramiko 5 refuses."""
+#: ssh-keygen's options for a host key of each kind a pin may have.
+KEYGEN = {
+    "ssh-ed25519": ("-t", "ed25519"),
+    "ecdsa-sha2-nistp256": ("-t", "ecdsa", "-b", "256"),
+    "ecdsa-sha2-nistp384": ("-t", "ecdsa", "-b", "384"),
+    "ecdsa-sha2-nistp521": ("-t", "ecdsa", "-b", "521"),
+    "ssh-rsa": ("-t", "rsa", "-b", "2048"),
+}
+
+
+def _serve_key_exchange(listener: socket.socket, host_key: Path) -> None:
+    """An SSH server showing ``host_key`` to one client, up to the end of the key exchange."""
     import paramiko
 
-    from coffre.targets.offsite.ssh import _ALGORITHMS
+    connection, _ = listener.accept()
+    transport = paramiko.Transport(connection)
+    try:
+        transport.add_server_key(paramiko.PKey.from_path(host_key))
+        transport.start_server(server=paramiko.ServerInterface())
+    except (paramiko.SSHException, EOFError, OSError):
+        pass  # the client hangs up once it has the key, or refused the exchange
+    finally:
+        transport.close()
 
-    offered = set(paramiko.Transport._preferred_keys)
-    for kind, algorithms in _ALGORITHMS.items():
-        assert algorithms and set(algorithms) <= offered, kind
+
+@pytest.mark.parametrize("kind", sorted(sshkeys.HOST_KEY_TYPES))
+def test_a_host_key_of_every_kind_a_pin_may_have_is_fetched(kind: str, tmp_path: Path) -> None:
+    """A pinned RSA key once asked paramiko for SHA-1 "ssh-rsa", which paramiko 5 refuses:
+    asking for the pinned kind only, the key exchange must still get the host's key."""
+    assert set(KEYGEN) == sshkeys.HOST_KEY_TYPES
+    host_key = tmp_path / "host_key"
+    keygen = ["ssh-keygen", "-q", *KEYGEN[kind], "-N", "", "-f", str(host_key)]
+    subprocess.run(keygen, check=True)
+    shown = sshkeys.parse_public_key(host_key.with_suffix(".pub").read_text())
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(30)  # a client that never connects fails the test, not hangs it
+        server = threading.Thread(target=_serve_key_exchange, args=(listener, host_key))
+        server.start()
+        try:
+            port = listener.getsockname()[1]
+            fetched = ssh.fetch_host_key("127.0.0.1", port, timeout=30, key_types=(kind,))
+        finally:
+            server.join(timeout=60)
+    assert fetched == shown

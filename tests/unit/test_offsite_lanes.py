@@ -5,24 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from coffre.core.config_types import (
-    Config,
-    EncryptionConfig,
-    LocalTarget,
-    OffsiteTarget,
-    RetentionConfig,
-    ScheduleConfig,
-    SourceConfig,
-)
+from coffre.core.config_types import Config, LocalTarget, OffsiteTarget
 from coffre.core.job_events import JobResult
 from coffre.core.messages import Event
 from coffre.jobs import lanes
 from coffre.jobs.queue import Job, JobQueue, JobRequest, waiting_for
+from tests.fakes import Clock, config
 
 T0 = datetime(2026, 3, 2, 0, 30, tzinfo=UTC)
 
@@ -33,13 +25,8 @@ def _config(retry_for: int = 10) -> Config:
             name=name, user="u", host="h", port=22, path="/r", retry_for=retry_for, retry_delay=5
         )
 
-    return Config(
-        source=SourceConfig(paths=(Path("/srv/share"),)),
-        schedule=ScheduleConfig(daily=time(1, 30), timezone=ZoneInfo("Europe/Paris")),
-        retention=RetentionConfig(prefix="cabinet"),
-        encryption=EncryptionConfig(passphrase_file=Path("/etc/coffre/passphrase")),
-        targets=(LocalTarget("local", Path("/srv/repo")), offsite("hds1"), offsite("hds2")),
-    )
+    local = LocalTarget("local", Path("/srv/repo"))
+    return config(Path("/srv"), local, offsite("hds1"), offsite("hds2"), make_share=False)
 
 
 def _ok(job: Job) -> JobResult:
@@ -122,19 +109,11 @@ def test_a_run_stopped_in_its_main_part_never_uploads() -> None:
     assert uploads == 0 and result["error"]["kind"] == "cancelled"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.moment = T0
-
-    def now(self) -> datetime:
-        return self.moment
-
-
 def _retry(
     outcomes: dict[str, list[str | None]], retry_for: int = 10
 ) -> tuple[JobResult, list[tuple[str, ...]], list[float]]:
     """Run a network backup whose attempts end with ``outcomes`` (an error kind, or None: ok)."""
-    clock = Clock()
+    clock = Clock(T0)
     attempts: list[tuple[str, ...]] = []
     waits: list[float] = []
 
@@ -148,7 +127,7 @@ def _retry(
 
     async def sleep(seconds: float) -> None:
         waits.append(seconds)
-        clock.moment += timedelta(seconds=seconds)
+        clock.advance(timedelta(seconds=seconds))
 
     run = lanes.retrying(execute, _config(retry_for), clock, logging.getLogger("t"), sleep=sleep)
 

@@ -1,7 +1,7 @@
 """restore_archive's staging: all or nothing, folders merge, files never replaced unasked.
 
-borg is a fake that writes an archive's files into its working directory as
-``borg extract --strip-components`` would, and warns about paths it lacks as
+borg is tests.fakes.FakeBorg, which writes an archive's files into its working directory
+as ``borg extract --strip-components`` would, and warns about paths it lacks as
 borg 1.4 does; the filesystem side is real (tmp_path).
 """
 
@@ -9,67 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
 import pytest
 
-from coffre.borg.records import LogRecord, Progress
-from coffre.borg.runner import BorgResult
 from coffre.core.errors import BorgIntegrityError, DestinationError, NotInArchive, WouldOverwrite
 from coffre.core.restore_plan import STAGING_PREFIX, resolve
 from coffre.support.restore import RestoreReport, restore_archive
-
-
-class FakeBorg:
-    """``borg extract`` of an in-memory archive: {stored path: content}."""
-
-    def __init__(
-        self,
-        files: Mapping[str, bytes],
-        *,
-        fails: Mapping[str, tuple[str, str]] = {},
-        notes: Sequence[str] = (),
-    ) -> None:
-        """``fails``: {stored path: (msgid, reason)} that borg writes half of, then warns
-        about, as borg 1.4 does; ``notes``: other warnings (msgid ``""``) it gives."""
-        self.files = files
-        self.fails = fails
-        self.notes = notes
-        self.calls: list[tuple[str, ...]] = []
-
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        on_progress: Callable[[Progress], None] | None = None,
-        cwd: Path | None = None,
-        use_passphrase: bool = True,
-    ) -> BorgResult:
-        self.calls.append(tuple(argv))
-        assert argv[0] == "extract" and cwd is not None
-        strip = next(int(a.split("=")[1]) for a in argv if a.startswith("--strip-components="))
-        wanted = [a.removeprefix("pp:") for a in argv if a.startswith("pp:")]
-        warnings = []
-        for path in wanted:
-            hits = [p for p in self.files if p == path or p.startswith(path + "/")]
-            if not hits:
-                warnings.append(
-                    LogRecord("WARNING", f"Include pattern '{path}' never matched.", "", "borg")
-                )
-            for hit in hits:
-                out = cwd.joinpath(*PurePosixPath(hit).parts[strip:])
-                out.parent.mkdir(parents=True, exist_ok=True)
-                content = self.files[hit]
-                if hit in self.fails:
-                    msgid, reason = self.fails[hit]
-                    out.write_bytes(content[: len(content) // 2])
-                    warnings.append(LogRecord("WARNING", f"{hit}: {reason}", msgid, "borg"))
-                else:
-                    out.write_bytes(content)
-        warnings += [LogRecord("WARNING", note, "", "borg") for note in self.notes]
-        return BorgResult(tuple(argv), 1 if warnings else 0, "", (), tuple(warnings), 0.1)
-
+from tests.fakes import FakeBorg
 
 SHARE = PurePosixPath("/srv/partage")
 ARCHIVE = {
@@ -97,7 +44,7 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 def test_a_folder_and_a_file_land_with_the_share_folders_stripped(tmp_path: Path) -> None:
-    borg = FakeBorg(ARCHIVE)
+    borg = FakeBorg(archive=ARCHIVE)
     written = _restore(borg, ["Patients/Dupont", "Patients/Martin/bilan.odt"], tmp_path / "out")
     assert _tree(tmp_path / "out") == {
         "Patients/Dupont/ordonnance.pdf": b"ordonnance",
@@ -115,7 +62,7 @@ def test_a_folder_and_a_file_land_with_the_share_folders_stripped(tmp_path: Path
 def test_a_missing_path_writes_nothing_even_the_paths_that_exist(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with pytest.raises(NotInArchive) as refused:
-        _restore(FakeBorg(ARCHIVE), ["Patients/Dupont", "Patients/Durand"], out)
+        _restore(FakeBorg(archive=ARCHIVE), ["Patients/Dupont", "Patients/Durand"], out)
     assert "/srv/partage/Patients/Durand" in refused.value.message
     assert not out.exists()  # not even the folder coffre made for it
 
@@ -126,7 +73,7 @@ def test_existing_files_are_never_replaced_without_overwrite(tmp_path: Path) -> 
     (out / "Patients" / "Dupont" / "radio.jpg").write_bytes(b"mine")
     (out / "Patients" / "Dupont" / "notes.txt").write_bytes(b"kept")
     with pytest.raises(WouldOverwrite) as refused:
-        _restore(FakeBorg(ARCHIVE), ["Patients"], out)
+        _restore(FakeBorg(archive=ARCHIVE), ["Patients"], out)
     assert "radio.jpg" in refused.value.message
     before = {
         "Patients/Dupont/radio.jpg": b"mine",
@@ -135,7 +82,7 @@ def test_existing_files_are_never_replaced_without_overwrite(tmp_path: Path) -> 
     assert _tree(out) == before
     assert [p.name for p in out.iterdir()] == ["Patients"]  # staging removed
 
-    _restore(FakeBorg(ARCHIVE), ["Patients"], out, overwrite=True)
+    _restore(FakeBorg(archive=ARCHIVE), ["Patients"], out, overwrite=True)
     after = _tree(out)
     assert after["Patients/Dupont/radio.jpg"] == b"radio"
     assert after["Patients/Dupont/notes.txt"] == b"kept"  # folders merge: other files stay
@@ -147,7 +94,7 @@ def test_a_file_where_a_folder_goes_is_refused_even_with_overwrite(tmp_path: Pat
     (out / "Patients").mkdir(parents=True)
     (out / "Patients" / "Dupont").write_bytes(b"a file, not a folder")
     with pytest.raises(WouldOverwrite):
-        _restore(FakeBorg(ARCHIVE), ["Patients/Dupont"], out, overwrite=True)
+        _restore(FakeBorg(archive=ARCHIVE), ["Patients/Dupont"], out, overwrite=True)
     assert (out / "Patients" / "Dupont").read_bytes() == b"a file, not a folder"
 
 
@@ -157,7 +104,7 @@ def test_folders_coffre_makes_take_the_owner_and_mode_of_the_share(tmp_path: Pat
     share.chmod(0o2770)
     os.chown(share, 1234, 4321)
     borg = FakeBorg(
-        {str(share / k.removeprefix("srv/partage/"))[1:]: v for k, v in ARCHIVE.items()}
+        archive={str(share / k.removeprefix("srv/partage/"))[1:]: v for k, v in ARCHIVE.items()}
     )
     wanted = [resolve("Patients/Martin/bilan.odt", [PurePosixPath(share)])]
     asyncio.run(restore_archive(borg, "/repo", "cab-1", wanted, to=None, overwrite=False))
@@ -175,14 +122,18 @@ def test_a_file_borg_could_not_write_whole_writes_nothing(tmp_path: Path) -> Non
     """borg 1.4 goes on after a failed write and leaves a truncated file: never delivered."""
     out = tmp_path / "out"
     (out / "Patients" / "Martin").mkdir(parents=True)
-    full = FakeBorg(ARCHIVE, fails={RADIO: ("BackupOSError", "write: [Errno 28] No space left")})
+    full = FakeBorg(
+        archive=ARCHIVE, extract_fails={RADIO: ("BackupOSError", "write: [Errno 28] No space left")}
+    )
     with pytest.raises(DestinationError) as full_error:
         _restore(full, ["Patients"], out)
     assert f"no space left where the restore goes ({out})" in full_error.value.message
     assert "nothing was written" in full_error.value.hint and "--to" in full_error.value.hint
     assert _tree(out) == {} and [p.name for p in out.iterdir()] == ["Patients"]
 
-    refused = FakeBorg(ARCHIVE, fails={RADIO: ("BackupOSError", "open: [Errno 13] Permission")})
+    refused = FakeBorg(
+        archive=ARCHIVE, extract_fails={RADIO: ("BackupOSError", "open: [Errno 13] Permission")}
+    )
     with pytest.raises(DestinationError) as write_error:
         _restore(refused, ["Patients/Dupont"], out)
     assert f"cannot write the restore to {out}: {RADIO}: open: [Errno 13]" in str(write_error.value)
@@ -190,7 +141,9 @@ def test_a_file_borg_could_not_write_whole_writes_nothing(tmp_path: Path) -> Non
 
 
 def test_a_damaged_item_writes_nothing_and_points_at_another_archive(tmp_path: Path) -> None:
-    damaged = FakeBorg(ARCHIVE, fails={RADIO: ("BackupError", "File has damaged chunks.")})
+    damaged = FakeBorg(
+        archive=ARCHIVE, extract_fails={RADIO: ("BackupError", "File has damaged chunks.")}
+    )
     with pytest.raises(BorgIntegrityError) as caught:
         _restore(damaged, ["Patients/Dupont"], tmp_path / "out")
     assert "archive cab-1 gave 1 damaged item(s): " in caught.value.message
@@ -202,7 +155,9 @@ def test_attributes_borg_could_not_set_are_reported_and_the_files_delivered(
     tmp_path: Path,
 ) -> None:
     note = "srv/partage/Patients/Dupont/radio.jpg: when setting extended attribute user.x: ..."
-    report = _report(FakeBorg(ARCHIVE, notes=[note]), ["Patients/Dupont"], tmp_path / "out")
+    report = _report(
+        FakeBorg(archive=ARCHIVE, extract_notes=[note]), ["Patients/Dupont"], tmp_path / "out"
+    )
     assert report.warnings == (note,)
     assert _tree(tmp_path / "out")["Patients/Dupont/radio.jpg"] == b"radio"
 
@@ -213,7 +168,7 @@ def test_a_link_in_the_share_where_restores_go_is_never_followed(tmp_path: Path)
     elsewhere = tmp_path / "repositories"
     elsewhere.mkdir()
     (share / "_restaurations").symlink_to(elsewhere)  # made over SMB, say
-    borg = FakeBorg({str(share / "a.pdf")[1:]: b"a"})
+    borg = FakeBorg(archive={str(share / "a.pdf")[1:]: b"a"})
     wanted = [resolve("a.pdf", [PurePosixPath(share)])]
     with pytest.raises(DestinationError) as refused:
         asyncio.run(restore_archive(borg, "/repo", "cab-1", wanted, to=None, overwrite=False))

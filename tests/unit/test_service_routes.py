@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -13,12 +14,17 @@ import pytest
 from coffre.core.messages import REQUEST_OPS, Client, PingRequest, StatusRequest
 from coffre.daemon.notify import Notifier
 from coffre.daemon.service import Daemon
-from tests.unit.test_executor import FixedClock, _config
+from tests.fakes import LOCAL, Clock, config
+
+NOW = datetime(2026, 11, 29, 0, 30, tzinfo=UTC)
 
 
 def _daemon(tmp_path: Path) -> Daemon:
     return Daemon(
-        _config(tmp_path), clock=FixedClock(), notifier=Notifier({}), logger=logging.getLogger("t")
+        config(tmp_path, LOCAL),
+        clock=Clock(NOW),
+        notifier=Notifier({}),
+        logger=logging.getLogger("t"),
     )
 
 

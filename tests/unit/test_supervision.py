@@ -31,7 +31,7 @@ from coffre.observe.facts import Observer
 from coffre.storage import logs
 from coffre.storage.state import State
 from coffre.targets.offsite import ssh
-from tests.unit.test_executor import REPO_ID, FakeBorg, FakeRepository, FixedClock, _config
+from tests.fakes import LOCAL, REPO_ID, Clock, FakeBorg, FakeRepository, Journal, config
 
 NOW = datetime(2026, 11, 29, 0, 30, tzinfo=UTC)
 KEY = parse_public_key(
@@ -39,32 +39,14 @@ KEY = parse_public_key(
 )
 
 
-class Records(logging.Handler):
-    """The log records of the ``coffre`` tests' logger, kept for asserting."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def with_id(self, message_id: str) -> list[logging.LogRecord]:
-        return [r for r in self.records if getattr(r, "MESSAGE_ID", None) == message_id]
-
-
 @pytest.fixture
-def records() -> Iterator[Records]:
-    handler = Records()
-    logger = logging.getLogger("coffre")
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
+def records() -> Iterator[Journal]:
+    """The records of the ``coffre`` logger during the test."""
+    with Journal.of(logging.getLogger("coffre")) as journal:
+        yield journal
 
 
-def test_a_job_that_raises_fails_alone_and_the_lane_runs_the_next(records: Records) -> None:
+def test_a_job_that_raises_fails_alone_and_the_lane_runs_the_next(records: Journal) -> None:
     async def scenario() -> tuple[JobResult, JobResult, list[Event]]:
         async def execute(job: Job) -> JobResult:
             if job.request.kind == "prune":
@@ -124,8 +106,6 @@ def test_a_lane_with_jobs_waiting_and_none_running_is_stalled() -> None:
 class BrokenRepository(FakeRepository):
     """A repository whose opening hits an error coffre has no type for."""
 
-    name = "broken"
-
     def opened(self, expected_id: str) -> Any:
         raise KeyError("a bug")
 
@@ -136,22 +116,23 @@ async def _backup(executor: Executor, *targets: str) -> JobResult:
 
 def _services(tmp_path: Path, state: State) -> Services:
     return Services(
-        config=_config(tmp_path),
+        config=config(tmp_path, LOCAL),
         state=state,
         borg=FakeBorg(),
-        clock=FixedClock(),
+        clock=Clock(NOW),
         logger=logging.getLogger("coffre"),
     )
 
 
 def test_an_unexpected_error_fails_that_target_as_internal_and_the_next_target_runs(
-    tmp_path: Path, records: Records
+    tmp_path: Path, records: Journal
 ) -> None:
     state = State.open(tmp_path / "state.db", logger=logging.getLogger("t"), now=NOW)
     for name in ("broken", "local"):
         state.record_repository(name, REPO_ID, "/srv/repo", NOW)
     executor = Executor(
-        _services(tmp_path, state), {"broken": BrokenRepository(), "local": FakeRepository()}
+        _services(tmp_path, state),
+        {"broken": BrokenRepository("broken"), "local": FakeRepository()},
     )
     result = asyncio.run(_backup(executor, "broken", "local"))
     assert result["targets"]["broken"]["error"]["kind"] == "internal"
@@ -198,7 +179,7 @@ def test_a_failure_state_cannot_record_is_kept_and_shown_until_a_run_is_recorded
     assert shown.health is Health.FAILURE
     assert "state could not record it" in shown.reasons[0]
     # The metrics' last attempt is the failed one, not the success state last recorded.
-    observer = Observer(_config(tmp_path), real, FixedClock(), incidents=incidents)
+    observer = Observer(config(tmp_path, LOCAL), real, Clock(NOW), incidents=incidents)
     attempt = observer.facts().targets[0].last_attempt
     assert attempt is not None and (attempt.outcome, attempt.error_kind) == ("failed", "state")
 
