@@ -237,18 +237,6 @@ def umount(mountpoint: str) -> tuple[str, ...]:
     return ("umount", mountpoint)
 
 
-def key_import(repo: str, key_file: str) -> tuple[str, ...]:
-    """``borg key import REPO FILE``: store a key exported earlier back into ``repo``.
-
-    ``key_file`` is in borg's key-file format (``BORG_KEY <id>`` then base64),
-    which ``coffre.core.paper_key`` makes from a paper export. Raises ValueError
-    for an invalid location or file name.
-    """
-    _check_repo(repo)
-    _check_positional("key file", key_file)
-    return ("key", "import", repo, key_file)
-
-
 def info_repository(repo: str) -> tuple[str, ...]:
     """``borg info --json REPO``: the repository's id, encryption and cache statistics.
 
