@@ -27,12 +27,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coffre.borg.env import BorgEnvironment
 from coffre.borg.exitcodes import NOT_RUN, error_for, is_success, is_warning
 from coffre.borg.records import STDERR_NAME, LogRecord, Progress
 from coffre.core.errors import BorgError, BorgNotFound, BorgWrongPassphrase
+
+if TYPE_CHECKING:
+    from coffre.borg.protocol import EnvBorg, StdinBorg
 
 __all__ = ["BorgResult", "BorgRunner", "LogRecord", "Progress"]
 
@@ -491,3 +494,10 @@ def _json_object(line: str) -> dict[str, Any] | None:
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+if TYPE_CHECKING:
+
+    def _is_a_door(runner: BorgRunner) -> tuple[EnvBorg, StdinBorg]:
+        """mypy checks here that the runner is the door its users type against."""
+        return runner, runner

@@ -49,10 +49,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 from coffre.borg import argv, parse
+from coffre.borg.protocol import StdinBorg
 from coffre.borg.records import Progress
 from coffre.core import paper_key, restore_plan
 from coffre.core.errors import (
@@ -71,13 +71,9 @@ from coffre.core.sshkeys import HOST_KEY_TYPES, PublicKey, SshUrl, parse_url
 from coffre.support.restore import RestoreReport, list_items, restore_archive
 from coffre.targets.offsite import ssh
 
-if TYPE_CHECKING:
-    from coffre.borg.runner import BorgResult
-
 __all__ = [
     "RECOVER_KEY_NAME",
     "Plan",
-    "RecoveryBorg",
     "Repository",
     "RepositoryKeyUnusable",
     "Source",
@@ -112,20 +108,6 @@ KEY_UNREADABLE = frozenset({"KeyfileInvalidError"})
 _FINGERPRINT = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
 # A coffre archive name: "<prefix>-<local date and time>", "-N" when made twice in a second.
 _COFFRE_NAME = re.compile(r"(?P<prefix>.+)-\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:-\d+)?")
-
-
-class RecoveryBorg(Protocol):
-    """The one door to borg, with the answers to a prompt (``coffre.borg.runner.BorgRunner``)."""
-
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        on_progress: Callable[[Progress], None] | None = None,
-        cwd: Path | None = None,
-        use_passphrase: bool = True,
-        stdin: bytes | None = None,
-    ) -> BorgResult: ...
 
 
 class RepositoryKeyUnusable(CoffreError):
@@ -328,7 +310,7 @@ def key_import_paper_argv(location: str) -> tuple[str, ...]:
     return ("key", "import", "--paper", location)
 
 
-async def _repository_key(borg: RecoveryBorg, location: str) -> _FoundKey | None:
+async def _repository_key(borg: StdinBorg, location: str) -> _FoundKey | None:
     """The repository's id and key as stored (None when it has no key); BorgError otherwise."""
     try:
         result = await borg.run(key_export_argv(location), use_passphrase=False)
@@ -348,7 +330,7 @@ async def _repository_key(borg: RecoveryBorg, location: str) -> _FoundKey | None
     return _FoundKey(words[1], blob)
 
 
-async def import_paper_key(borg: RecoveryBorg, location: str, keys: Sequence[PaperKey]) -> PaperKey:
+async def import_paper_key(borg: StdinBorg, location: str, keys: Sequence[PaperKey]) -> PaperKey:
     """Write the paper key that belongs to ``location``'s repository into it; return that key.
 
     Each key of ``keys`` is offered in turn to ``borg key import --paper``,
@@ -394,7 +376,7 @@ async def import_paper_key(borg: RecoveryBorg, location: str, keys: Sequence[Pap
 
 
 async def open_repository(
-    borg: RecoveryBorg,
+    borg: StdinBorg,
     location: str,
     keys: Sequence[PaperKey],
     *,
@@ -682,7 +664,7 @@ def _exists(path: PurePosixPath) -> str | None:
 
 
 async def recover(
-    borg: RecoveryBorg,
+    borg: StdinBorg,
     location: str,
     archive: Archive,
     asked: Sequence[str],

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from coffre.borg import argv, parse
+from coffre.borg.protocol import Borg
 from coffre.borg.records import LogRecord, Progress
 from coffre.core.errors import (
     BorgIntegrityError,
@@ -45,7 +46,6 @@ from coffre.core.restore_plan import (
     describe_paths,
     destination,
 )
-from coffre.jobs.services import Borg
 
 # borg 1.4: "Include pattern 'srv/x' never matched." (msgid IncludePatternNeverMatchedWarning)
 _NEVER_MATCHED = re.compile(r"Include pattern '(?:pp:)?(.*)' never matched")

@@ -24,15 +24,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from coffre.borg import argv as borg_argv
 from coffre.borg import parse
+from coffre.borg.protocol import EnvBorg
 from coffre.borg.records import Progress
 from coffre.borg.runner import BorgResult
 from coffre.core import upload_window
@@ -164,20 +165,6 @@ def status_of(state: State, name: str) -> dict[str, Any]:
 
 
 # --- borg through SSH ------------------------------------------------------------
-
-
-class EnvBorg(Protocol):
-    """A borg runner that takes extra environment per run (``BorgRunner``)."""
-
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        on_progress: Callable[[Progress], None] | None = None,
-        cwd: Path | None = None,
-        use_passphrase: bool = True,
-        extra_env: Mapping[str, str] | None = None,
-    ) -> BorgResult: ...
 
 
 def with_upload_limit(argv: Sequence[str], limit_kbps: int | None) -> tuple[str, ...]:
