@@ -111,7 +111,7 @@ def pin_host_key(target: OffsiteTarget, paths: PathsConfig, key: PublicKey, at: 
         f"# host key of {target.host}:{target.port} for target {target.name}, "
         f"{key.fingerprint}, pinned {at.isoformat(timespec='seconds')}\n{key.openssh}\n"
     )
-    ssh._write_atomically(pinned_file(target, paths), text, 0o600)
+    ssh.write_state_file(pinned_file(target, paths), text, 0o600)
 
 
 # --- state ---------------------------------------------------------------------
