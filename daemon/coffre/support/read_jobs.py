@@ -26,7 +26,7 @@ from coffre.core.clock import local_iso
 from coffre.core.errors import BorgArchiveMissing, CoffreError, DestinationError, DiskError
 from coffre.core.model import Archive, Item
 from coffre.core.restore_plan import Wanted, matcher, newest_first, pick_archive, since_filter
-from coffre.jobs.pruning import known_archives, list_archives
+from coffre.jobs.archive_list import known_archives, list_archives
 from coffre.jobs.queue import Job
 from coffre.jobs.services import Services
 from coffre.support.restore import list_items, no_room, restore_archive

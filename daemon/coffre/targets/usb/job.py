@@ -25,8 +25,9 @@ from coffre.core.errors import (
     RepositoryIdMismatch,
 )
 from coffre.core.model import Archive
+from coffre.jobs.archive_list import known_archives
 from coffre.jobs.backup import create_archive
-from coffre.jobs.pruning import apply_retention, known_archives
+from coffre.jobs.pruning import apply_retention
 from coffre.jobs.services import Services
 from coffre.storage.state import COMPLETED, DiskRecord, RunStats
 from coffre.targets.usb.repository import UsbRepository
