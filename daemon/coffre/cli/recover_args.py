@@ -6,11 +6,10 @@ recovery's modules.
 
 from __future__ import annotations
 
-import argparse
-from datetime import date
 from pathlib import Path
 from typing import Any
 
+from coffre.cli.support import iso_day
 from coffre.core.config_types import PathsConfig
 
 #: Where the state (the audit log, the recovery key) goes when nothing says otherwise.
@@ -71,7 +70,7 @@ def add_parser(sub: Any) -> None:
     which.add_argument("--archive", metavar="NAME", help="this archive (default: the latest)")
     which.add_argument(
         "--date",
-        type=_day,
+        type=iso_day,
         metavar="YYYY-MM-DD",
         help="the latest complete archive of that day",
     )
@@ -95,10 +94,3 @@ def add_parser(sub: Any) -> None:
         metavar="PATH",
         help="only these paths (relative to the share, or absolute); default: everything",
     )
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None

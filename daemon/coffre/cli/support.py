@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Iterable
+from datetime import date
 from typing import Any, TextIO
 
 from coffre.core.config_types import Config
@@ -115,3 +117,14 @@ def job_exit(final: Message) -> int:
     if any(t.get("outcome") == "warning" for t in targets.values() if isinstance(t, dict)):
         return EXIT_WARNINGS
     return EXIT_OK
+
+
+def iso_day(text: str) -> date:
+    """argparse type of a ``YYYY-MM-DD`` flag (``--since``, ``--date``): that date.
+
+    Raises argparse.ArgumentTypeError (argparse then prints the usage and exits 2).
+    """
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None

@@ -51,7 +51,8 @@ from datetime import date
 from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo
 
-from coffre.borg import argv, parse
+from coffre.borg import argv, parse, passphrase
+from coffre.borg.passphrase import PassphraseHints
 from coffre.borg.protocol import StdinBorg
 from coffre.borg.records import Progress
 from coffre.core import paper_key, restore_plan
@@ -61,6 +62,7 @@ from coffre.core.errors import (
     CoffreError,
     HostKeyMismatch,
     OffsiteUnreachable,
+    PassphraseUnavailable,
     UsageError,
     WouldOverwrite,
 )
@@ -168,22 +170,24 @@ def check_fingerprint(text: str) -> str:
     return text
 
 
+#: Where the recovery's passphrase comes from: the paper copy, typed into a file.
+_FROM_PAPER = PassphraseHints(
+    unreadable="type the passphrase from the paper copy into a file "
+    "(umask 077; printf '%s' 'PASSPHRASE' > FILE) and give it with --passphrase-file",
+    empty="type the passphrase in it",
+)
+
+
 def read_passphrase(path: Path) -> bytes:
     """The passphrase in the file ``path``, without its final newline (as the daemon reads it).
 
-    Raises UsageError when it cannot be read or is empty.
+    Raises UsageError (exit code 2: a flag names a wrong file) when it cannot
+    be read or is empty.
     """
     try:
-        passphrase = path.read_bytes().rstrip(b"\r\n")
-    except OSError as error:
-        raise UsageError(
-            f"cannot read the passphrase file {path}: {error.strerror or error}",
-            hint="type the passphrase from the paper copy into a file "
-            "(umask 077; printf '%s' 'PASSPHRASE' > FILE) and give it with --passphrase-file",
-        ) from None
-    if not passphrase:
-        raise UsageError(f"the passphrase file {path} is empty", hint="type the passphrase in it")
-    return passphrase
+        return passphrase.read_passphrase(path, _FROM_PAPER)
+    except PassphraseUnavailable as error:
+        raise UsageError(error.message, hint=error.hint) from None
 
 
 def read_paper_keys(path: Path) -> tuple[PaperKey, ...]:
