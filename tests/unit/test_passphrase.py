@@ -11,7 +11,7 @@ import pytest
 from coffre.borg.passphrase import ON_THE_BOX, read_passphrase
 from coffre.cli.support import iso_day
 from coffre.core.errors import PassphraseUnavailable, UsageError
-from coffre.recovery import recover
+from coffre.recovery import inputs
 
 
 @pytest.mark.parametrize("ending", [b"", b"\n", b"\r\n"])
@@ -19,7 +19,7 @@ def test_the_final_newline_is_not_part_of_the_passphrase(tmp_path: Path, ending:
     path = tmp_path / "passphrase"
     path.write_bytes(b" secret with spaces " + ending)
     assert read_passphrase(path) == b" secret with spaces "
-    assert recover.read_passphrase(path) == b" secret with spaces "
+    assert inputs.read_passphrase(path) == b" secret with spaces "
 
 
 def test_the_daemon_says_to_put_the_file_back(tmp_path: Path) -> None:
@@ -36,12 +36,12 @@ def test_the_daemon_says_to_put_the_file_back(tmp_path: Path) -> None:
 
 def test_the_recovery_calls_it_a_bad_flag_and_says_to_type_it(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as missing:
-        recover.read_passphrase(tmp_path / "absent")
+        inputs.read_passphrase(tmp_path / "absent")
     assert missing.value.exit_code == 2
     assert "--passphrase-file" in missing.value.hint
     (tmp_path / "empty").write_bytes(b"")
     with pytest.raises(UsageError, match="is empty"):
-        recover.read_passphrase(tmp_path / "empty")
+        inputs.read_passphrase(tmp_path / "empty")
 
 
 def test_a_day_flag_takes_an_iso_date_only() -> None:

@@ -246,6 +246,25 @@ def info_repository(repo: str) -> tuple[str, ...]:
     return ("info", "--json", repo)
 
 
+def key_export(repo: str) -> tuple[str, ...]:
+    """``borg key export REPO -``: the repository's key as borg stores it, on stdout.
+
+    No passphrase is needed: the key stays encrypted. Raises ValueError for
+    an invalid location.
+    """
+    _check_repo(repo)
+    return ("key", "export", repo, "-")
+
+
+def key_import_paper(repo: str) -> tuple[str, ...]:
+    """``borg key import --paper REPO``: borg asks the paper key's lines on stdin.
+
+    Raises ValueError for an invalid location.
+    """
+    _check_repo(repo)
+    return ("key", "import", "--paper", repo)
+
+
 def key_export_paper(repo: str) -> tuple[str, ...]:
     """``borg key export --paper``: the repository key as text to print, on stdout.
 

@@ -3,7 +3,7 @@
 Runs in the CLI process, as root, without the daemon and without a valid
 configuration: everything comes from the flags; a configuration that loads
 only gives defaults (the share for ``--to``, the state dir, borg's binary and
-lock wait, the timezone of ``--date``). The steps are :mod:`coffre.recovery.recover`'s;
+lock wait, the timezone of ``--date``). The steps are :mod:`coffre.recovery`'s;
 the runbook is ``docs/disaster-recovery.md``.
 
 Exit codes: 0 done; 1 failed (host key mismatch, the recovery key not yet
@@ -47,7 +47,17 @@ from coffre.core.errors import (
 )
 from coffre.core.paper_key import PaperKey
 from coffre.core.sshkeys import PublicKey, authorized_keys_line
-from coffre.recovery import recover
+from coffre.recovery.host import CONNECT_TIMEOUT, RECOVER_KEY_NAME, ssh_command, verify_host_key
+from coffre.recovery.inputs import (
+    Source,
+    check_fingerprint,
+    parse_source,
+    read_paper_keys,
+    read_passphrase,
+)
+from coffre.recovery.plan import choose_archive
+from coffre.recovery.recover import recover
+from coffre.recovery.repository import open_repository
 from coffre.storage import logs
 from coffre.storage.audit import AuditLog
 from coffre.support.person import person_from_env
@@ -71,7 +81,7 @@ AUDIT_FILE = "audit.log"
 class _Inputs:
     """Everything checked before the network: flags, files, defaults from the config."""
 
-    source: recover.Source
+    source: Source
     fingerprint: str
     passphrase_file: Path
     keys: tuple[PaperKey, ...]
@@ -187,10 +197,10 @@ def _load_config(cli_value: str | None) -> Config | None:
 
 def _inputs(args: argparse.Namespace, cfg: Config | None) -> _Inputs:
     """The flags checked and completed with the configuration's defaults (no network)."""
-    source = recover.parse_source(args.source)
-    fingerprint = recover.check_fingerprint(args.host_key)
-    recover.read_passphrase(args.passphrase_file)  # fail now, not after the network
-    keys = recover.read_paper_keys(args.paper_key)
+    source = parse_source(args.source)
+    fingerprint = check_fingerprint(args.host_key)
+    read_passphrase(args.passphrase_file)  # fail now, not after the network
+    keys = read_paper_keys(args.paper_key)
     if args.list and (args.paths or args.to or args.overwrite or args.archive or args.date):
         raise UsageError(
             "--list only lists the archives", hint="drop --list to recover, or the other options"
@@ -202,7 +212,7 @@ def _inputs(args: argparse.Namespace, cfg: Config | None) -> _Inputs:
         passphrase_file=args.passphrase_file.absolute(),
         keys=keys,
         state_dir=state_dir,
-        key_file=(args.ssh_key or state_dir / "ssh" / recover.RECOVER_KEY_NAME).absolute(),
+        key_file=(args.ssh_key or state_dir / "ssh" / RECOVER_KEY_NAME).absolute(),
         to=None if args.to is None else args.to.absolute(),
         share_paths=cfg.source.paths if cfg else (),
         tz=cfg.schedule.timezone if cfg else ZoneInfo(DEFAULT_TIMEZONE),
@@ -267,14 +277,12 @@ def _logger() -> logging.Logger:
 async def _run(args: argparse.Namespace, inputs: _Inputs, logger: logging.Logger) -> dict[str, Any]:
     """The network part: host key, borg in a private temporary dir, list or recover."""
     say = _Steps(quiet=args.json)
-    host_key = await asyncio.to_thread(
-        recover.verify_host_key, inputs.source.url, inputs.fingerprint
-    )
+    host_key = await asyncio.to_thread(verify_host_key, inputs.source.url, inputs.fingerprint)
     say(f"host {inputs.source.url.host}:{inputs.source.url.port}: key {host_key.fingerprint} ok")
     await _check_login(inputs, host_key)
     with tempfile.TemporaryDirectory(prefix="coffre-recover-") as temporary:
         work = Path(temporary)
-        rsh = recover.ssh_command(work, inputs.source.url, host_key, inputs.key_file)
+        rsh = ssh_command(work, inputs.source.url, host_key, inputs.key_file)
         # A private BORG_BASE_DIR: no key, security dir or cache of a previous box is used.
         env = BorgEnvironment(
             binary=inputs.binary,
@@ -284,12 +292,12 @@ async def _run(args: argparse.Namespace, inputs: _Inputs, logger: logging.Logger
         )
         runner = BorgRunner(
             env,
-            lambda: recover.read_passphrase(inputs.passphrase_file),
+            lambda: read_passphrase(inputs.passphrase_file),
             lock_wait=inputs.lock_wait,
             stop_timeout=inputs.stop_timeout,
             logger=logger,
         )
-        repository = await recover.open_repository(
+        repository = await open_repository(
             runner, inputs.source.location, inputs.keys, replace_key=args.replace_key, on_step=say
         )
         answer: dict[str, Any] = {
@@ -308,12 +316,12 @@ async def _run(args: argparse.Namespace, inputs: _Inputs, logger: logging.Logger
                 for a in repository.archives
             ]
             return answer
-        archive = recover.choose_archive(
+        archive = choose_archive(
             repository.archives, name=args.archive, day=args.date, tz=inputs.tz
         )
         say(f"archive {archive.name} ({_local(archive.time, inputs.tz)})")
         try:
-            done = await recover.recover(
+            done = await recover(
                 runner,
                 inputs.source.location,
                 archive,
@@ -350,7 +358,7 @@ async def _check_login(inputs: _Inputs, host_key: PublicKey) -> None:
             user=url.user,
             key_file=inputs.key_file,
             pinned=[host_key],
-            timeout=recover.CONNECT_TIMEOUT,
+            timeout=CONNECT_TIMEOUT,
             target="recover",
         )
     except OffsiteAuthRefused as refused:
