@@ -106,7 +106,7 @@ def pinned_keys(target: OffsiteTarget, paths: PathsConfig) -> tuple[PublicKey, .
 
 
 def pin_host_key(target: OffsiteTarget, paths: PathsConfig, key: PublicKey, at: datetime) -> None:
-    """Make ``key`` the one pinned host key of ``target`` (enrollment's file). Raises OSError."""
+    """Make ``key`` the one pinned host key of ``target`` (enrollment's file). StateError."""
     text = (
         f"# host key of {target.host}:{target.port} for target {target.name}, "
         f"{key.fingerprint}, pinned {at.isoformat(timespec='seconds')}\n{key.openssh}\n"
