@@ -79,7 +79,7 @@ from coffre.borg import argv as borg_argv
 from coffre.borg.env import BorgEnvironment
 from coffre.cli import client
 from coffre.config import loader as coffre_config
-from coffre.jobs.pruning import LIST_MAX_AGE
+from coffre.jobs.archive_list import LIST_MAX_AGE
 from coffre.targets.usb.devices import MOUNT_OPTIONS
 
 #: The figure's target: plugging a disk costs at most this beyond ``borg create``.

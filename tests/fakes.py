@@ -39,11 +39,10 @@ from coffre.core.errors import BorgError
 
 if TYPE_CHECKING:
     from coffre.core.clock import Clock as ClockProtocol
-    from coffre.jobs.services import Borg, Services
+    from coffre.borg.protocol import Borg, EnvBorg, StdinBorg
+    from coffre.jobs.services import Services
     from coffre.observe.facts import BorgVersion
-    from coffre.recovery.recover import RecoveryBorg
     from coffre.targets.base import RemovableDisk, Repository
-    from coffre.targets.offsite.repository import EnvBorg
 
 #: The ID of the repository the fakes stand for (borg's 64 hex digits).
 REPO_ID = "ab" * 32
@@ -375,6 +374,6 @@ class Journal(logging.Handler):
 
 def _conforms(
     clock: Clock, borg: FakeBorg, repository: FakeRepository
-) -> tuple[ClockProtocol, Borg, EnvBorg, RecoveryBorg, BorgVersion, Repository]:
+) -> tuple[ClockProtocol, Borg, EnvBorg, StdinBorg, BorgVersion, Repository]:
     """Never called: mypy checks here that each fake is the protocol it stands for."""
     return clock, borg, borg, borg, borg, repository

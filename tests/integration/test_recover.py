@@ -29,7 +29,7 @@ from coffre.core.errors import HostKeyMismatch, OffsiteUnreachable, UsageError
 from coffre.core.model import Archive, Item
 from coffre.core.restore_plan import Wanted
 from coffre.core.sshkeys import PublicKey, parse_url
-from coffre.recovery import recover
+from coffre.recovery import host, inputs, plan
 from tests.integration.harness import PASSPHRASE, daemon_running, fill_share
 from tests.integration.offsite_practice import OffsitePractice, enroll
 from tests.integration.sshd import Host
@@ -352,7 +352,7 @@ def test_the_old_boxs_roots_come_from_the_archive() -> None:
         _item("srv/coffre/partage/a/x.pdf"),
         _item("etc/cabinet.conf"),
     ]
-    roots = recover.archive_roots(items)
+    roots = plan.archive_roots(items)
     assert roots == [PurePosixPath("/srv/coffre/partage"), PurePosixPath("/etc/cabinet.conf")]
 
 
@@ -360,25 +360,25 @@ def test_where_a_recovery_writes() -> None:
     share = PurePosixPath("/srv/coffre/partage")
     whole = Wanted(root=share, stored="srv/coffre/partage")
     # --to: the share's folders stripped.
-    assert recover.plan([share], [], to=Path("/x"), share_paths=()) == recover.Plan(
+    assert plan.plan([share], [], to=Path("/x"), share_paths=()) == plan.Plan(
         (whole,), Path("/x"), False
     )
     # No --to: into the configuration's share, even when it moved.
-    assert recover.plan([share], [], to=None, share_paths=(Path(share),)).to == Path(share)
-    moved = recover.plan([share], ["a/x.pdf"], to=None, share_paths=(Path("/srv/partage"),))
+    assert plan.plan([share], [], to=None, share_paths=(Path(share),)).to == Path(share)
+    moved = plan.plan([share], ["a/x.pdf"], to=None, share_paths=(Path("/srv/partage"),))
     assert moved.to == Path("/srv/partage")
     assert moved.wanted == (Wanted(root=share, stored="srv/coffre/partage/a/x.pdf"),)
     # Several roots: each into itself, or under --to with its whole path.
     other = PurePosixPath("/srv/scans")
-    both = recover.plan([share, other], [], to=None, share_paths=(Path(share), Path(other)))
+    both = plan.plan([share, other], [], to=None, share_paths=(Path(share), Path(other)))
     assert both.into_root and both.to is None
-    under = recover.plan([share, other], [], to=Path("/x"), share_paths=())
+    under = plan.plan([share, other], [], to=Path("/x"), share_paths=())
     assert [w.strip for w in under.wanted] == [0, 0]
     # Nothing says where: refused, saying what the archive holds.
     with pytest.raises(UsageError, match="give --to"):
-        recover.plan([share], [], to=None, share_paths=())
+        plan.plan([share], [], to=None, share_paths=())
     with pytest.raises(UsageError, match="does not all back up"):
-        recover.plan([share, other], [], to=None, share_paths=(Path(share),))
+        plan.plan([share, other], [], to=None, share_paths=(Path(share),))
 
 
 def test_the_latest_complete_archive_whatever_the_old_prefix() -> None:
@@ -391,7 +391,7 @@ def test_the_latest_complete_archive_whatever_the_old_prefix() -> None:
         Archive(at(3, 0), "cabinet-2026-03-03T01:00:00.checkpoint"),
         Archive(at(2, 23), "manuel-avant-mise-a-jour"),
     ]
-    pick = recover.choose_archive
+    pick = plan.choose_archive
     assert pick(archives, name=None, day=None, tz=PARIS).name == "cabinet-2026-03-02T01:00:00"
     assert pick(archives, name=None, day=date(2026, 3, 1), tz=PARIS).name.startswith("ancien")
     assert pick(archives, name="manuel-avant-mise-a-jour", day=None, tz=PARIS) == archives[3]
@@ -415,9 +415,9 @@ def test_the_host_key_asked_is_looked_for_among_the_hosts_keys() -> None:
         raise OffsiteUnreachable("no such key")
 
     url = parse_url("ssh://u@h:2222/r")
-    assert recover.verify_host_key(url, ecdsa.fingerprint, fetch=fetch) == ecdsa
+    assert host.verify_host_key(url, ecdsa.fingerprint, fetch=fetch) == ecdsa
     with pytest.raises(HostKeyMismatch) as caught:
-        recover.verify_host_key(url, "SHA256:" + "A" * 43, fetch=fetch)
+        host.verify_host_key(url, "SHA256:" + "A" * 43, fetch=fetch)
     assert ed25519.fingerprint in caught.value.hint and ecdsa.fingerprint in caught.value.hint
     with pytest.raises(UsageError):
-        recover.check_fingerprint("aa:bb:cc")
+        inputs.check_fingerprint("aa:bb:cc")

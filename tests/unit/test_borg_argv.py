@@ -127,7 +127,14 @@ def test_valid_archive_names(name: str) -> None:
 
 @pytest.mark.parametrize("repo", ["", "-repo", "/a::b", "/{hostname}/repo", "/a\nb"])
 def test_repository_locations_are_validated(repo: str) -> None:
-    for build in (argv.list_archives, argv.compact, argv.info_repository, argv.key_export_paper):
+    for build in (
+        argv.list_archives,
+        argv.compact,
+        argv.info_repository,
+        argv.key_export,
+        argv.key_import_paper,
+        argv.key_export_paper,
+    ):
         with pytest.raises(ValueError):
             build(repo)
     with pytest.raises(ValueError):
@@ -197,6 +204,9 @@ def test_extract_refuses_empty_path() -> None:
 def test_info_and_key_export() -> None:
     assert argv.info_repository(REPO) == ("info", "--json", REPO)
     assert argv.key_export_paper(REPO) == ("key", "export", "--paper", REPO)
+    # The recovery's: the stored key on stdout, and the paper key's lines on stdin.
+    assert argv.key_export(REPO) == ("key", "export", REPO, "-")
+    assert argv.key_import_paper(REPO) == ("key", "import", "--paper", REPO)
 
 
 def test_format_timestamp() -> None:

@@ -45,3 +45,18 @@ def test_a_socket_nobody_reads_never_blocks_the_sender(tmp_path: Path) -> None:
             signal.alarm(0)
             signal.signal(signal.SIGALRM, previous)
         assert listener.recv(100) == b"WATCHDOG=1"
+
+
+def test_without_a_socket_nothing_is_sent_and_nothing_raises() -> None:
+    # Outside systemd (a terminal, the tests): every notify is a no-op.
+    notifier = Notifier({})
+    notifier.notify(READY="1", STATUS="idle")
+    assert notifier.watchdog_interval is None
+
+
+def test_an_abstract_socket_is_reached(tmp_path: Path) -> None:
+    name = f"coffre-test-{tmp_path.name}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind("\0" + name)
+        Notifier({"NOTIFY_SOCKET": "@" + name}).notify(STATUS="idle")
+        assert listener.recv(100) == b"STATUS=idle"

@@ -72,10 +72,9 @@ def test_a_real_export_reads_back_as_the_repository_key(exported: tuple[str, str
     ]
     assert list(key.typed_lines()) == printed
     assert key.stdin() == ("\n".join(printed) + "\n").encode("ascii")
-    # The key-file form holds the same key, for `borg key import REPO FILE`.
-    keyfile = key.keyfile_text(repository_id)
-    assert keyfile.startswith(f"BORG_KEY {repository_id}\n")
-    assert base64.b64decode("".join(keyfile.splitlines()[1:])) == stored
+    # What the recovery checks before trusting the key: it belongs to the repository's full id.
+    paper_key.check_belongs(key, repository_id)
+    assert paper_key.for_repository([key], repository_id) is key
 
 
 def test_a_typo_in_a_body_line_names_that_line(exported: tuple[str, str, bytes]) -> None:

@@ -12,7 +12,7 @@ import pytest
 from coffre.core.errors import BorgNoSpace
 from coffre.core.model import Archive
 from coffre.core.outcomes import BackupWarnings, Reason
-from coffre.jobs.pruning import LIST_MAX_AGE
+from coffre.jobs.archive_list import LIST_MAX_AGE
 from coffre.storage.state import FAILED, INTERRUPTED, SUCCESS, WARNING, RunStats, State
 
 T0 = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)

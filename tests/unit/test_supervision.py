@@ -4,9 +4,11 @@ record is shown all the same; a wedged lane stops the watchdog's pings."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib
 import inspect
 import logging
+import os
 import pkgutil
 import time
 from collections.abc import Iterator
@@ -28,7 +30,7 @@ from coffre.jobs.queue import Job, JobQueue, JobRequest
 from coffre.jobs.services import Services
 from coffre.jobs.supervision import Incidents, stalled_lanes
 from coffre.observe.facts import Observer
-from coffre.storage import logs
+from coffre.storage import atomic, logs
 from coffre.storage.state import State
 from coffre.targets.offsite import ssh
 from tests.fakes import LOCAL, REPO_ID, Clock, FakeBorg, FakeRepository, Journal, config
@@ -192,13 +194,19 @@ def test_a_failure_state_cannot_record_is_kept_and_shown_until_a_run_is_recorded
 
 
 def test_a_file_the_state_disk_cannot_take_is_a_state_error_and_leaves_nothing(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     known_hosts = tmp_path / "ssh" / "known_hosts_hds1"
     known_hosts.parent.mkdir()
     known_hosts.write_text("before\n")
-    # Every write to /dev/full fails with ENOSPC, as on a full state disk.
-    (known_hosts.parent / ".known_hosts_hds1.tmp").symlink_to("/dev/full")
+    write_all = atomic._write_all
+
+    def full(fd: int, data: bytes) -> None:
+        # Part of the file goes, then ENOSPC, as on a full state disk.
+        write_all(fd, data[:10])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic, "_write_all", full)
     with pytest.raises(StateError, match="No space left on device") as raised:
         ssh.write_known_hosts(known_hosts, "hds1.example.fr", 22, [KEY])
     assert str(known_hosts.parent) in raised.value.hint

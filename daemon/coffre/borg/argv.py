@@ -237,18 +237,6 @@ def umount(mountpoint: str) -> tuple[str, ...]:
     return ("umount", mountpoint)
 
 
-def key_import(repo: str, key_file: str) -> tuple[str, ...]:
-    """``borg key import REPO FILE``: store a key exported earlier back into ``repo``.
-
-    ``key_file`` is in borg's key-file format (``BORG_KEY <id>`` then base64),
-    which ``coffre.core.paper_key`` makes from a paper export. Raises ValueError
-    for an invalid location or file name.
-    """
-    _check_repo(repo)
-    _check_positional("key file", key_file)
-    return ("key", "import", repo, key_file)
-
-
 def info_repository(repo: str) -> tuple[str, ...]:
     """``borg info --json REPO``: the repository's id, encryption and cache statistics.
 
@@ -256,6 +244,25 @@ def info_repository(repo: str) -> tuple[str, ...]:
     """
     _check_repo(repo)
     return ("info", "--json", repo)
+
+
+def key_export(repo: str) -> tuple[str, ...]:
+    """``borg key export REPO -``: the repository's key as borg stores it, on stdout.
+
+    No passphrase is needed: the key stays encrypted. Raises ValueError for
+    an invalid location.
+    """
+    _check_repo(repo)
+    return ("key", "export", repo, "-")
+
+
+def key_import_paper(repo: str) -> tuple[str, ...]:
+    """``borg key import --paper REPO``: borg asks the paper key's lines on stdin.
+
+    Raises ValueError for an invalid location.
+    """
+    _check_repo(repo)
+    return ("key", "import", "--paper", repo)
 
 
 def key_export_paper(repo: str) -> tuple[str, ...]:

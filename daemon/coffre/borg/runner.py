@@ -27,12 +27,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coffre.borg.env import BorgEnvironment
 from coffre.borg.exitcodes import NOT_RUN, error_for, is_success, is_warning
 from coffre.borg.records import STDERR_NAME, LogRecord, Progress
 from coffre.core.errors import BorgError, BorgNotFound, BorgWrongPassphrase
+
+if TYPE_CHECKING:
+    from coffre.borg.protocol import EnvBorg, StdinBorg
 
 __all__ = ["BorgResult", "BorgRunner", "LogRecord", "Progress"]
 
@@ -157,37 +160,12 @@ class BorgRunner:
         doc) before CancelledError propagates.
         """
         full_argv = (self._env.binary, "--log-json", "--lock-wait", str(self._lock_wait), *argv)
-        env = self._env.build()
-        if extra_env:
-            # replace() checks the merged extras as the constructor does.
-            env = replace(self._env, extra={**self._env.extra, **extra_env}).build()
-        read_fd = None
-        if use_passphrase and self._passphrase is not None:
-            read_fd = _passphrase_pipe(self._passphrase())
-            env["BORG_PASSPHRASE_FD"] = str(read_fd)
+        env, read_fd = self._environment(extra_env, use_passphrase)
         started = time.monotonic()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *full_argv,
-                stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=env,
-                cwd=cwd,
-                # Own session: a Ctrl-C on the daemon's terminal is not borg's,
-                # and borg has no terminal to ask a passphrase on.
-                start_new_session=True,
-                pass_fds=() if read_fd is None else (read_fd,),
-                preexec_fn=_die_with_parent(_stop_signal(argv)),
+            proc = await self._start(
+                full_argv, env, cwd=cwd, stdin=stdin, read_fd=read_fd, stop=_stop_signal(argv)
             )
-        except OSError as exc:
-            if exc.filename is not None and os.fsdecode(exc.filename) != self._env.binary:
-                raise
-            raise BorgNotFound(
-                f"cannot run borg ({self._env.binary}): {exc.strerror}",
-                rc=NOT_RUN,
-                hint="install borgbackup 1.4 beside coffre, or set borg.binary in the config",
-            ) from exc
         finally:
             if read_fd is not None:
                 os.close(read_fd)
@@ -210,6 +188,62 @@ class BorgRunner:
                 duration=duration,
             )
         raise error_for(rc, logs, argv)
+
+    def _environment(
+        self, extra_env: Mapping[str, str] | None, use_passphrase: bool
+    ) -> tuple[dict[str, str], int | None]:
+        """borg's environment for one run, and the read end of its passphrase pipe (or None).
+
+        The caller closes the pipe once borg has started. Raises ValueError
+        for ``extra_env`` the environment refuses, what the passphrase
+        callable raises, and BorgWrongPassphrase for one that cannot be handed over.
+        """
+        env = self._env.build()
+        if extra_env:
+            # replace() checks the merged extras as the constructor does.
+            env = replace(self._env, extra={**self._env.extra, **extra_env}).build()
+        read_fd = None
+        if use_passphrase and self._passphrase is not None:
+            read_fd = _passphrase_pipe(self._passphrase())
+            env["BORG_PASSPHRASE_FD"] = str(read_fd)
+        return env, read_fd
+
+    async def _start(
+        self,
+        full_argv: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        cwd: Path | None,
+        stdin: bytes | None,
+        read_fd: int | None,
+        stop: signal.Signals,
+    ) -> asyncio.subprocess.Process:
+        """Start borg ``full_argv`` (its binary first); BorgNotFound when it cannot be run.
+
+        ``stop`` is the signal the kernel sends borg if the daemon dies first.
+        """
+        try:
+            return await asyncio.create_subprocess_exec(
+                *full_argv,
+                stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                cwd=cwd,
+                # Own session: a Ctrl-C on the daemon's terminal is not borg's,
+                # and borg has no terminal to ask a passphrase on.
+                start_new_session=True,
+                pass_fds=() if read_fd is None else (read_fd,),
+                preexec_fn=_die_with_parent(stop),
+            )
+        except OSError as exc:
+            if exc.filename is not None and os.fsdecode(exc.filename) != self._env.binary:
+                raise
+            raise BorgNotFound(
+                f"cannot run borg ({self._env.binary}): {exc.strerror}",
+                rc=NOT_RUN,
+                hint="install borgbackup 1.4 beside coffre, or set borg.binary in the config",
+            ) from exc
 
     async def version(self) -> str:
         """The version of the borg binary, e.g. ``"1.4.5"`` (no passphrase, no repository)."""
@@ -491,3 +525,10 @@ def _json_object(line: str) -> dict[str, Any] | None:
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+if TYPE_CHECKING:
+
+    def _is_a_door(runner: BorgRunner) -> tuple[EnvBorg, StdinBorg]:
+        """mypy checks here that the runner is the door its users type against."""
+        return runner, runner

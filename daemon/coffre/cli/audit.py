@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date, datetime, time
+from datetime import datetime, time
 from typing import TYPE_CHECKING, Any
 
-from coffre.cli.support import EXIT_FAILED, EXIT_OK
+from coffre.cli.support import EXIT_FAILED, EXIT_OK, iso_day
 from coffre.core.config_types import Config
 from coffre.core.errors import PermissionRefused, UsageError
 
@@ -38,7 +38,7 @@ def add_parser(sub: Any) -> None:
     )
     audit.add_argument(
         "--since",
-        type=_day,
+        type=iso_day,
         metavar="YYYY-MM-DD",
         help="only the entries from that day on (the box's timezone)",
     )
@@ -122,11 +122,3 @@ def _line(entry: AuditEntry, cfg: Config) -> str:
         f"{local}  {entry.op:<10} {audit.who(entry.person)}  {entry.target or '-'}  "
         f"{entry.archive or '-'}  {paths}  {entry.outcome}{damaged}"
     )
-
-
-def _day(text: str) -> date:
-    """argparse type of ``--since``: a YYYY-MM-DD date."""
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None

@@ -21,7 +21,7 @@ from coffre.cli import audit as cli_audit
 from coffre.cli import disk as cli_disk
 from coffre.cli import leds as cli_leds
 from coffre.cli import offsite as cli_offsite
-from coffre.cli import recover_args as cli_recover_args
+from coffre.cli import recover as cli_recover
 from coffre.cli import restore as cli_restore
 from coffre.cli.support import (
     EXIT_FAILED,
@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_restore.add_parsers(sub)
     cli_audit.add_parser(sub)
     cli_leds.add_parser(sub)
-    cli_recover_args.add_parser(sub)
+    cli_recover.add_parser(sub)
     target = sub.add_parser("target", help="manage targets' repositories")
     target_sub = target.add_subparsers(dest="target_command", required=True, metavar="ACTION")
     init = target_sub.add_parser("init", help="create a target's repository, record its ID")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Iterable, Mapping
+from datetime import date
 from typing import TextIO
 
 from coffre.cli.client import request
@@ -125,3 +127,14 @@ def job_exit(final: Event) -> int:
     if any(t.get("outcome") == "warning" for t in outcomes_from_json(final).values()):
         return EXIT_WARNINGS
     return EXIT_OK
+
+
+def iso_day(text: str) -> date:
+    """argparse type of a ``YYYY-MM-DD`` flag (``--since``, ``--date``): that date.
+
+    Raises argparse.ArgumentTypeError (argparse then prints the usage and exits 2).
+    """
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None

@@ -30,10 +30,8 @@ the ``N:`` line numbers left out. Nothing here does I/O.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -142,20 +140,6 @@ class PaperKey:
     def stdin(self) -> bytes:
         """:meth:`typed_lines` as the bytes to feed ``borg key import --paper`` on stdin."""
         return ("\n".join(self.typed_lines()) + "\n").encode("ascii")
-
-    def keyfile_text(self, repository_id: str) -> str:
-        """The key in borg's key-file format, for ``borg key import REPO FILE``.
-
-        ``repository_id`` is the full id (64 hex digits), which the paper key
-        holds only the start of; raises PaperKeyMismatch when that start is
-        not this key's, ValueError when ``repository_id`` is not 64 hex digits.
-        """
-        if not re.fullmatch(r"[0-9a-f]{64}", repository_id):
-            raise ValueError(f"a repository id is 64 hex digits, not {repository_id!r}")
-        check_belongs(self, repository_id)
-        # As borg writes it: base64 wrapped at 70 columns (textwrap's default).
-        encoded = base64.b64encode(self.key).decode("ascii")
-        return f"BORG_KEY {repository_id}\n" + "\n".join(textwrap.wrap(encoded)) + "\n"
 
 
 def parse(text: str) -> tuple[PaperKey, ...]:

@@ -1,7 +1,8 @@
 """Which archives of a repository to keep, each with its reason, and which to delete.
 
-Pure: no I/O and no clock. The policy (see DESIGN.md) keeps, on every
-repository, the restore points a practice needs:
+Pure: no I/O and no clock. The policy (the README's opening and its
+``[retention]`` keys) keeps, on every repository, the restore points a
+practice needs:
 
 - ``J``, ``J-1``, ... ``J-(daily-1)``: the *latest* archive of each of the
   ``daily`` newest local calendar days that have an archive (ranked among the

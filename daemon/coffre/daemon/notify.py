@@ -26,10 +26,6 @@ class Notifier:
         if usec.isdigit() and int(usec) > 0 and (not pid or pid == str(os.getpid())):
             self.watchdog_interval = int(usec) / 2_000_000
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self._address)
-
     def notify(self, **fields: str) -> None:
         """Send ``KEY=value`` lines (e.g. READY="1", STATUS="..."); never raises.
 

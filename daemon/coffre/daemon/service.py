@@ -27,16 +27,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from pathlib import Path
 from typing import Any, TypeVar
 
 from coffre.borg.env import BorgEnvironment, default_binary
+from coffre.borg.passphrase import read_passphrase
 from coffre.borg.runner import BorgRunner
 from coffre.config import loader as config_checks
 from coffre.core import schedule
 from coffre.core.clock import Clock
 from coffre.core.config_types import Config, LocalTarget
-from coffre.core.errors import CoffreError, PassphraseUnavailable
+from coffre.core.errors import CoffreError
 from coffre.core.messages import (
     ArchivesRequest,
     BackupRequest,
@@ -89,27 +89,6 @@ BOX_CHECK_PERIOD = 60.0
 
 #: A lane with jobs waiting and none running for longer than this is wedged.
 STALL_GRACE = 60.0
-
-
-def read_passphrase(path: Path) -> bytes:
-    """The passphrase file's content, without its final newline.
-
-    Raises PassphraseUnavailable when it cannot be read or is empty: borg is
-    then not started, the job fails with that kind, the daemon goes on.
-    """
-    try:
-        passphrase = path.read_bytes().rstrip(b"\r\n")
-    except OSError as error:
-        raise PassphraseUnavailable(
-            f"cannot read the passphrase file {path}: {error.strerror or error}",
-            hint="put it back (0600, root) from the escrowed copy; backups resume by themselves",
-        ) from error
-    if not passphrase:
-        raise PassphraseUnavailable(
-            f"the passphrase file {path} is empty",
-            hint="write the repository passphrase in it (from the escrowed copy)",
-        )
-    return passphrase
 
 
 _R = TypeVar("_R", bound=Request)

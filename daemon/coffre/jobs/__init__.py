@@ -1,3 +1,3 @@
 """The job machinery: queue, lanes, supervision, the collaborators a job gets
-(``services``), backup and pruning.
+(``services``), backup, pruning and the archive list it works on.
 """

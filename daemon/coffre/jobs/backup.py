@@ -19,7 +19,7 @@ from pathlib import Path
 from coffre.borg import argv, parse
 from coffre.borg.create_warnings import Warned, classify
 from coffre.borg.exitcodes import is_warning
-from coffre.borg.runner import Progress
+from coffre.borg.runner import BorgResult, Progress
 from coffre.core.errors import RepositoryIdMismatch, SourceUnavailable
 from coffre.core.outcomes import Reason, describe
 from coffre.core.restore_plan import STAGING_EXCLUDE
@@ -87,8 +87,26 @@ async def create_archive(
     subclasses, and RepositoryIdMismatch when borg reports another repository
     than ``expected_id``.
     """
+    require_sources(services.config.source.paths)
+    create = _create_argv(services, target, location)
+    try:
+        result = await services.borg.run(create, on_progress=on_progress)
+    except BaseException:
+        # borg may have left a checkpoint archive that state does not know:
+        # forget the list, so that the next retention asks borg for it.
+        # (A daemon killed here is covered by State.mark_interrupted_runs.)
+        services.state.forget_archives(target)
+        raise
+    return _recorded(services, target, expected_id, result)
+
+
+def _create_argv(services: Services, target: str, location: str) -> tuple[str, ...]:
+    """``borg create`` of the configured source, the archive named after the clock's now.
+
+    The name is unique among the archives state knows on ``target``.
+    Raises ValueError for a value borg would misread (see ``argv.create``).
+    """
     config = services.config
-    require_sources(config.source.paths)
     now = services.clock.now()
     known = services.state.archives(target) or []
     name = archive_name(
@@ -96,7 +114,7 @@ async def create_archive(
         now.astimezone(config.schedule.timezone),
         {a.name for a in known},
     )
-    create = argv.create(
+    return argv.create(
         location,
         name,
         [str(p) for p in config.source.paths],
@@ -107,14 +125,14 @@ async def create_archive(
         # retention's days come from: one source of time for a whole job.
         timestamp=now,
     )
-    try:
-        result = await services.borg.run(create, on_progress=on_progress)
-    except BaseException:
-        # borg may have left a checkpoint archive that state does not know:
-        # forget the list, so that the next retention asks borg for it.
-        # (A daemon killed here is covered by State.mark_interrupted_runs.)
-        services.state.forget_archives(target)
-        raise
+
+
+def _recorded(services: Services, target: str, expected_id: str, result: BorgResult) -> RunStats:
+    """The stats of ``borg create --json``'s ``result``, the archive added to state's list.
+
+    Raises RepositoryIdMismatch (nothing recorded) when borg wrote to
+    another repository than ``expected_id``.
+    """
     stats = parse.create(result.json())
     if stats.repository_id != expected_id:
         raise RepositoryIdMismatch(

@@ -1,17 +1,15 @@
-"""Apply the retention plan to a repository: the archive list, borg delete, borg compact."""
+"""Apply the retention plan to a repository: borg delete, then borg compact when worth it.
+
+The archive list comes from :mod:`coffre.jobs.archive_list`.
+"""
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 from coffre.borg import argv, parse
 from coffre.core import retention
 from coffre.core.model import Archive
+from coffre.jobs.archive_list import known_archives, list_archives
 from coffre.jobs.services import Services
-
-#: State's archive list is trusted for this long; then borg is asked again,
-#: so archives added or removed by hand are seen within a week.
-LIST_MAX_AGE = timedelta(days=7)
 
 #: Compact once the space freed by deletes adds up to this share of the
 #: repository, or to COMPACT_ABSOLUTE bytes, whichever comes first. A compact
@@ -46,23 +44,6 @@ def record_repository_size(services: Services, target: str, size: int | None) ->
     """Remember the repository's size (from ``borg create --json``) for compact_due."""
     if size is not None:
         services.state.set_meta(_size_key(target), str(size))
-
-
-async def list_archives(services: Services, target: str, location: str) -> list[Archive]:
-    """Ask borg for the archive list of ``location`` and make it the known list of ``target``."""
-    result = await services.borg.run(argv.list_archives(location))
-    archives = parse.archives(result.json())
-    services.state.replace_archives(target, archives, services.clock.now())
-    return archives
-
-
-async def known_archives(services: Services, target: str, location: str) -> list[Archive]:
-    """The archives of ``target`` from state; borg is asked when state's list is missing or old."""
-    listed_at = services.state.archives_listed_at(target)
-    known = services.state.archives(target)
-    if known is None or listed_at is None or services.clock.now() - listed_at > LIST_MAX_AGE:
-        return await list_archives(services, target, location)
-    return known
 
 
 def plan_for(services: Services, archives: list[Archive]) -> retention.Plan:

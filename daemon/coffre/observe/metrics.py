@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import get_args
 
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
@@ -40,7 +40,7 @@ from coffre import __version__
 from coffre.core import retention
 from coffre.core.config_types import Config
 from coffre.core.errors import ELSEWHERE_KINDS, ERROR_KINDS, CoffreError
-from coffre.core.health import Facts, Health, assess
+from coffre.core.health import Facts, Health, TargetFacts, assess
 from coffre.jobs.queue import JobKind
 from coffre.observe.facts import Observer
 from coffre.storage.state import SUCCESS, WARNING, RunRecord
@@ -119,184 +119,74 @@ class CoffreCollector(Collector):
         return [up, build, *self._series(facts)]
 
     def _series(self, facts: Facts) -> list[Metric]:
-        def gauge(name: str, text: str, labels: Sequence[str]) -> GaugeMetricFamily:
-            return GaugeMetricFamily(name, text, labels=list(labels))
+        """Every family but ``coffre_up`` and the build info, in the exposition's order."""
+        return [
+            *_backups(facts),
+            *_last_archives(facts),
+            *self._repositories(facts),
+            *self._jobs(facts),
+            *self._disks(facts),
+            *_counters(facts),
+            _health(facts),
+        ]
 
-        t = ("target",)
-        last_attempt = gauge(
-            "coffre_last_attempt_timestamp_seconds",
-            "End of the last backup attempt of the target, successful or not (0: never).",
-            t,
-        )
-        last_success = gauge(
-            "coffre_last_success_timestamp_seconds",
-            "End of the last backup of the target that made an archive, complete or with "
-            "warnings (0: never).",
-            t,
-        )
-        attempt_ok = gauge(
-            "coffre_last_attempt_success",
-            "1 when the last backup attempt of the target saved every file, else 0 (failed, "
-            "or ended with warnings: see coffre_last_attempt_warning).",
-            t,
-        )
-        attempt_warning = gauge(
-            "coffre_last_attempt_warning",
-            "1 when the last backup attempt of the target made its archive with borg warnings "
-            "(files not backed up, or changed while read), else 0.",
-            t,
-        )
-        not_backed_up = gauge(
-            "coffre_files_not_backed_up",
-            "Files the last archive made on the target lacks: unreadable, or vanished during "
-            "the backup (0: none, or no archive).",
-            t,
-        )
-        warnings_in_a_row = gauge(
-            "coffre_backup_warnings_in_a_row",
-            "Backups of the target in a row, up to the last one that made an archive, that "
-            "ended with warnings (failed ones are skipped; 0 once one ends clean).",
-            t,
-        )
-        duration = gauge(
-            "coffre_last_duration_seconds", "Duration of the last backup attempt of the target.", t
-        )
-        original = gauge(
-            "coffre_archive_original_bytes",
-            "Original size of the source in the last archive made on the target.",
-            t,
-        )
-        deduplicated = gauge(
-            "coffre_archive_deduplicated_bytes",
-            "Bytes the last archive made on the target added to its repository.",
-            t,
-        )
-        files = gauge(
-            "coffre_archive_files", "Number of files in the last archive made on the target.", t
-        )
-        archives = gauge(
-            "coffre_repository_archives",
-            "Archives in the target's repository, as last listed (0: not listed yet).",
-            t,
-        )
-        oldest = gauge(
-            "coffre_repository_oldest_archive_timestamp_seconds",
-            "Time of the oldest of coffre's archives on the target (0: none).",
-            t,
-        )
-        repo_free = gauge(
-            "coffre_repository_free_bytes",
-            "Free space of the filesystem holding a local target's repository.",
-            t,
-        )
-        slots = gauge(
+    def _repositories(self, facts: Facts) -> list[Metric]:
+        """What each target's repository holds, and how its checks and host answer."""
+        names = retention.slot_names(self._config.retention.daily, self._config.retention.monthly)
+        slots = GaugeMetricFamily(
             "coffre_retention_slot_present",
             "1 when the target holds the restore point of the slot, by the calendar, else 0.",
-            ("target", "slot"),
+            labels=["target", "slot"],
         )
-        check_ok_at = gauge(
-            "coffre_check_last_success_timestamp_seconds",
-            "End of the last successful borg check of the target (0: never).",
-            t,
-        )
-        check_ok = gauge(
-            "coffre_check_last_attempt_success",
-            "1 when the last borg check of the target succeeded, else 0.",
-            t,
-        )
-        reachable = gauge(
-            "coffre_offsite_reachable",
-            "1 when the offsite host answered the last preflight, else 0 (or never asked).",
-            t,
-        )
-        key_exported = gauge(
-            "coffre_key_exported",
-            "1 when the repository's key was printed for escrow (coffre key export --paper).",
-            t,
-        )
-        names = retention.slot_names(self._config.retention.daily, self._config.retention.monthly)
         for target in facts.targets:
-            if target.key_exported is not None:
-                key_exported.add_metric([target.name], float(target.key_exported))
-            label = [target.name]
-            last_success.add_metric(label, _seconds(target.last_success))
-            last_attempt.add_metric(label, _seconds(target.last_attempt))
-            attempt = target.last_attempt
-            attempt_ok.add_metric(label, float(attempt is not None and attempt.outcome == SUCCESS))
-            attempt_warning.add_metric(
-                label, float(attempt is not None and attempt.outcome == WARNING)
-            )
-            made = target.last_stats  # of the last archive made
-            lacking = made.warnings if made is not None else None
-            not_backed_up.add_metric(label, lacking.not_backed_up if lacking else 0)
-            warnings_in_a_row.add_metric(label, target.warnings_in_a_row)
-            duration.add_metric(label, (attempt.duration or 0.0) if attempt else 0.0)
-            stats = target.last_stats
-            original.add_metric(label, stats.original_bytes if stats else 0)
-            deduplicated.add_metric(label, stats.deduplicated_bytes if stats else 0)
-            files.add_metric(label, stats.nfiles if stats else 0)
-            archives.add_metric(label, target.archives or 0)
-            oldest.add_metric(
-                label, target.oldest_archive.timestamp() if target.oldest_archive else 0.0
-            )
             for slot in names:
                 slots.add_metric([target.name, slot], float(target.slots.get(slot, False)))
-            if target.kind == "local" and target.free_bytes is not None:
-                repo_free.add_metric(label, target.free_bytes)
-            if target.kind == "usb":
-                # coffre checks the disks (each disk job); offsite hosts check their own.
-                check = target.last_check
-                check_ok_at.add_metric(label, _seconds(target.last_check_success))
-                check_ok.add_metric(label, float(check is not None and check.outcome == SUCCESS))
-            if target.kind == "offsite":
-                reachable.add_metric(label, float(bool(target.reachable)))
-        series: list[Metric] = [
-            last_success,
-            last_attempt,
-            attempt_ok,
-            attempt_warning,
-            not_backed_up,
-            warnings_in_a_row,
-            duration,
-            original,
-            deduplicated,
-            files,
-            archives,
-            oldest,
-            repo_free,
+        return [
+            _per_target(
+                facts,
+                "coffre_repository_archives",
+                "Archives in the target's repository, as last listed (0: not listed yet).",
+                lambda t: t.archives or 0,
+            ),
+            _per_target(
+                facts,
+                "coffre_repository_oldest_archive_timestamp_seconds",
+                "Time of the oldest of coffre's archives on the target (0: none).",
+                lambda t: t.oldest_archive.timestamp() if t.oldest_archive else 0.0,
+            ),
+            _per_target(
+                facts,
+                "coffre_repository_free_bytes",
+                "Free space of the filesystem holding a local target's repository.",
+                lambda t: t.free_bytes if t.kind == "local" else None,
+            ),
             slots,
-            check_ok_at,
-            check_ok,
-            reachable,
-            key_exported,
+            # coffre checks the disks (each disk job); offsite hosts check their own.
+            _per_target(
+                facts,
+                "coffre_check_last_success_timestamp_seconds",
+                "End of the last successful borg check of the target (0: never).",
+                lambda t: _seconds(t.last_check_success) if t.kind == "usb" else None,
+            ),
+            _per_target(
+                facts,
+                "coffre_check_last_attempt_success",
+                "1 when the last borg check of the target succeeded, else 0.",
+                lambda t: _outcome_is(t.last_check, SUCCESS) if t.kind == "usb" else None,
+            ),
+            _per_target(
+                facts,
+                "coffre_offsite_reachable",
+                "1 when the offsite host answered the last preflight, else 0 (or never asked).",
+                lambda t: float(bool(t.reachable)) if t.kind == "offsite" else None,
+            ),
+            _per_target(
+                facts,
+                "coffre_key_exported",
+                "1 when the repository's key was printed for escrow (coffre key export --paper).",
+                lambda t: None if t.key_exported is None else float(t.key_exported),
+            ),
         ]
-        series += self._jobs(facts)
-        series += self._disks(facts)
-        errors = CounterMetricFamily(
-            "coffre_errors",
-            "Failed runs of the target, by kind of error.",
-            labels=["target", "kind"],
-        )
-        for target in facts.targets:
-            for kind in RUN_ERROR_KINDS:
-                errors.add_metric([target.name, kind], facts.errors.get((target.name, kind), 0))
-        series.append(errors)
-        warned = CounterMetricFamily(
-            "coffre_backup_warnings",
-            "Backups of the target that made their archive with borg warnings.",
-            labels=["target"],
-        )
-        for target in facts.targets:
-            warned.add_metric([target.name], facts.warnings.get(target.name, 0))
-        series.append(warned)
-        health = gauge(
-            "coffre_health", "1 for what the box's lights show now, 0 for the others.", ("state",)
-        )
-        shown = assess(facts).health
-        for value in Health:
-            health.add_metric([value.value], float(value is shown))
-        series.append(health)
-        return series
 
     def _jobs(self, facts: Facts) -> list[Metric]:
         running = GaugeMetricFamily(
@@ -347,6 +237,140 @@ class CoffreCollector(Collector):
             if disk.free_bytes is not None:
                 free.add_metric(label, disk.free_bytes)
         return [present, seen, swap, missing, free]
+
+
+def _per_target(
+    facts: Facts, name: str, text: str, value: Callable[[TargetFacts], float | None]
+) -> GaugeMetricFamily:
+    """A gauge labelled ``target``: ``value`` of each target, none where it gives None."""
+    family = GaugeMetricFamily(name, text, labels=["target"])
+    for target in facts.targets:
+        sample = value(target)
+        if sample is not None:
+            family.add_metric([target.name], sample)
+    return family
+
+
+def _outcome_is(run: RunRecord | None, outcome: str) -> float:
+    """1.0 when ``run`` ended with ``outcome``, else 0.0 (no run included)."""
+    return float(run is not None and run.outcome == outcome)
+
+
+def _backups(facts: Facts) -> list[Metric]:
+    """How each target's last backups went: when, whether whole, with how many warnings."""
+    return [
+        _per_target(
+            facts,
+            "coffre_last_success_timestamp_seconds",
+            "End of the last backup of the target that made an archive, complete or with "
+            "warnings (0: never).",
+            lambda t: _seconds(t.last_success),
+        ),
+        _per_target(
+            facts,
+            "coffre_last_attempt_timestamp_seconds",
+            "End of the last backup attempt of the target, successful or not (0: never).",
+            lambda t: _seconds(t.last_attempt),
+        ),
+        _per_target(
+            facts,
+            "coffre_last_attempt_success",
+            "1 when the last backup attempt of the target saved every file, else 0 (failed, "
+            "or ended with warnings: see coffre_last_attempt_warning).",
+            lambda t: _outcome_is(t.last_attempt, SUCCESS),
+        ),
+        _per_target(
+            facts,
+            "coffre_last_attempt_warning",
+            "1 when the last backup attempt of the target made its archive with borg warnings "
+            "(files not backed up, or changed while read), else 0.",
+            lambda t: _outcome_is(t.last_attempt, WARNING),
+        ),
+        _per_target(
+            facts,
+            "coffre_files_not_backed_up",
+            "Files the last archive made on the target lacks: unreadable, or vanished during "
+            "the backup (0: none, or no archive).",
+            _not_backed_up,
+        ),
+        _per_target(
+            facts,
+            "coffre_backup_warnings_in_a_row",
+            "Backups of the target in a row, up to the last one that made an archive, that "
+            "ended with warnings (failed ones are skipped; 0 once one ends clean).",
+            lambda t: t.warnings_in_a_row,
+        ),
+        _per_target(
+            facts,
+            "coffre_last_duration_seconds",
+            "Duration of the last backup attempt of the target.",
+            lambda t: (t.last_attempt.duration or 0.0) if t.last_attempt else 0.0,
+        ),
+    ]
+
+
+def _not_backed_up(target: TargetFacts) -> float:
+    """The files the last archive made lacks (its warnings), 0 when none or no archive."""
+    made = target.last_stats  # of the last archive made
+    lacking = made.warnings if made is not None else None
+    return lacking.not_backed_up if lacking else 0
+
+
+def _last_archives(facts: Facts) -> list[Metric]:
+    """The size and file count of each target's last archive (0: none yet)."""
+    return [
+        _per_target(
+            facts,
+            "coffre_archive_original_bytes",
+            "Original size of the source in the last archive made on the target.",
+            lambda t: t.last_stats.original_bytes if t.last_stats else 0,
+        ),
+        _per_target(
+            facts,
+            "coffre_archive_deduplicated_bytes",
+            "Bytes the last archive made on the target added to its repository.",
+            lambda t: t.last_stats.deduplicated_bytes if t.last_stats else 0,
+        ),
+        _per_target(
+            facts,
+            "coffre_archive_files",
+            "Number of files in the last archive made on the target.",
+            lambda t: t.last_stats.nfiles if t.last_stats else 0,
+        ),
+    ]
+
+
+def _counters(facts: Facts) -> list[Metric]:
+    """Failed runs by target and error kind, and backups that ended with warnings."""
+    errors = CounterMetricFamily(
+        "coffre_errors",
+        "Failed runs of the target, by kind of error.",
+        labels=["target", "kind"],
+    )
+    for target in facts.targets:
+        for kind in RUN_ERROR_KINDS:
+            errors.add_metric([target.name, kind], facts.errors.get((target.name, kind), 0))
+    warned = CounterMetricFamily(
+        "coffre_backup_warnings",
+        "Backups of the target that made their archive with borg warnings.",
+        labels=["target"],
+    )
+    for target in facts.targets:
+        warned.add_metric([target.name], facts.warnings.get(target.name, 0))
+    return [errors, warned]
+
+
+def _health(facts: Facts) -> Metric:
+    """What the box's lights show now: 1 for that state, 0 for the others."""
+    health = GaugeMetricFamily(
+        "coffre_health",
+        "1 for what the box's lights show now, 0 for the others.",
+        labels=["state"],
+    )
+    shown = assess(facts).health
+    for value in Health:
+        health.add_metric([value.value], float(value is shown))
+    return health
 
 
 class _Families(Collector):

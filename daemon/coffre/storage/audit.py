@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +42,7 @@ from typing import IO, Any
 
 from coffre.core.config_types import Config
 from coffre.core.errors import CoffreError
+from coffre.storage.atomic import write_atomically
 
 __all__ = [
     "GENESIS",
@@ -181,7 +181,7 @@ class AuditLog:
 
         ``op`` is what was done ("restore", "find", "browse", "key_export",
         "recover"...), ``at`` when (timezone-aware), ``person`` who
-        (see :func:`coffre.support.person.person_from_env`),
+        (see :func:`coffre.cli.client.person_from_env`),
         ``target``/``archive``/``paths`` on what,
         ``outcome`` how it went ("asked", "ok", "failed: no_such_path"...),
         ``details`` anything else, JSON-serialisable.
@@ -619,24 +619,9 @@ def _load_head(path: Path) -> tuple[_Head | None, str | None]:
 
 
 def _write_head(path: Path, seq: int, digest: str) -> None:
-    """Replace the head file atomically (temp file, fsync, rename, fsync of the dir), 0600."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    temp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(json.dumps({"hash": digest, "seq": seq}, sort_keys=True).encode() + b"\n")
-            file.flush()
-            os.fsync(file.fileno())
-        temp.replace(path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
-        raise
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(directory)  # the rename itself survives a power cut
-    finally:
-        os.close(directory)
+    """Replace the head file whole, 0600, durably (:func:`write_atomically`); OSError."""
+    body = json.dumps({"hash": digest, "seq": seq}, sort_keys=True).encode() + b"\n"
+    write_atomically(path, body, mode=0o600)
 
 
 def _head_mismatch(

@@ -111,7 +111,7 @@ CREATE TABLE IF NOT EXISTS disks (
 """
 
 #: The listing time of a stale archive list: older than any age the list is
-#: trusted for (pruning.LIST_MAX_AGE), so the next job asks borg again.
+#: trusted for (archive_list.LIST_MAX_AGE), so the next job asks borg again.
 STALE_LISTING = 0.0
 
 

@@ -27,7 +27,7 @@ from coffre.core.errors import BorgArchiveMissing, CoffreError, DestinationError
 from coffre.core.job_events import OutcomeDetails
 from coffre.core.model import Archive, Item
 from coffre.core.restore_plan import matcher, newest_first, pick_archive, since_filter
-from coffre.jobs.pruning import known_archives, list_archives
+from coffre.jobs.archive_list import known_archives, list_archives
 from coffre.jobs.queue import Job
 from coffre.jobs.services import Services
 from coffre.support.restore import list_items, no_room, restore_archive

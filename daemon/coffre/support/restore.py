@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from coffre.borg import argv, parse
+from coffre.borg.protocol import Borg
 from coffre.borg.records import LogRecord, Progress
 from coffre.core.errors import (
     BorgIntegrityError,
@@ -45,7 +46,6 @@ from coffre.core.restore_plan import (
     describe_paths,
     destination,
 )
-from coffre.jobs.services import Borg
 
 # borg 1.4: "Include pattern 'srv/x' never matched." (msgid IncludePatternNeverMatchedWarning)
 _NEVER_MATCHED = re.compile(r"Include pattern '(?:pp:)?(.*)' never matched")
@@ -166,6 +166,11 @@ async def restore_archive(
     BorgError subclasses as borg fails; in each case the destination is left
     as it was. Raises OSError when the destination cannot be written, and
     ValueError for ``into_root`` with a ``to``.
+
+    Long (110 lines) on purpose, for now: one try block holds every staging
+    folder and every folder made, so that any failure, cancellation
+    included, removes them all; issue 16 rewrites this function on
+    directory fds, and a split now would move the cleanup's edges twice.
     """
     if into_root and to is not None:
         raise ValueError("restore_archive: into_root writes into each root, not into `to`")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from coffre.borg import argv
 from coffre.core.errors import BorgRepositoryExists, BorgRepositoryMissing, UsageError
-from coffre.jobs.pruning import list_archives
+from coffre.jobs.archive_list import list_archives
 from coffre.jobs.services import Services
 from coffre.targets.base import Repository
 

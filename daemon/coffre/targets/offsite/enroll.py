@@ -24,7 +24,7 @@ from coffre.core.clock import Clock
 from coffre.core.config_types import Config, OffsiteTarget
 from coffre.core.errors import CoffreError, UsageError
 from coffre.core.messages import Send
-from coffre.core.sshkeys import authorized_keys_line
+from coffre.core.sshkeys import PublicKey, authorized_keys_line
 from coffre.jobs.services import Services
 from coffre.targets.offsite import repository as offsite
 from coffre.targets.offsite import ssh
@@ -57,7 +57,7 @@ async def enroll(
     Raises UsageError (unknown target, a fingerprint that is not the host's,
     a configuration whose ``host_keys`` do not hold the host's key),
     OffsiteUnreachable when the host cannot be reached to fetch its key,
-    and OSError when the state dir cannot be written.
+    OSError when the box's key cannot be written, StateError when the pin cannot.
     """
     config = services.config
     target = offsite_target(config, name)
@@ -76,45 +76,11 @@ async def enroll(
     matches = any(k.blob == shown.blob for k in pinned)
     pinned_now = False
     if accept is not None:
-        wanted = normal_fingerprint(accept)
-        if wanted != shown.fingerprint:
-            raise UsageError(
-                f"{target.host}:{target.port} shows {shown.fingerprint}, not {wanted}: "
-                "nothing was pinned",
-                hint="compare with the fingerprint the host's operator reads on the host "
-                "(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub); a difference may be "
-                "an interception",
-            )
-        if target.host_keys:
-            if not matches:
-                raise UsageError(
-                    f"target {name}: the configuration's host_keys do not hold the key the "
-                    f"host shows ({shown.fingerprint})",
-                    hint=f'put "{shown.openssh}" in host_keys of this target (or remove '
-                    "host_keys to let enrollment pin it)",
-                )
-        elif not matches:
-            await asyncio.to_thread(offsite.pin_host_key, target, paths, shown, clock.now())
-            services.logger.warning(
-                "target %s: host key %s %s pinned for %s:%s",
-                name,
-                shown.type,
-                shown.fingerprint,
-                target.host,
-                target.port,
-            )
+        _check_accepted(target, accept, shown, matches)
+        if not matches and not target.host_keys:
+            await _pin(services, target, shown, clock)
             pinned_now = matches = True
-    preflight: dict[str, Any] | None = None
-    if matches:
-        repository = offsite.OffsiteRepository(target, services)
-        try:
-            await repository.check_host()
-            preflight = {"ok": True}
-        except CoffreError as error:
-            preflight = {
-                "ok": False,
-                "error": {"kind": error.kind, "message": error.message, "hint": error.hint},
-            }
+    preflight = await _preflight(services, target) if matches else None
     await send(
         {
             "event": "result",
@@ -133,3 +99,55 @@ async def enroll(
             "preflight": preflight,
         }
     )
+
+
+def _check_accepted(target: OffsiteTarget, accept: str, shown: PublicKey, matches: bool) -> None:
+    """Refuse ``accept`` unless it is the key the host shows, and one the config allows.
+
+    ``matches``: whether ``shown`` is pinned already. Raises UsageError when
+    the host shows another fingerprint (nothing is pinned: a difference may
+    be an interception), or when the configuration's ``host_keys``, which
+    replace enrollment's pins, do not hold the host's key.
+    """
+    wanted = normal_fingerprint(accept)
+    if wanted != shown.fingerprint:
+        raise UsageError(
+            f"{target.host}:{target.port} shows {shown.fingerprint}, not {wanted}: "
+            "nothing was pinned",
+            hint="compare with the fingerprint the host's operator reads on the host "
+            "(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub); a difference may be "
+            "an interception",
+        )
+    if target.host_keys and not matches:
+        raise UsageError(
+            f"target {target.name}: the configuration's host_keys do not hold the key the "
+            f"host shows ({shown.fingerprint})",
+            hint=f'put "{shown.openssh}" in host_keys of this target (or remove '
+            "host_keys to let enrollment pin it)",
+        )
+
+
+async def _pin(services: Services, target: OffsiteTarget, shown: PublicKey, clock: Clock) -> None:
+    """Pin ``shown`` as the host key of ``target``, and say so in the journal (StateError)."""
+    await asyncio.to_thread(offsite.pin_host_key, target, services.config.paths, shown, clock.now())
+    services.logger.warning(
+        "target %s: host key %s %s pinned for %s:%s",
+        target.name,
+        shown.type,
+        shown.fingerprint,
+        target.host,
+        target.port,
+    )
+
+
+async def _preflight(services: Services, target: OffsiteTarget) -> dict[str, Any]:
+    """Whether the pinned host takes the box's key: ``{"ok": True}``, or the error's fields."""
+    repository = offsite.OffsiteRepository(target, services)
+    try:
+        await repository.check_host()
+    except CoffreError as error:
+        return {
+            "ok": False,
+            "error": {"kind": error.kind, "message": error.message, "hint": error.hint},
+        }
+    return {"ok": True}

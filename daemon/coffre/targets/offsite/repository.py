@@ -24,15 +24,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from coffre.borg import argv as borg_argv
 from coffre.borg import parse
+from coffre.borg.protocol import EnvBorg
 from coffre.borg.records import Progress
 from coffre.borg.runner import BorgResult
 from coffre.core import upload_window
@@ -106,12 +107,12 @@ def pinned_keys(target: OffsiteTarget, paths: PathsConfig) -> tuple[PublicKey, .
 
 
 def pin_host_key(target: OffsiteTarget, paths: PathsConfig, key: PublicKey, at: datetime) -> None:
-    """Make ``key`` the one pinned host key of ``target`` (enrollment's file). Raises OSError."""
+    """Make ``key`` the one pinned host key of ``target`` (enrollment's file). StateError."""
     text = (
         f"# host key of {target.host}:{target.port} for target {target.name}, "
         f"{key.fingerprint}, pinned {at.isoformat(timespec='seconds')}\n{key.openssh}\n"
     )
-    ssh._write_atomically(pinned_file(target, paths), text, 0o600)
+    ssh.write_state_file(pinned_file(target, paths), text, 0o600)
 
 
 # --- state ---------------------------------------------------------------------
@@ -165,20 +166,6 @@ def status_of(state: State, name: str) -> dict[str, Any]:
 
 
 # --- borg through SSH ------------------------------------------------------------
-
-
-class EnvBorg(Protocol):
-    """A borg runner that takes extra environment per run (``BorgRunner``)."""
-
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        on_progress: Callable[[Progress], None] | None = None,
-        cwd: Path | None = None,
-        use_passphrase: bool = True,
-        extra_env: Mapping[str, str] | None = None,
-    ) -> BorgResult: ...
 
 
 def with_upload_limit(argv: Sequence[str], limit_kbps: int | None) -> tuple[str, ...]:

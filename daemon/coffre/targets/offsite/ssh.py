@@ -27,6 +27,7 @@ from coffre.core.errors import (
     StateError,
 )
 from coffre.core.sshkeys import PublicKey, known_hosts_line, parse_public_key
+from coffre.storage.atomic import write_atomically
 
 if TYPE_CHECKING:
     import paramiko
@@ -41,6 +42,7 @@ __all__ = [
     "preflight",
     "read_public_key",
     "write_known_hosts",
+    "write_state_file",
 ]
 
 #: Seconds between keep-alives, and how many may go unanswered: a dead link
@@ -94,7 +96,7 @@ def ensure_key(path: Path, comment: str) -> tuple[PublicKey, bool]:
         .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
         .decode("ascii")
     )
-    _write_atomically(path.with_name(path.name + ".pub"), f"{public.openssh} {comment}\n", 0o644)
+    write_state_file(path.with_name(path.name + ".pub"), f"{public.openssh} {comment}\n", 0o644)
     return public, True
 
 
@@ -233,7 +235,7 @@ def write_known_hosts(path: Path, host: str, port: int, keys: Sequence[PublicKey
     directory cannot take it (its disk full).
     """
     lines = "".join(known_hosts_line(host, port, key) + "\n" for key in keys)
-    _write_atomically(path, lines, 0o600)
+    write_state_file(path, lines, 0o600)
 
 
 def borg_rsh(key_file: Path, known_hosts: Path, *, connect_timeout: int) -> str:
@@ -272,25 +274,18 @@ def borg_rsh(key_file: Path, known_hosts: Path, *, connect_timeout: int) -> str:
     return shlex.join(words)
 
 
-def _write_atomically(path: Path, text: str, mode: int) -> None:
-    """Replace ``path`` with ``text`` whole, or leave it as it was.
+def write_state_file(path: Path, text: str, mode: int) -> None:
+    """Replace ``path`` (under the state dir) with ``text`` whole, or leave it as it was.
 
-    Raises StateError (nothing half-written left behind) when the state
-    directory cannot take it: its disk full, read-only.
+    Its directory is created (0700) when missing; the write is
+    :func:`coffre.storage.atomic.write_atomically`'s (durable, mode set
+    before the content). Raises StateError (nothing half-written left
+    behind) when the state directory cannot take it: its disk full, read-only.
     """
-    temporary = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with open(fd, "w", encoding="ascii") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        temporary.chmod(mode)
-        temporary.replace(path)
+        write_atomically(path, text.encode("ascii"), mode=mode)
     except OSError as error:
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
         raise StateError(
             f"cannot write {path}: {error.strerror or error}",
             hint=f"free space in {path.parent} (df -h); the next backup tries again",

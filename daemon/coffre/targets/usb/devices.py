@@ -1,7 +1,9 @@
 """Block devices and mounts: the thin adapter over mount, umount, losetup, mkfs, sysfs.
 
 Every call says what it did wrong in a DiskError; nothing here decides
-whether a disk is ours (that is identity's and the jobs' business).
+whether a disk is ours: its filesystem UUID recorded at enrolment picks the
+disk (:mod:`coffre.targets.usb.events`), and its repository ID is checked
+before borg writes (:mod:`coffre.targets.usb.repository`).
 """
 
 from __future__ import annotations

@@ -44,9 +44,30 @@ async def enroll_disk(
     ``adopt``), DiskError (mounted elsewhere, mount or mkfs failed) and
     BorgError subclasses.
     """
+    _check_free(services, devnode, name)
+    uuid, fs_type, done = await _filesystem(devnode, name, format_disk=format_disk)
+    other = services.state.disk_by_uuid(uuid)
+    if other is not None:
+        raise UsageError(f"this disk is already enrolled as {other.name!r}")
+    mountpoint = services.config.paths.mounts / name
+    await devices.mount(devnode, mountpoint, fs_type, read_only=False)
+    try:
+        repository_id, adopted = await _repository(
+            services, devnode, mountpoint / REPOSITORY_FOLDER, adopt=adopt
+        )
+    finally:
+        await devices.unmount(mountpoint)
+    services.state.enroll_disk(name, uuid, repository_id, services.clock.now())
+    return uuid, repository_id, "adopted" if adopted else done
+
+
+def _check_free(services: Services, devnode: str, name: str) -> None:
+    """Refuse a bad or taken ``name``, and a ``devnode`` that is no block device or is mounted.
+
+    Raises UsageError, or DiskError for a disk mounted elsewhere.
+    """
     check_name(services, name)
-    state = services.state
-    if state.disk(name) is not None:
+    if services.state.disk(name) is not None:
         raise UsageError(
             f"a disk named {name!r} is already enrolled",
             hint=f"choose another name, or `coffre disk forget {name}` first",
@@ -59,44 +80,51 @@ async def enroll_disk(
             f"{devnode} is mounted at {', '.join(elsewhere)}",
             hint="unmount it first: coffre mounts its disks itself, only during a job",
         )
+
+
+async def _filesystem(devnode: str, name: str, *, format_disk: bool) -> tuple[str, str, str]:
+    """The disk's filesystem (UUID, type), made first with ``format_disk``; and what was done.
+
+    Raises UsageError for no or an unsupported filesystem without
+    ``format_disk``, DiskError when mkfs fails.
+    """
     uuid, fs_type = await devices.filesystem_of(devnode)
-    done = "enrolled"
     if format_disk:
         await devices.make_filesystem(devnode, f"COFFRE-{name.upper()}"[:16])
         uuid, fs_type = await devices.filesystem_of(devnode)
-        done = "formatted and enrolled"
-    elif not uuid or fs_type not in SUPPORTED_FILESYSTEMS:
+        return uuid, fs_type, "formatted and enrolled"
+    if not uuid or fs_type not in SUPPORTED_FILESYSTEMS:
         what = f"a {fs_type} filesystem" if fs_type else "no filesystem"
         raise UsageError(
             f"{devnode} has {what}; coffre needs ext4, xfs or btrfs",
             hint=f"to ERASE it and create one: coffre disk enroll {devnode} --name {name} "
             "--format --yes",
         )
-    other = state.disk_by_uuid(uuid)
-    if other is not None:
-        raise UsageError(f"this disk is already enrolled as {other.name!r}")
-    mountpoint = services.config.paths.mounts / name
-    location = mountpoint / REPOSITORY_FOLDER
-    await devices.mount(devnode, mountpoint, fs_type, read_only=False)
+    return uuid, fs_type, "enrolled"
+
+
+async def _repository(
+    services: Services, devnode: str, location: Path, *, adopt: bool
+) -> tuple[str, bool]:
+    """The repository ID at ``location`` (the mounted disk's), created there if none; adopted?
+
+    A repository already there is taken only with ``adopt`` (borg must open
+    it with this box's passphrase). Raises UsageError without ``adopt``,
+    BorgError subclasses.
+    """
     try:
-        try:
-            found: str | None = read_repository_id(location)
-        except BorgRepositoryMissing:
-            found = None
-        if found is not None and not adopt:
-            raise UsageError(
-                f"{devnode} already holds a coffre repository (ID {found})",
-                hint="to use it as is (its passphrase must be this box's): add --adopt",
-            )
-        if found is None:
-            await services.borg.run(
-                argv.init(str(location), encryption=services.config.encryption.mode)
-            )
-        else:
-            await services.borg.run(argv.info_repository(str(location)))
-            done = "adopted"
-        repository_id = read_repository_id(location)
-    finally:
-        await devices.unmount(mountpoint)
-    state.enroll_disk(name, uuid, repository_id, services.clock.now())
-    return uuid, repository_id, done
+        found: str | None = read_repository_id(location)
+    except BorgRepositoryMissing:
+        found = None
+    if found is not None and not adopt:
+        raise UsageError(
+            f"{devnode} already holds a coffre repository (ID {found})",
+            hint="to use it as is (its passphrase must be this box's): add --adopt",
+        )
+    if found is None:
+        await services.borg.run(
+            argv.init(str(location), encryption=services.config.encryption.mode)
+        )
+    else:
+        await services.borg.run(argv.info_repository(str(location)))
+    return read_repository_id(location), found is not None

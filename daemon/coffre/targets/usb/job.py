@@ -25,8 +25,9 @@ from coffre.core.errors import (
 )
 from coffre.core.job_events import OutcomeDetails
 from coffre.core.model import Archive
+from coffre.jobs.archive_list import known_archives
 from coffre.jobs.backup import create_archive
-from coffre.jobs.pruning import apply_retention, known_archives
+from coffre.jobs.pruning import apply_retention
 from coffre.jobs.services import Services
 from coffre.storage.state import COMPLETED, DiskRecord, RunStats
 from coffre.targets.base import RemovableDisk
