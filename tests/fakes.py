@@ -38,8 +38,8 @@ from coffre.core.config_types import (
 from coffre.core.errors import BorgError
 
 if TYPE_CHECKING:
-    from coffre.core.clock import Clock as ClockProtocol
     from coffre.borg.protocol import Borg, EnvBorg, StdinBorg
+    from coffre.core.clock import Clock as ClockProtocol
     from coffre.jobs.services import Services
     from coffre.observe.facts import BorgVersion
     from coffre.targets.base import RemovableDisk, Repository
