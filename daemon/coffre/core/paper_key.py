@@ -229,10 +229,43 @@ def _lookalike_note(hex_part: str) -> str:
 
 
 def _read_block(lines: list[str], start: int, ordinal: int) -> tuple[PaperKey, int]:
-    """The block whose id line is ``lines[start]``; returns it and the index after it."""
-    id_match = _ID_LINE.match(lines[start])
-    assert id_match is not None
+    """The block whose id line is ``lines[start]``; returns it and the index after it.
+
+    Raises PaperKeyInvalid naming the line (of the text and of the key) to check.
+    """
     where_id = f"key {ordinal}, line {start + 1} of the text"
+    count, prefix, overall = _read_id_line(lines[start], where_id)
+    key = b""
+    position = start + 1
+    for number in range(1, count + 1):
+        while position < len(lines) and not lines[position].strip():
+            position += 1
+        if position >= len(lines):
+            raise _typo(
+                f"the paper key stops after line {number - 1}; its id line says {count} lines",
+                where=f"key {ordinal}",
+                check=f"line {number} (missing)",
+            )
+        where = f"key {ordinal}, line {position + 1} of the text"
+        key += _read_body_line(lines[position], number, where)
+        position += 1
+    if sha256_truncated(key, 12) != overall:
+        # Every line checks out, but not the whole: the id line's key checksum was
+        # mistyped in a way its own checksum missed, or lines come from two keys.
+        raise _typo(
+            "the lines of the paper key do not add up to the checksum of its id line",
+            where=where_id,
+            check="the id line's second group (the key's checksum), and that every line "
+            "comes from the same key",
+        )
+    return PaperKey(repository_prefix=prefix, lines=count, key=key, source_line=start + 1), position
+
+
+def _read_id_line(line: str, where_id: str) -> tuple[int, str, str]:
+    """The id line ``line`` (it matches ``_ID_LINE``): (line count, repository prefix,
+    the key's checksum). Raises PaperKeyInvalid on a checksum or shape that is off."""
+    id_match = _ID_LINE.match(line)
+    assert id_match is not None
     data, checksum = _split_checksum(
         _squeeze(id_match["rest"]), where=where_id, check="the id line"
     )
@@ -256,61 +289,47 @@ def _read_block(lines: list[str], start: int, ordinal: int) -> tuple[PaperKey, i
             where=where_id,
             check="the id line",
         )
-    key = b""
-    position = start + 1
-    for number in range(1, count + 1):
-        while position < len(lines) and not lines[position].strip():
-            position += 1
-        where = f"key {ordinal}, line {position + 1} of the text"
-        if position >= len(lines):
-            raise _typo(
-                f"the paper key stops after line {number - 1}; its id line says {count} lines",
-                where=f"key {ordinal}",
-                check=f"line {number} (missing)",
-            )
-        body = _BODY_LINE.fullmatch(lines[position])
-        assert body is not None  # every part of the pattern is optional
-        if body["number"] is not None and int(body["number"]) != number:
-            raise _typo(
-                f"expected line {number} of the paper key, found line {int(body['number'])}",
-                where=where,
-                check=f"line {number} (missing or out of order)",
-            )
-        hex_part, checksum = _split_checksum(
-            _squeeze(body["rest"]), where=where, check=f"line {number}"
-        )
-        if not _HEX.fullmatch(hex_part):
-            raise _typo(
-                f"line {number} of the paper key holds characters other than 0-9 and a-f"
-                + _lookalike_note(hex_part),
-                where=where,
-                check=f"line {number}",
-            )
-        if len(hex_part) % 2:
-            raise _typo(
-                f"line {number} of the paper key has an odd number of hex digits",
-                where=where,
-                check=f"line {number} (a digit left out or typed twice)",
-            )
-        part = bytes.fromhex(hex_part)
-        if sha256_truncated(number.to_bytes(2, "big") + part, 2) != checksum:
-            raise _typo(
-                f"line {number} of the paper key does not match its checksum",
-                where=where,
-                check=f"line {number}",
-            )
-        key += part
-        position += 1
-    if sha256_truncated(key, 12) != overall:
-        # Every line checks out, but not the whole: the id line's key checksum was
-        # mistyped in a way its own checksum missed, or lines come from two keys.
+    return count, prefix, overall
+
+
+def _read_body_line(line: str, number: int, where: str) -> bytes:
+    """The bytes of line ``number`` of a key, read from ``line`` (found at ``where``).
+
+    Raises PaperKeyInvalid when it is out of order, holds other than hex digits, has
+    an odd number of them, or does not match its checksum.
+    """
+    body = _BODY_LINE.fullmatch(line)
+    assert body is not None  # every part of the pattern is optional
+    if body["number"] is not None and int(body["number"]) != number:
         raise _typo(
-            "the lines of the paper key do not add up to the checksum of its id line",
-            where=where_id,
-            check="the id line's second group (the key's checksum), and that every line "
-            "comes from the same key",
+            f"expected line {number} of the paper key, found line {int(body['number'])}",
+            where=where,
+            check=f"line {number} (missing or out of order)",
         )
-    return PaperKey(repository_prefix=prefix, lines=count, key=key, source_line=start + 1), position
+    hex_part, checksum = _split_checksum(
+        _squeeze(body["rest"]), where=where, check=f"line {number}"
+    )
+    if not _HEX.fullmatch(hex_part):
+        raise _typo(
+            f"line {number} of the paper key holds characters other than 0-9 and a-f"
+            + _lookalike_note(hex_part),
+            where=where,
+            check=f"line {number}",
+        )
+    if len(hex_part) % 2:
+        raise _typo(
+            f"line {number} of the paper key has an odd number of hex digits",
+            where=where,
+            check=f"line {number} (a digit left out or typed twice)",
+        )
+    part = bytes.fromhex(hex_part)
+    if sha256_truncated(number.to_bytes(2, "big") + part, 2) != checksum:
+        raise _typo(
+            f"line {number} of the paper key does not match its checksum",
+            where=where,
+            check=f"line {number}",
+        )
+    return part
 
 
 def _split_checksum(squeezed: str, *, where: str, check: str) -> tuple[str, str]:

@@ -202,82 +202,68 @@ class AuditLog:
         string or a value is not JSON-serialisable, OSError when the log cannot
         be written, and :class:`AuditLogDamaged` on damage when ``strict``.
         """
-        if at.utcoffset() is None:
-            raise ValueError(f"audit time must be timezone-aware, got {at!r}")
-        if isinstance(paths, str):  # a str is a Sequence[str]: one path as many letters
-            raise TypeError("paths must be a sequence of paths, not one string")
-        body: dict[str, Any] = {
-            "seq": 0,
-            "time": at.isoformat(),
-            "op": op,
-            "person": dict(person),
-            "target": target,
-            "archive": archive,
-            "paths": list(paths),
-            "outcome": outcome,
-            "details": None if details is None else dict(details),
-            "prev": GENESIS,
-        }
+        body = _new_body(op, at, person, target, archive, paths, outcome, details)
         _encode(body)  # a value that cannot be serialised fails here, before any write
 
         try:
-            seq, prev, digest, damage = self._append(body)
+            digest, damage = self._append(body)
         except OSError as error:
-            # The journal is then the only trace of the attempt: the caller
-            # refuses the access (see SupportDesk) but the attempt is known.
-            self._logger.error(
-                "audit: %s by %s, %d path(s): %s NOT recorded in %s: %s",
-                op,
-                who(person),
-                len(body["paths"]),
-                outcome,
-                self.path,
-                error,
-                extra={
-                    "MESSAGE_ID": MSG_AUDIT,
-                    "COFFRE_AUDIT_OP": op,
-                    "COFFRE_AUDIT_USER": str(person.get("user", "")),
-                },
-            )
+            self._log_unrecorded(body, person, error)
             raise
 
-        entry = AuditEntry(
-            seq=seq,
-            time=at,
-            op=op,
-            person=body["person"],
-            target=target,
-            archive=archive,
-            paths=tuple(body["paths"]),
-            outcome=outcome,
-            details=body["details"],
-            prev=prev,
-            hash=digest,
+        entry = _entry_of(body, at, digest)
+        self._log_recorded(entry, damage)
+        return entry
+
+    def _log_unrecorded(
+        self, body: dict[str, Any], person: Mapping[str, Any], error: OSError
+    ) -> None:
+        """Journal an entry that could not be written (``body``, by ``person``, and why)."""
+        # The journal is then the only trace of the attempt: the caller
+        # refuses the access (see SupportDesk) but the attempt is known.
+        self._logger.error(
+            "audit: %s by %s, %d path(s): %s NOT recorded in %s: %s",
+            body["op"],
+            who(person),
+            len(body["paths"]),
+            body["outcome"],
+            self.path,
+            error,
+            extra={
+                "MESSAGE_ID": MSG_AUDIT,
+                "COFFRE_AUDIT_OP": body["op"],
+                "COFFRE_AUDIT_USER": str(person.get("user", "")),
+            },
         )
+
+    def _log_recorded(self, entry: AuditEntry, damage: str | None) -> None:
+        """Journal ``entry``, once on disk, and the ``damage`` it was chained over, if any."""
         if damage is not None:
             self._logger.error(
                 "audit log %s damaged: %s; entry %d recorded after it, marked after_damage "
                 "(run `coffre audit verify`)",
                 self.path,
                 damage,
-                seq,
-                extra={"MESSAGE_ID": MSG_AUDIT_DAMAGED, "COFFRE_AUDIT_SEQ": str(seq)},
+                entry.seq,
+                extra={"MESSAGE_ID": MSG_AUDIT_DAMAGED, "COFFRE_AUDIT_SEQ": str(entry.seq)},
             )
         self._logger.info(
             "%s",
             describe(entry),
             extra={
                 "MESSAGE_ID": MSG_AUDIT,
-                "COFFRE_AUDIT_SEQ": str(seq),
-                "COFFRE_AUDIT_HASH": digest,
-                "COFFRE_AUDIT_OP": op,
+                "COFFRE_AUDIT_SEQ": str(entry.seq),
+                "COFFRE_AUDIT_HASH": entry.hash,
+                "COFFRE_AUDIT_OP": entry.op,
                 "COFFRE_AUDIT_USER": str(entry.person.get("user", "")),
             },
         )
-        return entry
 
-    def _append(self, body: dict[str, Any]) -> tuple[int, str, str, str | None]:
-        """Chain ``body`` onto the log, on disk and fsynced: (seq, prev, hash, damage found)."""
+    def _append(self, body: dict[str, Any]) -> tuple[str, str | None]:
+        """Chain ``body`` onto the log, on disk and fsynced: (its line's hash, damage found).
+
+        Fills in ``body``'s ``seq`` and ``prev`` (and its ``details`` on damage).
+        """
         # The state dir exists under the daemon; `coffre recover` may run on a fresh box.
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -315,7 +301,7 @@ class AuditLog:
                 )
         finally:
             os.close(fd)  # releases the lock
-        return seq, prev, digest, damage
+        return digest, damage
 
 
 def describe(entry: AuditEntry) -> str:
@@ -396,49 +382,123 @@ def verify(path: Path) -> AuditReport:
                 prev_hash, last = digest, None
                 continue
             count += 1
-            # A garbled line may have had a seq of its own, or none (a write cut
-            # short, whose seq the next entry takes): either fits.
-            highest = last_seq + 1 + garbled
-            removed = entry.seq > highest
-            if removed:
-                gone = entry.seq - highest
-                lines_gone = f"{gone} line{'s' if gone > 1 else ''}"
-                if last_seq == 0 and garbled == 0:
-                    problems.append(
-                        f"line {number}: the log starts at seq {entry.seq}: "
-                        f"{lines_gone} removed before it"
-                    )
-                else:
-                    problems.append(
-                        f"line {number}: seq {entry.seq} follows seq {last_seq}: "
-                        f"{lines_gone} removed before it"
-                    )
-            elif entry.seq <= last_seq:
-                problems.append(
-                    f"line {number}: seq {entry.seq} comes after seq {last_seq}: "
-                    "lines were copied or moved"
-                )
-            # After a seq gap the chain is broken too; saying so again adds nothing.
-            if entry.prev != prev_hash and not removed:
-                if number == 1:
-                    problems.append(
-                        "line 1 does not start the chain: it was edited, "
-                        "or lines were removed before it"
-                    )
-                else:
-                    problems.append(
-                        f"line {number - 1} was edited or removed: "
-                        f"line {number} does not chain to it"
-                    )
-            if entry.after_damage:
-                damage = (entry.details or {}).get("damage", "damage not described")
-                problems.append(
-                    f"line {number}: recorded after coffre found the log damaged ({damage})"
-                )
+            problems += _entry_problems(number, entry, last_seq, garbled, prev_hash)
             last_seq, garbled, prev_hash, last = entry.seq, 0, digest, entry
         # Still under the shared lock: a record in progress cannot show a head
         # out of step with the last line.
         head, head_problem = _load_head(head_path(path))
+    problems += _head_problems(path, number, head, head_problem, last, prev_hash)
+    return AuditReport(ok=not problems, count=count, problems=tuple(problems))
+
+
+def _new_body(
+    op: str,
+    at: datetime,
+    person: Mapping[str, Any],
+    target: str | None,
+    archive: str | None,
+    paths: Sequence[str],
+    outcome: str,
+    details: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The JSON object of a new entry, its ``seq`` and ``prev`` still to be filled in.
+
+    Raises ValueError when ``at`` is naive, TypeError when ``paths`` is one string.
+    """
+    if at.utcoffset() is None:
+        raise ValueError(f"audit time must be timezone-aware, got {at!r}")
+    if isinstance(paths, str):  # a str is a Sequence[str]: one path as many letters
+        raise TypeError("paths must be a sequence of paths, not one string")
+    return {
+        "seq": 0,
+        "time": at.isoformat(),
+        "op": op,
+        "person": dict(person),
+        "target": target,
+        "archive": archive,
+        "paths": list(paths),
+        "outcome": outcome,
+        "details": None if details is None else dict(details),
+        "prev": GENESIS,
+    }
+
+
+def _entry_of(body: Mapping[str, Any], at: datetime, digest: str) -> AuditEntry:
+    """The entry ``body`` stands for, once appended (its ``seq`` and ``prev`` filled in) as
+    the line whose hash is ``digest``; ``at`` as given, not re-read from its text."""
+    return AuditEntry(
+        seq=body["seq"],
+        time=at,
+        op=body["op"],
+        person=body["person"],
+        target=body["target"],
+        archive=body["archive"],
+        paths=tuple(body["paths"]),
+        outcome=body["outcome"],
+        details=body["details"],
+        prev=body["prev"],
+        hash=digest,
+    )
+
+
+def _entry_problems(
+    number: int, entry: AuditEntry, last_seq: int, garbled: int, prev_hash: str
+) -> list[str]:
+    """What is wrong with valid ``entry`` at line ``number``, given the lines before it.
+
+    ``last_seq`` is the seq of the last valid entry (0: none), ``garbled`` how many
+    invalid lines came since, ``prev_hash`` the hash of the line just before.
+    """
+    problems: list[str] = []
+    # A garbled line may have had a seq of its own, or none (a write cut
+    # short, whose seq the next entry takes): either fits.
+    highest = last_seq + 1 + garbled
+    removed = entry.seq > highest
+    if removed:
+        gone = entry.seq - highest
+        lines_gone = f"{gone} line{'s' if gone > 1 else ''}"
+        if last_seq == 0 and garbled == 0:
+            problems.append(
+                f"line {number}: the log starts at seq {entry.seq}: {lines_gone} removed before it"
+            )
+        else:
+            problems.append(
+                f"line {number}: seq {entry.seq} follows seq {last_seq}: "
+                f"{lines_gone} removed before it"
+            )
+    elif entry.seq <= last_seq:
+        problems.append(
+            f"line {number}: seq {entry.seq} comes after seq {last_seq}: lines were copied or moved"
+        )
+    # After a seq gap the chain is broken too; saying so again adds nothing.
+    if entry.prev != prev_hash and not removed:
+        if number == 1:
+            problems.append(
+                "line 1 does not start the chain: it was edited, or lines were removed before it"
+            )
+        else:
+            problems.append(
+                f"line {number - 1} was edited or removed: line {number} does not chain to it"
+            )
+    if entry.after_damage:
+        damage = (entry.details or {}).get("damage", "damage not described")
+        problems.append(f"line {number}: recorded after coffre found the log damaged ({damage})")
+    return problems
+
+
+def _head_problems(
+    path: Path,
+    number: int,
+    head: _Head | None,
+    head_problem: str | None,
+    last: AuditEntry | None,
+    prev_hash: str,
+) -> list[str]:
+    """What is wrong with the head file of the log at ``path``, read with ``number`` lines.
+
+    ``last`` is the last line's entry (None: not valid), ``prev_hash`` its hash.
+    """
+    problems: list[str] = []
     if head_problem is not None:
         problems.append(f"the head file {head_path(path).name} is damaged: {head_problem}")
     elif number == 0:
@@ -452,7 +512,7 @@ def verify(path: Path) -> AuditReport:
         mismatch = _head_mismatch(head, last, prev_hash, f"line {number} (the last one)")
         if mismatch is not None:
             problems.append(mismatch)
-    return AuditReport(ok=not problems, count=count, problems=tuple(problems))
+    return problems
 
 
 # --- lines ----------------------------------------------------------------------
