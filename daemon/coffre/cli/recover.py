@@ -73,7 +73,7 @@ AUDIT_FILE = "audit.log"
 def add_parser(sub: Any) -> None:
     """Add the ``recover`` command to the main parser's subparsers.
 
-    Long (78 lines) by nature: one ``add_argument`` per flag, in the order
+    Long (82 lines) by nature: one ``add_argument`` per flag, in the order
     ``--help`` shows them; splitting it would only scatter the list.
     """
     parser = sub.add_parser(

@@ -167,7 +167,7 @@ async def restore_archive(
     as it was. Raises OSError when the destination cannot be written, and
     ValueError for ``into_root`` with a ``to``.
 
-    Long (110 lines) on purpose, for now: one try block holds every staging
+    Long (115 lines) on purpose, for now: one try block holds every staging
     folder and every folder made, so that any failure, cancellation
     included, removes them all; issue 16 rewrites this function on
     directory fds, and a split now would move the cleanup's edges twice.
