@@ -201,10 +201,9 @@ class RetryWaitEvent(TypedDict):
     seconds: float
 
 
-#: What a job publishes to those waiting for it (its result last).
-JobEvent: TypeAlias = (
-    JobResult
-    | TargetStarted
+#: What a job says while it works: the same for the job's own followers and on the socket.
+WorkEvent: TypeAlias = (
+    TargetStarted
     | TargetDone
     | ProgressEvent
     | WaitingEvent
@@ -213,6 +212,9 @@ JobEvent: TypeAlias = (
     | DiskReleasedEvent
     | RetryWaitEvent
 )
+
+#: What a job publishes to those waiting for it (its result last).
+JobEvent: TypeAlias = JobResult | WorkEvent
 
 
 class QueuedEvent(TypedDict):
@@ -223,17 +225,7 @@ class QueuedEvent(TypedDict):
 
 
 #: What a client following a job reads before its final line (result or error).
-StreamEvent: TypeAlias = (
-    QueuedEvent
-    | TargetStarted
-    | TargetDone
-    | ProgressEvent
-    | WaitingEvent
-    | ArchiveEvent
-    | MountedEvent
-    | DiskReleasedEvent
-    | RetryWaitEvent
-)
+StreamEvent: TypeAlias = QueuedEvent | WorkEvent
 
 _STREAM_EVENTS = frozenset(
     {
