@@ -359,8 +359,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_config_check(args)
         if args.command == "recover":
             # A new box: no daemon, maybe no valid configuration yet.
-            from coffre.cli import recover as cli_recover
-
             return cli_recover.cmd_recover(args)
         cfg = config.load(
             # Not even for the daemon: a missing share or passphrase file is a

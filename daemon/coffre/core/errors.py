@@ -8,7 +8,7 @@ caller ever catches "anything" and returns False.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 
 class CoffreError(Exception):
@@ -28,15 +28,6 @@ class CoffreError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
-
-    def describe(self) -> dict[str, Any]:
-        """The JSON form sent to the CLI: kind, message, hint and exit code."""
-        return {
-            "kind": self.kind,
-            "message": self.message,
-            "hint": self.hint,
-            "exit_code": self.exit_code,
-        }
 
 
 @dataclass(frozen=True)
