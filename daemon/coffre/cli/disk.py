@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 from coffre.cli.support import (
     EXIT_OK,
+    answer,
     ask,
     follow,
     job_exit,
-    last_event,
-    raise_if_error,
+    print_json,
     size,
     when,
 )
@@ -50,15 +48,12 @@ def cmd_disk(args: argparse.Namespace, cfg: Config) -> int:
     if args.disk_command == "enroll":
         return _enroll(args, cfg)
     if args.disk_command == "forget":
-        raise_if_error(last_event(ask(cfg, DiskForgetRequest(name=args.name))))
+        answer(cfg, DiskForgetRequest(name=args.name))
         print(f"disk {args.name} forgotten; nothing on it was touched")
         return EXIT_OK
-    final = last_event(ask(cfg, DisksRequest()))
-    raise_if_error(final)
-    disks = disks_from_json(final)
+    disks = disks_from_json(answer(cfg, DisksRequest()))
     if args.json:
-        json.dump(disks, sys.stdout, indent=2)
-        print()
+        print_json(disks)
         return EXIT_OK
     print_disks(disks)
     return EXIT_OK

@@ -9,7 +9,6 @@ backup made its archive with borg's warnings (files not backed up).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -27,11 +26,13 @@ from coffre.cli.support import (
     EXIT_FAILED,
     EXIT_OK,
     DaemonRefused,
+    answer,
     ask,
     follow,
     job_exit,
     last_event,
     print_error,
+    print_json,
     raise_if_error,
     size,
     when,
@@ -84,12 +85,9 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
     """Run ``coffre status``: the box, then each target, then the disks (or ``--json``)."""
-    final = last_event(ask(cfg, StatusRequest()))
-    raise_if_error(final)
-    report = status_from_json(final)
+    report = status_from_json(answer(cfg, StatusRequest()))
     if args.json:
-        json.dump(report, sys.stdout, indent=2)
-        print()
+        print_json(report)
         return EXIT_OK
     _print_box(report)
     for name, target in report["targets"].items():
@@ -183,12 +181,9 @@ def _print_archives(target: ArchivesReport, indent: str) -> None:
 
 
 def cmd_archives(args: argparse.Namespace, cfg: Config) -> int:
-    final = last_event(ask(cfg, ArchivesRequest(targets=tuple(args.target or ()))))
-    raise_if_error(final)
-    reports = archives_from_json(final)
+    reports = archives_from_json(answer(cfg, ArchivesRequest(targets=tuple(args.target or ()))))
     if args.json:
-        json.dump(reports, sys.stdout, indent=2)
-        print()
+        print_json(reports)
         return EXIT_OK
     for name, target in reports.items():
         print(f"target {name}")
@@ -216,8 +211,7 @@ def cmd_prune(args: argparse.Namespace, cfg: Config) -> int:
     )
     code = job_exit(final)
     if args.json:
-        json.dump(outcomes_from_json(final), sys.stdout, indent=2)
-        print()
+        print_json(outcomes_from_json(final))
         return code
     for name, outcome in outcomes_from_json(final).items():
         if not outcome["ok"]:

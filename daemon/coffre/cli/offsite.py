@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from coffre.cli.support import (
     EXIT_FAILED,
     EXIT_OK,
+    answer,
     ask,
     follow,
     job_exit,
-    last_event,
     print_error,
-    raise_if_error,
+    print_json,
     size,
     when,
 )
@@ -55,12 +54,10 @@ def _enroll(args: argparse.Namespace, cfg: Config) -> int:
     target = cfg.target(args.name)  # an unknown name fails here, before the daemon is asked
     if not isinstance(target, OffsiteTarget):
         raise UsageError(f"target {args.name} is of kind {target.kind!r}, not offsite")
-    answer = last_event(ask(cfg, OffsiteEnrollRequest(name=args.name, accept=args.accept_host_key)))
-    raise_if_error(answer)
-    final = enrollment_from_json(answer)
+    asked = OffsiteEnrollRequest(name=args.name, accept=args.accept_host_key)
+    final = enrollment_from_json(answer(cfg, asked))
     if args.json:
-        json.dump(final, sys.stdout, indent=2)
-        print()
+        print_json(final)
     else:
         _print_enrollment(final, args.name)
     preflight = final["preflight"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shlex
 import signal
@@ -23,7 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from coffre.cli.client import peer_pid, person_from_env, request
-from coffre.cli.support import EXIT_FAILED, EXIT_OK, print_error, raise_if_error, size, when
+from coffre.cli.support import (
+    EXIT_FAILED,
+    EXIT_OK,
+    print_error,
+    print_json,
+    raise_if_error,
+    size,
+    when,
+)
 from coffre.core.config_types import Config
 from coffre.core.errors import DaemonUnavailable, NotInArchive
 from coffre.core.job_events import (
@@ -163,8 +170,7 @@ def cmd_find(args: argparse.Namespace, cfg: Config) -> int:
     if not outcome["ok"]:
         return _failed(outcome)
     if args.json:
-        json.dump({"target": target, **outcome}, sys.stdout, indent=2)
-        print()
+        print_json({"target": target, **outcome})
     else:
         current = None
         for hit in outcome["hits"]:
@@ -200,8 +206,7 @@ def cmd_restore(args: argparse.Namespace, cfg: Config) -> int:
     final = _result(_ask(cfg, message), tty=tty)
     target, outcome = _outcome(final)
     if args.json:
-        json.dump({"target": target, **outcome}, sys.stdout, indent=2)
-        print()
+        print_json({"target": target, **outcome})
     if not outcome["ok"]:
         return _failed(outcome)
     if not args.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import date
@@ -67,6 +68,19 @@ class DaemonRefused(Exception):
 def raise_if_error(event: Event) -> None:
     if event.get("event") == "error":
         raise DaemonRefused(event)
+
+
+def answer(cfg: Config, message: Request) -> Event:
+    """The daemon's final line for ``message``; raises DaemonRefused when it is an error."""
+    final = last_event(ask(cfg, message))
+    raise_if_error(final)
+    return final
+
+
+def print_json(value: object) -> None:
+    """``value`` on stdout as indented JSON, then a newline (what ``--json`` prints)."""
+    json.dump(value, sys.stdout, indent=2)
+    print()
 
 
 def follow(events: Iterable[Event], *, quiet_progress: bool) -> Event:
