@@ -18,6 +18,7 @@ from pathlib import Path
 from coffre import __version__
 from coffre.cli import audit as cli_audit
 from coffre.cli import disk as cli_disk
+from coffre.cli import incident as cli_incident
 from coffre.cli import leds as cli_leds
 from coffre.cli import offsite as cli_offsite
 from coffre.cli import recover as cli_recover
@@ -222,6 +223,9 @@ def cmd_prune(args: argparse.Namespace, cfg: Config) -> int:
             print(f"  keep    {kept['name']:<40} {', '.join(kept['reasons'])}")
         for name_deleted in outcome["delete"]:
             print(f"  {verb:<7} {name_deleted}")
+        frozen_by = ", ".join(outcome.get("frozen_by", []))
+        for name_held in outcome.get("held", []):
+            print(f"  held    {name_held} (pruning frozen: {frozen_by} incident)")
         for name_ignored in outcome["ignored"]:
             print(f"  ignore  {name_ignored} (not coffre's)")
     return code
@@ -302,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_offsite.add_parser(sub)
     cli_restore.add_parsers(sub)
     cli_audit.add_parser(sub)
+    cli_incident.add_parser(sub)
     cli_leds.add_parser(sub)
     cli_recover.add_parser(sub)
     target = sub.add_parser("target", help="manage targets' repositories")
@@ -375,6 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "browse": cli_restore.cmd_browse,
             "key": cli_restore.cmd_key,
             "audit": cli_audit.cmd_audit,
+            "incident": cli_incident.cmd_incident,
             "leds": cli_leds.cmd_leds,
         }
         return handlers[args.command](args, cfg)

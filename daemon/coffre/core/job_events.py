@@ -57,12 +57,16 @@ class OutcomeDetails(TypedDict, total=False):
     recovered: bool
     skipped: str
     deleted: list[str]
+    pruning_frozen: list[str]
     safe_to_remove: bool
     # prune
     dry_run: bool
     keep: list[KeptView]
     delete: list[str]
     ignored: list[str]
+    # prune while an incident freezes it: what retention would delete, and why not
+    held: list[str]
+    frozen_by: list[str]
     # init, enroll, key export
     repository_id: str
     done: str

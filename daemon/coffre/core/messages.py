@@ -46,6 +46,8 @@ __all__ = [
     "ErrorInfo",
     "Event",
     "FindRequest",
+    "IncidentClearRequest",
+    "IncidentShowRequest",
     "InitRequest",
     "JobOptions",
     "JsonObject",
@@ -570,6 +572,42 @@ class KeyExportRequest:
         return cls(targets=fields.texts("targets"), person=fields.person())
 
 
+@dataclass(frozen=True)
+class IncidentShowRequest:
+    """The open incidents that freeze pruning, with their evidence (on the box only)."""
+
+    op: ClassVar[Literal["incident_show"]] = "incident_show"
+
+    def to_json(self) -> JsonObject:
+        return {"op": self.op}
+
+    @classmethod
+    def parse(cls, fields: _Fields) -> IncidentShowRequest:
+        return cls()
+
+
+@dataclass(frozen=True)
+class IncidentClearRequest:
+    """Clear the open incident of ``kind`` (None: the only one open), for ``why``; audited."""
+
+    why: str
+    kind: str | None = None
+    person: Person | None = None
+    op: ClassVar[Literal["incident_clear"]] = "incident_clear"
+
+    def to_json(self) -> JsonObject:
+        return {
+            "op": self.op,
+            "kind": self.kind,
+            "why": self.why,
+            "person": _person_json(self.person),
+        }
+
+    @classmethod
+    def parse(cls, fields: _Fields) -> IncidentClearRequest:
+        return cls(why=fields.required("why"), kind=fields.text("kind"), person=fields.person())
+
+
 def _person_json(person: Person | None) -> JsonObject:
     return {} if person is None else {"person": person.to_json()}
 
@@ -589,6 +627,8 @@ Request = (
     | FindRequest
     | BrowseRequest
     | KeyExportRequest
+    | IncidentShowRequest
+    | IncidentClearRequest
 )
 
 #: The audited reads of support staff: what the support desk serves.
@@ -611,6 +651,8 @@ _REQUESTS: dict[str, Callable[[_Fields], Request]] = {
         FindRequest,
         BrowseRequest,
         KeyExportRequest,
+        IncidentShowRequest,
+        IncidentClearRequest,
     )
 }
 

@@ -38,6 +38,8 @@ _TEXT_FIELDS: dict[str, tuple[str, str]] = {
     "name": ("the name", "a name pasted with a trailing CR? retype it"),
     "date": ("--date", "write it YYYY-MM-DD"),
     "since": ("--since", "write it YYYY-MM-DD"),
+    "why": ("--why", "write the reason on one line"),
+    "kind": ("the incident's kind", "write ransomware or clock"),
     "accept": ("--accept-host-key", "copy the fingerprint again: SHA256:..."),
 }
 

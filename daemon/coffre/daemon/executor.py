@@ -373,7 +373,7 @@ class Executor:
         expected = self._expected_id(repo.name)
         dry_run = job.request.options.dry_run
         async with repo.opened(expected) as location:
-            plan = await apply_retention(
+            done = await apply_retention(
                 self._services_for(repo),
                 repo.name,
                 location,
@@ -381,15 +381,22 @@ class Executor:
                 refresh=job.request.options.refresh,
                 compacts=repo.compacts,
             )
+        plan = done.plan
         self._services.logger.info(
             "retention of %s: %d kept, %d %s",
             repo.name,
             len(plan.keep),
-            len(plan.delete),
+            len(plan.delete) if dry_run else len(done.deleted),
             "to delete (dry run)" if dry_run else "deleted",
             extra={"MESSAGE_ID": logs.MSG_PRUNE_DONE},
         )
-        return None, {"dry_run": dry_run, **plan_event(plan)}
+        details: OutcomeDetails = {"dry_run": dry_run, **plan_event(plan)}
+        if done.frozen_by and not dry_run:
+            # What retention would have deleted is held: it stays, named apart.
+            details["held"] = details.get("delete", [])
+            details["delete"] = []
+            details["frozen_by"] = [i.kind for i in done.frozen_by]
+        return None, details
 
     async def _init(self, repo: Repository, job: Job) -> tuple[None, OutcomeDetails]:
         repository_id, done = await init_target(

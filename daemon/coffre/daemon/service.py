@@ -47,6 +47,8 @@ from coffre.core.messages import (
     DisksRequest,
     Event,
     FindRequest,
+    IncidentClearRequest,
+    IncidentShowRequest,
     InitRequest,
     JobOptions,
     KeyExportRequest,
@@ -73,6 +75,7 @@ from coffre.storage import logs
 from coffre.storage.audit import AuditLog, audit_path
 from coffre.storage.state import FAILED, State
 from coffre.support.desk import SupportDesk
+from coffre.support.incident_desk import IncidentDesk
 from coffre.support.restore import remove_stale_staging
 from coffre.targets.offsite import enroll as offsite_enroll
 from coffre.targets.registry import RepositoryCatalog, require_known
@@ -125,6 +128,7 @@ class Running:
     queues: dict[str, JobQueue]
     disks: DiskWatch
     desk: SupportDesk
+    incidents: IncidentDesk
 
     @property
     def main(self) -> JobQueue:
@@ -272,15 +276,17 @@ class Daemon:
             return queues[lanes.MAIN].touches(name) or queues[lanes.READS].touches(name)
 
         disks = DiskWatch(config, state, self._clock, logger, queues[lanes.MAIN].submit, disk_busy)
+        audit = AuditLog(audit_path(config), logger)
         desk = SupportDesk(
             config,
             state,
             self._clock,
-            AuditLog(audit_path(config), logger),
+            audit,
             partial(lanes.Run, queues, config),
             disk_busy=disk_busy,
         )
-        return Running(state, services, observed, queues, disks, desk)
+        incidents = IncidentDesk(services, audit)
+        return Running(state, services, observed, queues, disks, desk, incidents)
 
     def _borg_runner(self) -> BorgRunner:
         """The one runner of borg: the passphrase is read from its file at each run."""
@@ -563,6 +569,8 @@ class Daemon:
                 _route(FindRequest, reads),
                 _route(BrowseRequest, reads),
                 _route(KeyExportRequest, reads),
+                _route(IncidentShowRequest, partial(self._incident_show, running)),
+                _route(IncidentClearRequest, partial(self._incident_clear, running)),
             )
         )
 
@@ -630,6 +638,16 @@ class Daemon:
         await offsite_enroll.enroll(
             running.services, request.name, request.accept, send, clock=self._clock
         )
+
+    async def _incident_show(
+        self, running: Running, request: IncidentShowRequest, send: Send, client: Client
+    ) -> None:
+        await running.incidents.show(send, client)
+
+    async def _incident_clear(
+        self, running: Running, request: IncidentClearRequest, send: Send, client: Client
+    ) -> None:
+        await running.incidents.clear(request, send, client)
 
     async def _read(
         self, running: Running, request: ReadRequest, send: Send, client: Client

@@ -23,6 +23,7 @@ from coffre.borg.runner import BorgResult, Progress
 from coffre.core.errors import RepositoryIdMismatch, SourceUnavailable
 from coffre.core.outcomes import Reason, describe
 from coffre.core.restore_plan import STAGING_EXCLUDE
+from coffre.jobs.change_watch import watch
 from coffre.jobs.pruning import record_repository_size
 from coffre.jobs.services import Services
 from coffre.storage import logs
@@ -97,7 +98,11 @@ async def create_archive(
         # (A daemon killed here is covered by State.mark_interrupted_runs.)
         services.state.forget_archives(target)
         raise
-    return _recorded(services, target, expected_id, result)
+    stats = _recorded(services, target, expected_id, result)
+    # The archive is made and recorded: what the night did to the share is
+    # judged now, before this job's retention may delete anything.
+    watch(services, target, stats, result.file_statuses)
+    return stats
 
 
 def _create_argv(services: Services, target: str, location: str) -> tuple[str, ...]:
@@ -124,6 +129,8 @@ def _create_argv(services: Services, target: str, location: str) -> tuple[str, .
         # The archive's time is coffre's clock, the one its name and the
         # retention's days come from: one source of time for a whole job.
         timestamp=now,
+        # The statuses of new and changed files feed the change signal (guard).
+        list_changed=True,
     )
 
 

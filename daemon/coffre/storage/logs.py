@@ -31,6 +31,15 @@ MSG_BOX_PROBLEM = "aa322491cb23446ca9cace004c1f6420"
 MSG_BOX_RECOVERED = "6c0ea5a2a9cc407e9c13b00f840fb7a9"
 #: A lane's worker is gone: the watchdog is no longer pinged, systemd restarts the daemon.
 MSG_LANE_DEAD = "6b1eb84e022d4c87b01ecb41fef747be"
+#: A backup's change signal saw mass encryption, renaming or deletion (counts in the
+#: fields COFFRE_GUARD_*, never a file name): pruning is frozen on every target.
+MSG_GUARD_RANSOMWARE = "64c772d7c89f4ff58f6a25cecace772e"
+#: The clock guard saw an archive dated in the future or the clock leap ahead.
+MSG_GUARD_CLOCK = "12e55da3991b4481b20083ccd5dab08e"
+#: An incident was cleared (by a person, or the clock by itself): pruning may resume.
+MSG_GUARD_CLEARED = "ab92d3fd11744dfab74fa7ba0ca3e0e0"
+#: Retention found archives to delete and deleted none: an incident freezes pruning.
+MSG_PRUNING_FROZEN = "1c8c888337e443f481baf8b4a3ecdb38"
 
 LOGGER_NAME = "coffre"
 

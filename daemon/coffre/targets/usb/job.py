@@ -132,8 +132,10 @@ async def _on_the_disk(
         details["skipped"] = "this disk already has today's archive"
     else:
         stats = await _create_with_one_retry(services, name, location, expected_id, on_progress)
-    plan = await apply_retention(services, name, location)
-    details["deleted"] = [a.name for a in plan.delete]
+    pruned = await apply_retention(services, name, location)
+    details["deleted"] = [a.name for a in pruned.deleted]
+    if pruned.frozen_by:
+        details["pruning_frozen"] = [i.kind for i in pruned.frozen_by]
     await _check(
         services,
         name,
@@ -196,7 +198,17 @@ async def _create_with_one_retry(
         services.logger.warning(
             "disk %s is full: applying retention and compacting, then trying once more", target
         )
-    await apply_retention(services, target, location, refresh=True, compact_now=True)
+    pruned = await apply_retention(services, target, location, refresh=True, compact_now=True)
+    if pruned.frozen_by:
+        # Never delete to make room while an incident stands: the full disk is
+        # shown (a failed backup, its alert), the archives on it stay.
+        raise BorgNoSpace(
+            f"disk {target} is full and pruning is frozen "
+            f"({', '.join(i.kind for i in pruned.frozen_by)} incident): nothing was deleted",
+            rc=2,
+            hint="plug in another disk of the rotation; once support has cleared the "
+            "incident (`coffre incident show`), retention makes room again",
+        )
     try:
         return await create_archive(
             services, target, location, expected_id, on_progress=on_progress
