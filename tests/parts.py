@@ -43,3 +43,12 @@ def binary(name: str) -> str:
         missing(name)
         raise AssertionError("unreachable")
     return found
+
+
+def libfaketime() -> str:
+    """The path of libfaketime's shared library (for LD_PRELOAD); fails (CI) or skips."""
+    candidates = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
+    if not candidates:
+        binary("faketime")  # fails in CI, skips elsewhere
+        raise AssertionError("libfaketime not found")
+    return str(candidates[0])

@@ -58,7 +58,7 @@ from tests.integration.observing import ObservedPractice, parse
 from tests.integration.offsite_practice import OffsitePractice, enroll
 from tests.integration.sshd import Host
 from tests.integration.usb import LoopDisk, PullableDir, ensure_udevd, mounts_of, settle
-from tests.parts import binary
+from tests.parts import binary, libfaketime
 
 #: Every fault the soak knows.
 FAULTS = (
@@ -339,7 +339,7 @@ class Soak:
         env: dict[str, str] = {}
         if self.clock:
             env = {
-                "LD_PRELOAD": _libfaketime(),
+                "LD_PRELOAD": libfaketime(),
                 "FAKETIME_TIMESTAMP_FILE": str(self.clock_file),
                 "FAKETIME_NO_CACHE": "1",
                 "FAKETIME_DONT_FAKE_MONOTONIC": "1",
@@ -1099,14 +1099,6 @@ def _compatible(a: str, b: str) -> bool:
     blocking = {a, b} & BLOCKING
     mid_job = {a, b} - BEFORE_JOB
     return not (blocking and mid_job)
-
-
-def _libfaketime() -> str:
-    candidates = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
-    if not candidates:
-        binary("faketime")  # fails in CI, skips elsewhere
-        raise AssertionError("libfaketime not found")
-    return str(candidates[0])
 
 
 @contextlib.contextmanager

@@ -91,21 +91,20 @@ def review_clock(
                 extra={"MESSAGE_ID": logs.MSG_GUARD_CLEARED, "COFFRE_INCIDENT": CLOCK},
             )
         return None
-    targets = sorted(
-        t for t, found in archives.items() if {a.name for a in found} & set(finding.archives)
-    )
+    named = set(finding.evidence)
+    targets = sorted(t for t, found in archives.items() if {a.name for a in found} & named)
     incident, opened = store.sight(
         CLOCK,
         at=now,
         target=",".join(targets) or "-",
-        reasons=finding.reasons,
-        figures=finding.figures,
-        evidence=[f"archive dated in the future: {name}" for name in finding.archives],
+        reasons=finding.kinds,
+        figures=finding.figures(),
+        evidence=[f"archive dated in the future: {name}" for name in finding.evidence],
     )
     if opened:
         logger.error(
             "the clock is suspect (%s): pruning is frozen on every target; backups go on",
-            clock.describe(finding),
+            _described(finding),
             extra={"MESSAGE_ID": logs.MSG_GUARD_CLOCK, "COFFRE_INCIDENT": CLOCK},
         )
     return incident
@@ -125,3 +124,14 @@ def acknowledge_future(
     state.set_meta(ACKNOWLEDGED, json.dumps(sorted(acknowledged(state) | set(future))))
     state.set_time(LAST_SANE, now)
     return future
+
+
+def _described(finding: clock.ClockFinding) -> str:
+    """The finding in words, figures only."""
+    said = []
+    if finding.future_count:
+        days = finding.future_ahead.total_seconds() / 86400
+        said.append(f"{finding.future_count} archive(s) dated up to {days:.1f} day(s) ahead")
+    if finding.leap is not None:
+        said.append(f"the clock leapt {finding.leap.total_seconds() / 86400:.1f} day(s) ahead")
+    return "; ".join(said)

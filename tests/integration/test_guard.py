@@ -1,0 +1,97 @@
+"""The guard on a real box: a ransomware attack and a clock gone wrong never prune good history.
+
+A real daemon under libfaketime (days pass in seconds), a local repository and
+an HDS host behind a real sshd (append-only through the box's key), the share
+a practice's (letters, reports, scans, a nightly dump), real borg throughout.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.exposition import parse, value
+from tests.integration import practice_share
+from tests.integration.guarded_box import HDS, LOCAL, GuardedBox
+from tests.parts import needs_root
+
+PARIS = ZoneInfo("Europe/Paris")
+
+#: The history before the attack, in days from today: two months' first backups
+#: (M and M-1 come from them) and the last nights.
+HISTORY = (-36, -35, -20, -6, -5, -4, -3, -2, -1)
+
+
+def _local_days(archives: dict[str, datetime]) -> dict[str, str]:
+    return {name: moment.astimezone(PARIS).date().isoformat() for name, moment in archives.items()}
+
+
+def _expected_kept(archives: dict[str, datetime]) -> set[str]:
+    """J, J-1, J-2 (latest of the 3 newest days) and M, M-1 (first of the 2 newest months)."""
+    by_day: dict[str, list[tuple[datetime, str]]] = {}
+    for name, moment in archives.items():
+        by_day.setdefault(moment.astimezone(PARIS).date().isoformat(), []).append((moment, name))
+    days = sorted(by_day, reverse=True)[:3]
+    kept = {max(by_day[d])[1] for d in days}
+    by_month: dict[str, list[tuple[datetime, str]]] = {}
+    for name, moment in archives.items():
+        by_month.setdefault(moment.astimezone(PARIS).strftime("%Y-%m"), []).append((moment, name))
+    months = sorted(by_month, reverse=True)[:2]
+    return kept | {min(by_month[m])[1] for m in months}
+
+
+@pytest.mark.borg
+def test_ransomware_freezes_pruning_everywhere_for_ten_days_and_clear_resumes_it(
+    tmp_path: Path,
+) -> None:
+    needs_root("the daemon runs as on the box (root), its HDS host's sshd too")
+    rng = random.Random(12)
+    with GuardedBox(tmp_path) as box:
+        practice_share.build_share(box.share, rng)
+        for day in HISTORY:
+            practice_share.churn_day(box.share, rng)
+            box.night(day)
+        assert box.incident() == [], box.logs()
+        before = {t: box.archives(t) for t in (LOCAL, HDS)}
+        for target in (LOCAL, HDS):
+            assert set(before[target]) == _expected_kept(before[target]), target
+
+        # The attack, as a workstation's ransomware does it over two evenings.
+        attacked = practice_share.attack(box.share, rng, fraction=0.25)
+        box.night(0)
+        incidents = box.incident()
+        assert [i["kind"] for i in incidents] == ["ransomware"], box.logs()
+        scraped = parse(box.practice.scrape())
+        assert value(scraped, "coffre_guard_incident", kind="ransomware") == 1
+        assert box.practice.lights()["red"] == "on"
+        attacked += practice_share.attack(box.share, rng, fraction=0.25)
+
+        seen = {t: set(before[t]) for t in (LOCAL, HDS)}
+        for day in range(1, 10):
+            box.night(day)
+            for target in (LOCAL, HDS):
+                now = box.archives(target)
+                assert seen[target] <= set(now), f"day {day}: {target} lost archives"
+                assert len(now) == len(seen[target]) + 1, f"day {day}: {target}: no new archive"
+                seen[target] = set(now)
+        assert "pruning frozen" in box.logs()
+
+        cleared = box.practice.coffre(
+            "incident", "clear", "--why", "share restored from J-3 and checked", check=True
+        )
+        assert "ransomware incident cleared" in cleared.stdout
+        assert box.incident() == []
+        for day in (10, 11):
+            box.night(day)
+        newest_days = {(box.now() - timedelta(days=k)).astimezone(PARIS).date() for k in range(3)}
+        for target in (LOCAL, HDS):
+            after = box.archives(target)
+            assert set(after) == _expected_kept(after), target
+            days = {datetime.fromisoformat(d).date() for d in _local_days(after).values()}
+            assert newest_days <= days, (target, sorted(days))
+            assert seen[target] - set(after), f"{target}: pruning did not resume"
+        assert attacked > 0
