@@ -13,7 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coffre.core.model import Archive
-from coffre.core.retention import Plan, plan, slot_names, slots_present
+from coffre.core.retention import (
+    CHECKPOINT,
+    FUTURE,
+    Kept,
+    Plan,
+    future_archives,
+    plan,
+    slot_names,
+    slots_present,
+)
 
 PARIS = ZoneInfo("Europe/Paris")
 UTC_ZONE = ZoneInfo("UTC")
@@ -371,6 +380,103 @@ def test_a_name_merely_containing_checkpoint_is_a_complete_archive() -> None:
     ]
     assert not any(a.is_checkpoint for a in archives)
     assert reasons(run(archives, monthly=0)) == {"box-.checkpointx": ("J",)}
+
+
+# --- plan: the future set aside -----------------------------------------------------------
+
+
+def test_the_issue_example_a_2030_archive_pushes_out_nothing() -> None:
+    # Issue 12: nightly archives Oct 1 - Dec 5 plus one dated 2030-01-01. Without
+    # "now" the 2030 archive is J and M and the real J-2 (Dec 3) and M-1 (Nov 1) go.
+    nights = [date(2025, 10, 1) + timedelta(days=k) for k in range(66)]  # 10-01 .. 12-05
+    real = [arc(f"{d} 02:00") for d in nights]
+    forged = arc("2030-01-01 02:00")
+    blind = run([*real, forged])
+    assert {"box-2025-12-03T02:00", "box-2025-11-01T02:00"} <= set(names(blind.delete))
+
+    p = plan(
+        [*real, forged], prefix="box", daily=3, monthly=2, tz=PARIS, now=local("2025-12-05 21:00")
+    )
+    assert reasons(p) == {
+        "box-2030-01-01T02:00": (FUTURE,),
+        "box-2025-12-05T02:00": ("J",),
+        "box-2025-12-04T02:00": ("J-1",),
+        "box-2025-12-03T02:00": ("J-2",),
+        "box-2025-12-01T02:00": ("M",),
+        "box-2025-11-01T02:00": ("M-1",),
+    }
+    assert len(p.delete) == 66 - 5
+    assert forged not in p.delete
+
+
+def plan_at(
+    archives: list[Archive], now: datetime, tolerance: timedelta = timedelta(0), **policy: int
+) -> Plan:
+    counts = {"daily": 3, "monthly": 2, **policy}
+    return plan(archives, prefix="box", tz=PARIS, now=now, future_tolerance=tolerance, **counts)
+
+
+def test_the_tolerance_is_inclusive_and_only_ours_are_future() -> None:
+    now = local("2026-03-15 10:00")
+    archives = [
+        arc("2026-03-14 02:00"),
+        Archive(now + timedelta(minutes=60), "box-at-the-edge"),
+        Archive(now + timedelta(minutes=60, seconds=1), "box-past-the-edge"),
+        Archive(now + timedelta(days=400), "other-far-ahead"),
+    ]
+    p = plan_at(archives, now, timedelta(minutes=60), monthly=0)
+    assert reasons(p) == {
+        "box-past-the-edge": (FUTURE,),
+        "box-at-the-edge": ("J",),
+        "box-2026-03-14T02:00": ("J-1",),
+    }
+    assert names(p.ignored) == ["other-far-ahead"]
+    # No tolerance: an archive one second ahead of now is already future.
+    p = plan_at(archives, now, monthly=0)
+    assert reasons(p)["box-at-the-edge"] == (FUTURE,)
+
+
+def test_a_future_checkpoint_is_set_aside_and_does_not_hide_the_real_one() -> None:
+    now = local("2026-03-16 10:00")
+    archives = [
+        arc("2026-03-15 02:00"),
+        arc("2026-03-16 02:00", "box-2026-03-16T02:00.checkpoint"),
+        arc("2027-01-01 02:00", "box-2027-01-01T02:00.checkpoint"),
+        arc("2027-01-02 02:00"),
+    ]
+    p = plan_at(archives, now, monthly=0)
+    assert reasons(p) == {
+        "box-2027-01-02T02:00": (FUTURE,),
+        "box-2027-01-01T02:00.checkpoint": (FUTURE,),
+        "box-2026-03-16T02:00.checkpoint": (CHECKPOINT,),
+        "box-2026-03-15T02:00": ("J",),
+    }
+    assert p.delete == ()
+
+
+def test_without_now_the_future_is_ranked_as_before() -> None:
+    archives = [arc("2026-03-15 02:00"), arc("2030-01-01 02:00")]
+    assert reasons(run(archives, daily=1, monthly=1)) == {"box-2030-01-01T02:00": ("J", "M")}
+
+
+def test_a_negative_tolerance_and_a_naive_now_are_refused() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        plan_at([], local("2026-03-15 10:00"), timedelta(seconds=-1))
+    with pytest.raises(ValueError, match="aware"):
+        plan_at([], datetime(2026, 3, 15, 10, 0))
+
+
+def test_future_archives_lists_ours_newest_first() -> None:
+    now = local("2026-03-15 10:00")
+    archives = [arc("2026-03-20 02:00"), arc("2026-04-01 02:00"), arc("2026-03-14 02:00")]
+    found = future_archives(
+        [*archives, arc("2031-01-01 02:00", "other-x")],
+        prefix="box",
+        now=now,
+        tolerance=timedelta(0),
+    )
+    assert names(found) == ["box-2026-04-01T02:00", "box-2026-03-20T02:00"]
+    assert future_archives(archives, prefix="box", now=None, tolerance=timedelta(0)) == ()
 
 
 # --- plan: refusals -----------------------------------------------------------------------
@@ -754,3 +860,104 @@ def test_slots_present_follow_the_calendar(
         if slots["M" if k == 0 else f"M-{k}"]:
             assert (y, m) in kept_months
         y, m = (y, m - 1) if m > 1 else (y - 1, 12)
+
+
+# --- properties: the future never pushes out the past -------------------------------------
+
+nows = st.integers(0, (HISTORY_DAYS + 30) * 86400).map(lambda s: BASE + timedelta(seconds=s))
+tolerances = st.one_of(
+    st.just(timedelta(0)),
+    st.sampled_from([timedelta(seconds=1), timedelta(minutes=60)]),
+    st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=3)),
+)
+
+
+def plan_now(archives: list[Archive], policy: Policy, now: datetime, tolerance: timedelta) -> Plan:
+    return plan(
+        archives,
+        prefix=PREFIX,
+        daily=policy.daily,
+        monthly=policy.monthly,
+        tz=policy.tz,
+        now=now,
+        future_tolerance=tolerance,
+    )
+
+
+def is_future(a: Archive, now: datetime, tolerance: timedelta) -> bool:
+    return a.name.startswith(PREFIX + "-") and a.time > now + tolerance
+
+
+@PROPERTY
+@given(archives=histories(), policy=policies, now=nows, tolerance=tolerances)
+def test_with_now_the_past_is_planned_alone_and_the_future_kept(
+    archives: list[Archive], policy: Policy, now: datetime, tolerance: timedelta
+) -> None:
+    # The plan with "now" is the plan (without now) of the archives up to
+    # now + tolerance, plus each of ours beyond it kept for the single reason "future".
+    p = plan_now(archives, policy, now, tolerance)
+    future = [a for a in archives if is_future(a, now, tolerance)]
+    past = run_policy([a for a in archives if a not in future], policy)
+    assert p.delete == past.delete
+    assert p.ignored == past.ignored
+    expected = [*past.keep, *(Kept(a, (FUTURE,)) for a in future)]
+    assert p.keep == tuple(sorted(expected, key=lambda k: order(k.archive), reverse=True))
+    # So the policy holds over the past, checked by the oracle.
+    check_policy([a for a in archives if a not in future], policy, past)
+
+
+@PROPERTY
+@given(
+    archives=histories(),
+    policy=policies,
+    now=nows,
+    tolerance=tolerances,
+    extra=histories(salt="new"),
+    ahead=st.one_of(
+        st.timedeltas(min_value=timedelta(microseconds=1), max_value=timedelta(days=2)),
+        st.timedeltas(min_value=timedelta(days=2), max_value=timedelta(days=20 * 366)),
+    ),
+)
+def test_archives_in_the_future_change_nothing_for_the_others(
+    archives: list[Archive],
+    policy: Policy,
+    now: datetime,
+    tolerance: timedelta,
+    extra: list[Archive],
+    ahead: timedelta,
+) -> None:
+    # Any number of archives, at any times after now + tolerance (ours, our
+    # checkpoints, others'), never change what is kept (and why) or deleted
+    # among the archives already there.
+    horizon = now + tolerance
+    first = min((a.time for a in extra), default=BASE)
+    extra = [Archive(horizon + ahead + (a.time - first), a.name, a.id) for a in extra]
+    p = plan_now(archives, policy, now, tolerance)
+    bigger = plan_now(archives + extra, policy, now, tolerance)
+
+    assert bigger.delete == p.delete
+    assert [k for k in bigger.keep if k.archive not in extra] == list(p.keep)
+    ours = [a for a in extra if a.name.startswith(PREFIX + "-")]
+    assert {k.archive: k.reasons for k in bigger.keep if k.archive in extra} == {
+        a: (FUTURE,) for a in ours
+    }
+    assert set(bigger.ignored) == set(p.ignored) | (set(extra) - set(ours))
+
+
+@PROPERTY
+@given(archives=histories(), policy=policies, now=nows, tolerance=tolerances, data=st.data())
+def test_plan_with_now_is_idempotent(
+    archives: list[Archive],
+    policy: Policy,
+    now: datetime,
+    tolerance: timedelta,
+    data: st.DataObject,
+) -> None:
+    p = plan_now(archives, policy, now, tolerance)
+    again = plan_now(kept_archives(p) + list(p.ignored), policy, now, tolerance)
+    assert again.delete == ()
+    assert again.keep == p.keep
+    done = data.draw(st.sets(st.sampled_from(p.delete)) if p.delete else st.just(set[Archive]()))
+    partly = plan_now([a for a in archives if a not in done], policy, now, tolerance)
+    assert partly.keep == p.keep
+    assert set(partly.delete) == set(p.delete) - done

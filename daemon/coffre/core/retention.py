@@ -10,7 +10,13 @@ practice needs:
 - ``M``, ``M-1``, ... ``M-(monthly-1)``: the *first* archive of each of the
   ``monthly`` newest local calendar months that have an archive;
 - ``checkpoint``: the newest checkpoint archive, only while it is newer than the
-  newest complete archive (an interrupted ``borg create`` resumes from it).
+  newest complete archive (an interrupted ``borg create`` resumes from it);
+- ``future``: given ``now``, every archive dated after ``now`` plus a
+  tolerance. It is set aside: kept, takes no J or M slot, and the checkpoint
+  rule does not see it. A clock gone wrong (a box without a working RTC
+  booting years ahead, then set right) or a forged far-future archive would
+  otherwise take J and M for as long as that future lasts, and push out
+  every real restore point it outranks.
 
 Days and months are those of the box's timezone, not UTC's: a backup at
 00:30 in Paris belongs to that Paris day although it is still the previous
@@ -21,8 +27,10 @@ kept, never deleted, reported as ignored.
 
 Guarantees (checked by property tests): the plan over what a plan kept keeps
 all of it, for the same reasons, and so does the plan over what is left after
-an interrupted deletion; and adding archives, of any time, never revives an
-archive the smaller list's plan deleted.
+an interrupted deletion; adding archives, of any time, never revives an
+archive the smaller list's plan deleted; and, for a given ``now``, adding
+archives dated in the future (any number, any time after the tolerance)
+changes nothing the plan keeps, or why, or deletes among the others.
 
 ``borg prune`` cannot express "the first backup of the month" (it keeps the
 last archive of each period), hence this module and ``borg delete``.
@@ -32,20 +40,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from coffre.core.model import Archive
 
 CHECKPOINT = "checkpoint"
+#: The reason of an archive dated after "now" (beyond the tolerance): kept, never ranked.
+FUTURE = "future"
 
 
 @dataclass(frozen=True)
 class Kept:
     """An archive the policy keeps, and every reason it is kept (e.g. ``("J", "M")``).
 
-    Daily reasons come before monthly ones; ``"checkpoint"`` is never combined
-    with another reason.
+    Daily reasons come before monthly ones; ``"checkpoint"`` and ``"future"``
+    are never combined with another reason.
     """
 
     archive: Archive
@@ -75,18 +85,29 @@ def slot_names(daily: int, monthly: int) -> tuple[str, ...]:
 
 
 def plan(
-    archives: Iterable[Archive], *, prefix: str, daily: int, monthly: int, tz: ZoneInfo
+    archives: Iterable[Archive],
+    *,
+    prefix: str,
+    daily: int,
+    monthly: int,
+    tz: ZoneInfo,
+    now: datetime | None = None,
+    future_tolerance: timedelta = timedelta(0),
 ) -> Plan:
     """Apply the retention policy to ``archives`` (one repository, in any order).
 
     ``prefix`` names our archives (``<prefix>-...``), ``daily`` (>= 1) and
     ``monthly`` (>= 0) are the numbers of daily and monthly restore points,
-    ``tz`` the timezone whose calendar days and months count.
+    ``tz`` the timezone whose calendar days and months count. ``now``
+    (aware), when given, sets aside our archives dated after ``now +
+    future_tolerance`` (>= 0): kept for the reason ``"future"``, never ranked,
+    never deleted. Without ``now`` every archive is ranked, whatever its date.
 
     Returns the :class:`Plan`. Raises ValueError when the counts are out of
-    range, ``prefix`` is empty, an archive time is naive, or two archives
-    share a name: borg names are unique in a repository, and since deletion
-    is by name, a duplicate could make a kept archive be deleted.
+    range, ``prefix`` is empty, ``now`` or an archive time is naive,
+    ``future_tolerance`` is negative, or two archives share a name: borg names
+    are unique in a repository, and since deletion is by name, a duplicate
+    could make a kept archive be deleted.
     """
     _check_counts(daily, monthly)
     if not prefix:
@@ -94,34 +115,47 @@ def plan(
     given = list(archives)
     _check_archives(given)
 
-    ours_prefix = prefix + "-"
-    ignored = [a for a in given if not a.name.startswith(ours_prefix)]
-    ours = [a for a in given if a.name.startswith(ours_prefix)]
-    complete = [a for a in ours if not a.is_checkpoint]
-    checkpoints = [a for a in ours if a.is_checkpoint]
-
-    reasons: dict[Archive, list[str]] = {}
-    daily_kept = _newest_periods(complete, _local_day(tz), daily, latest=True)
-    monthly_kept = _newest_periods(complete, _local_month(tz), monthly, latest=False)
-    for rank, archive in enumerate(daily_kept):
-        reasons.setdefault(archive, []).append(_slot("J", rank))
-    for rank, archive in enumerate(monthly_kept):
-        reasons.setdefault(archive, []).append(_slot("M", rank))
-
-    # A checkpoint is never a restore point (it may hold half the files), but
-    # the newest one lets an interrupted create resume without re-sending what
-    # it already sent: worth keeping only until a complete archive supersedes it.
-    # "Newer" is strict: a complete archive of the same instant supersedes it.
-    if checkpoints:
-        newest_checkpoint = max(checkpoints, key=_order)
-        if not complete or newest_checkpoint.time > max(a.time for a in complete):
-            reasons[newest_checkpoint] = [CHECKPOINT]
+    ignored = [a for a in given if not a.name.startswith(prefix + "-")]
+    ours = [a for a in given if a.name.startswith(prefix + "-")]
+    future = set(future_archives(ours, prefix=prefix, now=now, tolerance=future_tolerance))
+    reasons = _ranked_reasons([a for a in ours if a not in future], daily, monthly, tz)
+    reasons.update((a, [FUTURE]) for a in future)
 
     return Plan(
         keep=tuple(Kept(a, tuple(reasons[a])) for a in sorted(reasons, key=_order, reverse=True)),
         delete=tuple(sorted((a for a in ours if a not in reasons), key=_order, reverse=True)),
         ignored=tuple(sorted(ignored, key=_order, reverse=True)),
     )
+
+
+def future_archives(
+    archives: Iterable[Archive], *, prefix: str, now: datetime | None, tolerance: timedelta
+) -> tuple[Archive, ...]:
+    """Our archives (``<prefix>-...``, checkpoints too) dated after ``now + tolerance``.
+
+    Newest first. None for ``now`` means "no notion of now": nothing is in
+    the future. The one definition that :func:`plan` and the clock guard
+    share, so that what retention sets aside is what the guard reports.
+
+    Raises ValueError when ``now`` or an archive time is naive, ``tolerance``
+    is negative, or ``prefix`` is empty.
+    """
+    if not prefix:
+        raise ValueError("the archive prefix must not be empty")
+    # A negative tolerance would make an archive of this very minute "future":
+    # kept forever by retention, reported by the guard.
+    if tolerance < timedelta(0):
+        raise ValueError(f"the future tolerance must not be negative, got {tolerance}")
+    if now is None:
+        return ()
+    _check_aware(now, "now")
+    horizon = now + tolerance
+    found = []
+    for a in archives:
+        _check_aware(a.time, f"the time of archive {a.name!r}")
+        if a.name.startswith(prefix + "-") and a.time > horizon:
+            found.append(a)
+    return tuple(sorted(found, key=_order, reverse=True))
 
 
 def slots_present(
@@ -167,6 +201,31 @@ def slots_present(
 
 def _slot(base: str, rank: int) -> str:
     return base if rank == 0 else f"{base}-{rank}"
+
+
+def _ranked_reasons(
+    ours: list[Archive], daily: int, monthly: int, tz: ZoneInfo
+) -> dict[Archive, list[str]]:
+    """The J, M and checkpoint reasons among ``ours`` (no future archive among them)."""
+    complete = [a for a in ours if not a.is_checkpoint]
+    checkpoints = [a for a in ours if a.is_checkpoint]
+    reasons: dict[Archive, list[str]] = {}
+    daily_kept = _newest_periods(complete, _local_day(tz), daily, latest=True)
+    monthly_kept = _newest_periods(complete, _local_month(tz), monthly, latest=False)
+    for rank, archive in enumerate(daily_kept):
+        reasons.setdefault(archive, []).append(_slot("J", rank))
+    for rank, archive in enumerate(monthly_kept):
+        reasons.setdefault(archive, []).append(_slot("M", rank))
+
+    # A checkpoint is never a restore point (it may hold half the files), but
+    # the newest one lets an interrupted create resume without re-sending what
+    # it already sent: worth keeping only until a complete archive supersedes it.
+    # "Newer" is strict: a complete archive of the same instant supersedes it.
+    if checkpoints:
+        newest_checkpoint = max(checkpoints, key=_order)
+        if not complete or newest_checkpoint.time > max(a.time for a in complete):
+            reasons[newest_checkpoint] = [CHECKPOINT]
+    return reasons
 
 
 def _order(archive: Archive) -> tuple[datetime, str, str]:
