@@ -95,3 +95,46 @@ def test_ransomware_freezes_pruning_everywhere_for_ten_days_and_clear_resumes_it
             assert newest_days <= days, (target, sorted(days))
             assert seen[target] - set(after), f"{target}: pruning did not resume"
         assert attacked > 0
+
+
+@pytest.mark.borg
+def test_a_clock_a_year_ahead_then_back_deletes_nothing_of_the_past(tmp_path: Path) -> None:
+    needs_root("the daemon runs as on the box (root), its HDS host's sshd too")
+    rng = random.Random(13)
+    with GuardedBox(tmp_path) as box:
+        practice_share.build_share(box.share, rng)
+        for day in HISTORY:
+            practice_share.churn_day(box.share, rng)
+            box.night(day)
+        past = {t: set(box.archives(t)) for t in (LOCAL, HDS)}
+
+        for day in (365, 366):  # a box without RTC, its time source wrong for two nights
+            practice_share.churn_day(box.share, rng)
+            box.night(day)
+            assert [i["kind"] for i in box.incident()] == ["clock"], box.logs()
+            for target in (LOCAL, HDS):
+                assert past[target] <= set(box.archives(target)), f"+{day} d: {target}"
+        assert value(parse(box.practice.scrape()), "coffre_guard_incident", kind="clock") == 1
+
+        box.night(0)  # the clock set right: the two archives are a year ahead now
+        incident = box.incident()
+        assert [i["kind"] for i in incident] == ["clock"], box.logs()
+        assert incident[0]["sightings"][-1]["figures"]["future_archives"] == 2
+        for target in (LOCAL, HDS):
+            assert past[target] <= set(box.archives(target)), f"back: {target}"
+
+        cleared = box.practice.coffre(
+            "incident", "clear", "--why", "NTP fixed, clock checked", check=True
+        )
+        assert "2 archive(s) dated in the future acknowledged" in cleared.stdout
+        box.night(1)
+        assert box.incident() == []
+        assert value(parse(box.practice.scrape()), "coffre_guard_incident", kind="clock") == 0
+        now = box.now()
+        for target in (LOCAL, HDS):
+            after = box.archives(target)
+            future = {n for n, t in after.items() if t > now}
+            assert len(future) == 2, f"{target}: the year-ahead archives are kept aside"
+            present = {n: t for n, t in after.items() if n not in future}
+            everything_past = {n: t for n, t in present.items()}
+            assert set(present) == _expected_kept(everything_past), target
