@@ -73,7 +73,7 @@ def compacted_through(repository: Path) -> int | None:
     """The transaction the compaction just committed (the newest hints.N), or None if a box
     committed since (its own transaction is logged): then no note is written, and the next run
     judges from the previous note, which can only make it stricter."""
-    numbers = [int(m[1]) for e in os.listdir(repository) if (m := _HINTS.fullmatch(e))]
+    numbers = [int(m[1]) for e in repository.iterdir() if (m := _HINTS.fullmatch(e.name))]
     if not numbers or max(numbers) in read_log(repository).transactions:
         return None
     return max(numbers)

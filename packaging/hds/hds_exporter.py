@@ -76,7 +76,8 @@ def render(rows: list[Row], now: float) -> str:
             if value is None and suffix == "measure_ok":
                 value = 0.0
             if value is not None:
-                lines.append(f'coffre_hds_{suffix}{{repository="{label(row.repository)}"}} {number(value)}')
+                name = label(row.repository)
+                lines.append(f'coffre_hds_{suffix}{{repository="{name}"}} {number(value)}')
     lines += [
         "# HELP coffre_hds_exporter_last_run_timestamp_seconds when this file was written",
         "# TYPE coffre_hds_exporter_last_run_timestamp_seconds gauge",
@@ -130,8 +131,8 @@ def write_atomically(path: Path, text: str) -> None:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
+        Path(temporary).chmod(0o644)
+        Path(temporary).replace(path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

@@ -108,4 +108,3 @@ def replay(entries: Iterable[Entry], since: int | None = None) -> Measure:
     measure.live_bytes = live_bytes
     measure.last_transaction = measure.transactions[-1].id if measure.transactions else None
     return measure
-

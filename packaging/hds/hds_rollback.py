@@ -45,7 +45,8 @@ _AUX = ("hints.", "index.", "integrity.")
 def describe(done: Transaction) -> str:
     """One transaction's figures: what it put, what it deleted and how much of what was live."""
     share = 100.0 * done.deleted_bytes / done.live_bytes_before if done.live_bytes_before else 0
-    text = f"PUT {done.puts:>6} ({done.put_bytes} B)  DELETE {done.deletes:>6} ({done.deleted_bytes} B"
+    text = f"PUT {done.puts:>6} ({done.put_bytes} B)  "
+    text += f"DELETE {done.deletes:>6} ({done.deleted_bytes} B"
     text += f", {share:.0f} % of the live bytes)" if done.deletes else ")"
     if done.overwrites:
         text += f"  OVERWRITE {done.overwrites} ({done.overwritten_bytes} B)"
@@ -64,7 +65,8 @@ def listing(log: Log, measure: Measure) -> list[str]:
             what = "(before the last compaction: cannot roll back to it)"
         lines.append(f"{number:>8}  {when:%Y-%m-%d %H:%M:%S}         {what}")
     if log.compacted_through is not None:
-        lines.append(f"last compaction: through segment {log.compacted_through}, {log.compacted_at}")
+        through, at = log.compacted_through, log.compacted_at
+        lines.append(f"last compaction: through segment {through}, {at}")
     return lines
 
 
@@ -94,15 +96,13 @@ def newer_files(repository: Path, good: int) -> list[Path]:
 def borg_lock(repository: Path, wait: int) -> AbstractContextManager[Any]:
     """borg's exclusive lock of the repository (borg's own code, so boxes wait or time out)."""
     try:
-        from borg.locking import Lock  # type: ignore[import-not-found,unused-ignore]
+        from borg.locking import Lock  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
         raise SystemExit(
             "borg's Python package is not importable by this Python: run this script with "
             "the Python borg is installed for (e.g. /usr/bin/python3 for Debian's borgbackup)"
         ) from None
-    lock: AbstractContextManager[Any] = Lock(
-        os.path.join(repository, "lock"), exclusive=True, timeout=wait
-    )
+    lock: AbstractContextManager[Any] = Lock(str(repository / "lock"), exclusive=True, timeout=wait)
     return lock
 
 
