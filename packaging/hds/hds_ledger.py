@@ -10,7 +10,9 @@ committed and is ignored, as borg does. Replaying it the way borg rebuilds its i
 - a PUT of an id already live makes the older PUT obsolete too. borg does this for the
   manifest (id: 32 zero bytes), rewritten by every transaction, which is harmless; for any
   other id it is an *overwrite*, as destructive as a deletion once compacted, and counted
-  with the pending deletions.
+  with the pending deletions. A DELETE of the manifest is not counted either: borg 1.4's
+  clients delete and put it again within a transaction (and a lost manifest is rebuilt
+  from the archives by ``borg check --repair``).
 
 Only transactions after ``since`` (the last segment of the last guarded compaction,
 hds_log) count as pending: obsolete entries older than that were already judged.
@@ -76,10 +78,12 @@ def _apply(live: dict[bytes, int], entries: list[Entry], done: Transaction) -> i
             live[entry.key] = entry.size
             change += entry.size - (old or 0)
         elif entry.tag == TAG_DELETE and old is not None:
-            done.deletes += 1
-            done.deleted_bytes += old
             del live[entry.key]
             change -= old
+            if entry.key == MANIFEST_ID:
+                continue  # borg deletes then puts the manifest again in some transactions
+            done.deletes += 1
+            done.deleted_bytes += old
     return change
 
 

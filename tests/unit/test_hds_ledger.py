@@ -37,7 +37,7 @@ def segment(repository: Path, number: int, *parts: bytes) -> None:
 
 
 def key(n: int) -> bytes:
-    return n.to_bytes(32, "big")
+    return (n + 1000).to_bytes(32, "big")  # never the manifest's all-zero id
 
 
 def test_puts_are_live_and_a_delete_makes_its_put_pending(tmp_path: Path) -> None:
@@ -104,3 +104,11 @@ def test_the_guard_refuses_a_mass_deletion_and_allows_a_month_of_retention(
     verdict = judge(wiped)
     assert verdict.refuse and "100 deleted" in verdict.why
     assert not judge(wiped, max_percent=float("inf")).refuse
+
+
+def test_a_deleted_then_rewritten_manifest_is_not_a_deletion(tmp_path: Path) -> None:
+    segment(tmp_path, 1, put(MANIFEST_ID, 100), COMMIT)
+    segment(tmp_path, 2, delete(MANIFEST_ID), put(key(1), 10), put(MANIFEST_ID, 120), COMMIT)
+    measure = replay(entries(tmp_path))
+    assert (measure.pending_deletes, measure.pending_bytes) == (0, 0)
+    assert measure.live_bytes == 161 + 51
