@@ -44,8 +44,8 @@ $(VENV)/.installed: pyproject.toml
 # lint-imports checks the import contracts of pyproject.toml ([tool.importlinter]) on this
 # tree's daemon/ (PYTHONPATH), whichever checkout the virtualenv was installed from.
 lint: setup
-	$(VENV)/bin/ruff check daemon tests benchmarks
-	$(VENV)/bin/ruff format --check daemon tests benchmarks
+	$(VENV)/bin/ruff check daemon tests benchmarks packaging/hds
+	$(VENV)/bin/ruff format --check daemon tests benchmarks packaging/hds
 	$(VENV)/bin/mypy
 	PYTHONPATH=daemon $(VENV)/bin/lint-imports --no-logo
 
