@@ -13,6 +13,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from coffre.core.config_types import LocalTarget, OffsiteTarget
+from coffre.guard.incidents import CLOCK, RANSOMWARE, IncidentStore
 from coffre.observe.facts import Observer
 from coffre.observe.metrics import Exporter
 from coffre.storage.state import State
@@ -24,7 +25,8 @@ SERIES = re.compile(r"\bcoffre_[a-z_]+\b")
 
 
 def exported(tmp_path: Path) -> set[str]:
-    """Every series name of a box with a local target, an offsite one and a disk."""
+    """Every series name of a box with a local target, an offsite one and a disk, both guard
+    incidents open and a synchronised clock (series that are absent otherwise)."""
     (tmp_path / "repo").mkdir()
     practice = config(
         tmp_path,
@@ -34,7 +36,9 @@ def exported(tmp_path: Path) -> set[str]:
     state = State.open(tmp_path / "state.db", logger=logging.getLogger("t"), now=T0)
     state.enroll_disk("disque-a", "uuid", "repo", T0)
     state.disk_done("disque-a", safe=True, free_bytes=1, at=T0)
-    observer = Observer(practice, state, Clock(T0))
+    for kind in (RANSOMWARE, CLOCK):
+        IncidentStore(state).sight(kind, at=T0, target="local", reasons=["x"], figures={})
+    observer = Observer(practice, state, Clock(T0), ntp=lambda: True)
     observer.measure()
     text = Exporter(observer, practice, logging.getLogger("t")).exposition().decode()
     return {

@@ -41,6 +41,7 @@ from coffre.cli.support import (
 from coffre.config import loader as config
 from coffre.core.config_types import Config
 from coffre.core.errors import CoffreError, ConfigError
+from coffre.core.health import frozen_reason
 from coffre.core.job_events import outcomes_from_json, result_from_json
 from coffre.core.messages import (
     ArchivesRequest,
@@ -52,6 +53,8 @@ from coffre.core.messages import (
 )
 from coffre.core.reports import (
     ArchivesReport,
+    GuardView,
+    IncidentView,
     StatusReport,
     TargetStatus,
     archives_from_json,
@@ -91,6 +94,8 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
         print_json(report)
         return EXIT_OK
     _print_box(report)
+    if "guard" in report:
+        print_guard(report["guard"])
     for name, target in report["targets"].items():
         _print_target(name, target)
     if report["disks"]:
@@ -125,6 +130,71 @@ def _print_box(report: StatusReport) -> None:
         print(f"reading: {reading['kind']} of {', '.join(reading['targets'])} (support)")
     for job in report["queued"]:
         print(f"queued: {job['kind']} of {', '.join(job['targets'])} ({job['reason']})")
+
+
+def print_guard(guard: GuardView) -> None:
+    """The guard's lines of ``coffre status``: open incidents, the clock, each target's night.
+
+    Counts and figures only, as status sends them (the evidence is for
+    ``coffre incident show``).
+    """
+    for incident in guard["incidents"]:
+        _print_incident(incident)
+    if guard["pruning_frozen"]:
+        print("pruning frozen on every target; backups go on; `coffre incident show`")
+    print(f"clock: {_clock_line(guard['clock_synchronised'])}")
+    for name, night in guard["nights"].items():
+        print(f"{name}, last night ({when(night['at'])}): {night_line(night['figures'])}")
+
+
+def _print_incident(incident: IncidentView) -> None:
+    print(
+        f"FAILURE: {frozen_reason(incident['kind'])} since {when(incident['opened_at'])}"
+        f" ({', '.join(incident['reasons']) or 'no reason recorded'})"
+    )
+    figures = ", ".join(f"{name} {_number(v)}" for name, v in incident["figures"].items())
+    seen = incident["sightings"]
+    print(
+        f"  latest sighting ({seen} in all): {when(incident['latest_at'])} on "
+        f"{incident['latest_target']}{': ' + figures if figures else ''}"
+    )
+
+
+def _clock_line(synchronised: bool | None) -> str:
+    if synchronised is None:
+        return "NTP synchronisation unknown (`timedatectl` tells)"
+    if synchronised:
+        return "NTP-synchronised"
+    # Retention and the clock guard trust this clock: a wrong one is support's business.
+    return "NOT synchronised (check `timedatectl` and the box's network; call support)"
+
+
+def night_line(figures: dict[str, float]) -> str:
+    """One short line of a night's ``figures``: what changed, the sample, the canaries.
+
+    In: the figures by name (those it does not know are left out, all of
+    them shown as ``name value`` when it knows none). Out: e.g. "12 added,
+    40 modified, 3 vanished; 0 of 52 sampled look encrypted". Raises nothing.
+    """
+    parts = []
+    changes = [
+        f"{_number(figures[k])} {k}" for k in ("added", "modified", "vanished") if k in figures
+    ]
+    if changes:
+        parts.append(", ".join(changes))
+    if "sampled" in figures:
+        suspects = _number(figures.get("suspects", 0))
+        parts.append(f"{suspects} of {_number(figures['sampled'])} sampled look encrypted")
+    if "canaries_checked" in figures:
+        touched = _number(figures.get("canaries_touched", 0))
+        parts.append(f"{touched} of {_number(figures['canaries_checked'])} canaries touched")
+    if not parts:
+        return ", ".join(f"{name} {_number(v)}" for name, v in figures.items()) or "no figures"
+    return "; ".join(parts)
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _print_target(name: str, target: TargetStatus) -> None:

@@ -13,6 +13,9 @@ Order of urgency, first match wins:
    touch no disk and a cut resumes.
 2. ``FAILURE`` (call support):
 
+   - an incident of the guard is open (``coffre.guard.incidents``): pruning
+     is frozen on every target, first among the reasons ("pruning frozen:
+     suspected ransomware", "pruning frozen: suspect clock"); backups go on;
    - the last backup, retention or check of a local target or a USB disk
      failed (any error kind);
    - the last attempt of an offsite target failed with a kind another
@@ -131,6 +134,44 @@ class DiskFacts:
 
 
 @dataclass(frozen=True)
+class IncidentFacts:
+    """An open incident of the guard: its kind ("ransomware", "clock"), since when, why.
+
+    Counts and reasons only: the evidence (which may name files) stays in state.
+    """
+
+    kind: str
+    opened_at: datetime
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NightFacts:
+    """The change signal's figures of the latest backup of ``target``, taken ``at``.
+
+    ``figures`` are by name (``added``, ``modified``, ``vanished``, ``sampled``,
+    ``suspects``, ``canaries_checked``...: whatever the guard measured; a
+    reader takes the names it knows and leaves the others). Numbers only.
+    """
+
+    target: str
+    at: datetime | None
+    figures: Mapping[str, float] = field(default_factory=dict)
+
+
+#: The red light's reason for an open incident, by kind (an unknown kind is named as is).
+FROZEN_REASONS = {
+    "ransomware": "pruning frozen: suspected ransomware",
+    "clock": "pruning frozen: suspect clock",
+}
+
+
+def frozen_reason(kind: str) -> str:
+    """The reason health gives for an open incident of ``kind``."""
+    return FROZEN_REASONS.get(kind, f"pruning frozen: {kind} incident")
+
+
+@dataclass(frozen=True)
 class Facts:
     """Everything health (and the metrics) look at, at ``now`` (aware) in the box's ``tz``."""
 
@@ -149,6 +190,12 @@ class Facts:
     #: Failures outside state's runs (coffre.jobs.supervision.Incidents): what the box
     #: lacks (share, passphrase file), failures state could not record.
     problems: tuple[str, ...] = ()
+    #: The guard's open incidents (ransomware first): each freezes pruning everywhere.
+    incidents: tuple[IncidentFacts, ...] = ()
+    #: The latest night's figures of each target (and enrolled disk) that has some.
+    nights: tuple[NightFacts, ...] = ()
+    #: Whether the box's clock is NTP-synchronised (None: unknown).
+    clock_synchronised: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -162,7 +209,10 @@ class Verdict:
 def assess(facts: Facts) -> Verdict:
     """The :class:`Verdict` for ``facts`` (see the module doc for the rules). Raises nothing."""
     working = _working(facts)
-    failures = [*facts.problems]
+    # First: a frozen pruning is the one failure that needs support even though
+    # every backup succeeds.
+    failures = [frozen_reason(incident.kind) for incident in facts.incidents]
+    failures += facts.problems
     failures += [reason for target in facts.targets for reason in _failures(target, facts)]
     safe = _safe_to_remove(facts)
     attention = _attention(facts)

@@ -120,7 +120,55 @@ class DiskView(TypedDict):
     last_failure: DiskFailure | None
 
 
-class StatusReport(TypedDict):
+class IncidentView(TypedDict):
+    """An open incident of the guard as status shows it: reasons and figures, never a file name.
+
+    ``figures`` are the latest sighting's (by name, numbers only); the
+    evidence stays on the box (``coffre incident show``).
+    """
+
+    kind: str
+    opened_at: str | None
+    reasons: list[str]
+    sightings: int
+    latest_at: str | None
+    latest_target: str
+    figures: dict[str, float]
+
+
+class NightView(TypedDict):
+    """The change signal's figures of a target's latest backup (by name, numbers only)."""
+
+    at: str | None
+    figures: dict[str, float]
+
+
+class GuardView(TypedDict):
+    """The guard in status: open incidents, whether pruning is frozen, the clock, each night.
+
+    ``clock_synchronised``: whether the clock is NTP-synchronised (None:
+    unknown). ``nights``: by target (configured ones and enrolled disks)
+    that has figures.
+    """
+
+    incidents: list[IncidentView]
+    pruning_frozen: bool
+    clock_synchronised: bool | None
+    nights: dict[str, NightView]
+
+
+class _GuardPart(TypedDict, total=False):
+    """Status's ``guard``: absent only from a daemon that predates the guard (none to show).
+
+    A class of its own, ``total=False``: a ``NotRequired`` in a postponed
+    annotation is not seen by Python 3.11's ``__required_keys__``, which
+    :func:`status_from_json` checks.
+    """
+
+    guard: GuardView
+
+
+class StatusReport(_GuardPart):
     """Everything ``coffre status`` shows (times ISO 8601 in the box's timezone)."""
 
     key_escrow: list[KeyEscrowView]

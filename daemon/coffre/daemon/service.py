@@ -64,6 +64,7 @@ from coffre.core.messages import (
 from coffre.daemon.control import Handler, serve
 from coffre.daemon.executor import Executor
 from coffre.daemon.notify import Notifier
+from coffre.guard.ntp import synchronised
 from coffre.jobs import lanes
 from coffre.jobs.queue import Job, JobQueue, JobRequest, JobResult
 from coffre.jobs.services import Services
@@ -252,9 +253,9 @@ class Daemon:
         # Metrics and LEDs read state and the incidents; the LEDs change when a
         # job starts or ends, after a disk event and when a box problem comes
         # or goes, never on a timer.
-        observed = Observability(
-            config, Observer(config, state, self._clock, incidents=incidents), runner, logger
-        )
+        # The clock's NTP synchronisation, asked by the observer (cached a minute).
+        observer = Observer(config, state, self._clock, incidents=incidents, ntp=synchronised)
+        observed = Observability(config, observer, runner, logger)
 
         async def execute(job: Job) -> JobResult:
             asked = job.request
@@ -285,8 +286,8 @@ class Daemon:
             partial(lanes.Run, queues, config),
             disk_busy=disk_busy,
         )
-        incidents = IncidentDesk(services, audit)
-        return Running(state, services, observed, queues, disks, desk, incidents)
+        incident_desk = IncidentDesk(services, audit)
+        return Running(state, services, observed, queues, disks, desk, incident_desk)
 
     def _borg_runner(self) -> BorgRunner:
         """The one runner of borg: the passphrase is read from its file at each run."""
@@ -608,6 +609,7 @@ class Daemon:
             reads=running.queues[lanes.READS],
             disks=running.disks.report(),
             problems=self.incidents.failures(),
+            clock_synchronised=running.observed.observer.clock_synchronised(),
         )
         await send({"event": "result", "ok": True, "status": report})
 

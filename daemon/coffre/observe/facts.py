@@ -8,24 +8,41 @@ writes again (``State.generation``), so a scrape of an unchanged state costs
 no query; what depends on the time (retention slots by the calendar, the
 disk rotation) is derived again at each call.
 
+The guard's part: its open incidents and each target's latest night figures
+(state's meta, cached with the rest), and whether the clock is
+NTP-synchronised, asked of the ``ntp`` collaborator at most every
+:data:`NTP_EVERY` (it may run ``timedatectl``; a scrape must stay cheap).
+
 The daemon's side, which starts the exporter and the LEDs on these facts, is
 ``coffre.observe.observability``: the metrics import this module, never the reverse.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Protocol, TypeVar
 
 from coffre.core import retention
 from coffre.core.clock import Clock
 from coffre.core.config_types import Config, LocalTarget
 from coffre.core.errors import ERROR_KINDS
-from coffre.core.health import DiskFacts, Facts, JobFacts, TargetFacts, TargetKind
+from coffre.core.health import (
+    DiskFacts,
+    Facts,
+    IncidentFacts,
+    JobFacts,
+    NightFacts,
+    TargetFacts,
+    TargetKind,
+)
 from coffre.core.model import Archive
 from coffre.core.rotation import rotation
+from coffre.guard.incidents import IncidentStore, MetaStore
+from coffre.jobs.change_watch import figures_key
 from coffre.jobs.queue import Job, JobQueue
 from coffre.jobs.supervision import Incidents, Unrecorded
 from coffre.storage.state import FAILED, SUCCESS, DiskRecord, RunRecord, State
@@ -36,6 +53,12 @@ _E = TypeVar("_E")
 #: The kind a failed run is counted under when state holds a kind this coffre
 #: does not know (written by another version): labels stay a bounded set.
 UNKNOWN_KIND = "internal"
+
+#: How long an answer of ``ntp`` is used before it is asked again.
+NTP_EVERY = timedelta(minutes=1)
+
+#: Whether the box's clock is NTP-synchronised; None when it cannot tell.
+NtpProbe = Callable[[], bool | None]
 
 
 class BorgVersion(Protocol):
@@ -53,6 +76,40 @@ class _Stored:
     disks: tuple[DiskRecord, ...]
     errors: dict[tuple[str, str], int]
     warnings: dict[str, int]
+    incidents: tuple[IncidentFacts, ...] = ()
+    nights: tuple[NightFacts, ...] = ()
+
+
+def read_incidents(meta: MetaStore) -> tuple[IncidentFacts, ...]:
+    """The guard's open incidents in ``meta`` (state), as facts: kind, since when, reasons."""
+    return tuple(
+        IncidentFacts(i.kind, i.opened_at, i.reasons) for i in IncidentStore(meta).open_incidents()
+    )
+
+
+def read_night(meta: MetaStore, target: str) -> NightFacts | None:
+    """The latest night's figures of ``target`` in ``meta`` (None: none, or unreadable).
+
+    Kept by ``coffre.jobs.change_watch`` as JSON ``{"at": iso, name: number...}``:
+    every number is taken, whatever its name; anything else is left out.
+    """
+    raw = meta.get_meta(figures_key(target))
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    try:
+        at = datetime.fromisoformat(body["at"]) if isinstance(body.get("at"), str) else None
+    except ValueError:
+        at = None
+    figures = {
+        str(name): number
+        for name, number in body.items()
+        if isinstance(number, int | float) and not isinstance(number, bool)
+    }
+    return NightFacts(target, at, figures)
 
 
 def _job(job: Job | None) -> JobFacts | None:
@@ -95,6 +152,7 @@ class Observer:
         network: JobQueue | None = None,
         reads: JobQueue | None = None,
         incidents: Incidents | None = None,
+        ntp: NtpProbe | None = None,
     ) -> None:
         self._config = config
         self._state = state
@@ -108,6 +166,26 @@ class Observer:
         self._slots: dict[str, tuple[date, list[Archive], dict[str, bool]]] = {}
         self._targets: tuple[object, tuple[TargetFacts, ...]] | None = None
         self.free_bytes: dict[str, int] = {}
+        self._ntp = ntp
+        self._ntp_asked: tuple[datetime, bool | None] | None = None
+
+    def clock_synchronised(self) -> bool | None:
+        """Whether the clock is NTP-synchronised (None: unknown, or no ``ntp`` given).
+
+        ``ntp`` is asked at most every :data:`NTP_EVERY`; an error of it reads
+        as unknown (a probe that fails must not cost a scrape).
+        """
+        if self._ntp is None:
+            return None
+        now = self._clock.now()
+        asked = self._ntp_asked
+        if asked is None or not timedelta(0) <= now - asked[0] < NTP_EVERY:
+            try:
+                answer = self._ntp()
+            except Exception:  # noqa: BLE001 - unknown, shown as such, never a failed scrape
+                answer = None
+            asked = self._ntp_asked = (now, answer)
+        return asked[1]
 
     def facts(self) -> Facts:
         """The facts now. Raises StateError or sqlite3.Error when state cannot be read."""
@@ -148,6 +226,9 @@ class Observer:
             errors=self._with_crashes(stored.errors),
             warnings=stored.warnings,
             problems=self._incidents.failures(),
+            incidents=stored.incidents,
+            nights=stored.nights,
+            clock_synchronised=self.clock_synchronised(),
         )
 
     def _with_unrecorded(self, targets: tuple[TargetFacts, ...]) -> tuple[TargetFacts, ...]:
@@ -199,57 +280,71 @@ class Observer:
             kinds.setdefault(disk.name, "usb")
         targets = []
         archives: dict[str, list[Archive] | None] = {}
-        prefix = self._config.retention.prefix + "-"
         for name, kind in kinds.items():
-            # With warnings too: its archive exists (lateness, restore points).
-            success = state.last_completed(name, "backup")
-            with_stats = (
-                success
-                if success is not None and success.stats is not None
-                else state.last_run_with_stats(name)
-            )
             known = state.archives(name)
             archives[name] = known
-            ours = [
-                a.time for a in known or () if a.name.startswith(prefix) and not a.is_checkpoint
-            ]
-            reachable = None
-            if kind == "offsite":
-                reachable = offsite_status(state, name)["reachable"]
             enrolled = next((d for d in disks if d.name == name), None)
-            repository_id = enrolled.repository_id if enrolled else state.repository_id(name)
-            # coffre checks its USB disks (each disk job); the other repositories
-            # are checked by their hosts or by hand, and have no check runs.
-            checked = kind == "usb"
-            targets.append(
-                TargetFacts(
-                    name=name,
-                    kind=kind,
-                    last_success=success,
-                    last_attempt=state.last_finished_run(name, "backup"),
-                    last_stats=None if with_stats is None else with_stats.stats,
-                    last_prune=state.last_finished_run(name, "prune"),
-                    last_check=state.last_finished_run(name, "check") if checked else None,
-                    last_check_success=state.last_run(name, "check", outcome=SUCCESS)
-                    if checked
-                    else None,
-                    archives=None if known is None else len(known),
-                    oldest_archive=min(ours, default=None),
-                    reachable=reachable,
-                    free_bytes=enrolled.free_bytes if enrolled else None,
-                    key_exported=None
-                    if repository_id is None
-                    else state.key_exported_at(repository_id) is not None,
-                    warnings_in_a_row=state.warnings_in_a_row(name, "backup"),
-                )
-            )
+            targets.append(self._target(name, kind, known, enrolled))
         errors: dict[tuple[str, str], int] = {}
         for (target, error_kind), count in state.error_counts().items():
             if target in kinds:
                 key = (target, error_kind if error_kind in ERROR_KINDS else UNKNOWN_KIND)
                 errors[key] = errors.get(key, 0) + count
         warnings = {t: n for t, n in state.warning_counts("backup").items() if t in kinds}
-        return _Stored(tuple(targets), archives, disks, errors, warnings)
+        nights = (read_night(state, name) for name in kinds)
+        return _Stored(
+            tuple(targets),
+            archives,
+            disks,
+            errors,
+            warnings,
+            incidents=read_incidents(state),
+            nights=tuple(n for n in nights if n is not None),
+        )
+
+    def _target(
+        self,
+        name: str,
+        kind: TargetKind,
+        known: list[Archive] | None,
+        enrolled: DiskRecord | None,
+    ) -> TargetFacts:
+        """What state says of the target ``name`` (``enrolled``: its disk record, if a disk)."""
+        state = self._state
+        prefix = self._config.retention.prefix + "-"
+        # With warnings too: its archive exists (lateness, restore points).
+        success = state.last_completed(name, "backup")
+        with_stats = (
+            success
+            if success is not None and success.stats is not None
+            else state.last_run_with_stats(name)
+        )
+        ours = [a.time for a in known or () if a.name.startswith(prefix) and not a.is_checkpoint]
+        reachable = None
+        if kind == "offsite":
+            reachable = offsite_status(state, name)["reachable"]
+        repository_id = enrolled.repository_id if enrolled else state.repository_id(name)
+        # coffre checks its USB disks (each disk job); the other repositories
+        # are checked by their hosts or by hand, and have no check runs.
+        checked = kind == "usb"
+        return TargetFacts(
+            name=name,
+            kind=kind,
+            last_success=success,
+            last_attempt=state.last_finished_run(name, "backup"),
+            last_stats=None if with_stats is None else with_stats.stats,
+            last_prune=state.last_finished_run(name, "prune"),
+            last_check=state.last_finished_run(name, "check") if checked else None,
+            last_check_success=state.last_run(name, "check", outcome=SUCCESS) if checked else None,
+            archives=None if known is None else len(known),
+            oldest_archive=min(ours, default=None),
+            reachable=reachable,
+            free_bytes=enrolled.free_bytes if enrolled else None,
+            key_exported=None
+            if repository_id is None
+            else state.key_exported_at(repository_id) is not None,
+            warnings_in_a_row=state.warnings_in_a_row(name, "backup"),
+        )
 
     def _with_slots(self, stored: _Stored, today: date, now: datetime) -> tuple[TargetFacts, ...]:
         """The stored targets with today's retention slots and the measured free space."""

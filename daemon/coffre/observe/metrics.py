@@ -21,6 +21,9 @@ target's last success (``coffre_last_success_timestamp_seconds``: the
 archive exists), but not a successful attempt (``coffre_last_attempt_success``
 0, ``coffre_last_attempt_warning`` 1); ``coffre_files_not_backed_up`` counts
 the files its archive lacks (a count: the names stay in the journal).
+
+The guard's series (incidents, the frozen pruning, each night's figures,
+the clock's synchronisation) are built by ``coffre.observe.guard_series``.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from coffre.core.errors import ELSEWHERE_KINDS, ERROR_KINDS, CoffreError
 from coffre.core.health import Facts, Health, TargetFacts, assess
 from coffre.jobs.queue import JobKind
 from coffre.observe.facts import Observer
+from coffre.observe.guard_series import guard_series
 from coffre.storage.state import SUCCESS, WARNING, RunRecord
 
 #: Error kinds only the CLI meets (never a run's outcome): no series for them.
@@ -127,6 +131,7 @@ class CoffreCollector(Collector):
             *self._jobs(facts),
             *self._disks(facts),
             *_counters(facts),
+            *guard_series(facts),
             _health(facts),
         ]
 

@@ -11,13 +11,18 @@ from coffre.core.config_types import Config
 from coffre.core.reports import (
     ArchivesReport,
     DiskView,
+    GuardView,
+    IncidentView,
     KeyEscrowView,
+    NightView,
     OffsiteView,
     RunView,
     StatusReport,
     TargetStatus,
 )
+from coffre.guard.incidents import Incident, IncidentStore
 from coffre.jobs.queue import JobQueue
+from coffre.observe.facts import read_night
 from coffre.storage.state import RunRecord, State
 from coffre.targets.offsite.repository import status_of as offsite_status
 
@@ -107,6 +112,7 @@ def build(
     reads: JobQueue | None = None,
     disks: Sequence[DiskView] = (),
     problems: Sequence[str] = (),
+    clock_synchronised: bool | None = None,
 ) -> StatusReport:
     """Everything `coffre status` shows, as JSON-ready data.
 
@@ -114,8 +120,38 @@ def build(
     ``uploading``; ``reads`` the lane of support's reads: its running job is
     ``reading``. Their queued jobs join ``queued``. ``disks`` and
     ``problems`` (what the box lacks, failures state could not record) are
-    the daemon's, shown as given.
+    the daemon's, shown as given; so is ``clock_synchronised`` (whether the
+    clock is NTP-synchronised; None: unknown), in the ``guard`` part.
     """
+    tz = config.schedule.timezone
+    return {
+        "key_escrow": key_escrow(config, state, tz),
+        "now": local_iso(now, tz),
+        "timezone": tz.key,
+        "next_nightly": local_iso(next_nightly, tz),
+        "running": queue.running.describe() if queue.running else None,
+        "queued": [
+            job.describe()
+            for lane in (queue, network, reads)
+            if lane is not None
+            for job in lane.pending
+        ],
+        "uploading": network.running.describe() if network and network.running else None,
+        "reading": reads.running.describe() if reads and reads.running else None,
+        "targets": _targets(config, state, now),
+        "disks": list(disks),
+        "problems": list(problems),
+        "guard": guard_view(
+            state,
+            [t.name for t in config.targets] + [d.name for d in state.disks()],
+            tz,
+            clock_synchronised,
+        ),
+    }
+
+
+def _targets(config: Config, state: State, now: datetime) -> dict[str, TargetStatus]:
+    """Each configured target in status: its repository, last runs and archives."""
     tz = config.schedule.timezone
     targets: dict[str, TargetStatus] = {}
     for target in config.targets:
@@ -134,23 +170,42 @@ def build(
         }
         if target.kind == "offsite":
             targets[target.name]["offsite"] = _offsite(state, target.name, tz)
+    return targets
+
+
+def guard_view(
+    state: State, targets: Sequence[str], tz: tzinfo, clock_synchronised: bool | None
+) -> GuardView:
+    """The guard's part of status: open incidents, frozen pruning, the clock, each night.
+
+    ``targets``: whose latest night figures to show (a name given twice is
+    shown once). Counts, reasons and times only: no evidence, no file name.
+    Raises what state's reads raise.
+    """
+    incidents = IncidentStore(state).open_incidents()
+    nights: dict[str, NightView] = {}
+    for name in dict.fromkeys(targets):
+        night = read_night(state, name)
+        if night is not None:
+            nights[name] = {"at": local_iso(night.at, tz), "figures": dict(night.figures)}
     return {
-        "key_escrow": key_escrow(config, state, tz),
-        "now": local_iso(now, tz),
-        "timezone": tz.key,
-        "next_nightly": local_iso(next_nightly, tz),
-        "running": queue.running.describe() if queue.running else None,
-        "queued": [
-            job.describe()
-            for lane in (queue, network, reads)
-            if lane is not None
-            for job in lane.pending
-        ],
-        "uploading": network.running.describe() if network and network.running else None,
-        "reading": reads.running.describe() if reads and reads.running else None,
-        "targets": targets,
-        "disks": list(disks),
-        "problems": list(problems),
+        "incidents": [_incident(incident, tz) for incident in incidents],
+        "pruning_frozen": bool(incidents),
+        "clock_synchronised": clock_synchronised,
+        "nights": nights,
+    }
+
+
+def _incident(incident: Incident, tz: tzinfo) -> IncidentView:
+    latest = incident.latest
+    return {
+        "kind": incident.kind,
+        "opened_at": local_iso(incident.opened_at, tz),
+        "reasons": list(incident.reasons),
+        "sightings": len(incident.sightings),
+        "latest_at": local_iso(latest.at, tz),
+        "latest_target": latest.target,
+        "figures": dict(latest.figures),
     }
 
 
