@@ -1,0 +1,1 @@
+"""The guard: good history is never pruned away (ransomware signal, clock guard, incidents)."""
