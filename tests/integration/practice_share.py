@@ -13,7 +13,6 @@ Everything is drawn from one seeded ``random.Random``: a failure replays.
 from __future__ import annotations
 
 import io
-import os
 import random
 import zipfile
 from collections.abc import Callable
@@ -22,11 +21,35 @@ from pathlib import Path
 PROGRAMS = "Logiciel"
 DUMP = Path("Base") / "cabinet.sql"
 
-_WORDS = (
-    "patient consultation tension examen clinique traitement posologie ordonnance "
-    "antecedents allergie radiographie compte rendu biologie suivi rendez-vous docteur "
-    "cabinet medecin generaliste courrier confrere cordialement douleur fievre"
-).split()
+_WORDS = tuple(
+    [
+        "patient",
+        "consultation",
+        "tension",
+        "examen",
+        "clinique",
+        "traitement",
+        "posologie",
+        "ordonnance",
+        "antecedents",
+        "allergie",
+        "radiographie",
+        "compte",
+        "rendu",
+        "biologie",
+        "suivi",
+        "rendez-vous",
+        "docteur",
+        "cabinet",
+        "medecin",
+        "generaliste",
+        "courrier",
+        "confrere",
+        "cordialement",
+        "douleur",
+        "fievre",
+    ]
+)
 
 
 class PracticeShare:
@@ -60,7 +83,9 @@ class PracticeShare:
         )
 
     def _dcm(self) -> bytes:
-        pixels = bytes(self.rng.choice(range(0, 64)) for _ in range(self.rng.randint(8_000, 30_000)))
+        pixels = bytes(
+            self.rng.choice(range(0, 64)) for _ in range(self.rng.randint(8_000, 30_000))
+        )
         return b"\x00" * 128 + b"DICM" + pixels
 
     def _txt(self) -> bytes:
@@ -154,5 +179,5 @@ class PracticeShare:
             size = full.stat().st_size
             with open(full, "r+b") as handle:
                 handle.write(self.rng.randbytes(size))
-            os.rename(full, full.with_name(full.name + ".locked"))
+            full.rename(full.with_name(full.name + ".locked"))
         return victims

@@ -404,7 +404,7 @@ SECTIONS: tuple[Section, ...] = (
     ),
     Section(
         "guard",
-        "The ransomware guard (README, \"Ransomware guard\"): after each backup, what changed "
+        'The ransomware guard (README, "Ransomware guard"): after each backup, what changed '
         "in the share is measured; a night that looks like mass encryption, renaming or "
         "deletion freezes pruning on every target until support clears it.",
         keys=(
