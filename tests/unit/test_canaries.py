@@ -25,6 +25,7 @@ from coffre.guard.canaries import (
 )
 from coffre.guard.content_sample import classify
 from coffre.guard.night import Baseline, assess, escape
+from tests.parts import needs_root
 
 NOW = datetime(2026, 12, 6, 1, 30, tzinfo=UTC)
 
@@ -63,8 +64,7 @@ def test_plant_then_check_finds_all_intact(roots: list[Path]) -> None:
 
 
 def test_canaries_belong_to_the_roots_owner_and_users_may_write_them(roots: list[Path]) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("giving a file away needs root")
+    needs_root("giving a file to the share's owner needs root")
     os.chown(roots[0], 1234, 4321)
     ensure_canaries(roots[:1], None, replant=False)
     for name in NAMES:
