@@ -15,6 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from benchmarks import (
+    change_signal,
     history,
     idle,
     nightly,
@@ -46,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "only",
         nargs="?",
-        choices=["usb_plug", "restore"],
+        choices=["usb_plug", "restore", "change_signal"],
         help="run this benchmark alone (default: all)",
     )
     parser.add_argument("--reps", type=int, default=7, help="measured nights per side (7)")
@@ -86,6 +87,8 @@ def _run(args: argparse.Namespace, root: Path, tz: ZoneInfo, borg: str, started:
     if args.only is not None:
         if args.only == "usb_plug":
             alone = usb_plug.benchmark(root / "usb", borg, files=args.files, reps=args.plugs)
+        elif args.only == "change_signal":
+            alone = change_signal.benchmark(root / "signal", borg, files=args.files, reps=args.reps)
         else:
             alone = restore.benchmark(root / "restore", borg, files=args.files)
         print()
@@ -147,6 +150,7 @@ def _run(args: argparse.Namespace, root: Path, tz: ZoneInfo, borg: str, started:
         *usb_plug.benchmark(root / "usb", borg, files=args.files, reps=args.plugs),
         *scrape.benchmark(root / "scrape", files=args.files, reps=scrape.REPS),
         *restore.benchmark(root / "restore", borg, files=args.files),
+        *change_signal.benchmark(root / "signal", borg, files=args.files, reps=args.reps),
     ]
     print()
     print_table(figures)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import socket
@@ -609,6 +610,11 @@ def test_every_integer_key_has_a_bound_and_defaults_fit_in_them() -> None:
         **{
             f"target.{k}": getattr(offsite, k)
             for k in ("retry_for", "retry_delay", "connect_timeout")
+        },
+        **{
+            f"guard.{f.name}": getattr(defaults.guard, f.name)
+            for f in dataclasses.fields(defaults.guard)
+            if f.type == "int"
         },
         "target.upload_window.limit_kbps": 2000,
     }

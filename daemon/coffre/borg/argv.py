@@ -55,6 +55,7 @@ def create(
     checkpoint_interval: int,
     timestamp: datetime | None = None,
     progress: bool = True,
+    list_changed: bool = False,
 ) -> tuple[str, ...]:
     """``borg create --json``: back ``paths`` up into ``repo::archive``.
 
@@ -62,7 +63,11 @@ def create(
     stays on the filesystems of ``paths`` and skips directories tagged as
     caches. ``timestamp``, when given, must be timezone-aware: it is written in
     UTC, the only zone borg's ``--timestamp`` knows, to the second (borg takes
-    no fraction, so microseconds are dropped).
+    no fraction, so microseconds are dropped). ``list_changed`` adds
+    ``--list --filter=AMCE``: one ``file_status`` record per regular file
+    whose content is new to the files cache (A added, M modified, C changed
+    while read) or could not be read (E); the runner keeps them in
+    ``BorgResult.file_statuses`` (see ``records.FileStatus``).
 
     Raises ValueError for an invalid location or archive name, no path, a path
     starting with ``-``, an empty compression or exclude, a negative
@@ -84,6 +89,8 @@ def create(
     args = ["create", "--json"]
     if progress:
         args.append("--progress")
+    if list_changed:
+        args += ["--list", "--filter=AMCE"]
     args += [
         "--one-file-system",
         "--exclude-caches",

@@ -54,3 +54,29 @@ class Progress:
     finished: bool
     message: str = ""
     percent: float | None = None
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    """One item borg ``create --list`` considered (a ``file_status`` record of ``--log-json``).
+
+    ``status`` is borg's one-letter flag. With ``--filter=AMCE`` (``argv.create``'s
+    ``list_changed``) only regular files come: ``A`` added, ``M`` modified, ``C``
+    changed while read, ``E`` unreadable. A and M are decided by borg's *files
+    cache* (per repository, keyed by the path; checked with borg 1.4.5): a path
+    the cache does not hold is ``A``, one whose ctime, size or inode changed is
+    ``M``, else ``U``. So a renamed file is ``A`` under its new name; after the
+    cache is lost (a new cache dir, ``borg delete --cache-only``) every file is
+    ``A`` although its chunks are already in the repository (deduplicated size
+    about 0); and borg never memorises the files with the newest ctime of a run
+    (a guard against timestamp granularity), so the last file written before a
+    backup is ``A`` again at the next one even when unchanged.
+
+    ``path`` is the path as borg walked it: absolute when the source path given
+    was absolute (borg strips the leading ``/`` only inside the archive), relative
+    to borg's working directory otherwise. A name that is not UTF-8 comes back
+    with surrogate escapes (``os.fsencode`` gives its bytes back).
+    """
+
+    status: str
+    path: str

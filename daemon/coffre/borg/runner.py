@@ -31,13 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 from coffre.borg.env import BorgEnvironment
 from coffre.borg.exitcodes import NOT_RUN, error_for, is_success, is_warning
-from coffre.borg.records import STDERR_NAME, LogRecord, Progress
+from coffre.borg.records import STDERR_NAME, FileStatus, LogRecord, Progress
 from coffre.core.errors import BorgError, BorgNotFound, BorgWrongPassphrase
 
 if TYPE_CHECKING:
     from coffre.borg.protocol import EnvBorg, StdinBorg
 
-__all__ = ["BorgResult", "BorgRunner", "LogRecord", "Progress"]
+__all__ = ["BorgResult", "BorgRunner", "FileStatus", "LogRecord", "Progress"]
 
 #: Largest passphrase handed over: a pipe holds at least this much (PIPE_BUF)
 #: without a reader, so writing it before borg starts cannot block.
@@ -92,6 +92,8 @@ class BorgResult:
     ``argv`` is the whole command line run, ``stdout`` borg's output (JSON
     for ``--json`` commands), ``logs`` every log record in order,
     ``warnings`` those at WARNING level, ``duration`` in seconds.
+    ``file_statuses``: the items ``create --list`` reported (``argv.create``'s
+    ``list_changed``), in borg's order; empty without ``--list``.
     """
 
     argv: tuple[str, ...]
@@ -100,6 +102,7 @@ class BorgResult:
     logs: tuple[LogRecord, ...]
     warnings: tuple[LogRecord, ...]
     duration: float
+    file_statuses: tuple[FileStatus, ...] = ()
 
     def json(self) -> Any:
         """``stdout`` decoded as JSON; ValueError (JSONDecodeError) when it is not."""
@@ -186,6 +189,7 @@ class BorgRunner:
                 logs=logs,
                 warnings=tuple(r for r in logs if r.level == "WARNING"),
                 duration=duration,
+                file_statuses=tuple(stderr.file_statuses),
             )
         raise error_for(rc, logs, argv)
 
@@ -335,6 +339,9 @@ class _StderrReader:
 
     def __init__(self, on_progress: Callable[[Progress], None] | None, logger: logging.Logger):
         self.records: list[LogRecord] = []
+        # Held in memory: a few hundred bytes per changed file (a lost files cache
+        # lists every file: some 20 MB for 100 000 files).
+        self.file_statuses: list[FileStatus] = []
         self._on_progress = on_progress
         self._logger = logger
         # Sizes of the last archive_progress, repeated by the other kinds of progress.
@@ -411,7 +418,12 @@ class _StderrReader:
                     "INFO", str(data.get("message") or ""), str(data.get("msgid") or ""), kind
                 )
             )
-        # file_status (with --list) and unknown kinds: nothing coffre uses.
+        elif kind == "file_status":
+            # create --list: kept for the ransomware guard (coffre.guard.night).
+            self.file_statuses.append(
+                FileStatus(str(data.get("status") or ""), str(data.get("path") or ""))
+            )
+        # Unknown kinds: nothing coffre uses.
 
     def _add(self, record: LogRecord) -> None:
         self.records.append(record)

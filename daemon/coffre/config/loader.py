@@ -43,6 +43,7 @@ from coffre.core.config_types import (
     BorgConfig,
     Config,
     EncryptionConfig,
+    GuardConfig,
     LedsConfig,
     MetricsConfig,
     PathsConfig,
@@ -161,6 +162,7 @@ class _Sections:
     metrics: MetricsConfig
     leds: LedsConfig
     restore: RestoreConfig
+    guard: GuardConfig
 
     def assemble(self) -> Config:
         """The Config; only called when no problem was found, so every part is there."""
@@ -180,6 +182,7 @@ class _Sections:
             metrics=self.metrics,
             leds=self.leds,
             restore=self.restore,
+            guard=self.guard,
         )
 
 
@@ -203,10 +206,22 @@ def _read_sections(
     metrics = MetricsConfig(**_section(root.table("metrics"), "metrics"))
     leds = LedsConfig(**_section(root.table("leds"), "leds"))
     restore = RestoreConfig(**_section(root.table("restore"), "restore"))
+    guard = GuardConfig(**_section(root.table("guard"), "guard"))
     targets = read_targets(root, source)
     root.finish()
     return _Sections(
-        source, schedule, retention, encryption, paths, borg, targets, usb, metrics, leds, restore
+        source,
+        schedule,
+        retention,
+        encryption,
+        paths,
+        borg,
+        targets,
+        usb,
+        metrics,
+        leds,
+        restore,
+        guard,
     )
 
 

@@ -403,6 +403,114 @@ SECTIONS: tuple[Section, ...] = (
         ),
     ),
     Section(
+        "guard",
+        'The ransomware guard (README, "Ransomware guard"): after each backup, what changed '
+        "in the share is measured; a night that looks like mass encryption, renaming or "
+        "deletion freezes pruning on every target until support clears it.",
+        keys=(
+            Key(
+                "canaries",
+                Type.BOOLEAN,
+                True,
+                'Plant witness files ("!COFFRE-TEMOIN-NE-PAS-MODIFIER.*") at the top of each '
+                "source path and check them after every backup.",
+            ),
+            _int(
+                "sample_files",
+                200,
+                0,
+                10_000,
+                "each is opened and its head read after the backup",
+                "Changed files whose head is checked (magic bytes against the extension, "
+                "entropy); 0 checks none.",
+            ),
+            _int(
+                "sample_head_bytes",
+                16384,
+                512,
+                1_048_576,
+                "a MiB: the head is read into memory",
+                "Bytes read at the start of each sampled file.",
+            ),
+            _int(
+                "min_files",
+                50,
+                0,
+                1_000_000,
+                "a million files",
+                "The count rules (rewritten, vanished, new data) judge only a share of at "
+                "least this many files.",
+            ),
+            _int(
+                "rewritten_percent",
+                30,
+                1,
+                100,
+                "a percentage",
+                "Signal when the files added or modified are this percentage of the share.",
+            ),
+            _int(
+                "vanished_percent",
+                30,
+                1,
+                100,
+                "a percentage",
+                "Signal when the files gone since the previous backup are this percentage of it.",
+            ),
+            _int(
+                "suspect_percent",
+                30,
+                1,
+                100,
+                "a percentage",
+                "Signal when this percentage of the sampled files look encrypted (and at least "
+                "min_suspects of them).",
+            ),
+            _int(
+                "min_suspects",
+                10,
+                1,
+                10_000,
+                "no more than sample_files can reach",
+                "Suspect sampled files needed for the sample to signal.",
+            ),
+            _int(
+                "new_data_percent",
+                25,
+                1,
+                100,
+                "a percentage",
+                "Signal when the night's new (deduplicated) data is this percentage of the share "
+                "and the files rewritten are a tenth of rewritten_percent.",
+            ),
+            _int(
+                "compare_within_hours",
+                48,
+                1,
+                8760,
+                "a year",
+                "The count rules compare with the previous backup only when it is at most this "
+                "old (a USB disk back after weeks is judged by canaries and the sample).",
+            ),
+            _int(
+                "clock_tolerance_minutes",
+                60,
+                1,
+                10_080,
+                "a week",
+                "An archive dated more than this after the box's clock is suspect.",
+            ),
+            _int(
+                "clock_max_leap_days",
+                45,
+                1,
+                3660,
+                "ten years",
+                "A clock that jumps forward more than this since the newest archive is suspect.",
+            ),
+        ),
+    ),
+    Section(
         "target",
         "One [[target]] table per repository. Create the repository once with "
         "`coffre target init NAME`.",

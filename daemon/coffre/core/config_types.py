@@ -238,6 +238,32 @@ class RestoreConfig:
 
 
 @dataclass(frozen=True)
+class GuardConfig:
+    """The ransomware guard's thresholds (``coffre.guard``) and the clock guard's tolerances.
+
+    Percentages are of the share's file count (``rewritten_percent``,
+    ``vanished_percent``: of the previous backup's), of the sampled files
+    (``suspect_percent``) or of the share's bytes (``new_data_percent``).
+    ``compare_within_hours``: the previous backup is a baseline only when at
+    most this old. ``clock_tolerance_minutes`` and ``clock_max_leap_days``
+    are the clock guard's (``coffre.guard.clock``).
+    """
+
+    canaries: bool = default_bool("guard.canaries")
+    sample_files: int = default_int("guard.sample_files")
+    sample_head_bytes: int = default_int("guard.sample_head_bytes")
+    min_files: int = default_int("guard.min_files")
+    rewritten_percent: int = default_int("guard.rewritten_percent")
+    vanished_percent: int = default_int("guard.vanished_percent")
+    suspect_percent: int = default_int("guard.suspect_percent")
+    min_suspects: int = default_int("guard.min_suspects")
+    new_data_percent: int = default_int("guard.new_data_percent")
+    compare_within_hours: int = default_int("guard.compare_within_hours")
+    clock_tolerance_minutes: int = default_int("guard.clock_tolerance_minutes")
+    clock_max_leap_days: int = default_int("guard.clock_max_leap_days")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration. ``source_file`` is where it was read from."""
 
@@ -252,6 +278,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     leds: LedsConfig = field(default_factory=LedsConfig)
     restore: RestoreConfig = field(default_factory=RestoreConfig)
+    guard: GuardConfig = field(default_factory=GuardConfig)
     source_file: Path | None = None
 
     def target(self, name: str) -> TargetConfig:
