@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.exposition import parse, value
-from tests.integration import practice_share
 from tests.integration.guarded_box import HDS, LOCAL, GuardedBox
+from tests.integration.practice_share import PracticeShare
 from tests.parts import needs_root
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -51,27 +51,28 @@ def test_ransomware_freezes_pruning_everywhere_for_ten_days_and_clear_resumes_it
     needs_root("the daemon runs as on the box (root), its HDS host's sshd too")
     rng = random.Random(12)
     with GuardedBox(tmp_path) as box:
-        practice_share.build_share(box.share, rng)
+        share = PracticeShare(box.share, rng)
+        share.build()
         for day in HISTORY:
-            practice_share.churn_day(box.share, rng)
+            share.normal_day(day)
             box.night(day)
         assert box.incident() == [], box.logs()
         before = {t: box.archives(t) for t in (LOCAL, HDS)}
         for target in (LOCAL, HDS):
             assert set(before[target]) == _expected_kept(before[target]), target
 
-        # The attack, as a workstation's ransomware does it over two evenings.
-        attacked = practice_share.attack(box.share, rng, fraction=0.25)
+        # The attack, as a workstation's ransomware does it in the evening: half the share.
+        attacked = share.ransomware(0.5)
         box.night(0)
         incidents = box.incident()
         assert [i["kind"] for i in incidents] == ["ransomware"], box.logs()
         scraped = parse(box.practice.scrape())
         assert value(scraped, "coffre_guard_incident", kind="ransomware") == 1
         assert box.practice.lights()["red"] == "on"
-        attacked += practice_share.attack(box.share, rng, fraction=0.25)
 
         seen = {t: set(before[t]) for t in (LOCAL, HDS)}
         for day in range(1, 10):
+            share.normal_day(day)  # the practice goes on working, on what is left
             box.night(day)
             for target in (LOCAL, HDS):
                 now = box.archives(target)
@@ -94,7 +95,7 @@ def test_ransomware_freezes_pruning_everywhere_for_ten_days_and_clear_resumes_it
             days = {datetime.fromisoformat(d).date() for d in _local_days(after).values()}
             assert newest_days <= days, (target, sorted(days))
             assert seen[target] - set(after), f"{target}: pruning did not resume"
-        assert attacked > 0
+        assert len(attacked) > 1000
 
 
 @pytest.mark.borg
@@ -102,14 +103,15 @@ def test_a_clock_a_year_ahead_then_back_deletes_nothing_of_the_past(tmp_path: Pa
     needs_root("the daemon runs as on the box (root), its HDS host's sshd too")
     rng = random.Random(13)
     with GuardedBox(tmp_path) as box:
-        practice_share.build_share(box.share, rng)
+        share = PracticeShare(box.share, rng)
+        share.build()
         for day in HISTORY:
-            practice_share.churn_day(box.share, rng)
+            share.normal_day(day)
             box.night(day)
         past = {t: set(box.archives(t)) for t in (LOCAL, HDS)}
 
         for day in (365, 366):  # a box without RTC, its time source wrong for two nights
-            practice_share.churn_day(box.share, rng)
+            share.normal_day(day)
             box.night(day)
             assert [i["kind"] for i in box.incident()] == ["clock"], box.logs()
             for target in (LOCAL, HDS):

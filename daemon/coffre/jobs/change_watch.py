@@ -25,7 +25,7 @@ from coffre.borg.records import FileStatus
 from coffre.core.model import RunStats
 from coffre.guard import night
 from coffre.guard.canaries import CanaryRecord
-from coffre.guard.change_signal import Signal
+from coffre.guard.change_signal import NightFigures, Signal
 from coffre.guard.incidents import RANSOMWARE, IncidentStore
 from coffre.jobs.services import Services
 from coffre.storage import logs
@@ -83,7 +83,7 @@ def watch(
     return assessment.signal
 
 
-def night_figures(figures: night.NightFigures) -> dict[str, int | float]:
+def night_figures(figures: NightFigures) -> dict[str, int | float]:
     """The figures of a night as a flat mapping of numbers (None left out)."""
     return {
         k: v
