@@ -28,6 +28,8 @@ LEAVES: dict[tuple[str, ...], tuple[str, ...]] = {
     ("browse",): (),
     ("key", "export"): ("--paper",),
     ("audit",): ("verify",),
+    ("incident", "show"): (),
+    ("incident", "clear"): ("--why", "share checked from a workstation"),
     ("recover",): (
         "--from",
         "ssh://coffre@hds.example:22/./cabinet",

@@ -47,7 +47,7 @@ def _config(tmp_path: Path, windows: tuple[UploadWindow, ...] = ()) -> Config:
 
 def _borg(*, block: bool = False) -> FakeBorg:
     """borg over SSH: ``block`` makes the first create wait until cancelled."""
-    made = Made(1000, 900, 700, 3, "2026-03-02T06:59:00.000000", Progress(500, 450, 400, 2, False))
+    made = Made(1000, 900, 700, 3, "2026-03-02T00:29:00.000000", Progress(500, 450, 400, 2, False))
     return FakeBorg(made=made, freed="-1.00 GB", block_create=block)
 
 
