@@ -146,7 +146,8 @@ class PracticeShare:
 
     def normal_day(self, day: int) -> None:
         """One day: 1 % of the files edited, a scanner session, a few deletions, the dump."""
-        patients = [p for p in self.files() if p.parts[0] == "Patients"]
+        # After an attack the practice goes on with what it can still open.
+        patients = [p for p in self.files() if p.parts[0] == "Patients" and p.suffix != ".locked"]
         for path in self.rng.sample(patients, max(1, len(patients) // 100)):
             self._write(path, self.content(path.suffix.lstrip(".")))
         scans = Path("Scans") / f"jour-{day:03d}"
