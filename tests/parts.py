@@ -52,3 +52,17 @@ def libfaketime() -> str:
         binary("faketime")  # fails in CI, skips elsewhere
         raise AssertionError("libfaketime not found")
     return str(candidates[0])
+
+
+def faketime_env(clock_file: Path) -> dict[str, str]:
+    """The environment that runs a process (and its children) on libfaketime's clock.
+
+    ``clock_file`` holds the offset (``+12d``), re-read at every call: writing it
+    moves the process's wall clock; its monotonic clock stays the real one.
+    """
+    return {
+        "LD_PRELOAD": libfaketime(),
+        "FAKETIME_TIMESTAMP_FILE": str(clock_file),
+        "FAKETIME_NO_CACHE": "1",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }

@@ -58,7 +58,7 @@ from tests.integration.observing import ObservedPractice, parse
 from tests.integration.offsite_practice import OffsitePractice, enroll
 from tests.integration.sshd import Host
 from tests.integration.usb import LoopDisk, PullableDir, ensure_udevd, mounts_of, settle
-from tests.parts import binary, libfaketime
+from tests.parts import binary, faketime_env
 
 #: Every fault the soak knows.
 FAULTS = (
@@ -338,12 +338,7 @@ class Soak:
     def _start_daemon(self) -> None:
         env: dict[str, str] = {}
         if self.clock:
-            env = {
-                "LD_PRELOAD": libfaketime(),
-                "FAKETIME_TIMESTAMP_FILE": str(self.clock_file),
-                "FAKETIME_NO_CACHE": "1",
-                "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-            }
+            env = faketime_env(self.clock_file)
         # A watchdog as the unit's: the daemon pings it only while every lane lives.
         self.daemon = Daemon(self.practice, env=env, watchdog_usec=WATCHDOG_USEC).ready()
         self.pings = 0

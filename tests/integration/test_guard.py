@@ -44,6 +44,16 @@ def _expected_kept(archives: dict[str, datetime]) -> set[str]:
     return kept | {min(by_month[m])[1] for m in months}
 
 
+def _history(box: GuardedBox, rng: random.Random) -> PracticeShare:
+    """The practice's share built, then the nights of HISTORY, each after a day's work."""
+    share = PracticeShare(box.share, rng)
+    share.build()
+    for day in HISTORY:
+        share.normal_day(day)
+        box.night(day)
+    return share
+
+
 @pytest.mark.borg
 def test_ransomware_freezes_pruning_everywhere_for_ten_days_and_clear_resumes_it(
     tmp_path: Path,
@@ -51,16 +61,13 @@ def test_ransomware_freezes_pruning_everywhere_for_ten_days_and_clear_resumes_it
     needs_root("the daemon runs as on the box (root), its HDS host's sshd too")
     rng = random.Random(12)
     with GuardedBox(tmp_path) as box:
-        share = PracticeShare(box.share, rng)
-        share.build()
-        for day in HISTORY:
-            share.normal_day(day)
-            box.night(day)
+        share = _history(box, rng)
         assert box.incident() == [], box.logs()
         before = {t: box.archives(t) for t in (LOCAL, HDS)}
         for target in (LOCAL, HDS):
             assert set(before[target]) == _expected_kept(before[target]), target
 
+        originals = {p: (box.share / p).read_bytes() for p in share.files()}
         # The attack, as a workstation's ransomware does it in the evening: half the share.
         attacked = share.ransomware(0.5)
         box.night(0)
@@ -70,7 +77,10 @@ def test_ransomware_freezes_pruning_everywhere_for_ten_days_and_clear_resumes_it
         assert value(scraped, "coffre_guard_incident", kind="ransomware") == 1
         assert box.practice.lights()["red"] == "on"
 
-        seen = {t: set(before[t]) for t in (LOCAL, HDS)}
+        seen = {t: set(box.archives(t)) for t in (LOCAL, HDS)}
+        for target in (LOCAL, HDS):  # the attack's night: its archive made, nothing deleted
+            assert set(before[target]) < seen[target], target
+            assert len(seen[target]) == len(before[target]) + 1, target
         for day in range(1, 10):
             share.normal_day(day)  # the practice goes on working, on what is left
             box.night(day)
@@ -80,6 +90,14 @@ def test_ransomware_freezes_pruning_everywhere_for_ten_days_and_clear_resumes_it
                 assert len(now) == len(seen[target]) + 1, f"day {day}: {target}: no new archive"
                 seen[target] = set(now)
         assert "pruning frozen" in box.logs()
+
+        # Frozen, restores still work: a letter back as it was the night before the attack.
+        letter = next(p for p in attacked if p.parts[0] == "Patients")
+        eve = (box.now() - timedelta(days=10)).astimezone(PARIS).date().isoformat()
+        into = tmp_path / "restored"
+        box.practice.coffre("restore", str(letter), "--date", eve, "--to", str(into), check=True)
+        (back,) = [p for p in into.rglob(letter.name) if p.is_file()]
+        assert back.read_bytes() == originals[letter]
 
         cleared = box.practice.coffre(
             "incident", "clear", "--why", "share restored from J-3 and checked", check=True
@@ -103,11 +121,7 @@ def test_a_clock_a_year_ahead_then_back_deletes_nothing_of_the_past(tmp_path: Pa
     needs_root("the daemon runs as on the box (root), its HDS host's sshd too")
     rng = random.Random(13)
     with GuardedBox(tmp_path) as box:
-        share = PracticeShare(box.share, rng)
-        share.build()
-        for day in HISTORY:
-            share.normal_day(day)
-            box.night(day)
+        share = _history(box, rng)
         past = {t: set(box.archives(t)) for t in (LOCAL, HDS)}
 
         for day in (365, 366):  # a box without RTC, its time source wrong for two nights
@@ -121,14 +135,19 @@ def test_a_clock_a_year_ahead_then_back_deletes_nothing_of_the_past(tmp_path: Pa
         box.night(0)  # the clock set right: the two archives are a year ahead now
         incident = box.incident()
         assert [i["kind"] for i in incident] == ["clock"], box.logs()
-        assert incident[0]["sightings"][-1]["figures"]["future_archives"] == 2
+        ahead = {
+            (t, n) for t in (LOCAL, HDS) for n, at in box.archives(t).items() if at > box.now()
+        }
+        assert len(ahead) == 4  # two nights ahead, on each target
+        assert incident[0]["sightings"][-1]["figures"]["future_archives"] == len(ahead)
         for target in (LOCAL, HDS):
             assert past[target] <= set(box.archives(target)), f"back: {target}"
 
         cleared = box.practice.coffre(
             "incident", "clear", "--why", "NTP fixed, clock checked", check=True
         )
-        assert "2 archive(s) dated in the future acknowledged" in cleared.stdout
+        names = {n for _, n in ahead}
+        assert f"{len(names)} archive(s) dated in the future acknowledged" in cleared.stdout
         box.night(1)
         assert box.incident() == []
         assert value(parse(box.practice.scrape()), "coffre_guard_incident", kind="clock") == 0

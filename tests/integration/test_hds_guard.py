@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.harness import PASSPHRASE
+from tests.integration.rule_tests import alerts_tested
 from tests.integration.sshd import Host, running_host
 from tests.parts import binary
 
@@ -275,14 +276,6 @@ def test_promtool_runs_the_hds_rules_unit_tests() -> None:
 
 
 def test_every_hds_alert_is_tested_firing_and_not_firing() -> None:
-    alerts = set(re.findall(r"^\s+- alert: (\w+)$", RULES.read_text(), re.MULTILINE))
-    firing: set[str] = set()
-    quiet: set[str] = set()
-    current = ""
-    for line in RULES_TESTS.read_text().splitlines():
-        if found := re.fullmatch(r"\s+alertname: (\w+)", line):
-            current = found[1]
-        elif found := re.fullmatch(r"\s+exp_alerts:(.*)", line):
-            (quiet if found[1].strip() == "[]" else firing).add(current)
+    alerts, firing, quiet = alerts_tested(RULES, RULES_TESTS)
     assert {"CoffreHdsBoxSilent", "CoffreHdsDeletionsSuspicious"} <= alerts
     assert firing == alerts and quiet == alerts

@@ -31,6 +31,7 @@ import pytest
 
 from tests.integration.harness import Daemon, fill_share, wait_for
 from tests.integration.observing import ObservedPractice, free_port, parse, value
+from tests.integration.rule_tests import alerts_tested
 from tests.parts import binary
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "packaging" / "prometheus"
@@ -58,15 +59,7 @@ def test_promtool_runs_the_rules_unit_tests() -> None:
 
 
 def test_every_alert_is_tested_firing_and_not_firing() -> None:
-    alerts = set(re.findall(r"^\s+- alert: (\w+)$", RULES.read_text(), re.MULTILINE))
-    firing: set[str] = set()
-    quiet: set[str] = set()
-    current = ""
-    for line in RULES_TESTS.read_text().splitlines():
-        if found := re.fullmatch(r"\s+alertname: (\w+)", line):
-            current = found[1]
-        elif found := re.fullmatch(r"\s+exp_alerts:(.*)", line):
-            (quiet if found[1].strip() == "[]" else firing).add(current)
+    alerts, firing, quiet = alerts_tested(RULES, RULES_TESTS)
     assert "CoffreBoxSilent" in alerts
     assert firing == alerts, sorted(alerts - firing)
     assert quiet == alerts, sorted(alerts - quiet)

@@ -144,7 +144,7 @@ def test_acknowledging_the_future_archives_clears_the_guard_and_retention_keeps_
     assert store.close(CLOCK) is not None
     named = freeze.acknowledge_future(services.state, services.config.guard, NOW, [LOCAL.name])
     assert named == [ahead.name]
-    calls, deleted = _prune(services)
+    _, deleted = _prune(services)
     assert store.get(CLOCK) is None
     assert ahead.name not in deleted and len(deleted) == 35
     assert any(a.name == ahead.name for a in services.state.archives(LOCAL.name) or [])

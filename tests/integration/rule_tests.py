@@ -1,0 +1,25 @@
+"""Which alerts of a Prometheus rule file its promtool test file shows firing, and not firing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+
+def alerts_tested(rules: Path, tests: Path) -> tuple[set[str], set[str], set[str]]:
+    """(the alerts of ``rules``, those ``tests`` expects firing, those it expects quiet).
+
+    Read from the files' text, as they are laid out in packaging/prometheus:
+    ``- alert: Name`` lines in the rules; ``alertname:`` then ``exp_alerts:``
+    (``[]`` for quiet) in the tests.
+    """
+    alerts = set(re.findall(r"^\s+- alert: (\w+)$", rules.read_text(), re.MULTILINE))
+    firing: set[str] = set()
+    quiet: set[str] = set()
+    current = ""
+    for line in tests.read_text().splitlines():
+        if found := re.fullmatch(r"\s+alertname: (\w+)", line):
+            current = found[1]
+        elif found := re.fullmatch(r"\s+exp_alerts:(.*)", line):
+            (quiet if found[1].strip() == "[]" else firing).add(current)
+    return alerts, firing, quiet
