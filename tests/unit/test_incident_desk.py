@@ -62,6 +62,7 @@ def test_clearing_ransomware_is_audited_with_who_and_why_and_resets_the_baseline
     asked, done = read_entries(log)
     assert (asked.op, asked.outcome, done.outcome) == ("incident_clear", "asked", "ok")
     assert asked.person["user"] == "amelie" and asked.person["pid"] == 4242
+    assert asked.details is not None
     assert asked.details["why"] == why and asked.details["kind"] == RANSOMWARE
     assert services.state.get_time(CLEARED_KEY) == NOW
     # The canaries are planted again (here: for the first time) in the share.
