@@ -8,6 +8,7 @@ a practice's (letters, reports, scans, a nightly dump), real borg throughout.
 from __future__ import annotations
 
 import random
+import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,9 +18,11 @@ import pytest
 from tests.exposition import parse, value
 from tests.integration.guarded_box import HDS, LOCAL, GuardedBox
 from tests.integration.practice_share import PracticeShare
-from tests.parts import needs_root
+from tests.integration.rule_tests import expected_alert
+from tests.parts import binary, needs_root
 
 PARIS = ZoneInfo("Europe/Paris")
+RULES = Path(__file__).resolve().parents[2] / "packaging" / "prometheus" / "coffre-rules.yml"
 
 #: The history before the attack, in days from today: two months' first backups
 #: (M and M-1 come from them) and the last nights.
@@ -42,6 +45,33 @@ def _expected_kept(archives: dict[str, datetime]) -> set[str]:
         by_month.setdefault(moment.astimezone(PARIS).strftime("%Y-%m"), []).append((moment, name))
     months = sorted(by_month, reverse=True)[:2]
     return kept | {min(by_month[m])[1] for m in months}
+
+
+def _alert_fires_on(tmp_path: Path, scraped: str, alert: str, kind: str) -> None:
+    """promtool evaluates the shipped rules over the box's real ``coffre_guard_incident``
+    samples (as its agent would write them, labelled with the box): ``alert`` fires."""
+    box = {"box": "cabinet-test", "job": "coffre", "instance": "127.0.0.1:9851"}
+    inputs = ""
+    for (name, labels), number in parse(scraped).items():
+        if name == "coffre_guard_incident":
+            pairs = ",".join(f'{k}="{v}"' for k, v in sorted({**dict(labels), **box}.items()))
+            inputs += f"      - series: '{name}{{{pairs}}}'\n"
+            inputs += f'        values: "{number:.0f}x12"\n'
+    expected = expected_alert(RULES, alert, {**box, "kind": kind, "severity": "critical"})
+    case = tmp_path / f"{alert}.test.yml"
+    case.write_text(
+        f'rule_files: ["{RULES}"]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n'
+        f"    input_series:\n{inputs}    alert_rule_test:\n      - eval_time: 5m\n"
+        f"        alertname: {alert}\n        exp_alerts: {expected}\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [binary("promtool"), "test", "rules", str(case)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr + case.read_text()
 
 
 def _history(box: GuardedBox, rng: random.Random) -> PracticeShare:
@@ -73,8 +103,9 @@ def test_ransomware_freezes_pruning_everywhere_for_ten_days_and_clear_resumes_it
         box.night(0)
         incidents = box.incident()
         assert [i["kind"] for i in incidents] == ["ransomware"], box.logs()
-        scraped = parse(box.practice.scrape())
-        assert value(scraped, "coffre_guard_incident", kind="ransomware") == 1
+        exposition = box.practice.scrape()
+        assert value(parse(exposition), "coffre_guard_incident", kind="ransomware") == 1
+        _alert_fires_on(tmp_path, exposition, "CoffreSuspectedRansomware", "ransomware")
         assert box.practice.lights()["red"] == "on"
 
         seen = {t: set(box.archives(t)) for t in (LOCAL, HDS)}
@@ -130,7 +161,9 @@ def test_a_clock_a_year_ahead_then_back_deletes_nothing_of_the_past(tmp_path: Pa
             assert [i["kind"] for i in box.incident()] == ["clock"], box.logs()
             for target in (LOCAL, HDS):
                 assert past[target] <= set(box.archives(target)), f"+{day} d: {target}"
-        assert value(parse(box.practice.scrape()), "coffre_guard_incident", kind="clock") == 1
+        exposition = box.practice.scrape()
+        assert value(parse(exposition), "coffre_guard_incident", kind="clock") == 1
+        _alert_fires_on(tmp_path, exposition, "CoffreClockSuspect", "clock")
 
         box.night(0)  # the clock set right: the two archives are a year ahead now
         incident = box.incident()

@@ -12,7 +12,6 @@ The alert rules themselves are checked and unit-tested with promtool.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import subprocess
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.harness import PASSPHRASE
-from tests.integration.rule_tests import alerts_tested
+from tests.integration.rule_tests import alerts_tested, expected_alert
 from tests.integration.sshd import Host, running_host
 from tests.parts import binary
 
@@ -141,14 +140,9 @@ def exported(host: Host, out: Path) -> dict[str, float]:
 
 
 def expected(alert: str, severity: str) -> str:
-    """promtool's exp_alerts entry for ``alert`` on the repository "coffre": its labels, and
-    its annotations as the rules file writes them, the repository filled in."""
-    block = RULES.read_text(encoding="utf-8").split(f"- alert: {alert}\n", 1)[1]
-    notes = re.findall(r"^ +((?:summary|description)_(?:en|fr)): (\".*\")$", block, re.M)[:4]
-    filled = {k: json.loads(v).replace("{{ $labels.repository }}", "coffre") for k, v in notes}
+    """promtool's exp_alerts entry for ``alert`` on the repository "coffre"."""
     labels = {"severity": severity, "job": "node", "instance": "hds-1:9100", "repository": "coffre"}
-    entry = {"exp_labels": labels, "exp_annotations": filled}
-    return json.dumps([entry], ensure_ascii=False)
+    return expected_alert(RULES, alert, labels)
 
 
 def promtool_case(values: dict[str, float], now: float) -> str:
