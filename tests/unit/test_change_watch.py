@@ -35,6 +35,7 @@ def test_a_quiet_night_keeps_its_figures_and_plants_the_canaries(tmp_path: Path)
     assert signal is None
     kept = json.loads(services.state.get_meta(change_watch.figures_key(LOCAL.name)) or "{}")
     assert kept["files"] == 3 and kept["at"] == NOW.isoformat()
+    assert kept["vanished"] == 0  # computed by the guard, kept with the counts
     assert services.state.get_meta(change_watch.CANARIES_KEY)
     assert IncidentStore(services.state).open_incidents() == ()
 

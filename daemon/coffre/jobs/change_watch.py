@@ -84,12 +84,15 @@ def watch(
 
 
 def night_figures(figures: NightFigures) -> dict[str, int | float]:
-    """The figures of a night as a flat mapping of numbers (None left out)."""
-    return {
+    """The figures of a night as a flat mapping of numbers (None left out), ``vanished``
+    (computed from the others) included."""
+    flat: dict[str, int | float] = {
         k: v
         for k, v in vars(figures).items()
         if isinstance(v, int | float) and not isinstance(v, bool)
     }
+    flat["vanished"] = figures.vanished
+    return flat
 
 
 def _raise(services: Services, target: str, now: datetime, assessment: night.Assessment) -> None:
