@@ -312,16 +312,24 @@ def plant(root_fd: int, name: str, content: bytes) -> CanaryFile | None:
         os.fchown(fd, owner.st_uid, owner.st_gid)
         os.fchmod(fd, MODE)
     except OSError:
-        os.close(fd)
-        _remove_quietly(root_fd, name)
+        _remove_ours(root_fd, name, fd)
         return None
     os.close(fd)
     return CanaryFile(name, hashlib.sha256(content).hexdigest(), len(content))
 
 
-def _remove_quietly(root_fd: int, name: str) -> None:
+def _remove_ours(root_fd: int, name: str, fd: int) -> None:
+    """Remove the half-written canary open as ``fd``, and close ``fd``; raises nothing.
+
+    Only if ``name`` is still that very file: a workstation user may have
+    renamed it away and put a file of their own in its place meanwhile.
+    """
     with contextlib.suppress(OSError):
-        os.unlink(name, dir_fd=root_fd)
+        ours = os.fstat(fd)
+        there = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
+        if (there.st_dev, there.st_ino) == (ours.st_dev, ours.st_ino):
+            os.unlink(name, dir_fd=root_fd)
+    os.close(fd)
 
 
 def _ensure_root(root_fd: int, recorded: tuple[CanaryFile, ...], replant: bool) -> list[CanaryFile]:

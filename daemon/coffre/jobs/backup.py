@@ -23,7 +23,7 @@ from coffre.borg.runner import BorgResult, Progress
 from coffre.core.errors import RepositoryIdMismatch, SourceUnavailable
 from coffre.core.outcomes import Reason, describe
 from coffre.core.restore_plan import STAGING_EXCLUDE
-from coffre.jobs.change_watch import watch
+from coffre.jobs.change_watch import plant_canaries, watch
 from coffre.jobs.pruning import record_repository_size
 from coffre.jobs.services import Services
 from coffre.storage import logs
@@ -89,6 +89,8 @@ async def create_archive(
     than ``expected_id``.
     """
     require_sources(services.config.source.paths)
+    # Planted before the create, the canaries are in the archive as in the share.
+    plant_canaries(services)
     create = _create_argv(services, target, location)
     try:
         result = await services.borg.run(create, on_progress=on_progress)

@@ -24,7 +24,7 @@ from datetime import datetime
 from coffre.borg.records import FileStatus
 from coffre.core.model import RunStats
 from coffre.guard import night
-from coffre.guard.canaries import CanaryRecord
+from coffre.guard.canaries import CanaryRecord, ensure_canaries
 from coffre.guard.change_signal import NightFigures, Signal
 from coffre.guard.incidents import RANSOMWARE, IncidentStore
 from coffre.jobs.services import Services
@@ -50,6 +50,23 @@ def baseline(services: Services, target: str) -> night.Baseline | None:
     if cleared is not None and previous.finished_at <= cleared:
         return None
     return night.Baseline(files=previous.stats.nfiles, at=previous.finished_at)
+
+
+def plant_canaries(services: Services) -> None:
+    """Plant the canaries not planted yet (the first backup, a new share folder); record them.
+
+    Called before ``borg create``, so that the archive holds them as the
+    share does. Nothing when ``guard.canaries`` is off. Raises StateError,
+    and SourceUnavailable for a share folder that cannot be opened.
+    """
+    state, config = services.state, services.config
+    if not config.guard.canaries:
+        return
+    raw = state.get_meta(CANARIES_KEY)
+    before = CanaryRecord.from_json(raw) if raw else None
+    record = ensure_canaries(config.source.paths, before, replant=False)
+    if record != before:
+        state.set_meta(CANARIES_KEY, record.to_json())
 
 
 def watch(
