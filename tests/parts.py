@@ -54,7 +54,7 @@ def libfaketime() -> str:
     return str(candidates[0])
 
 
-def faketime_env(clock_file: Path) -> dict[str, str]:
+def faketime_from_file(clock_file: Path) -> dict[str, str]:
     """The environment that runs a process (and its children) on libfaketime's clock.
 
     ``clock_file`` holds the offset (``+12d``), re-read at every call: writing it

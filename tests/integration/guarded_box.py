@@ -20,7 +20,7 @@ from tests.integration.harness import Daemon, wait_for
 from tests.integration.observing import ObservedPractice
 from tests.integration.offsite_practice import OffsitePractice, enroll
 from tests.integration.sshd import Host
-from tests.parts import faketime_env
+from tests.parts import faketime_from_file
 
 LOCAL = "local"
 HDS = "hds"
@@ -59,7 +59,7 @@ class GuardedBox:
             self.clock_file.write_text("+0d\n")
             self.daemon = Daemon(
                 self.practice,
-                env=faketime_env(self.clock_file),
+                env=faketime_from_file(self.clock_file),
                 watchdog_usec=WATCHDOG_USEC,
             ).ready()
             self.stack.callback(self.daemon.stop)

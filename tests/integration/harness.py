@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -321,15 +322,60 @@ def running_daemon(practice: Practice, **kwargs: Any) -> Iterator[Daemon]:
         yield daemon
 
 
-def fill_share(share: Path, files: int = 50, size: int = 2000, *, seed: int = 1) -> None:
-    """Write ``files`` small files of varied content under ``share``."""
-    import random
+#: Words of a practice's notes: what a share's text files hold (the guard reads it as text).
+_WORDS = (
+    "patient",
+    "consultation",
+    "ordonnance",
+    "bilan",
+    "douleur",
+    "genou",
+    "epaule",
+    "dos",
+    "seance",
+    "exercice",
+    "traitement",
+    "suivi",
+    "rendez-vous",
+    "kine",
+    "massage",
+    "mobilisation",
+    "renforcement",
+    "amelioration",
+    "lombalgie",
+    "cervicalgie",
+    "reeducation",
+    "etirement",
+    "posture",
+    "marche",
+    "respiration",
+)
 
+
+def note_text(rng: random.Random, size: int) -> bytes:
+    """``size`` bytes of a practice's note: words drawn by ``rng``, ASCII."""
+    words: list[str] = []
+    length = 0
+    while length < size:
+        word = rng.choice(_WORDS)
+        words.append(word)
+        length += len(word) + 1
+    return " ".join(words).encode()[:size]
+
+
+def scan_bytes(size: int) -> bytes:
+    """``size`` bytes of an imaging scan as a DICOM file starts (128-byte preamble, ``DICM``),
+    its pixels incompressible: what a practice's scanner writes, slow to back up."""
+    return (bytes(128) + b"DICM" + os.urandom(max(size - 132, 0)))[:size]
+
+
+def fill_share(share: Path, files: int = 50, size: int = 2000, *, seed: int = 1) -> None:
+    """Write ``files`` small notes of varied content under ``share``."""
     rng = random.Random(seed)
     for i in range(files):
         path = share / f"dossier-{i % 7}" / f"patient-{i:05d}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(rng.randbytes(size))
+        path.write_bytes(note_text(rng, size))
 
 
 def run_coffre_module(*args: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:

@@ -53,12 +53,12 @@ from coffre.config.loader import load
 from coffre.core import retention
 from coffre.core.model import Archive
 from coffre.jobs.lanes import RETRIABLE
-from tests.integration.harness import Daemon, fill_share
+from tests.integration.harness import Daemon, fill_share, note_text
 from tests.integration.observing import ObservedPractice, parse
 from tests.integration.offsite_practice import OffsitePractice, enroll
 from tests.integration.sshd import Host
 from tests.integration.usb import LoopDisk, PullableDir, ensure_udevd, mounts_of, settle
-from tests.parts import binary, faketime_env
+from tests.parts import binary, faketime_from_file
 
 #: Every fault the soak knows.
 FAULTS = (
@@ -338,7 +338,7 @@ class Soak:
     def _start_daemon(self) -> None:
         env: dict[str, str] = {}
         if self.clock:
-            env = faketime_env(self.clock_file)
+            env = faketime_from_file(self.clock_file)
         # A watchdog as the unit's: the daemon pings it only while every lane lives.
         self.daemon = Daemon(self.practice, env=env, watchdog_usec=WATCHDOG_USEC).ready()
         self.pings = 0
@@ -455,15 +455,21 @@ class Soak:
         scans.mkdir(exist_ok=True)
         for _ in range(3):
             self.big += 1
-            (scans / f"scan-{self.big:04d}.dcm").write_bytes(self.rng.randbytes(3 * MB))
+            (scans / f"scan-{self.big:04d}.dcm").write_bytes(
+                bytes(128) + b"DICM" + self.rng.randbytes(3 * MB)
+            )
         for old in sorted(scans.iterdir())[:-9]:
             old.unlink()
 
     def _change_share(self) -> None:
         share = self.practice.share
-        files = sorted(p for p in share.rglob("*.txt") if p.is_file())
+        # The practice's notes; the guard's witness files at the top stay untouched,
+        # as the README asks of a practice.
+        files = sorted(
+            p for p in share.rglob("*.txt") if p.is_file() and not p.name.startswith("!COFFRE")
+        )
         for path in self.rng.sample(files, min(3, len(files))):
-            path.write_bytes(self.rng.randbytes(self.rng.randint(100, 5000)))
+            path.write_bytes(note_text(self.rng, self.rng.randint(100, 5000)))
         (share / "agenda" / f"cycle-{self.cycle:03d}.db").parent.mkdir(exist_ok=True)
         (share / "agenda" / f"cycle-{self.cycle:03d}.db").write_text(f"cycle {self.cycle}\n")
         if self.cycle > 3:

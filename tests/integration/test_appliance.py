@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 
 from tests.integration.appliance import Appliance, booted, build_deb
-from tests.integration.harness import wait_for
+from tests.integration.harness import scan_bytes, wait_for
 from tests.integration.observing import LED_NAMES, SAFE_TO_REMOVE, led_state, parse, value
 from tests.integration.sshd import Host
 from tests.integration.terminal import on_a_terminal
@@ -423,7 +423,7 @@ def _scans(box: Appliance, folder: str, files: int, megabytes: int) -> int:
     directory = box.path(SHARE / folder)
     directory.mkdir(parents=True, exist_ok=True)
     for i in range(files):
-        (directory / f"scan-{i:03d}.dcm").write_bytes(os.urandom(megabytes << 20))
+        (directory / f"scan-{i:03d}.dcm").write_bytes(scan_bytes(megabytes << 20))
     return files * megabytes << 20
 
 

@@ -16,6 +16,7 @@ from tests.integration.harness import (
     Practice,
     daemon_running,
     fill_share,
+    scan_bytes,
     wait_for,
 )
 
@@ -45,7 +46,8 @@ def test_init_then_backup_makes_an_archive_identical_to_the_share(
 
     status = practice.status()["targets"]["local"]
     success = status["last_success"]
-    assert success["nfiles"] == 40 and success["archive"].startswith("cabinet-")
+    # The share's 40 files and the guard's 5 canaries, planted before the first backup.
+    assert success["nfiles"] == 40 + 5 and success["archive"].startswith("cabinet-")
     assert [a["reasons"] for a in status["archives"]] == [["J", "M"]]
     assert status["slots"]["J"] is True and status["slots"]["M"] is True
 
@@ -147,7 +149,7 @@ def test_status_shows_the_running_job_and_its_progress(practice: Practice, tmp_p
     big = practice.share / "imagerie"
     big.mkdir()
     for i in range(6):
-        (big / f"radio-{i}.dcm").write_bytes(os.urandom(40 * 1024 * 1024))
+        (big / f"radio-{i}.dcm").write_bytes(scan_bytes(40 * 1024 * 1024))
     with daemon_running(practice):
         practice.coffre("target", "init", "local", check=True)
         practice.coffre("backup", check=True)  # queued, not waited for
@@ -162,7 +164,7 @@ def _big_share(practice: Practice) -> None:
     big = practice.share / "imagerie"
     big.mkdir(exist_ok=True)
     for i in range(10):
-        (big / f"scan-{i}.dcm").write_bytes(os.urandom(50 * 1024 * 1024))
+        (big / f"scan-{i}.dcm").write_bytes(scan_bytes(50 * 1024 * 1024))
 
 
 def _wait_for_borg_create(daemon: Daemon) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import running_daemon, wait_for
+from tests.integration.harness import running_daemon, scan_bytes, wait_for
 from tests.integration.offsite_practice import OffsitePractice, enroll
 from tests.integration.sshd import Host, running_host
 from tests.integration.usb import LoopDisk, ensure_udevd, settle
@@ -27,7 +26,7 @@ def _random_share(share: Path, files: int, size: int = MB) -> int:
     for i in range(files):
         path = share / f"dossier-{i % 4}" / f"image-{i:03d}.dcm"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(os.urandom(size))
+        path.write_bytes(scan_bytes(size))
     return files * size
 
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from tests.integration.harness import Daemon, Practice, daemon_running, fill_share, wait_for
+from tests.integration.harness import (
+    Daemon,
+    Practice,
+    daemon_running,
+    fill_share,
+    scan_bytes,
+    wait_for,
+)
 
 
 def test_status_lists_the_archives_after_a_restart_that_cut_a_backup(tmp_path: Path) -> None:
@@ -19,7 +25,7 @@ def test_status_lists_the_archives_after_a_restart_that_cut_a_backup(tmp_path: P
         big = practice.share / "imagerie"
         big.mkdir()
         for i in range(10):
-            (big / f"scan-{i}.dcm").write_bytes(os.urandom(50 * 1024 * 1024))
+            (big / f"scan-{i}.dcm").write_bytes(scan_bytes(50 * 1024 * 1024))
         practice.coffre("backup", check=True)  # queued, not waited for
 
         def reading() -> bool:

@@ -25,6 +25,7 @@ from tests.integration.harness import (
     Practice,
     daemon_running,
     fill_share,
+    scan_bytes,
     wait_for,
 )
 from tests.integration.terminal import on_a_terminal
@@ -163,7 +164,7 @@ def test_a_restore_that_fills_its_destination_writes_nothing_and_says_so(
 ) -> None:
     (practice.share / "Radios").mkdir()
     for i in range(3):
-        (practice.share / "Radios" / f"radio-{i}.dcm").write_bytes(os.urandom(200_000))
+        (practice.share / "Radios" / f"radio-{i}.dcm").write_bytes(scan_bytes(200_000))
     practice.coffre("target", "init", "local", check=True)
     practice.coffre("backup", "--wait", check=True)
     small = tmp_path / "petit"

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.integration.harness import Practice, daemon_running, fill_share, wait_for
+from tests.integration.harness import Practice, daemon_running, fill_share, scan_bytes, wait_for
 from tests.integration.usb import (
     LoopDisk,
     PullableDir,
@@ -102,7 +102,7 @@ def _grow_share(practice: Practice, files: int, megabytes: int) -> None:
     big = practice.share / "imagerie"
     big.mkdir(exist_ok=True)
     for i in range(files):
-        (big / f"scan-{i}.dcm").write_bytes(os.urandom(megabytes * 1024 * 1024))
+        (big / f"scan-{i}.dcm").write_bytes(scan_bytes(megabytes * 1024 * 1024))
 
 
 def _wait_failed(practice: Practice, name: str, timeout: float) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 from tests.integration.harness import wait_for
-from tests.parts import binary
+from tests.parts import binary, libfaketime
 
 
 def ensure_udevd() -> None:
@@ -176,12 +176,8 @@ def faketime_env(days: float) -> dict[str, str]:
     libfaketime shifts the wall clock only; monotonic clocks stay true, so the
     daemon's timers behave.
     """
-    candidates = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
-    if not candidates:
-        binary("faketime")  # fails in CI, skips elsewhere
-        raise AssertionError("libfaketime not found")
     return {
-        "LD_PRELOAD": str(candidates[0]),
+        "LD_PRELOAD": libfaketime(),
         "FAKETIME": f"{days:+f}d",
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
         "FAKETIME_NO_CACHE": "1",

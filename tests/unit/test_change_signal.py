@@ -142,3 +142,16 @@ def test_figures_hold_numbers_only() -> None:
     assert all(isinstance(v, int | float) for v in signal.figures.values())
     assert signal.figures["canaries_touched"] == 2
     assert signal.figures["vanished"] == 20
+
+
+def test_files_merely_added_replace_nothing_however_many() -> None:
+    # A share that doubles in a night (a patient base imported, a scanner day on a
+    # small share): nothing old was replaced, nothing vanished.
+    grown = night(files=2 * SHARE, added=SHARE, modified=0, new_bytes=20_000 * MB)
+    assert reasons(grown) == ()
+
+
+def test_files_renamed_count_as_replaced() -> None:
+    # Encrypted then renamed `.locked`: one A and one name gone for each, M none.
+    renamed = night(added=SHARE * 30 // 100, modified=0)
+    assert "rewritten" in reasons(renamed) and "vanished" in reasons(renamed)

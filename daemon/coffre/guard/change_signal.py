@@ -27,6 +27,14 @@ also makes every file ``A`` but brings as much new data as the share holds,
 since ciphertext neither compresses nor deduplicates; so the two do not
 look alike, and a lost cache only turns the ``rewritten`` rule off for the night.
 
+``rewritten`` counts the files whose previous content was *replaced*: the
+modified ones, plus the added ones that stand for vanished ones (a file
+encrypted then renamed ``.locked`` is one ``A`` and one name gone):
+``modified + min(added, vanished)``. Files merely added (a scanner session,
+a patient file imported, a share that grows) replace nothing and count for
+nothing there, however many: no attack hides in a growing share, and a
+practice adds hundreds of scans some nights.
+
 The count rules (``rewritten``, ``vanished``, ``new_data``) need a baseline:
 the previous backup to the same repository, no older than
 ``compare_within_hours`` (a USB disk plugged after three weeks sees three
@@ -49,8 +57,9 @@ REASONS: Final = ("canary", "encrypted_sample", "rewritten", "vanished", "new_da
 # encrypted and renamed bring about 100 %.
 _LOST_CACHE_ADDED_PERCENT = 90
 _LOST_CACHE_NEW_DATA_PERCENT = 5
-# new_data also asks for this share of rewritten_percent in files rewritten, so
-# that one big new file (a scanner session's PDF, a dump) never fires it alone.
+# new_data also asks for this share of rewritten_percent in files rewritten
+# (replaced, not merely added), so that new files (a scanner session's PDFs, a
+# dump) never fire it alone.
 _NEW_DATA_FILES_DIVISOR = 10
 
 
@@ -87,6 +96,12 @@ class NightFigures:
             and self.added * 100 >= _LOST_CACHE_ADDED_PERCENT * self.files
             and not _at_least(self.new_bytes, self.share_bytes, _LOST_CACHE_NEW_DATA_PERCENT)
         )
+
+    @property
+    def replaced(self) -> int:
+        """Files whose previous content was replaced tonight (module doc; 0 without a
+        baseline but the modified ones)."""
+        return self.modified + min(self.added, self.vanished)
 
     @property
     def vanished(self) -> int:
@@ -161,7 +176,7 @@ def reasons(figures: NightFigures, thresholds: Thresholds) -> tuple[str, ...]:
         found.add("encrypted_sample")
     if has_baseline(figures, thresholds):
         assert figures.previous_files is not None
-        rewritten = figures.added + figures.modified
+        rewritten = figures.replaced
         if not figures.lost_files_cache and _at_least(
             rewritten, figures.files, thresholds.rewritten_percent
         ):
@@ -200,9 +215,7 @@ def figures_dict(figures: NightFigures, thresholds: Thresholds) -> dict[str, int
     if figures.hours_since_previous is not None:
         out["hours_since_previous"] = round(figures.hours_since_previous, 2)
     if figures.files:
-        out["rewritten_percent"] = round(
-            100 * (figures.added + figures.modified) / figures.files, 2
-        )
+        out["rewritten_percent"] = round(100 * figures.replaced / figures.files, 2)
     if figures.share_bytes:
         out["new_data_percent"] = round(100 * figures.new_bytes / figures.share_bytes, 2)
     if figures.sampled:
