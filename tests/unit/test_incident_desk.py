@@ -140,3 +140,17 @@ def test_show_gives_the_evidence_and_is_audited(tmp_path: Path) -> None:
     assert incident["evidence"] == ["looks encrypted: Patients/DUPONT Jean/lettre.docx.locked"]
     (entry,) = read_entries(log)
     assert entry.op == "incident_show"
+
+
+def test_a_clear_while_the_share_cannot_be_read_clears_and_says_the_canaries_wait(
+    tmp_path: Path,
+) -> None:
+    desk, services, log = _desk(tmp_path)
+    IncidentStore(services.state).sight(
+        RANSOMWARE, at=NOW, target="local", reasons=("canary",), figures={}
+    )
+    services.config.source.paths[0].rmdir()  # its volume not mounted
+    sent = _ask(lambda send: desk.clear(IncidentClearRequest("restored"), send, _client()))
+    assert "canaries NOT planted again" in sent[-1]["done"]
+    assert IncidentStore(services.state).open_incidents() == ()
+    assert [e.outcome for e in read_entries(log)] == ["asked", "ok"]

@@ -20,7 +20,7 @@ from typing import Any
 
 from coffre.core.clock import Clock
 from coffre.core.config_types import Config
-from coffre.core.errors import UsageError
+from coffre.core.errors import CoffreError, UsageError
 from coffre.core.messages import Client, IncidentClearRequest, Person, Send
 from coffre.guard import freeze
 from coffre.guard.canaries import CanaryRecord, ensure_canaries
@@ -107,14 +107,22 @@ class IncidentDesk:
             )
             return f"{len(future)} archive(s) dated in the future acknowledged" if future else ""
         state.set_time(CLEARED_KEY, now)
+        baseline = "the next backup of each target is the new baseline"
+        if not self._config.guard.canaries:
+            return baseline
         raw = state.get_meta(CANARIES_KEY)
-        record = ensure_canaries(
-            self._config.source.paths,
-            CanaryRecord.from_json(raw) if raw else None,
-            replant=True,
-        )
+        try:
+            record = ensure_canaries(
+                self._config.source.paths,
+                CanaryRecord.from_json(raw) if raw else None,
+                replant=True,
+            )
+        except CoffreError as error:
+            # Cleared all the same (the person decided); the share is the backup's
+            # business, which fails visibly while it cannot be read.
+            return f"{baseline}; canaries NOT planted again: {error.message}"
         state.set_meta(CANARIES_KEY, record.to_json())
-        return "the next backup of each target is the new baseline; canaries planted again"
+        return f"{baseline}; canaries planted again"
 
     def _record(
         self,
