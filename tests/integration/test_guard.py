@@ -107,6 +107,13 @@ def test_ransomware_freezes_pruning_everywhere_for_ten_days_and_clear_resumes_it
         assert value(parse(exposition), "coffre_guard_incident", kind="ransomware") == 1
         _alert_fires_on(tmp_path, exposition, "CoffreSuspectedRansomware", "ransomware")
         assert box.practice.lights()["red"] == "on"
+        shown = box.practice.coffre("status").stdout
+        assert "FAILURE: pruning frozen: suspected ransomware" in shown, shown
+        assert "pruning frozen on every target; backups go on" in shown, shown
+        evidence = box.practice.coffre("incident", "show", check=True).stdout
+        assert "evidence (on this box only):" in evidence
+        assert ".locked" in evidence  # names stay on the box: here, not in status or metrics
+        assert ".locked" not in shown and ".locked" not in exposition
 
         seen = {t: set(box.archives(t)) for t in (LOCAL, HDS)}
         for target in (LOCAL, HDS):  # the attack's night: its archive made, nothing deleted

@@ -2,10 +2,10 @@
 
 The C compiler (build-essential, installed by ``make setup``) is the reference
 for glibc's ``struct timex`` and for what ``adjtimex(2)`` answers. timedatectl
-is compared only when it answers: it asks systemd-timedated over D-Bus, which
-needs systemd as PID 1, and the test machines (containers, as the journald
-fixture shows) have none; then that comparison is skipped, even in CI, and the
-C reader stands as the independent witness.
+is no witness here: it asks systemd-timedated over D-Bus, which needs systemd
+as PID 1, and the test machines (containers, as the journald fixture shows)
+have none. A test that could only skip in CI would prove nothing, so the C
+reader stands as the independent witness.
 """
 
 from __future__ import annotations
@@ -63,15 +63,3 @@ def test_the_real_syscall_answers_as_the_c_library_does(tmp_path: Path) -> None:
     # The clock state may change between the two reads only if a time daemon
     # (re)gains or loses sync within these milliseconds.
     assert answer == from_timex(rc, status)
-
-
-def test_it_agrees_with_timedatectl_when_timedatectl_answers() -> None:
-    asked = subprocess.run(
-        [binary("timedatectl"), "show", "-p", "NTPSynchronized", "--value"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if asked.returncode != 0 or asked.stdout.strip() not in ("yes", "no"):
-        pytest.skip(f"timedatectl cannot answer here (no systemd bus): {asked.stderr.strip()!r}")
-    assert synchronised() == (asked.stdout.strip() == "yes")
