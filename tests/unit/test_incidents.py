@@ -111,3 +111,18 @@ def test_a_damaged_record_still_freezes_pruning() -> None:
 def test_an_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown incident kind"):
         IncidentStore(Meta()).sight("meteor", at=T0, target="local", reasons=(), figures={})
+
+
+def test_evidence_seen_again_is_kept_once() -> None:
+    store = IncidentStore(Meta())
+    for day in range(3):
+        incident, _ = store.sight(
+            CLOCK,
+            at=T0 + timedelta(days=day),
+            target="local",
+            reasons=("future",),
+            figures={},
+            evidence=("archive dated in the future: cabinet-2030-01-01T01:30:00",),
+        )
+    assert incident.evidence == ("archive dated in the future: cabinet-2030-01-01T01:30:00",)
+    assert len(incident.sightings) == 3

@@ -160,11 +160,14 @@ class IncidentStore:
             if len(sightings) > MAX_SIGHTINGS:
                 sightings = (sightings[0], *sightings[-(MAX_SIGHTINGS - 1) :])
             room = MAX_EVIDENCE - len(current.evidence)
+            # The same archive ahead is seen at every retention: said once.
+            known = set(current.evidence)
+            fresh = [line for line in evidence if line not in known]
             incident = Incident(
                 kind,
                 current.opened_at,
                 sightings,
-                (*current.evidence, *tuple(evidence)[: max(room, 0)]),
+                (*current.evidence, *fresh[: max(room, 0)]),
             )
         self._meta.set_meta(_key(kind), json.dumps(incident.as_json(with_evidence=True)))
         return incident, current is None
