@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from coffre.guard.canaries import NAMES as CANARIES
 from tests.integration.harness import (
     Daemon,
     Practice,
@@ -46,8 +47,8 @@ def test_init_then_backup_makes_an_archive_identical_to_the_share(
 
     status = practice.status()["targets"]["local"]
     success = status["last_success"]
-    # The share's 40 files and the guard's 5 canaries, planted before the first backup.
-    assert success["nfiles"] == 40 + 5 and success["archive"].startswith("cabinet-")
+    # The share's 40 files and the guard's canaries, planted before the first backup.
+    assert success["nfiles"] == 40 + len(CANARIES) and success["archive"].startswith("cabinet-")
     assert [a["reasons"] for a in status["archives"]] == [["J", "M"]]
     assert status["slots"]["J"] is True and status["slots"]["M"] is True
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from coffre.guard.canaries import NAMES as CANARIES
 from tests.integration.harness import running_daemon, scan_bytes, wait_for
 from tests.integration.offsite_practice import OffsitePractice, enroll
 from tests.integration.sshd import Host, running_host
@@ -78,7 +79,8 @@ def test_a_cut_upload_is_retried_and_resumes_from_its_checkpoint(
         assert final["deduplicated_size"] < 0.8 * data, (final, data)
         assert status["hds1"]["offsite"]["bytes_sent"] < 1.5 * data
         assert status["local"]["last_failure"] is None
-        assert status["local"]["last_success"]["nfiles"] == 24
+        # The share's 24 files and the guard's canaries, planted before the first backup.
+        assert status["local"]["last_success"]["nfiles"] == 24 + len(CANARIES)
 
 
 def _main_lane_runs_during_an_upload(
