@@ -447,7 +447,8 @@ SECTIONS: tuple[Section, ...] = (
                 1,
                 100,
                 "a percentage",
-                "Signal when the files added or modified are this percentage of the share.",
+                "Signal when the files whose content was replaced (modified, or renamed away) "
+                "are this percentage of the share; files merely added never count.",
             ),
             _int(
                 "vanished_percent",
