@@ -18,6 +18,7 @@ from typing import Any
 from coffre.cli.support import EXIT_OK, answer, print_json
 from coffre.core.config_types import Config
 from coffre.core.messages import IncidentClearRequest, IncidentShowRequest
+from coffre.core.printable import controls_escaped
 
 
 def add_parser(sub: Any) -> None:
@@ -90,10 +91,4 @@ def _print_incident(incident: Mapping[str, Any]) -> None:
 
 def shown(value: object) -> str:
     """``value`` as text with every non-printable character escaped (``\\xNN``, ``\\uNNNN``)."""
-    text = value if isinstance(value, str) else json.dumps(value)
-    return "".join(c if c.isprintable() else _escape(c) for c in text)
-
-
-def _escape(char: str) -> str:
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return controls_escaped(value if isinstance(value, str) else json.dumps(value))

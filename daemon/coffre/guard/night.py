@@ -20,6 +20,7 @@ from pathlib import Path
 
 from coffre.borg.records import FileStatus
 from coffre.core.config_types import GuardConfig
+from coffre.core.printable import controls_escaped
 from coffre.guard.canaries import CanaryCheck, CanaryRecord, check_canaries, ensure_canaries
 from coffre.guard.change_signal import NightFigures, Signal, Thresholds, evaluate
 from coffre.guard.content_sample import SampleResult, sample_changed
@@ -53,20 +54,10 @@ def escape(text: str) -> str:
     """``text`` with every non-printable character as ``\\xNN`` (or ``\\uNNNN``), backslash doubled.
 
     A name from the share cannot then move a terminal's cursor or change its
-    colours when ``coffre incident show`` prints it.
+    colours when ``coffre incident show`` prints it; doubled backslashes keep
+    an escape apart from a name that holds one.
     """
-    out: list[str] = []
-    for char in text:
-        if char == "\\":
-            out.append("\\\\")
-        elif char.isprintable():
-            out.append(char)
-        elif ord(char) < 0x100:
-            out.append(f"\\x{ord(char):02x}")
-        else:
-            # Lone surrogates (bytes that were not UTF-8) land here too.
-            out.append(f"\\u{ord(char):04x}")
-    return "".join(out)
+    return controls_escaped(text.replace("\\", "\\\\"))
 
 
 def _evidence(
