@@ -89,6 +89,18 @@ class AuditUnavailable(CoffreError):
 
     kind = "audit_unavailable"
 
+    @classmethod
+    def writing(cls, op: str, log: Path, error: OSError, *, why: str = "") -> AuditUnavailable:
+        """The refusal of ``op`` (``key_export``...) whose line ``log`` could not take.
+
+        ``why`` follows "nothing was done" in the hint (e.g. ": every access
+        to patient data must be recorded"). Raises nothing.
+        """
+        return cls(
+            f"cannot record this {op.replace('_', ' ')} in the audit log {log}: {error.strerror}",
+            hint=f"nothing was done{why}; free space in {log.parent} (df -h), then ask again",
+        )
+
 
 @dataclass(frozen=True)
 class AuditEntry:

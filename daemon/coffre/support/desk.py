@@ -156,11 +156,8 @@ class SupportDesk:
                 op, person, asked.target, asked.archive, asked.paths, "asked", asked.details
             )
         except OSError as error:
-            raise AuditUnavailable(
-                f"cannot record this {op.replace('_', ' ')} in the audit log "
-                f"{self._audit.path}: {error.strerror}",
-                hint="nothing was done: every access to patient data must be recorded; "
-                f"free space in {self._audit.path.parent} (df -h), then ask again",
+            raise AuditUnavailable.writing(
+                op, self._audit.path, error, why=": every access to patient data must be recorded"
             ) from error
         outcome = "failed: internal"
         details: dict[str, object] = {}

@@ -144,12 +144,7 @@ class IncidentDesk:
                 details=dict(details),
             )
         except OSError as error:
-            raise AuditUnavailable(
-                f"cannot record this {op.replace('_', ' ')} in the audit log "
-                f"{self._audit.path}: {error.strerror}",
-                hint=f"nothing was done; free space in {self._audit.path.parent} (df -h), "
-                "then ask again",
-            ) from error
+            raise AuditUnavailable.writing(op, self._audit.path, error) from error
 
 
 def _chosen(store: IncidentStore, kind: str | None) -> Incident:
