@@ -13,12 +13,14 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
 from coffre.core.restore_plan import STAGING_PREFIX, folder_name
 from coffre.storage.audit import MSG_AUDIT
+from coffre.storage.staging_mark import StagingMark
+from coffre.support.staging import TREE, claim
 from tests.integration import journal
 from tests.integration.harness import (
     Daemon,
@@ -146,7 +148,8 @@ def test_a_destination_that_cannot_be_written_is_a_clear_error(
     a_file.write_bytes(b"x")
     result = practice.coffre("restore", "dossier-1", "--to", str(a_file / "sub"))
     assert result.returncode == 1, result.stderr
-    assert "cannot write the restore to" in result.stderr and "Not a directory" in result.stderr
+    assert f"{a_file} is a file, not a folder" in result.stderr
+    assert "nothing was written" in result.stderr
     assert a_file.read_bytes() == b"x"
 
 
@@ -183,20 +186,42 @@ def test_a_restore_that_fills_its_destination_writes_nothing_and_says_so(
     assert (last["op"], last["outcome"]) == ("restore", "failed: destination")
 
 
+def _left_by_a_killed_restore(practice: Practice, parent: Path) -> Path:
+    """A staging folder as coffre makes it, its restore killed after borg began writing."""
+    mark = StagingMark.of_box(practice.state_dir)
+    parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with contextlib.ExitStack() as held:  # closing it drops the lock, as a death does
+            staging = claim(fd, PurePosixPath(parent), mark, held)
+            (parent / staging.name / TREE / "Patients").mkdir()
+            (parent / staging.name / TREE / "Patients" / "x.pdf").write_bytes(b"half a file")
+    finally:
+        os.close(fd)
+    return parent / staging.name
+
+
 def test_what_a_killed_restore_extracted_is_removed_at_start_and_never_backed_up(
     practice: Practice,
 ) -> None:
     share = practice.share
     restaurations = share / "_restaurations"
     stale = [
-        restaurations / "cabinet-a" / f"{STAGING_PREFIX}0a",
-        share / f"{STAGING_PREFIX}0b",  # coffre recover stages in the share itself
+        _left_by_a_killed_restore(practice, restaurations / "cabinet-a"),
+        _left_by_a_killed_restore(practice, share),  # coffre recover stages in the share itself
     ]
-    running = restaurations / "cabinet-b" / f"{STAGING_PREFIX}0c"
-    for staging in [*stale, running]:
-        (staging / "Patients").mkdir(parents=True)
-        (staging / "Patients" / "x.pdf").write_bytes(b"half a file")
+    running = _left_by_a_killed_restore(practice, restaurations / "cabinet-b")
     (restaurations / "cabinet-b" / "kept.pdf").write_bytes(b"restored earlier")
+    # A workstation user's folder with a staging folder's name, in both places.
+    users = [
+        share / f"{STAGING_PREFIX}mes-notes",
+        restaurations / "cabinet-b" / f"{STAGING_PREFIX}x",
+    ]
+    for folder in users:
+        folder.mkdir()
+        (folder / "lettre-importante.odt").write_bytes(b"written by a user")
+        os.chown(folder, 1234, 1234)
+        folder.chmod(0o2770)
     # A restore still running (a `coffre recover` beside the daemon) holds its folder.
     holder = os.open(running, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -204,8 +229,10 @@ def test_what_a_killed_restore_extracted_is_removed_at_start_and_never_backed_up
         with daemon_running(practice) as daemon:
             assert not any(staging.exists() for staging in stale)
             assert not (restaurations / "cabinet-a").exists()  # made for that restore only
-            assert (running / "Patients" / "x.pdf").exists()
+            assert (running / TREE / "Patients" / "x.pdf").exists()
             assert (restaurations / "cabinet-b" / "kept.pdf").read_bytes() == b"restored earlier"
+            for folder in users:
+                assert (folder / "lettre-importante.odt").read_bytes() == b"written by a user"
             assert daemon.logs().count("what a restore cut short had extracted") == 2
             practice.coffre("target", "init", "local", check=True)
             practice.coffre("backup", "--wait", check=True)
@@ -214,7 +241,9 @@ def test_what_a_killed_restore_extracted_is_removed_at_start_and_never_backed_up
     (archive,) = practice.archive_names()
     listed = practice.borg("list", "--short", f"{practice.repository()}::{archive}").stdout
     assert "kept.pdf" in listed
-    assert STAGING_PREFIX not in listed  # a restore running during the backup stays out
+    assert "half a file" not in listed and f"{running.name}" not in listed  # a running restore
+    for folder in users:  # backed up, files and all
+        assert f"{folder.relative_to('/')}/lettre-importante.odt" in listed
 
 
 def test_a_restore_that_cannot_be_recorded_is_refused_and_restores_nothing(

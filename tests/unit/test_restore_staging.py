@@ -15,8 +15,11 @@ import pytest
 
 from coffre.core.errors import BorgIntegrityError, DestinationError, NotInArchive, WouldOverwrite
 from coffre.core.restore_plan import STAGING_PREFIX, resolve
+from coffre.storage.staging_mark import StagingMark
 from coffre.support.restore import RestoreReport, restore_archive
 from tests.fakes import FakeBorg
+
+MARK = StagingMark(".coffre-" + "5" * 32)
 
 SHARE = PurePosixPath("/srv/partage")
 ARCHIVE = {
@@ -36,7 +39,9 @@ def _report(
     borg: FakeBorg, paths: list[str], to: Path, *, overwrite: bool = False
 ) -> RestoreReport:
     wanted = [resolve(p, [SHARE]) for p in paths]
-    return asyncio.run(restore_archive(borg, "/repo", "cab-1", wanted, to=to, overwrite=overwrite))
+    return asyncio.run(
+        restore_archive(borg, "/repo", "cab-1", wanted, to=to, overwrite=overwrite, mark=MARK)
+    )
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -107,7 +112,9 @@ def test_folders_coffre_makes_take_the_owner_and_mode_of_the_share(tmp_path: Pat
         archive={str(share / k.removeprefix("srv/partage/"))[1:]: v for k, v in ARCHIVE.items()}
     )
     wanted = [resolve("Patients/Martin/bilan.odt", [PurePosixPath(share)])]
-    asyncio.run(restore_archive(borg, "/repo", "cab-1", wanted, to=None, overwrite=False))
+    asyncio.run(
+        restore_archive(borg, "/repo", "cab-1", wanted, to=None, overwrite=False, mark=MARK)
+    )
     base = share / "_restaurations" / "cab-1"
     for folder in (share / "_restaurations", base, base / "Patients", base / "Patients" / "Martin"):
         st = folder.stat()
@@ -171,6 +178,8 @@ def test_a_link_in_the_share_where_restores_go_is_never_followed(tmp_path: Path)
     borg = FakeBorg(archive={str(share / "a.pdf")[1:]: b"a"})
     wanted = [resolve("a.pdf", [PurePosixPath(share)])]
     with pytest.raises(DestinationError) as refused:
-        asyncio.run(restore_archive(borg, "/repo", "cab-1", wanted, to=None, overwrite=False))
+        asyncio.run(
+            restore_archive(borg, "/repo", "cab-1", wanted, to=None, overwrite=False, mark=MARK)
+        )
     assert f"{share / '_restaurations'} is a symbolic link" in refused.value.message
     assert list(elsewhere.iterdir()) == [] and borg.calls == []

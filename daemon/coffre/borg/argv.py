@@ -51,6 +51,7 @@ def create(
     paths: Sequence[str],
     *,
     excludes: Sequence[str] = (),
+    exclude_if_present: Sequence[str] = (),
     compression: str,
     checkpoint_interval: int,
     timestamp: datetime | None = None,
@@ -59,15 +60,16 @@ def create(
 ) -> tuple[str, ...]:
     """``borg create --json``: back ``paths`` up into ``repo::archive``.
 
-    The final statistics come as JSON on stdout (see ``parse.create``). Each run
-    stays on the filesystems of ``paths`` and skips directories tagged as
-    caches. ``timestamp``, when given, must be timezone-aware: it is written in
-    UTC, the only zone borg's ``--timestamp`` knows, to the second (borg takes
-    no fraction, so microseconds are dropped). ``list_changed`` adds
+    The final statistics come as JSON on stdout (see ``parse.create``). Each
+    run stays on the filesystems of ``paths``; no ``--exclude-caches``: anyone
+    on the share could drop a CACHEDIR.TAG in its root. ``timestamp``, if
+    given, must be timezone-aware: it is written in UTC, the only zone borg's
+    ``--timestamp`` knows, to the second (borg takes no fraction). ``list_changed`` adds
     ``--list --filter=AMCE``: one ``file_status`` record per regular file
     whose content is new to the files cache (A added, M modified, C changed
     while read) or could not be read (E); the runner keeps them in
-    ``BorgResult.file_statuses`` (see ``records.FileStatus``).
+    ``BorgResult.file_statuses`` (see ``records.FileStatus``); a folder
+    holding a file named in ``exclude_if_present``, left out.
 
     Raises ValueError for an invalid location or archive name, no path, a path
     starting with ``-``, an empty compression or exclude, a negative
@@ -83,9 +85,8 @@ def create(
         raise ValueError("borg create needs a compression (e.g. 'zstd,3')")
     if checkpoint_interval < 0:
         raise ValueError(f"checkpoint interval must be >= 0 seconds, not {checkpoint_interval}")
-    for pattern in excludes:
-        if not pattern:
-            raise ValueError("an exclude pattern is empty")
+    if not all((*excludes, *exclude_if_present)):
+        raise ValueError("an exclude pattern is empty")
     args = ["create", "--json"]
     if progress:
         args.append("--progress")
@@ -93,11 +94,12 @@ def create(
         args += ["--list", "--filter=AMCE"]
     args += [
         "--one-file-system",
-        "--exclude-caches",
         f"--compression={compression}",
         f"--checkpoint-interval={checkpoint_interval}",
     ]
-    args += [f"--exclude={pattern}" for pattern in excludes]
+    args += [f"--exclude={pattern}" for pattern in excludes] + [
+        f"--exclude-if-present={name}" for name in exclude_if_present
+    ]
     if timestamp is not None:
         args.append(f"--timestamp={format_timestamp(timestamp)}")
     args.append(f"{repo}::{archive}")

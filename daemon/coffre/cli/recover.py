@@ -407,6 +407,7 @@ async def _run(args: argparse.Namespace, inputs: _Inputs, logger: logging.Logger
     from coffre.recovery.plan import choose_archive
     from coffre.recovery.recover import recover
     from coffre.recovery.repository import open_repository
+    from coffre.storage.staging_mark import StagingMark
 
     say = _Steps(quiet=args.json)
     host_key = await asyncio.to_thread(verify_host_key, inputs.source.url, inputs.fingerprint)
@@ -432,6 +433,7 @@ async def _run(args: argparse.Namespace, inputs: _Inputs, logger: logging.Logger
                 to=inputs.to,
                 share_paths=inputs.share_paths,
                 overwrite=args.overwrite,
+                mark=StagingMark.of_box(inputs.state_dir),
                 on_progress=say.progress(),
             )
         finally:

@@ -26,12 +26,9 @@ from coffre.core.model import Archive, Item
 #: The share's folder that receives restores (visible to the practice over SMB).
 RESTORE_FOLDER = "_restaurations"
 
-#: Name prefix of a restore's staging folder (hidden: SMB clients do not show dot files).
+#: Name prefix of a restore's staging folder (hidden: SMB clients do not show dot
+#: files). The name alone never makes a folder coffre's: see coffre.support.staging.
 STAGING_PREFIX = ".coffre-restauration-"
-
-#: The borg exclude pattern of staging folders: a nightly run during a restore (or
-#: after a daemon killed in one) must not back up half-extracted copies.
-STAGING_EXCLUDE = f"fm:*/{STAGING_PREFIX}*"
 
 #: How many conflicting or missing paths an error message names (the rest are counted).
 NAMED_IN_ERRORS = 10

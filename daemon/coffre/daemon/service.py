@@ -74,10 +74,11 @@ from coffre.observe.facts import Observer
 from coffre.observe.observability import Observability
 from coffre.storage import logs
 from coffre.storage.audit import AuditLog, audit_path
+from coffre.storage.staging_mark import StagingMark
 from coffre.storage.state import FAILED, State
 from coffre.support.desk import SupportDesk
 from coffre.support.incident_desk import IncidentDesk
-from coffre.support.restore import remove_stale_staging
+from coffre.support.staging import remove_stale_staging
 from coffre.targets.offsite import enroll as offsite_enroll
 from coffre.targets.registry import RepositoryCatalog, require_known
 from coffre.targets.usb.events import DiskWatch
@@ -233,7 +234,8 @@ class Daemon:
         interrupted = state.mark_interrupted_runs(self._clock.now())
         if interrupted:
             logger.warning("%d run(s) were cut short by the last stop of the daemon", interrupted)
-        for stale in await asyncio.to_thread(remove_stale_staging, config.source.paths):
+        mark = StagingMark.of_box(config.paths.state)
+        for stale in await asyncio.to_thread(remove_stale_staging, config.source.paths, mark):
             logger.warning("removed %s: what a restore cut short had extracted", stale)
         return state
 

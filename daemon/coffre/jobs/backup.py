@@ -22,11 +22,11 @@ from coffre.borg.exitcodes import is_warning
 from coffre.borg.runner import BorgResult, Progress
 from coffre.core.errors import RepositoryIdMismatch, SourceUnavailable
 from coffre.core.outcomes import Reason, describe
-from coffre.core.restore_plan import STAGING_EXCLUDE
 from coffre.jobs.change_watch import plant_canaries, watch
 from coffre.jobs.pruning import record_repository_size
 from coffre.jobs.services import Services
 from coffre.storage import logs
+from coffre.storage.staging_mark import StagingMark
 from coffre.storage.state import RunStats
 
 #: Files listed in the journal per backup; past it, one line tells how many more.
@@ -125,7 +125,10 @@ def _create_argv(services: Services, target: str, location: str) -> tuple[str, .
         location,
         name,
         [str(p) for p in config.source.paths],
-        excludes=(*config.source.exclude, STAGING_EXCLUDE),
+        excludes=config.source.exclude,
+        # A restore's staging folder (half-extracted copies) is tagged with the
+        # box's secret name: no share user can tag a folder of theirs so.
+        exclude_if_present=(StagingMark.of_box(config.paths.state).name,),
         compression=config.borg.compression,
         checkpoint_interval=config.borg.checkpoint_interval,
         # The archive's time is coffre's clock, the one its name and the

@@ -38,6 +38,7 @@ from coffre.core import restore_plan
 from coffre.core.errors import WouldOverwrite
 from coffre.core.model import Archive
 from coffre.recovery.plan import Plan, archive_roots, in_the_way, plan
+from coffre.storage.staging_mark import StagingMark
 from coffre.support.restore import RestoreReport, list_items, restore_archive
 
 __all__ = ["Recovered", "recover"]
@@ -62,13 +63,15 @@ async def recover(
     to: Path | None,
     share_paths: Sequence[Path],
     overwrite: bool,
+    mark: StagingMark,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Recovered:
     """Restore ``asked`` (everything when empty) of ``archive`` where :func:`plan` says.
 
     The archive is listed once to find its roots (the old box's source
     paths, unknown on a new box), and to refuse at once, without
-    ``overwrite``, what would replace files. Raises UsageError as
+    ``overwrite``, what would replace files. ``mark`` tags the staging
+    folders (see :mod:`coffre.support.staging`). Raises UsageError as
     :func:`plan` does, WouldOverwrite (nothing written), and what
     :func:`coffre.support.restore.restore_archive` raises: NotInArchive,
     WouldOverwrite, BorgError, OSError.
@@ -90,6 +93,7 @@ async def recover(
         chosen.wanted,
         to=None if chosen.into_root else chosen.to,
         overwrite=overwrite,
+        mark=mark,
         on_progress=on_progress,
         into_root=chosen.into_root,
     )

@@ -30,6 +30,7 @@ from coffre.core.restore_plan import matcher, newest_first, pick_archive, since_
 from coffre.jobs.archive_list import known_archives, list_archives
 from coffre.jobs.queue import Job
 from coffre.jobs.services import Services
+from coffre.storage.staging_mark import StagingMark
 from coffre.support.restore import list_items, no_room, restore_archive
 from coffre.targets.base import Repository
 from coffre.targets.usb import devices
@@ -145,6 +146,7 @@ async def restore_job(
                 list(options.wanted),
                 to=None if options.to is None else Path(options.to),
                 overwrite=options.overwrite,
+                mark=StagingMark.of_box(services.config.paths.state),
                 on_progress=_progress(job, repo.name) if options.progress else None,
             )
         except OSError as exc:

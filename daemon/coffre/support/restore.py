@@ -1,29 +1,35 @@
 """Restoring paths of an archive into the share (or a folder), never over a file unasked.
 
 One function for the daemon's restore job and for ``coffre recover`` on a
-new box. borg extracts into a hidden staging folder beside the destination
-(same filesystem: moving is a rename); only when every path asked came out
-and nothing is in the way (or ``--overwrite``) is the staged tree moved into
-place. So a missing path or a conflict writes nothing, and a restore costs
-one borg run: no listing first (a listing reads every item of the archive,
-as long as the extract itself).
+new box. borg extracts into a hidden staging folder inside the destination
+(same filesystem: moving is a rename; see :mod:`coffre.support.staging`);
+only when every path asked came out and nothing is in the way (or
+``--overwrite``) is the staged tree moved into place
+(:mod:`coffre.support.placement`). So a missing path or a conflict writes
+nothing, and a restore costs one borg run: no listing first (a listing reads
+every item of the archive, as long as the extract itself).
+
+The destination is reached from one descriptor, opened once: the share root
+(the configuration's path) when the destination lies in it, ``/`` otherwise,
+then folder by folder with ``O_NOFOLLOW``. A symbolic link met anywhere on
+the way, or later while placing, is refused and named: the share's users
+can make links, and root must never write where one points. borg itself
+works in the staging folder through ``/proc/<pid>/fd/<n>``, which names that
+folder wherever the share's users move its parents.
 
 Folders coffre creates (the destination, the parents of a file restored
-alone) get the share's owner, group and mode: borg runs under the daemon's
-umask 077 and SMB users could not open them otherwise.
+alone) get the owner, group and mode of the share (or of the folder they are
+made in): borg runs under the daemon's umask 077 and SMB users could not
+open them otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import re
-import shutil
-import stat
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -39,13 +45,11 @@ from coffre.core.errors import (
     WouldOverwrite,
 )
 from coffre.core.model import Item
-from coffre.core.restore_plan import (
-    RESTORE_FOLDER,
-    STAGING_PREFIX,
-    Wanted,
-    describe_paths,
-    destination,
-)
+from coffre.core.restore_plan import Wanted, describe_paths, destination
+from coffre.storage.dirfd import LinkInTheWay, NotAFolder, count_tree, proc_path, walk_open
+from coffre.storage.staging_mark import StagingMark
+from coffre.support.placement import Destination, adopt, adopt_below, clashes, place
+from coffre.support.staging import Staging, claim, discard
 
 # borg 1.4: "Include pattern 'srv/x' never matched." (msgid IncludePatternNeverMatchedWarning)
 _NEVER_MATCHED = re.compile(r"Include pattern '(?:pp:)?(.*)' never matched")
@@ -127,10 +131,10 @@ def no_room(base: Path) -> DestinationError:
     )
 
 
-def is_full(path: Path) -> bool:
-    """True when the filesystem of ``path`` has (next to) no free block left, even for root."""
+def is_full(where: Path | int) -> bool:
+    """True when the filesystem of ``where`` (a path or a descriptor) has next to no free block."""
     try:
-        st = os.statvfs(path)
+        st = os.statvfs(where)
     except OSError:
         return False
     return st.f_bfree * st.f_frsize < FULL_BELOW
@@ -151,108 +155,104 @@ async def restore_archive(
     *,
     to: Path | None,
     overwrite: bool,
+    mark: StagingMark,
     on_progress: Callable[[Progress], None] | None = None,
     into_root: bool = False,
 ) -> RestoreReport:
     """Restore ``wanted`` of ``location::archive`` into ``to`` or each share's ``_restaurations``.
 
     ``into_root`` (``coffre recover`` on a new box, with ``to=None``) writes
-    each path back into its own root (the share itself) instead.
+    each path back into its own root (the share itself) instead. ``mark``
+    tags the staging folders (see :mod:`coffre.support.staging`).
 
     Returns what was written. ``on_progress`` is called for each item borg
     writes (``extract --list``; its ``message`` is the path). Raises NotInArchive
     (exit code 5) naming the paths the archive does not hold, WouldOverwrite
-    (exit code 6) naming the files in the way unless ``overwrite``, and
-    BorgError subclasses as borg fails; in each case the destination is left
-    as it was. Raises OSError when the destination cannot be written, and
-    ValueError for ``into_root`` with a ``to``.
-
-    Long (115 lines) on purpose, for now: one try block holds every staging
-    folder and every folder made, so that any failure, cancellation
-    included, removes them all; issue 16 rewrites this function on
-    directory fds, and a split now would move the cleanup's edges twice.
+    (exit code 6) naming the files in the way unless ``overwrite``,
+    DestinationError naming a symbolic link (or a file) met where a folder
+    was to be walked through, and BorgError subclasses as borg fails; in
+    each case the destination is left as it was. Raises OSError when the
+    destination cannot be written, and ValueError for ``into_root`` with a ``to``.
     """
     if into_root and to is not None:
         raise ValueError("restore_archive: into_root writes into each root, not into `to`")
     groups: dict[PurePosixPath, list[Wanted]] = {}
     for one in wanted:
         groups.setdefault(one.root, []).append(one)
-    staged: list[_Staged] = []
-    created: list[Path] = []
-    notes: list[str] = []
-    held = contextlib.ExitStack()
     try:
-        for root, group in groups.items():
-            if into_root:
-                base = Path(root)
-            else:
-                base = Path(destination(root, archive, None if to is None else PurePosixPath(to)))
-            like = Path(root) if to is None and not into_root else _existing_parent(base)
-            if to is None:
-                _refuse_links(Path(root), base)
-            created += _make_dirs(base, like)
-            staging = base / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
-            _claim(staging, held)
-            staged.append((staging, base, group, like))
-            try:
-                result = await borg.run(
-                    argv.extract(
-                        location,
-                        archive,
-                        [w.stored for w in group],
-                        list_items=on_progress is not None,
-                        strip_components=group[0].strip,
-                    ),
-                    cwd=staging,
-                    on_progress=on_progress,
-                )
-            except BorgNoSpace as exc:
-                # borg 1.4 aborts on ENOSPC in some of its writes (a file's last
-                # truncate); it is the destination when the destination is full.
-                if not is_full(base):
-                    raise
-                raise no_room(base) from exc
-            absent = unmatched(result.warnings)
-            if absent:
-                raise NotInArchive(
-                    f"not in archive {archive}: {describe_paths(['/' + p for p in absent])}",
-                    hint="check the spelling with `coffre find NAME`, "
-                    "or try another --date or --archive",
-                )
-            failed = not_extracted(result.warnings)
-            if failed:
-                raise incomplete(failed, base, archive, rc=result.rc)
-            # What is left (nothing absent, nothing failed) left the files whole.
-            notes += [r.message for r in result.warnings]
-        # Walking and moving tens of thousands of files would stall the
-        # daemon's loop (status, metrics, the watchdog): a thread does it.
-        in_the_way = await asyncio.to_thread(_all_clashes, staged, overwrite)
-        if in_the_way:
-            raise WouldOverwrite(
-                f"{len(in_the_way)} file(s) exist already: {describe_paths(in_the_way)}",
-                hint="nothing was written; restore elsewhere with --to DIR, "
-                "or replace them with --overwrite",
-            )
-        placing = asyncio.ensure_future(asyncio.to_thread(_place, staged))
+        return await _restore_groups(
+            borg, location, archive, groups, to, overwrite, mark, on_progress, into_root
+        )
+    except LinkInTheWay as exc:
+        raise DestinationError(
+            f"{exc.filename} is a symbolic link: a restore never writes through one"
+            + "".join(f"; {note}" for note in getattr(exc, "__notes__", ())),
+            hint="nothing was written; see who made it and remove it, "
+            "or restore elsewhere with --to DIR (a real folder, no link on its way)",
+        ) from exc
+    except NotAFolder as exc:
+        raise DestinationError(
+            f"{exc.filename} is a file, not a folder: the restore cannot go through it",
+            hint="nothing was written; restore elsewhere with --to DIR",
+        ) from exc
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A group's destination, its staging folder, what it asked and whose look folders take."""
+
+    into: Destination
+    staging: Staging
+    group: list[Wanted]
+    like: os.stat_result
+
+
+async def _restore_groups(
+    borg: Borg,
+    location: str,
+    archive: str,
+    groups: dict[PurePosixPath, list[Wanted]],
+    to: Path | None,
+    overwrite: bool,
+    mark: StagingMark,
+    on_progress: Callable[[Progress], None] | None,
+    into_root: bool,
+) -> RestoreReport:
+    """:func:`restore_archive` once its arguments are checked; raises as it does, links included.
+
+    One ExitStack holds every descriptor, and one except clause removes every
+    staging folder and every folder made, so that any failure, cancellation
+    included, leaves the destinations as they were.
+    """
+    prepared: list[_Prepared] = []
+    made: list[tuple[int, str]] = []
+    notes: list[str] = []
+    with contextlib.ExitStack() as held:
         try:
-            nfiles, nbytes, written = await asyncio.shield(placing)
-        except asyncio.CancelledError:
-            await placing  # a stop waits for the moves: half a restore helps nobody
+            for root, group in groups.items():
+                base = root if into_root else destination(root, archive, _absolute(to))
+                into, like = _open_destination(
+                    root, base, fresh=to is None and not into_root, held=held, made=made
+                )
+                one = _Prepared(into, claim(into.fd, into.shown, mark, held), group, like)
+                prepared.append(one)
+                notes += await _extract(borg, location, archive, one, on_progress)
+            done = await _placed(prepared, overwrite)
+        except BaseException:
+            for one in prepared:
+                with contextlib.suppress(OSError):
+                    discard(one.staging)
+            for parent_fd, name in reversed(made):
+                with contextlib.suppress(OSError):
+                    os.rmdir(name, dir_fd=parent_fd)  # only if still empty: never what was there
             raise
-    except BaseException:
-        for staging, *_ in staged:
-            shutil.rmtree(staging, ignore_errors=True)
-        for folder in reversed(created):
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only if still empty: never what was there
-        raise
-    finally:
-        held.close()
-    for staging, *_ in staged:
-        staging.rmdir()
+        for one in prepared:
+            with contextlib.suppress(OSError):  # tagged: the next start removes it
+                discard(one.staging)
+    nfiles, nbytes, written = done
     return RestoreReport(
         archive=archive,
-        destinations=tuple(str(base) for _, base, _, _ in staged),
+        destinations=tuple(str(one.into.shown) for one in prepared),
         written=tuple(written),
         nfiles=nfiles,
         nbytes=nbytes,
@@ -260,178 +260,132 @@ async def restore_archive(
     )
 
 
-_Staged = tuple[Path, Path, list[Wanted], Path]
+def _absolute(to: Path | None) -> PurePosixPath | None:
+    """``to`` made absolute, ``..`` resolved by name (links are refused on the way anyway)."""
+    if to is None:
+        return None
+    return PurePosixPath(os.path.normpath(to if to.is_absolute() else Path.cwd() / to))
 
 
-def _claim(staging: Path, held: contextlib.ExitStack) -> None:
-    """Create ``staging`` and hold a lock on it until ``held`` closes.
+def _open_destination(
+    root: PurePosixPath,
+    base: PurePosixPath,
+    *,
+    fresh: bool,
+    held: contextlib.ExitStack,
+    made: list[tuple[int, str]],
+) -> tuple[Destination, os.stat_result]:
+    """The folder ``base``, opened (and made) from ``root`` or ``/``; and whose look it takes.
 
-    The lock tells :func:`remove_stale_staging` (the daemon's start) that the
-    folder is in use (a ``coffre recover`` running beside it); the kernel drops
-    it when the process dies, which is how a folder becomes stale.
+    Folders made get, by descriptor, the look of ``root`` when ``fresh`` (the
+    share's ``_restaurations``), else of the folder they are made in. Each
+    made folder is added to ``made`` (its parent's descriptor and its name),
+    every descriptor to ``held``. Raises LinkInTheWay, NotAFolder, OSError.
     """
-    staging.mkdir(mode=0o700)
-    fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
+    anchor = root if base == root or root in base.parents else PurePosixPath("/")
+    with contextlib.ExitStack() as anchor_held:
+        anchor_fd = os.open(anchor, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        anchor_held.callback(os.close, anchor_fd)
+        fd, created = walk_open(
+            anchor_fd, base.relative_to(anchor).parts, shown=anchor, create=True
+        )
+        look = os.fstat(anchor_fd) if fresh else None
     held.callback(os.close, fd)
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    for parent_fd, _ in created:
+        held.callback(os.close, parent_fd)
+    made += created
+    if look is None:
+        look = os.fstat(created[0][0]) if created else os.fstat(fd)
+    for depth, (parent_fd, name) in enumerate(created, start=len(base.parts) - len(created)):
+        adopt(parent_fd, name, look, shown=PurePosixPath(*base.parts[: depth + 1]))
+    return Destination(fd, base), look
 
 
-def remove_stale_staging(roots: Iterable[Path]) -> list[Path]:
-    """Remove the staging folders restores cut short left in ``roots``.
+async def _extract(
+    borg: Borg,
+    location: str,
+    archive: str,
+    one: _Prepared,
+    on_progress: Callable[[Progress], None] | None,
+) -> list[str]:
+    """Extract ``one``'s paths into its staging tree; borg's notes about files written whole.
 
-    They are the ``.coffre-restauration-*`` folders in each root (``coffre
-    recover``) and in its ``_restaurations/*/`` (the daemon's restores) that no
-    live process holds (see :func:`_claim`): what borg had extracted when its
-    daemon was killed. Returns those removed; one that cannot be removed stays,
-    for the next start. Those of restores ``--to`` elsewhere are not looked for.
+    Raises NotInArchive, the errors of :func:`incomplete` and :func:`no_room`,
+    and BorgError subclasses.
     """
-    removed = []
-    for root in roots:
-        in_restaurations = [
-            staging
-            for staging in root.glob(f"{RESTORE_FOLDER}/*/{STAGING_PREFIX}*")
-            # Never through a link someone made on the share (see _refuse_links).
-            if not staging.parent.is_symlink() and not staging.parent.parent.is_symlink()
-        ]
-        for staging in [*root.glob(f"{STAGING_PREFIX}*"), *in_restaurations]:
-            try:
-                fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-            except OSError:
-                continue  # not a folder, or a symbolic link: not ours
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                shutil.rmtree(staging)
-            except OSError:  # BlockingIOError: a restore holds it
-                continue
-            finally:
-                os.close(fd)
-            removed.append(staging)
-            if staging.parent != root:
-                with contextlib.suppress(OSError):
-                    staging.parent.rmdir()  # the archive's folder, if the restore made it only
-    return removed
+    group, base = one.group, Path(one.into.shown)
+    try:
+        result = await borg.run(
+            argv.extract(
+                location,
+                archive,
+                [w.stored for w in group],
+                list_items=on_progress is not None,
+                strip_components=group[0].strip,
+            ),
+            cwd=Path(proc_path(one.staging.tree_fd)),
+            on_progress=on_progress,
+        )
+    except BorgNoSpace as exc:
+        # borg 1.4 aborts on ENOSPC in some of its writes (a file's last
+        # truncate); it is the destination when the destination is full.
+        if not is_full(one.into.fd):
+            raise
+        raise no_room(base) from exc
+    absent = unmatched(result.warnings)
+    if absent:
+        raise NotInArchive(
+            f"not in archive {archive}: {describe_paths(['/' + p for p in absent])}",
+            hint="check the spelling with `coffre find NAME`, or try another --date or --archive",
+        )
+    failed = not_extracted(result.warnings)
+    if failed:
+        raise incomplete(failed, base, archive, rc=result.rc)
+    # What is left (nothing absent, nothing failed) left the files whole.
+    return [r.message for r in result.warnings]
 
 
-def _all_clashes(staged: Sequence[_Staged], overwrite: bool) -> list[Path]:
-    return [clash for staging, base, _, _ in staged for clash in _clashes(staging, base, overwrite)]
+async def _placed(prepared: Sequence[_Prepared], overwrite: bool) -> tuple[int, int, list[str]]:
+    """Check every destination, then move every staged tree into place; (files, bytes, paths).
+
+    Walking and moving tens of thousands of files would stall the daemon's
+    loop (status, metrics, the watchdog): a thread does it. A stop waits for
+    the moves: half a restore helps nobody. Raises WouldOverwrite (nothing
+    moved) and what :func:`~coffre.support.placement.place` raises.
+    """
+    in_the_way = await asyncio.to_thread(_all_clashes, prepared, overwrite)
+    if in_the_way:
+        raise WouldOverwrite(
+            f"{len(in_the_way)} file(s) exist already: {describe_paths(in_the_way)}",
+            hint="nothing was written; restore elsewhere with --to DIR, "
+            "or replace them with --overwrite",
+        )
+    placing = asyncio.ensure_future(asyncio.to_thread(_place, prepared, overwrite))
+    try:
+        return await asyncio.shield(placing)
+    except asyncio.CancelledError:
+        await placing
+        raise
 
 
-def _place(staged: Sequence[_Staged]) -> tuple[int, int, list[str]]:
+def _all_clashes(prepared: Sequence[_Prepared], overwrite: bool) -> list[PurePosixPath]:
+    return [c for one in prepared for c in clashes(one.staging.tree_fd, one.into, overwrite)]
+
+
+def _place(prepared: Sequence[_Prepared], overwrite: bool) -> tuple[int, int, list[str]]:
     """Move each staged tree into place; (files, bytes, the paths asked as written)."""
     nfiles = nbytes = 0
     written: list[str] = []
-    for staging, base, group, like in staged:
-        files, size = _count(staging)
+    for one in prepared:
+        files, size = count_tree(one.staging.tree_fd)
         nfiles, nbytes = nfiles + files, nbytes + size
-        _adopt(list(_mere_parents(staging, group)), like)
-        _move_into(staging, base)
-        written += [str(base.joinpath(*_tail(w))) for w in group]
+        for asked in one.group:
+            adopt_below(one.staging.tree_fd, _tail(asked), one.like)
+        place(one.staging.tree_fd, one.into, overwrite)
+        written += [str(one.into.shown.joinpath(*_tail(w))) for w in one.group]
     return nfiles, nbytes, written
 
 
 def _tail(wanted: Wanted) -> tuple[str, ...]:
     """The parts of ``wanted``'s path left after the share's folders are stripped."""
     return PurePosixPath(wanted.stored).parts[wanted.strip :]
-
-
-def _refuse_links(root: Path, base: Path) -> None:
-    """Raise DestinationError when a folder between ``root`` and ``base`` is a symbolic link.
-
-    The share is written by the practice's workstations: a link named
-    ``_restaurations`` (ransomware, a mistake) would have the daemon, as root,
-    write where the link points. ``--to`` is support's own choice: not checked.
-    """
-    probe = root
-    for part in base.relative_to(root).parts:
-        probe = probe / part
-        if probe.is_symlink():
-            raise DestinationError(
-                f"{probe} is a symbolic link: a restore never writes through one",
-                hint="nothing was written; see who made it on the share and remove it, "
-                "or restore elsewhere with --to DIR",
-            )
-
-
-def _existing_parent(path: Path) -> Path:
-    while not path.exists():
-        path = path.parent
-    return path
-
-
-def _make_dirs(base: Path, like: Path) -> list[Path]:
-    """Create ``base`` and its missing parents like ``like``; return them, outermost first."""
-    created = []
-    probe = base
-    while not probe.exists():
-        created.append(probe)
-        probe = probe.parent
-    created.reverse()
-    for folder in created:
-        folder.mkdir(mode=0o700)
-    _adopt(created, like)
-    return created
-
-
-def _mere_parents(staging: Path, group: Sequence[Wanted]) -> Iterator[Path]:
-    """Folders borg made only to hold a path asked (not archived items): adopt them."""
-    for one in group:
-        parts = _tail(one)
-        for depth in range(1, len(parts)):
-            yield staging.joinpath(*parts[:depth])
-
-
-def _adopt(folders: Sequence[Path], like: Path) -> None:
-    """Give ``folders`` the owner, group and mode of ``like`` (the share: setgid, group rw)."""
-    model = like.stat()
-    for folder in folders:
-        if folder.is_dir() and not folder.is_symlink():
-            os.chown(folder, model.st_uid, model.st_gid)
-            folder.chmod(stat.S_IMODE(model.st_mode))
-
-
-def _clashes(staging: Path, base: Path, overwrite: bool) -> list[Path]:
-    """What moving ``staging``'s tree into ``base`` would replace (folders merge).
-
-    With ``overwrite``, a file may replace a file; a folder and a file in
-    each other's place are still refused: replacing would drop a whole tree.
-    """
-    found: list[Path] = []
-    for entry in os.scandir(staging):
-        there = base / entry.name
-        try:
-            mode = there.lstat().st_mode
-        except FileNotFoundError:
-            continue
-        ours_is_dir = entry.is_dir(follow_symlinks=False)
-        if ours_is_dir and stat.S_ISDIR(mode):
-            found += _clashes(Path(entry.path), there, overwrite)
-        elif not overwrite or ours_is_dir or stat.S_ISDIR(mode):
-            found.append(there)
-    return found
-
-
-def _move_into(staging: Path, base: Path) -> None:
-    """Move every entry of ``staging`` into ``base``: rename, or merge into a folder there."""
-    for entry in os.scandir(staging):
-        there = base / entry.name
-        if entry.is_dir(follow_symlinks=False) and there.is_dir() and not there.is_symlink():
-            _move_into(Path(entry.path), there)
-            Path(entry.path).rmdir()
-        else:
-            # A file in the way was allowed by --overwrite (checked by _clashes).
-            Path(entry.path).replace(there)
-
-
-def _count(tree: Path) -> tuple[int, int]:
-    """(regular files, their bytes) under ``tree`` (os.scandir: its entries carry their type)."""
-    files = size = 0
-    folders = [str(tree)]
-    while folders:
-        with os.scandir(folders.pop()) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    folders.append(entry.path)
-                elif entry.is_file(follow_symlinks=False):
-                    files += 1
-                    size += entry.stat(follow_symlinks=False).st_size
-    return files, size
