@@ -64,20 +64,30 @@ def open_dir(parent_fd: int, name: str, *, shown: PurePosixPath) -> int:
     """A new descriptor of folder ``name`` in ``parent_fd``, never through a link.
 
     ``shown`` is the folder's path as a person knows it, for the errors.
-    Raises LinkInTheWay, NotAFolder, FileNotFoundError, or OSError.
+    Raises LinkInTheWay (a link there, or a name that keeps turning from a
+    folder into a link while it is opened), NotAFolder, FileNotFoundError,
+    or OSError.
     """
-    try:
-        return os.open(name, _OPEN_DIR, dir_fd=parent_fd)
-    except OSError as error:
-        if error.errno not in (errno.ELOOP, errno.ENOTDIR):
-            raise
+    for _ in range(_TRIES):
         try:
-            mode = os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode
-        except OSError:
-            raise error from None
+            return os.open(name, _OPEN_DIR, dir_fd=parent_fd)
+        except OSError as error:
+            if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            try:
+                mode = os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode
+            except OSError:
+                raise error from None
         if stat.S_ISLNK(mode):
-            raise LinkInTheWay(errno.ELOOP, "a symbolic link", str(shown)) from None
-        raise NotAFolder(errno.ENOTDIR, "not a folder", str(shown)) from None
+            raise LinkInTheWay(errno.ELOOP, "a symbolic link", str(shown))
+        if not stat.S_ISDIR(mode):
+            raise NotAFolder(errno.ENOTDIR, "not a folder", str(shown))
+        # A folder now, not when opened: someone swaps names there. Try again.
+    raise LinkInTheWay(errno.ELOOP, "a symbolic link and a folder in turn", str(shown))
+
+
+#: How many times :func:`open_dir` tries a name that turns into a folder once refused.
+_TRIES: Final = 8
 
 
 @contextmanager

@@ -185,7 +185,7 @@ async def restore_archive(
         )
     except LinkInTheWay as exc:
         raise DestinationError(
-            f"{exc.filename} is a symbolic link: a restore never writes through one"
+            f"{exc.filename} is {exc.strerror}: a restore never writes through one"
             + "".join(f"; {note}" for note in getattr(exc, "__notes__", ())),
             hint="nothing was written; see who made it and remove it, "
             "or restore elsewhere with --to DIR (a real folder, no link on its way)",
