@@ -7,6 +7,7 @@ import os
 import pytest
 
 from coffre.core.printable import controls_escaped
+from coffre.core.restore_plan import NAMED_IN_ERRORS, describe_paths
 
 
 def test_an_esc_colour_sequence_shows_its_escape_not_the_colour() -> None:
@@ -58,3 +59,13 @@ def test_escaping_twice_reads_as_escaping_once() -> None:
     once = controls_escaped(nasty)
     assert controls_escaped(once) == once
     assert once.isprintable()
+
+
+def test_the_paths_an_error_message_names_are_escaped_where_it_is_made() -> None:
+    message = describe_paths(["/srv/p/\x1b]0;pwned\x07rouge.txt", "/srv/p/Léa.odt"])
+    assert message == "/srv/p/\\x1b]0;pwned\\x07rouge.txt, /srv/p/Léa.odt"
+
+
+def test_an_error_message_naming_many_paths_counts_the_rest() -> None:
+    message = describe_paths([f"\x1b{n}" for n in range(NAMED_IN_ERRORS + 2)])
+    assert message.endswith(" and 2 more") and "\x1b" not in message
