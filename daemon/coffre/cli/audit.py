@@ -12,9 +12,10 @@ import sys
 from datetime import datetime, time
 from typing import TYPE_CHECKING, Any
 
-from coffre.cli.support import EXIT_FAILED, EXIT_OK, iso_day
+from coffre.cli.support import EXIT_FAILED, EXIT_OK, iso_day, print_json
 from coffre.core.config_types import Config
 from coffre.core.errors import PermissionRefused, UsageError
+from coffre.core.printable import controls_escaped
 
 if TYPE_CHECKING:
     from coffre.storage.audit import AuditEntry
@@ -72,8 +73,10 @@ def cmd_audit(args: argparse.Namespace, cfg: Config) -> int:
             hint="run it with sudo",
         ) from None
     if args.json:
-        json.dump([entry.as_json() for entry in entries], sys.stdout, indent=2, ensure_ascii=False)
-        print()
+        # ASCII JSON, as borg's: the exact names (lone surrogates of non-UTF-8 ones
+        # too) read back from escapes; no raw C1 control or bidi override reaches
+        # a terminal, and no name that is not UTF-8 fails the output.
+        print_json([entry.as_json() for entry in entries])
         return EXIT_OK
     if not entries:
         print(
@@ -101,7 +104,7 @@ def _verify(cfg: Config, *, as_json: bool) -> int:
         print(f"audit log intact: {report.count} entries")
     else:
         for problem in report.problems:
-            print(problem)
+            print(controls_escaped(problem))  # may quote a damage note read from the log
         print(
             f"audit log NOT intact: {len(report.problems)} problem(s), "
             f"{report.count} valid entries in {audit.audit_path(cfg)}"
@@ -110,7 +113,11 @@ def _verify(cfg: Config, *, as_json: bool) -> int:
 
 
 def _line(entry: AuditEntry, cfg: Config) -> str:
-    """One entry for people: local time, op, who, target, archive, paths, outcome."""
+    """One entry for people: local time, op, who, target, archive, paths, outcome.
+
+    Escaped (core.printable), the whole line: the paths are names from the
+    share, and the log's other fields are only as safe as whoever wrote them.
+    """
     from coffre.storage import audit  # here: `coffre` commands start without it
 
     local = entry.time.astimezone(cfg.schedule.timezone).strftime("%Y-%m-%d %H:%M:%S")
@@ -118,7 +125,7 @@ def _line(entry: AuditEntry, cfg: Config) -> str:
     if len(entry.paths) > _PATHS_SHOWN:
         paths += f" (+{len(entry.paths) - _PATHS_SHOWN} more)"
     damaged = "  [recorded after damage]" if entry.after_damage else ""
-    return (
+    return controls_escaped(
         f"{local}  {entry.op:<10} {audit.who(entry.person)}  {entry.target or '-'}  "
         f"{entry.archive or '-'}  {paths}  {entry.outcome}{damaged}"
     )

@@ -29,6 +29,7 @@ from coffre.cli.support import (
     DaemonRefused,
     answer,
     ask,
+    escaped_lines,
     follow,
     job_exit,
     last_event,
@@ -51,6 +52,7 @@ from coffre.core.messages import (
     StatusRequest,
     other_version,
 )
+from coffre.core.printable import controls_escaped
 from coffre.core.reports import (
     ArchivesReport,
     GuardView,
@@ -227,9 +229,11 @@ def _print_target(name: str, target: TargetStatus) -> None:
             and datetime.fromisoformat(failure["started_at"])
             < datetime.fromisoformat(ok["started_at"])
         )
+        # Recorded as the error said it: borg's words may quote a name from the share.
+        message = controls_escaped(failure["error_message"] or "")
         print(
             f"  last failure: {when(failure['finished_at'])} [{failure['error_kind']}] "
-            f"{failure['error_message']}{' (since succeeded)' if older else ''}"
+            f"{message}{' (since succeeded)' if older else ''}"
         )
     if target["slots"]:
         marks = " ".join(
@@ -248,7 +252,9 @@ def _print_archives(target: ArchivesReport, indent: str) -> None:
     for archive in target["archives"]:
         reasons = ", ".join(archive["reasons"]) if archive["reasons"] else ""
         tag = reasons or ("(to be deleted)" if archive["ours"] else "(not coffre's)")
-        print(f"{indent}  {archive['name']:<40} {when(archive['time'])}  {tag}")
+        # Whoever can write the repository names its archives: escaped (core.printable).
+        name = controls_escaped(archive["name"])
+        print(f"{indent}  {name:<40} {when(archive['time'])}  {tag}")
 
 
 def cmd_archives(args: argparse.Namespace, cfg: Config) -> int:
@@ -296,8 +302,8 @@ def cmd_prune(args: argparse.Namespace, cfg: Config) -> int:
         frozen_by = ", ".join(outcome.get("frozen_by", []))
         for name_held in outcome.get("held", []):
             print(f"  held    {name_held} (pruning frozen: {frozen_by} incident)")
-        for name_ignored in outcome["ignored"]:
-            print(f"  ignore  {name_ignored} (not coffre's)")
+        for name_ignored in outcome["ignored"]:  # named by whoever made them: escaped
+            print(f"  ignore  {controls_escaped(name_ignored)} (not coffre's)")
     return code
 
 
@@ -455,7 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         return handlers[args.command](args, cfg)
     except ConfigError as error:
-        print(error.message, file=sys.stderr)
+        print(escaped_lines(error.message), file=sys.stderr)  # one problem a line
         return error.exit_code
     except CoffreError as error:
         print_error({"message": error.message, "hint": error.hint}, sys.stderr)

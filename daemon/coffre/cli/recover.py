@@ -39,6 +39,7 @@ from coffre.core.errors import (
     PermissionRefused,
     UsageError,
 )
+from coffre.core.printable import controls_escaped
 from coffre.core.sshkeys import PublicKey, authorized_keys_line
 
 # `coffre --help` and every other command import this module for its parser:
@@ -542,7 +543,7 @@ class _Steps:
 
     def __call__(self, text: str) -> None:
         if not self._quiet:
-            print(text, file=sys.stderr)
+            print(controls_escaped(text), file=sys.stderr)  # names an archive of the host's
 
     def progress(self) -> Callable[[Progress], None] | None:
         """A progress printer on a terminal; None elsewhere (borg then skips its extra pass)."""
@@ -584,16 +585,21 @@ def _print(answer: dict[str, Any], args: argparse.Namespace, inputs: _Inputs) ->
         print(f"repository {answer['repository_id']}: {len(archives)} archive(s)")
         for archive in archives:
             mark = "  (checkpoint: incomplete)" if archive["checkpoint"] else ""
-            print(f"  {archive['name']:<40} {archive['time'][:19].replace('T', ' ')}{mark}")
+            name = controls_escaped(archive["name"])
+            print(f"  {name:<40} {archive['time'][:19].replace('T', ' ')}{mark}")
         return
+    # Escaped (core.printable): names from the archive, and archive names the host
+    # holds; --json keeps them exact.
     print(
-        f"recovered archive {answer['archive']}: {answer['nfiles']} file(s), "
-        f"{size(answer['nbytes'])}, into {', '.join(answer['destinations'])}"
+        controls_escaped(
+            f"recovered archive {answer['archive']}: {answer['nfiles']} file(s), "
+            f"{size(answer['nbytes'])}, into {', '.join(answer['destinations'])}"
+        )
     )
     for path in answer["written"]:
-        print(f"  {path}")
-    for warning in answer["warnings"]:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"  {controls_escaped(path)}")
+    for warning in answer["warnings"]:  # borg's, naming the file
+        print(f"warning: {controls_escaped(warning)}", file=sys.stderr)
     print(
         "next: check the files, then set the box up again (docs/disaster-recovery.md: "
         "new repositories, new paper keys)"

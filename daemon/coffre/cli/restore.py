@@ -50,6 +50,7 @@ from coffre.core.messages import (
     ReadRequest,
     RestoreRequest,
 )
+from coffre.core.printable import controls_escaped
 from coffre.core.request_check import check_request
 
 #: Exit code of a find that matched nothing (as a restore of a path in no archive).
@@ -126,9 +127,10 @@ def _result(events: Iterable[Event], *, tty: bool) -> Event:
         if event is None:
             continue
         if event["event"] == "waiting":
-            print(event["message"], file=sys.stderr)
+            print(controls_escaped(event["message"]), file=sys.stderr)
         elif event["event"] == "archive":
-            print(f"archive {event['archive']} of {event['target']}", file=sys.stderr)
+            archive = controls_escaped(event["archive"])
+            print(f"archive {archive} of {event['target']}", file=sys.stderr)
         elif event["event"] == "progress" and tty and event.get("items") is not None:
             print(
                 f"\r{event['target']}: {event.get('items')} items restored   ",
@@ -170,15 +172,15 @@ def cmd_find(args: argparse.Namespace, cfg: Config) -> int:
     if not outcome["ok"]:
         return _failed(outcome)
     if args.json:
-        print_json({"target": target, **outcome})
+        print_json({"target": target, **outcome})  # the exact names: json escapes controls
     else:
         current = None
         for hit in outcome["hits"]:
             if hit["archive"] != current:
                 current = hit["archive"]
-                print(f"{current} ({target}, made {when(hit['archive_time'])})")
+                print(f"{controls_escaped(current)} ({target}, made {when(hit['archive_time'])})")
             kind = "folder" if hit["type"] == "d" else size(hit["size"])
-            print(f"  {when(hit['mtime'])}  {kind:>9}  {hit['path']}")
+            print(f"  {when(hit['mtime'])}  {kind:>9}  {controls_escaped(hit['path'])}")
         if outcome["truncated"]:
             print(f"... {outcome['total']} matches in all: narrow the pattern or use --since")
     if not outcome["hits"]:
@@ -210,14 +212,15 @@ def cmd_restore(args: argparse.Namespace, cfg: Config) -> int:
     if not outcome["ok"]:
         return _failed(outcome)
     if not args.json:
+        archive = controls_escaped(str(outcome["archive"]))
         print(
             f"restored {outcome['nfiles']} file(s), {size(outcome['nbytes'])}, "
-            f"from archive {outcome['archive']} of {target}:"
+            f"from archive {archive} of {target}:"
         )
         for path in outcome["written"]:
-            print(f"  {path}")
-        for warning in outcome.get("warnings", []):
-            print(f"warning: {warning}", file=sys.stderr)
+            print(f"  {controls_escaped(path)}")
+        for warning in outcome.get("warnings", []):  # borg's, naming the file
+            print(f"warning: {controls_escaped(warning)}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -286,7 +289,7 @@ def _until_mounted(events: Iterator[Event]) -> MountedEvent | int:
         if event is None:
             continue
         if event["event"] == "waiting":
-            print(event["message"], file=sys.stderr)
+            print(controls_escaped(event["message"]), file=sys.stderr)
         if event["event"] == "mounted":
             return event
     return EXIT_FAILED

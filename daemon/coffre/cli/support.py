@@ -13,6 +13,7 @@ from coffre.cli.client import request
 from coffre.core.config_types import Config
 from coffre.core.job_events import TargetDone, outcomes_from_json, stream_event
 from coffre.core.messages import Event, Request
+from coffre.core.printable import controls_escaped
 
 EXIT_OK, EXIT_FAILED = 0, 1
 #: The job ended, but a backup made its archive with borg's warnings (files not
@@ -36,10 +37,23 @@ def when(iso: str | None) -> str:
 
 
 def print_error(error: Mapping[str, object], out: TextIO) -> None:
-    """``error: MESSAGE`` and ``what to do: HINT`` (an ErrorInfo, or what an old daemon sent)."""
-    print(f"error: {error.get('message', 'failed')}", file=out)
+    """``error: MESSAGE`` and ``what to do: HINT`` (an ErrorInfo, or what an old daemon sent).
+
+    Both escaped but for their line breaks (see :func:`escaped_lines`). Raises nothing.
+    """
+    print(f"error: {escaped_lines(str(error.get('message', 'failed')))}", file=out)
     if error.get("hint"):
-        print(f"  what to do: {error['hint']}", file=out)
+        print(f"  what to do: {escaped_lines(str(error['hint']))}", file=out)
+
+
+def escaped_lines(text: str) -> str:
+    """``text`` with each line escaped (core.printable), its line breaks kept.
+
+    The last guard before the terminal: a message may quote borg (whose own
+    messages may run over lines) or a name its maker did not escape; names are
+    escaped where messages are made, and escaping twice changes nothing.
+    """
+    return "\n".join(controls_escaped(line) for line in text.split("\n"))
 
 
 # --- talking to the daemon ---------------------------------------------------

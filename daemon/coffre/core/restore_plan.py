@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from coffre.core.errors import UsageError
 from coffre.core.model import Archive, Item
+from coffre.core.printable import controls_escaped
 
 #: The share's folder that receives restores (visible to the practice over SMB).
 RESTORE_FOLDER = "_restaurations"
@@ -93,8 +94,12 @@ def destination(root: PurePosixPath, archive: str, to: PurePosixPath | None) -> 
 
 
 def describe_paths(paths: Sequence[object]) -> str:
-    """The first few of ``paths``, then how many more, for an error message."""
-    shown = ", ".join(str(p) for p in paths[:NAMED_IN_ERRORS])
+    """The first few of ``paths``, escaped, then how many more, for an error message.
+
+    Escaped here (:func:`controls_escaped`), where the message is made: it goes
+    to the support engineer's terminal and to the journal alike. Raises nothing.
+    """
+    shown = ", ".join(controls_escaped(str(p)) for p in paths[:NAMED_IN_ERRORS])
     rest = len(paths) - NAMED_IN_ERRORS
     return shown + (f" and {rest} more" if rest > 0 else "")
 

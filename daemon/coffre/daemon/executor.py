@@ -22,6 +22,7 @@ from coffre.core.errors import (
 )
 from coffre.core.job_events import OutcomeDetails, TargetOutcome, succeeded
 from coffre.core.messages import ErrorInfo, error_info
+from coffre.core.printable import controls_escaped
 from coffre.core.retention import Plan
 from coffre.jobs.backup import create_archive
 from coffre.jobs.pruning import apply_retention
@@ -279,7 +280,7 @@ class Executor:
             "%s of %s failed: %s",
             kind,
             target,
-            error,
+            controls_escaped(str(error)),  # borg's words may quote a name from the share
             extra={
                 "MESSAGE_ID": log_ids[2] if log_ids else "",
                 "COFFRE_ERROR_KIND": error.kind,

@@ -61,6 +61,7 @@ from coffre.core.messages import (
     Send,
     StatusRequest,
 )
+from coffre.core.printable import controls_escaped
 from coffre.daemon.control import Handler, serve
 from coffre.daemon.executor import Executor
 from coffre.daemon.notify import Notifier
@@ -236,7 +237,9 @@ class Daemon:
             logger.warning("%d run(s) were cut short by the last stop of the daemon", interrupted)
         mark = StagingMark.of_box(config.paths.state)
         for stale in await asyncio.to_thread(remove_stale_staging, config.source.paths, mark):
-            logger.warning("removed %s: what a restore cut short had extracted", stale)
+            logger.warning(
+                "removed %s: what a restore cut short had extracted", controls_escaped(str(stale))
+            )
         return state
 
     def _assemble(self, state: State) -> Running:

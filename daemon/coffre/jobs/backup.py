@@ -22,6 +22,7 @@ from coffre.borg.exitcodes import is_warning
 from coffre.borg.runner import BorgResult, Progress
 from coffre.core.errors import RepositoryIdMismatch, SourceUnavailable
 from coffre.core.outcomes import Reason, describe
+from coffre.core.printable import controls_escaped
 from coffre.jobs.change_watch import plant_canaries, watch
 from coffre.jobs.pruning import record_repository_size
 from coffre.jobs.services import Services
@@ -180,14 +181,16 @@ def log_warned(logger: logging.Logger, target: str, warned: Sequence[Warned]) ->
     file. Raises nothing.
     """
     for item in warned[:MAX_LISTED]:
+        # borg's message names the file as the share has it: escaped (core.printable).
+        message = controls_escaped(item.message)
         if item.reason is Reason.OTHER:
-            logger.warning("backup of %s: borg warned: %s", target, item.message)
+            logger.warning("backup of %s: borg warned: %s", target, message)
             continue
         logger.warning(
             "backup of %s: file %s: %s",
             target,
             describe(item.reason),
-            item.message,
+            message,
             extra={
                 "MESSAGE_ID": logs.MSG_FILE_NOT_BACKED_UP,
                 "COFFRE_TARGET": target,

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from coffre.core.errors import CoffreError, InternalError
 from coffre.core.messages import error_info
+from coffre.core.printable import controls_escaped
 from coffre.storage import logs
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def unexpected(error: Exception, where: str, logger: logging.Logger) -> Internal
     internal = InternalError.from_exception(error, where)
     logger.error(
         "%s",
-        internal.message,
+        controls_escaped(internal.message),  # the error's text may quote a name from the share
         exc_info=error,
         extra={"MESSAGE_ID": logs.MSG_JOB_CRASHED, "COFFRE_ERROR_KIND": internal.kind},
     )

@@ -26,6 +26,7 @@ from coffre.core.clock import local_iso
 from coffre.core.errors import BorgArchiveMissing, CoffreError, DestinationError, DiskError
 from coffre.core.job_events import OutcomeDetails
 from coffre.core.model import Archive, Item
+from coffre.core.printable import controls_escaped
 from coffre.core.restore_plan import matcher, newest_first, pick_archive, since_filter
 from coffre.jobs.archive_list import known_archives, list_archives
 from coffre.jobs.queue import Job
@@ -150,7 +151,8 @@ async def restore_job(
                 on_progress=_progress(job, repo.name) if options.progress else None,
             )
         except OSError as exc:
-            where = exc.filename or options.to or "the share"
+            # exc.filename may be a name from the share: escaped (core.printable).
+            where = controls_escaped(str(exc.filename or options.to or "the share"))
             if exc.errno == errno.ENOSPC:
                 raise no_room(Path(where)) from exc
             raise DestinationError(

@@ -45,6 +45,7 @@ from coffre.core.errors import (
     WouldOverwrite,
 )
 from coffre.core.model import Item
+from coffre.core.printable import controls_escaped
 from coffre.core.restore_plan import Wanted, describe_paths, destination
 from coffre.storage.dirfd import LinkInTheWay, NotAFolder, count_tree, proc_path, walk_open
 from coffre.storage.staging_mark import StagingMark
@@ -111,7 +112,7 @@ def incomplete(failed: Sequence[LogRecord], base: Path, archive: str, *, rc: int
     what = describe_paths([r.message for r in failed])
     if all(r.msgid == "BackupOSError" for r in failed):
         return DestinationError(
-            f"cannot write the restore to {base}: {what}",
+            f"cannot write the restore to {controls_escaped(str(base))}: {what}",
             hint="nothing was written; restore elsewhere with --to DIR",
         )
     return BorgIntegrityError(
@@ -125,7 +126,7 @@ def incomplete(failed: Sequence[LogRecord], base: Path, archive: str, *, rc: int
 def no_room(base: Path) -> DestinationError:
     """The error of a restore that filled the filesystem of ``base``."""
     return DestinationError(
-        f"no space left where the restore goes ({base})",
+        f"no space left where the restore goes ({controls_escaped(str(base))})",
         hint="nothing was written (what borg had written is removed); free space there, "
         "restore fewer paths, or restore elsewhere with --to DIR",
     )
@@ -185,14 +186,16 @@ async def restore_archive(
         )
     except LinkInTheWay as exc:
         raise DestinationError(
-            f"{exc.filename} is {exc.strerror}: a restore never writes through one"
+            f"{controls_escaped(str(exc.filename))} is {exc.strerror}: "
+            "a restore never writes through one"
             + "".join(f"; {note}" for note in getattr(exc, "__notes__", ())),
             hint="nothing was written; see who made it and remove it, "
             "or restore elsewhere with --to DIR (a real folder, no link on its way)",
         ) from exc
     except NotAFolder as exc:
         raise DestinationError(
-            f"{exc.filename} is a file, not a folder: the restore cannot go through it",
+            f"{controls_escaped(str(exc.filename))} is a file, not a folder: "
+            "the restore cannot go through it",
             hint="nothing was written; restore elsewhere with --to DIR",
         ) from exc
 
