@@ -54,7 +54,9 @@ __all__ = [
     "AuditReport",
     "AuditUnavailable",
     "audit_path",
+    "entry_of_line",
     "head_path",
+    "load_head",
     "read_entries",
     "verify",
 ]
@@ -528,6 +530,22 @@ def _head_problems(
 
 
 # --- lines ----------------------------------------------------------------------
+
+
+def entry_of_line(line: bytes) -> AuditEntry | None:
+    """The entry on ``line`` (its exact bytes, without newline); None when it is not a valid
+    one (:func:`verify` says why). Raises nothing."""
+    try:
+        return _parse(line)
+    except _BadLine:
+        return None
+
+
+def load_head(path: Path) -> tuple[int, str] | None:
+    """What the head file ``path`` says: (seq, hash); None when it is missing or damaged
+    (unreadable, not JSON, not a seq and a SHA-256). Raises nothing."""
+    head, _ = _load_head(path)
+    return None if head is None else (head.seq, head.hash)
 
 
 class _BadLine(Exception):
