@@ -12,10 +12,11 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from coffre.core.config_types import LocalTarget, OffsiteTarget
+from coffre.core.config_types import LocalTarget, OffsiteTarget, PathsConfig
 from coffre.guard.incidents import CLOCK, RANSOMWARE, IncidentStore
 from coffre.observe.facts import Observer
 from coffre.observe.metrics import Exporter
+from coffre.storage.audit import AuditLog, audit_path
 from coffre.storage.state import State
 from tests.fakes import Clock, config
 
@@ -26,12 +27,17 @@ SERIES = re.compile(r"\bcoffre_[a-z_]+\b")
 
 def exported(tmp_path: Path) -> set[str]:
     """Every series name of a box with a local target, an offsite one and a disk, both guard
-    incidents open and a synchronised clock (series that are absent otherwise)."""
+    incidents open, a synchronised clock and an audit entry (series absent otherwise)."""
     (tmp_path / "repo").mkdir()
     practice = config(
         tmp_path,
         LocalTarget("local", tmp_path / "repo"),
         OffsiteTarget("hds", "u", "hds.example", 22, "/r"),
+        paths=PathsConfig(state=tmp_path / "state"),
+    )
+    # One audit entry: its chain's series exist.
+    AuditLog(audit_path(practice), logging.getLogger("t")).record(
+        op="find", at=T0, person={}, target=None, archive=None, paths=[], outcome="ok"
     )
     state = State.open(tmp_path / "state.db", logger=logging.getLogger("t"), now=T0)
     state.enroll_disk("disque-a", "uuid", "repo", T0)
