@@ -11,14 +11,18 @@ Each line carries the SHA-256 of the previous line's exact bytes (``prev``; 64
 zeros for the first), and a head file beside the log (``audit.log.head``)
 holds the sequence number and hash of the last line. :func:`verify` then finds,
 and names by line, a line edited, removed or garbled anywhere, including the
-last ones, which the chain alone cannot vouch for.
+last ones, which the chain alone cannot vouch for, whenever whoever did it did
+not also rewrite every later line and the head file to match.
 
-What this does not do: someone with root on the box can rewrite the whole file
-and its head consistently, since no secret key is involved. The independent
-witness is the journal: every entry is also logged with its seq and hash
-(``MESSAGE_ID`` :data:`MSG_AUDIT`, fields ``COFFRE_AUDIT_SEQ`` and
-``COFFRE_AUDIT_HASH``), so a rewritten file no longer matches the journal (and
-any log shipped off the box).
+What this does not do: someone with root on the box can rewrite the file and
+its head consistently (no secret key is involved), or delete both; verify then
+says intact. The box's journal, where every entry is also logged with its seq
+and hash (``MESSAGE_ID`` :data:`MSG_AUDIT`, fields ``COFFRE_AUDIT_SEQ`` and
+``COFFRE_AUDIT_HASH``), is under the same root. The witnesses are off the
+box: the metrics carry the entry count and the last entries' chain hashes
+(:mod:`coffre.storage.audit_tail`, ``coffre.observe.audit_series``), which the
+central store's alerts compare with what they saw before; and the journal
+lines, where forwarded (``packaging/journal/``), keep each entry as logged.
 
 Two processes write: the daemon and the standalone ``coffre recover``. Each
 :meth:`AuditLog.record` takes an exclusive ``flock`` on the log while it reads
