@@ -81,6 +81,9 @@ install -D -m 0644 -t "$STAGE/usr/share/coffre/samba" \
 install -D -m 0644 -t "$STAGE/usr/share/coffre/prometheus" \
 	packaging/prometheus/agent.yml packaging/prometheus/coffre-rules.yml
 install -D -m 0644 -t "$STAGE/usr/share/coffre/grafana" packaging/grafana/coffre-dashboard.json
+# The audit trail's journal copy off the box, for rsyslog: off until the
+# admin installs it (README, "Audit trail").
+install -D -m 0644 -t "$STAGE/usr/share/coffre/journal" packaging/journal/coffre-audit-forward.conf
 install -D -m 0644 packaging/debian/lintian-overrides "$STAGE/usr/share/lintian/overrides/coffre"
 install -d "$STAGE/usr/share/man/man1"
 gzip -9n <packaging/coffre.1 >"$STAGE/usr/share/man/man1/coffre.1.gz"

@@ -232,6 +232,7 @@ def test_files_landed_with_their_modes(installed: Path) -> None:
         "/usr/share/coffre/prometheus/agent.yml": 0o644,
         "/usr/share/coffre/prometheus/coffre-rules.yml": 0o644,
         "/usr/share/coffre/grafana/coffre-dashboard.json": 0o644,
+        "/usr/share/coffre/journal/coffre-audit-forward.conf": 0o644,
         "/usr/share/doc/coffre/guide-cabinet.md": 0o644,
         "/usr/share/doc/coffre/copyright": 0o644,
         "/usr/share/doc/coffre/changelog.Debian.gz": 0o644,
@@ -253,6 +254,8 @@ def test_files_landed_with_their_modes(installed: Path) -> None:
         "/usr/share/coffre/prometheus/coffre-rules.yml": REPO
         / "packaging/prometheus/coffre-rules.yml",
         "/usr/share/coffre/prometheus/agent.yml": REPO / "packaging/prometheus/agent.yml",
+        "/usr/share/coffre/journal/coffre-audit-forward.conf": REPO
+        / "packaging/journal/coffre-audit-forward.conf",
     }
     for installed_path, source in same.items():
         assert Path(installed_path).read_bytes() == source.read_bytes(), installed_path

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import socket
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,18 +17,23 @@ import pytest
 from prometheus_client.exposition import generate_latest
 
 from coffre import __version__
-from coffre.core.config_types import Config, LocalTarget, OffsiteTarget
+from coffre.core.config_types import Config, LocalTarget, OffsiteTarget, PathsConfig
 from coffre.core.errors import ERROR_KINDS, BorgIntegrityError, BorgNoSpace, OffsiteUnreachable
 from coffre.core.model import Archive
 from coffre.core.outcomes import BackupWarnings, Reason
 from coffre.jobs.queue import JobQueue, JobRequest
 from coffre.jobs.services import Services
+from coffre.observe import audit_series
 from coffre.observe.facts import Observer
 from coffre.observe.metrics import RUN_ERROR_KINDS, Exporter
+from coffre.storage import audit_tail
+from coffre.storage.audit import AuditLog, audit_path, head_path, read_entries, verify
+from coffre.storage.audit_tail import ChainTail
 from coffre.storage.state import RunStats, State
 from coffre.targets.offsite.repository import record_preflight
 from tests.exposition import Series, parse, value
 from tests.fakes import Clock, config
+from tests.forged_audit import edit_entry, rewrite_consistently
 
 PARIS = ZoneInfo("Europe/Paris")
 T0 = datetime(2026, 11, 18, 1, 30, tzinfo=UTC)
@@ -393,3 +400,141 @@ def test_a_clean_backup_after_warnings_clears_all_but_the_counter(
     assert value(series, "coffre_backup_warnings_in_a_row", target="local") == 0
     assert value(series, "coffre_backup_warnings_total", target="local") == 1
     assert value(series, "coffre_health", state="ok") == 1
+
+
+# --- the audit log's witness -----------------------------------------------------
+
+
+def _audited(tmp_path: Path, state: State, entries: int) -> tuple[Exporter, Path]:
+    """An exporter whose state dir is ``tmp_path/state``, its audit log holding ``entries``."""
+    practice = replace(_config(tmp_path), paths=PathsConfig(state=tmp_path / "state"))
+    log = audit_path(practice)
+    writer = AuditLog(log, LOG)
+    for n in range(entries):
+        writer.record(
+            op="restore",
+            at=T0 + timedelta(minutes=n),
+            person={"user": "alice"},
+            target="local",
+            archive="cabinet-2026-11-18T01:30",
+            paths=[f"PATIENT-MARKER-Dupont/bilan-{n}.pdf"],
+            outcome="ok",
+        )
+    observer = Observer(practice, state, Clock(T0))
+    return Exporter(observer, practice, LOG), log
+
+
+def _chain(series: Series) -> dict[str, str]:
+    """The coffre_audit_chain_info series as seq -> hash (each seq once)."""
+    found: dict[str, str] = {}
+    for name, labels in series:
+        if name == "coffre_audit_chain_info":
+            pairs = dict(labels)
+            assert set(pairs) == {"seq", "hash"}, pairs
+            assert pairs["seq"] not in found, f"seq {pairs['seq']} with two hashes"
+            found[pairs["seq"]] = pairs["hash"]
+            assert series[(name, labels)] == 1
+    return found
+
+
+def test_the_audit_entries_and_the_chains_last_hashes_are_exported(
+    tmp_path: Path, state: State
+) -> None:
+    exporter, log = _audited(tmp_path, state, 40)
+    text = exporter.exposition().decode()
+    series = parse(text)
+    assert value(series, "coffre_audit_entries_total") == 40
+    entries = read_entries(log)
+    # The last 16 entries (the head's is the last one's): seq and 16 hex of the line's SHA-256.
+    assert _chain(series) == {str(e.seq): e.hash[:16] for e in entries[-16:]}
+    assert "# TYPE coffre_audit_entries_total counter" in text
+    # No patient data, no person: figures only.
+    assert "PATIENT-MARKER" not in text
+    assert "alice" not in text
+
+
+def test_a_box_without_audit_log_exports_0_entries_and_no_chain(
+    tmp_path: Path, state: State
+) -> None:
+    exporter, _ = _audited(tmp_path, state, 0)
+    series = scrape(exporter)
+    assert value(series, "coffre_audit_entries_total") == 0
+    assert _chain(series) == {}
+
+
+def test_a_consistent_rewrite_changes_the_hash_of_a_seq_exported_before(
+    tmp_path: Path, state: State
+) -> None:
+    exporter, log = _audited(tmp_path, state, 40)
+    before = _chain(scrape(exporter))
+    rewrite_consistently(log, edit_entry(1, paths=["nothing.pdf"]))
+    assert verify(log).ok  # the box alone sees nothing
+    after = _chain(scrape(exporter))
+    assert after.keys() == before.keys()
+    assert all(after[seq] != before[seq] for seq in before)
+    assert value(scrape(exporter), "coffre_audit_entries_total") == 40
+
+
+def test_a_deleted_audit_log_shows_as_the_count_going_back_to_0(
+    tmp_path: Path, state: State
+) -> None:
+    exporter, log = _audited(tmp_path, state, 5)
+    assert value(scrape(exporter), "coffre_audit_entries_total") == 5
+    log.unlink()
+    head = head_path(log)
+    series = scrape(exporter)
+    assert value(series, "coffre_audit_entries_total") == 0
+    # The head file left behind still says seq 5, with the hash seen before.
+    assert set(_chain(series)) == {"5"}
+    head.unlink()
+    series = scrape(exporter)
+    assert value(series, "coffre_audit_entries_total") == 0
+    assert _chain(series) == {}
+
+
+def test_the_audit_log_is_read_again_only_after_it_changed(
+    tmp_path: Path, state: State, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exporter, log = _audited(tmp_path, state, 3)
+    reads: list[Path] = []
+    real = audit_tail.read_tail
+
+    def counting(path: Path, count: int, *, wait: bool) -> ChainTail:
+        reads.append(path)
+        return real(path, count, wait=wait)
+
+    monkeypatch.setattr(audit_series, "read_tail", counting)
+    for _ in range(3):
+        assert value(scrape(exporter), "coffre_audit_entries_total") == 3
+    assert len(reads) == 1
+    AuditLog(log, LOG).record(
+        op="find", at=T0, person={}, target=None, archive=None, paths=[], outcome="ok"
+    )
+    assert value(scrape(exporter), "coffre_audit_entries_total") == 4
+    assert len(reads) == 2
+
+
+def test_an_audit_log_being_written_shows_the_last_figures_without_waiting(
+    tmp_path: Path, state: State
+) -> None:
+    exporter, log = _audited(tmp_path, state, 3)
+    before = scrape(exporter)
+    with log.open("ab") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # a record in progress
+        held.write(b"x")  # its line half written: the log changed
+        held.flush()
+        during = scrape(exporter)
+    assert value(during, "coffre_audit_entries_total") == 3
+    assert _chain(during) == _chain(before)
+
+
+def test_an_unreadable_audit_log_leaves_its_series_out_and_the_rest_up(
+    tmp_path: Path, state: State, caplog: pytest.LogCaptureFixture
+) -> None:
+    exporter, log = _audited(tmp_path, state, 0)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.symlink_to(tmp_path / "elsewhere")  # never followed
+    series = scrape(exporter)
+    assert value(series, "coffre_up") == 1
+    assert "coffre_audit_entries_total" not in names(series)
+    assert "cannot read the audit log" in caplog.text

@@ -12,10 +12,11 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from coffre.core.config_types import LocalTarget, OffsiteTarget
+from coffre.core.config_types import LocalTarget, OffsiteTarget, PathsConfig
 from coffre.guard.incidents import CLOCK, RANSOMWARE, IncidentStore
 from coffre.observe.facts import Observer
 from coffre.observe.metrics import Exporter
+from coffre.storage.audit import MSG_AUDIT, MSG_AUDIT_DAMAGED, AuditLog, audit_path
 from coffre.storage.state import State
 from tests.fakes import Clock, config
 
@@ -26,12 +27,17 @@ SERIES = re.compile(r"\bcoffre_[a-z_]+\b")
 
 def exported(tmp_path: Path) -> set[str]:
     """Every series name of a box with a local target, an offsite one and a disk, both guard
-    incidents open and a synchronised clock (series that are absent otherwise)."""
+    incidents open, a synchronised clock and an audit entry (series absent otherwise)."""
     (tmp_path / "repo").mkdir()
     practice = config(
         tmp_path,
         LocalTarget("local", tmp_path / "repo"),
         OffsiteTarget("hds", "u", "hds.example", 22, "/r"),
+        paths=PathsConfig(state=tmp_path / "state"),
+    )
+    # One audit entry: its chain's series exist.
+    AuditLog(audit_path(practice), logging.getLogger("t")).record(
+        op="find", at=T0, person={}, target=None, archive=None, paths=[], outcome="ok"
     )
     state = State.open(tmp_path / "state.db", logger=logging.getLogger("t"), now=T0)
     state.enroll_disk("disque-a", "uuid", "repo", T0)
@@ -71,3 +77,20 @@ def test_the_dashboard_uses_exported_series_only(tmp_path: Path) -> None:
     assert all('box=~"$box"' in expr for expr in exprs), [
         e for e in exprs if 'box=~"$box"' not in e
     ]
+
+
+def test_the_journal_forwarding_sends_the_audit_entries_only_and_over_tls_only() -> None:
+    text = (PACKAGING / "journal" / "coffre-audit-forward.conf").read_text()
+    rules = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    # The audit's two MESSAGE_IDs, as coffre logs them, and no other.
+    assert set(re.findall(r'\$!MESSAGE_ID == "(\w+)"', rules)) == {MSG_AUDIT, MSG_AUDIT_DAMAGED}
+    assert re.findall(r"\b[0-9a-f]{32}\b", rules) == [MSG_AUDIT, MSG_AUDIT_DAMAGED]
+    # One action, inside the MESSAGE_ID filter; what the journal gave is then stopped.
+    assert rules.count('action(type="omfwd"') == 1
+    assert rules.index("$!MESSAGE_ID") < rules.index("action(") < rules.index("stop")
+    # TLS, its peer's certificate checked by name.
+    for setting in ('StreamDriver="gtls"', 'StreamDriverMode="1"', 'AuthMode="x509/name"'):
+        assert setting in rules, setting
+    # The seq and hash travel with the sentence; never the paths (not in the message).
+    assert "%$!COFFRE_AUDIT_SEQ%" in rules and "%$!COFFRE_AUDIT_HASH%" in rules
+    assert "paths" not in rules.lower()

@@ -23,7 +23,9 @@ archive exists), but not a successful attempt (``coffre_last_attempt_success``
 the files its archive lacks (a count: the names stay in the journal).
 
 The guard's series (incidents, the frozen pruning, each night's figures,
-the clock's synchronisation) are built by ``coffre.observe.guard_series``.
+the clock's synchronisation) are built by ``coffre.observe.guard_series``;
+the audit log's witness (its length, the end of its hash chain) by
+``coffre.observe.audit_series``.
 """
 
 from __future__ import annotations
@@ -45,8 +47,10 @@ from coffre.core.config_types import Config
 from coffre.core.errors import ELSEWHERE_KINDS, ERROR_KINDS, CoffreError
 from coffre.core.health import Facts, Health, TargetFacts, assess
 from coffre.jobs.queue import JobKind
+from coffre.observe.audit_series import AuditWitness
 from coffre.observe.facts import Observer
 from coffre.observe.guard_series import guard_series
+from coffre.storage.audit import audit_path
 from coffre.storage.state import SUCCESS, WARNING, RunRecord
 
 #: Error kinds only the CLI meets (never a run's outcome): no series for them.
@@ -95,6 +99,7 @@ class CoffreCollector(Collector):
         self._logger = logger
         self.borg_version = "unknown"
         self._failing = False
+        self._audit = AuditWitness(audit_path(config), logger)
 
     def describe(self) -> Iterable[Metric]:
         # Nothing: registering must not read state (and the names are ours alone).
@@ -133,6 +138,7 @@ class CoffreCollector(Collector):
             *_counters(facts),
             *guard_series(facts),
             _health(facts),
+            *self._audit.series(),
         ]
 
     def _repositories(self, facts: Facts) -> list[Metric]:

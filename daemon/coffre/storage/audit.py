@@ -11,14 +11,18 @@ Each line carries the SHA-256 of the previous line's exact bytes (``prev``; 64
 zeros for the first), and a head file beside the log (``audit.log.head``)
 holds the sequence number and hash of the last line. :func:`verify` then finds,
 and names by line, a line edited, removed or garbled anywhere, including the
-last ones, which the chain alone cannot vouch for.
+last ones, which the chain alone cannot vouch for, whenever whoever did it did
+not also rewrite every later line and the head file to match.
 
-What this does not do: someone with root on the box can rewrite the whole file
-and its head consistently, since no secret key is involved. The independent
-witness is the journal: every entry is also logged with its seq and hash
-(``MESSAGE_ID`` :data:`MSG_AUDIT`, fields ``COFFRE_AUDIT_SEQ`` and
-``COFFRE_AUDIT_HASH``), so a rewritten file no longer matches the journal (and
-any log shipped off the box).
+What this does not do: someone with root on the box can rewrite the file and
+its head consistently (no secret key is involved), or delete both; verify then
+says intact. The box's journal, where every entry is also logged with its seq
+and hash (``MESSAGE_ID`` :data:`MSG_AUDIT`, fields ``COFFRE_AUDIT_SEQ`` and
+``COFFRE_AUDIT_HASH``), is under the same root. The witnesses are off the
+box: the metrics carry the entry count and the last entries' chain hashes
+(:mod:`coffre.storage.audit_tail`, ``coffre.observe.audit_series``), which the
+central store's alerts compare with what they saw before; and the journal
+lines, where forwarded (``packaging/journal/``), keep each entry as logged.
 
 Two processes write: the daemon and the standalone ``coffre recover``. Each
 :meth:`AuditLog.record` takes an exclusive ``flock`` on the log while it reads
@@ -54,7 +58,9 @@ __all__ = [
     "AuditReport",
     "AuditUnavailable",
     "audit_path",
+    "entry_of_line",
     "head_path",
+    "load_head",
     "read_entries",
     "verify",
 ]
@@ -528,6 +534,22 @@ def _head_problems(
 
 
 # --- lines ----------------------------------------------------------------------
+
+
+def entry_of_line(line: bytes) -> AuditEntry | None:
+    """The entry on ``line`` (its exact bytes, without newline); None when it is not a valid
+    one (:func:`verify` says why). Raises nothing."""
+    try:
+        return _parse(line)
+    except _BadLine:
+        return None
+
+
+def load_head(path: Path) -> tuple[int, str] | None:
+    """What the head file ``path`` says: (seq, hash); None when it is missing or damaged
+    (unreadable, not JSON, not a seq and a SHA-256). Raises nothing."""
+    head, _ = _load_head(path)
+    return None if head is None else (head.seq, head.hash)
 
 
 class _BadLine(Exception):
