@@ -33,6 +33,7 @@ from coffre.borg.env import BorgEnvironment, default_binary
 from coffre.borg.passphrase import read_passphrase
 from coffre.borg.runner import BorgRunner
 from coffre.config import loader as config_checks
+from coffre.config.cautions import config_warnings
 from coffre.core import schedule
 from coffre.core.clock import Clock
 from coffre.core.config_types import Config, LocalTarget
@@ -356,6 +357,8 @@ class Daemon:
             config.paths.control_socket,
             extra={"MESSAGE_ID": logs.MSG_DAEMON_READY},
         )
+        for warning in config_warnings(config):  # what `coffre config check` warns of
+            self._logger.warning("configuration: %s", warning)
 
     def stop(self) -> None:
         """Ask the daemon to stop (what SIGTERM does)."""
