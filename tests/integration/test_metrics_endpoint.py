@@ -1,7 +1,7 @@
 """The metrics endpoint stays up against clients that hold connections (issue 16): fifty
 half-written requests, reconnecting as soon as dropped, do not keep a real daemon from
 answering a scrape within a second; a client that never reads its answer loses its slot
-at the answer's deadline."""
+at the answer's deadline; the daemon warns at start of an endpoint beyond loopback."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from coffre.config.cautions import FIREWALL_NOTE
 from coffre.observe.endpoint import Endpoint
-from tests.integration.harness import daemon_running, wait_for
-from tests.integration.observing import ObservedPractice
+from tests.integration.harness import Practice, daemon_running, wait_for
+from tests.integration.observing import ObservedPractice, free_port
 
 #: The figure of issue 16: a scrape under the flood answers within this.
 SCRAPE_WITHIN = 1.0
@@ -167,3 +168,14 @@ def test_a_client_that_never_reads_its_answer_loses_its_slot_at_the_deadline() -
     print(f"slot held {held:.2f} s for a deadline of {deadline} s; {received} bytes sent")
     assert deadline * 0.9 <= held < deadline + 1.0
     assert received < len(body)
+
+
+def test_the_daemon_warns_at_start_of_an_endpoint_beyond_loopback(tmp_path: Path) -> None:
+    port = free_port()
+    practice = Practice(tmp_path, extra=f'\n[metrics]\nlisten = "0.0.0.0:{port}"\n')
+    with daemon_running(practice) as daemon:
+        _, body = _scrape(f"http://127.0.0.1:{port}/metrics")
+    assert "\ncoffre_up 1.0\n" in body
+    log = daemon.logs()
+    assert f'configuration: metrics.listen: "0.0.0.0:{port}" reaches beyond the box' in log
+    assert FIREWALL_NOTE in log
