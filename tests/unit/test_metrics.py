@@ -6,6 +6,7 @@ import asyncio
 import fcntl
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,8 @@ from coffre.core.outcomes import BackupWarnings, Reason
 from coffre.jobs.queue import JobQueue, JobRequest
 from coffre.jobs.services import Services
 from coffre.observe import audit_series
+from coffre.observe.admission import Limits
+from coffre.observe.endpoint import Endpoint
 from coffre.observe.facts import Observer
 from coffre.observe.metrics import RUN_ERROR_KINDS, Exporter
 from coffre.storage import audit_tail
@@ -538,3 +541,68 @@ def test_an_unreadable_audit_log_leaves_its_series_out_and_the_rest_up(
     assert value(series, "coffre_up") == 1
     assert "coffre_audit_entries_total" not in names(series)
     assert "cannot read the audit log" in caplog.text
+
+
+async def _until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    """Poll ``condition`` in the loop (the server runs in it) until true; fail after ``within``."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def _dropped(reader: asyncio.StreamReader) -> bool:
+    """True when the server closed this connection without answering."""
+    try:
+        return await asyncio.wait_for(reader.read(), 5) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_a_client_that_never_finishes_its_head_is_cut_at_the_head_deadline() -> None:
+    endpoint = Endpoint(lambda: b"coffre_up 1\n", LOG, head_deadline=0.3)
+
+    async def go() -> float:
+        port = free_port()
+        assert await endpoint.serve("127.0.0.1", port)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            began = asyncio.get_running_loop().time()
+            writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # never the blank line
+            assert await _dropped(reader)
+            writer.close()
+            return asyncio.get_running_loop().time() - began
+        finally:
+            await endpoint.close()
+
+    took = asyncio.run(go())
+    assert 0.25 <= took < 2.0
+
+
+def test_a_peer_over_its_share_loses_its_oldest_half_open_connection_to_a_scrape() -> None:
+    endpoint = Endpoint(
+        lambda: b"coffre_up 1\n", LOG, limits=Limits(per_peer=2, room=4, ceiling=8, fresh=0.0)
+    )
+
+    async def go() -> tuple[bool, bytes, int]:
+        port = free_port()
+        assert await endpoint.serve("127.0.0.1", port)
+        try:
+            held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+            for _, writer in held:
+                writer.write(b"GET /metrics HTTP/1.1\r\n")
+            await _until(lambda: endpoint.connections == 2)
+            answer = await _request(port, b"GET /metrics HTTP/1.1\r\n\r\n")
+            oldest_dropped = await _dropped(held[0][0])
+            await _until(lambda: endpoint.connections == 1)
+            still = endpoint.connections
+            for _, writer in held:
+                writer.close()
+            return oldest_dropped, answer, still
+        finally:
+            await endpoint.close()
+
+    oldest_dropped, answer, still = asyncio.run(go())
+    assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"coffre_up 1\n")
+    assert oldest_dropped
+    assert still == 1  # the younger half-open one is still held

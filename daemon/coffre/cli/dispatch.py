@@ -40,6 +40,7 @@ from coffre.cli.support import (
     when,
 )
 from coffre.config import loader as config
+from coffre.config.cautions import config_warnings
 from coffre.core.config_types import Config
 from coffre.core.errors import CoffreError, ConfigError
 from coffre.core.health import frozen_reason
@@ -86,6 +87,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     cfg = config.load(path)
     names = ", ".join(f"{t.name} ({t.kind})" for t in cfg.targets)
     print(f"{path}: valid; targets: {names}")
+    for warning in config_warnings(cfg):  # valid all the same: exit 0
+        print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -33,6 +33,7 @@ from coffre.borg.env import BorgEnvironment, default_binary
 from coffre.borg.passphrase import read_passphrase
 from coffre.borg.runner import BorgRunner
 from coffre.config import loader as config_checks
+from coffre.config.cautions import config_warnings
 from coffre.core import schedule
 from coffre.core.clock import Clock
 from coffre.core.config_types import Config, LocalTarget
@@ -64,6 +65,7 @@ from coffre.core.messages import (
 from coffre.core.printable import controls_escaped
 from coffre.daemon.control import Handler, serve
 from coffre.daemon.executor import Executor
+from coffre.daemon.folders import make_private
 from coffre.daemon.notify import Notifier
 from coffre.guard.ntp import synchronised
 from coffre.jobs import lanes
@@ -225,12 +227,12 @@ class Daemon:
         config, logger = self._config, self._logger
         # State, keys and caches are nobody else's business, whoever started us.
         os.umask(0o077)
-        for directory, mode in (
-            (config.paths.state, 0o700),
-            (config.paths.cache, 0o700),
-            (config.paths.runtime, 0o755),
-        ):
-            directory.mkdir(parents=True, exist_ok=True, mode=mode)
+        for directory, what in ((config.paths.state, "state"), (config.paths.cache, "cache")):
+            # An existing folder keeps its mode through mkdir: forced back to 0700 each start.
+            was = make_private(directory, f"{what} folder", uid=os.geteuid())
+            if was is not None:
+                logger.warning("%s folder %s was %04o; made 0700", what, directory, was)
+        config.paths.runtime.mkdir(parents=True, exist_ok=True, mode=0o755)
         state = State.open(config.paths.state_db, logger=logger, now=self._clock.now())
         interrupted = state.mark_interrupted_runs(self._clock.now())
         if interrupted:
@@ -361,6 +363,8 @@ class Daemon:
             config.paths.control_socket,
             extra={"MESSAGE_ID": logs.MSG_DAEMON_READY},
         )
+        for warning in config_warnings(config):  # what `coffre config check` warns of
+            self._logger.warning("configuration: %s", warning)
 
     def stop(self) -> None:
         """Ask the daemon to stop (what SIGTERM does)."""

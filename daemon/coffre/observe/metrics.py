@@ -3,9 +3,8 @@
 A :class:`CoffreCollector` in a registry of its own reads the facts of
 ``coffre.observe.facts.Observer`` at each scrape: sqlite reads (cached until state
 changes) and the lanes' running jobs. A scrape never runs borg and never
-waits for a job. The HTTP endpoint is a small asyncio server in the daemon's
-event loop (no thread: the state's sqlite connection belongs to the loop,
-and an idle daemon must stay one thread that only the watchdog wakes).
+waits for a job. The HTTP endpoint (``coffre.observe.endpoint``) is a small
+asyncio server in the daemon's event loop.
 
 The series (README, "Monitoring", is the reference). Labels come from names
 only: ``target`` is a configured target's name or an enrolled USB disk's,
@@ -30,14 +29,12 @@ the audit log's witness (its length, the end of its hash chain) by
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import get_args
 
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
@@ -48,6 +45,7 @@ from coffre.core.errors import ELSEWHERE_KINDS, ERROR_KINDS, CoffreError
 from coffre.core.health import Facts, Health, TargetFacts, assess
 from coffre.jobs.queue import JobKind
 from coffre.observe.audit_series import AuditWitness
+from coffre.observe.endpoint import Endpoint
 from coffre.observe.facts import Observer
 from coffre.observe.guard_series import guard_series
 from coffre.storage.audit import audit_path
@@ -70,13 +68,6 @@ CLI_ONLY_KINDS = frozenset(
 RUN_ERROR_KINDS: tuple[str, ...] = tuple(k for k in ERROR_KINDS if k not in CLI_ONLY_KINDS)
 #: The ``kind`` values of coffre_job_running.
 JOB_KINDS: tuple[str, ...] = get_args(JobKind)
-
-#: Seconds a client has to send its request before it is dropped.
-REQUEST_TIMEOUT = 10.0
-#: Connections served at once; more are closed at once (a local client cannot
-#: pile up coroutines in the daemon).
-MAX_CONNECTIONS = 8
-_MAX_HEAD = 8192
 
 
 def _seconds(run: RunRecord | None) -> float:
@@ -398,12 +389,10 @@ class Exporter:
     """The registry and the HTTP endpoint (``GET /metrics``) of a daemon."""
 
     def __init__(self, observer: Observer, config: Config, logger: logging.Logger) -> None:
-        self._logger = logger
         self.collector = CoffreCollector(observer, config, logger)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
-        self._server: asyncio.Server | None = None
-        self._clients: set[asyncio.Task[None]] = set()
+        self.endpoint = Endpoint(self.exposition, logger)
         #: Each family's last samples and their text, by name.
         self._rendered: dict[str, tuple[Metric, bytes]] = {}
 
@@ -433,83 +422,10 @@ class Exporter:
         return b"".join(text for _, text in rendered.values())
 
     async def serve(self, host: str, port: int) -> bool:
-        """Listen on ``host``:``port``; False (and an ERROR log line) when it cannot."""
-        try:
-            self._server = await asyncio.start_server(
-                self._client, host, port, reuse_address=True, limit=_MAX_HEAD
-            )
-        except OSError as error:
-            self._logger.error(
-                "metrics: cannot listen on %s:%d (%s); the daemon goes on without them "
-                "(check metrics.listen in the configuration)",
-                host,
-                port,
-                error.strerror or error,
-            )
-            return False
-        self._logger.info("metrics served on http://%s:%d/metrics", _shown(host), port)
-        return True
+        """Listen on ``host``:``port`` (``coffre.observe.endpoint``); False (and an ERROR log
+        line) when it cannot."""
+        return await self.endpoint.serve(host, port)
 
     async def close(self) -> None:
-        if self._server is None:
-            return
-        self._server.close()
-        for task in list(self._clients):
-            task.cancel()
-        for task in list(self._clients):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._server.wait_closed()
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        if len(self._clients) >= MAX_CONNECTIONS:
-            writer.close()
-            return
-        self._clients.add(task)
-        try:
-            await self._answer(reader, writer)
-        except (
-            ConnectionError,
-            TimeoutError,
-            asyncio.IncompleteReadError,
-            asyncio.LimitOverrunError,
-            ValueError,
-        ):
-            pass  # the client left, was too slow or sent garbage: nothing to answer
-        finally:
-            self._clients.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-
-    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        async with asyncio.timeout(REQUEST_TIMEOUT):
-            head = await reader.readuntil(b"\r\n\r\n")
-        method, target, _ = head.split(b"\r\n", 1)[0].split(b" ", 2)
-        path = target.split(b"?", 1)[0]
-        content_type = "text/plain; charset=utf-8"
-        if method not in (b"GET", b"HEAD"):
-            status, body = "405 Method Not Allowed", b"only GET\n"
-        elif path == b"/metrics":
-            try:
-                body = self.exposition()
-                status, content_type = "200 OK", CONTENT_TYPE_PLAIN_0_0_4
-            except Exception:  # a bug here must cost a scrape, not the daemon
-                self._logger.exception("metrics: the exposition failed")
-                status, body = "500 Internal Server Error", b"see the daemon's log\n"
-        elif path == b"/":
-            status, body = "200 OK", b"coffre exporter: see /metrics\n"
-        else:
-            status, body = "404 Not Found", b"not found; see /metrics\n"
-        header = (
-            f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-        ).encode("ascii")
-        writer.write(header if method == b"HEAD" else header + body)
-        await writer.drain()
-
-
-def _shown(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
+        """Stop serving and cut the connections still open."""
+        await self.endpoint.close()
