@@ -168,3 +168,14 @@ def test_the_box_tag_is_drawn_once_kept_and_redrawn_when_damaged(tmp_path: Path)
     again = StagingMark.of_box(tmp_path)
     assert again != first and again == StagingMark.of_box(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == [MARK_FILE]  # no draft left behind
+
+
+def test_backups_leave_out_the_tag_once_a_restore_drew_it_and_never_draw_it(
+    tmp_path: Path,
+) -> None:
+    from coffre.jobs.backup import _staging_tags
+
+    assert _staging_tags(tmp_path) == ()
+    assert not (tmp_path / MARK_FILE).exists()  # a backup makes no state of its own
+    drawn = StagingMark.of_box(tmp_path)
+    assert _staging_tags(tmp_path) == (drawn.name,)

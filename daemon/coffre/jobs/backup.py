@@ -129,7 +129,7 @@ def _create_argv(services: Services, target: str, location: str) -> tuple[str, .
         excludes=config.source.exclude,
         # A restore's staging folder (half-extracted copies) is tagged with the
         # box's secret name: no share user can tag a folder of theirs so.
-        exclude_if_present=(StagingMark.of_box(config.paths.state).name,),
+        exclude_if_present=_staging_tags(config.paths.state),
         compression=config.borg.compression,
         checkpoint_interval=config.borg.checkpoint_interval,
         # The archive's time is coffre's clock, the one its name and the
@@ -138,6 +138,12 @@ def _create_argv(services: Services, target: str, location: str) -> tuple[str, .
         # The statuses of new and changed files feed the change signal (guard).
         list_changed=True,
     )
+
+
+def _staging_tags(state_dir: Path) -> tuple[str, ...]:
+    """The tag of this box's restore staging folders, when a restore ever drew one."""
+    mark = StagingMark.if_drawn(state_dir)
+    return () if mark is None else (mark.name,)
 
 
 def _recorded(services: Services, target: str, expected_id: str, result: BorgResult) -> RunStats:

@@ -44,16 +44,28 @@ class StagingMark:
         alone at start, and backed up, which loses nothing. Raises OSError
         when the state folder cannot be read or written.
         """
+        mark = cls.if_drawn(state_dir)
+        if mark is not None:
+            return mark
         path = state_dir / MARK_FILE
+        # A damaged file is replaced; a missing one is made, unless another process wins.
+        return cls._drawn(path, replace=os.path.lexists(path))
+
+    @classmethod
+    def if_drawn(cls, state_dir: Path) -> StagingMark | None:
+        """This box's tag if one was drawn, else None (then no staging folder is tagged yet).
+
+        For the backup, which must not make state of its own. A damaged file
+        is None too: nothing can be tagged with it. Raises OSError when the
+        state folder cannot be read.
+        """
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(state_dir / MARK_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
-            return cls._drawn(path)
+            return None
         with os.fdopen(fd, "rb") as file:
             text = file.read(200).decode("ascii", "replace").strip()
-        if not _NAME.fullmatch(text):
-            return cls._drawn(path, replace=True)
-        return cls(text)
+        return cls(text) if _NAME.fullmatch(text) else None
 
     @classmethod
     def _drawn(cls, path: Path, *, replace: bool = False) -> StagingMark:
