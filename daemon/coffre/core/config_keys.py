@@ -341,7 +341,9 @@ SECTIONS: tuple[Section, ...] = (
                 "listen",
                 Type.STRING,
                 "127.0.0.1:9851",
-                '"host:port"; an IPv6 address in brackets ("[::1]:9851").',
+                '"host:port"; an IPv6 address in brackets ("[::1]:9851"). Beyond loopback '
+                "the exporter answers anyone who reaches the port (no authentication): "
+                '`coffre config check` warns; see the README\'s firewall note ("Monitoring").',
             ),
         ),
     ),
