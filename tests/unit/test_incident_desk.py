@@ -125,6 +125,30 @@ def test_a_clear_the_audit_log_cannot_record_changes_nothing(tmp_path: Path) -> 
     assert IncidentStore(services.state).get(RANSOMWARE) is not None
 
 
+def test_a_clear_whose_outcome_line_fails_is_still_said_done_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The request line was written and the incident closed: "nothing was done" would lie."""
+    _, services, log = _desk(tmp_path)
+
+    class OutcomeLost(AuditLog):
+        def record(self, **entry: Any) -> Any:  # type: ignore[override]
+            if entry["outcome"] == "ok":
+                raise OSError(28, "No space left on device")
+            return super().record(**entry)
+
+    desk = IncidentDesk(services, OutcomeLost(log, LOGGER))
+    IncidentStore(services.state).sight(
+        RANSOMWARE, at=NOW, target="local", reasons=("canary",), figures={}
+    )
+    with caplog.at_level(logging.ERROR, logger=LOGGER.name):
+        sent = _ask(lambda send: desk.clear(IncidentClearRequest("restored"), send, _client()))
+    assert sent[-1]["ok"] is True and sent[-1]["cleared"] == RANSOMWARE
+    assert IncidentStore(services.state).get(RANSOMWARE) is None
+    assert [e.outcome for e in read_entries(log)] == ["asked"]
+    assert "the clear itself was done and its request recorded" in caplog.text
+
+
 def test_show_gives_the_evidence_and_is_audited(tmp_path: Path) -> None:
     desk, services, log = _desk(tmp_path)
     IncidentStore(services.state).sight(
