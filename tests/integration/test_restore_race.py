@@ -106,7 +106,10 @@ def test_a_user_swapping_a_folder_and_a_link_never_makes_root_write_outside_the_
     folder.chmod(0o2770)
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     swapper = subprocess.Popen(
-        [sys.executable, "-c", SWAPPER, str(fd)],
+        # The interpreter itself, not the venv's link to it: the checkout may be
+        # readable by root only (CI clones into a 0700 folder).
+        [os.path.realpath(sys.executable), "-c", SWAPPER, str(fd)],
+        cwd="/",
         user=USER,
         group=USER,
         pass_fds=[fd],

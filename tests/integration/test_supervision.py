@@ -147,10 +147,11 @@ def _small_filesystem(where: Path, size: str) -> Iterator[Path]:
 def _fill(directory: Path) -> Path:
     """Write a file in ``directory`` until its filesystem is full; returns the file."""
     filler = directory / "filler"
-    with open(filler, "wb") as out, contextlib.suppress(OSError):
+    # Unbuffered, and ENOSPC suppressed around the file too: a buffered file
+    # flushing what it still held when it closes would raise it past the loop.
+    with contextlib.suppress(OSError), open(filler, "wb", buffering=0) as out:
         while True:
             out.write(b"\0" * 65536)
-            out.flush()
     return filler
 
 
