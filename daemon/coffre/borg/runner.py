@@ -33,6 +33,7 @@ from coffre.borg.env import BorgEnvironment
 from coffre.borg.exitcodes import NOT_RUN, error_for, is_success, is_warning
 from coffre.borg.records import STDERR_NAME, FileStatus, LogRecord, Progress
 from coffre.core.errors import BorgError, BorgNotFound, BorgWrongPassphrase
+from coffre.core.printable import controls_escaped
 
 if TYPE_CHECKING:
     from coffre.borg.protocol import EnvBorg, StdinBorg
@@ -180,7 +181,9 @@ class BorgRunner:
         rc, stdout = await self._wait(proc, stderr, argv, started, feeder)
         duration = time.monotonic() - started
         logs = tuple(stderr.records)
-        self._logger.debug("borg run: %s -> rc %d in %.2fs", shlex.join(full_argv), rc, duration)
+        self._logger.debug(
+            "borg run: %s -> rc %d in %.2fs", controls_escaped(shlex.join(full_argv)), rc, duration
+        )
         if is_success(rc) or is_warning(rc):
             return BorgResult(
                 argv=full_argv,
@@ -427,7 +430,10 @@ class _StderrReader:
 
     def _add(self, record: LogRecord) -> None:
         self.records.append(record)
-        self._logger.debug("borg %s %s: %s", record.level, record.name, record.message)
+        # borg's messages name the share's files: escaped, as every log line naming them.
+        self._logger.debug(
+            "borg %s %s: %s", record.level, record.name, controls_escaped(record.message)
+        )
 
     def _progress(self, finished: bool, message: str, percent: float | None) -> None:
         if self._on_progress is None:
