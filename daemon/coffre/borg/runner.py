@@ -181,9 +181,8 @@ class BorgRunner:
         rc, stdout = await self._wait(proc, stderr, argv, started, feeder)
         duration = time.monotonic() - started
         logs = tuple(stderr.records)
-        self._logger.debug(
-            "borg run: %s -> rc %d in %.2fs", controls_escaped(shlex.join(full_argv)), rc, duration
-        )
+        shown = controls_escaped(shlex.join(full_argv))
+        self._logger.debug("borg run: %s -> rc %d in %.2fs", shown, rc, duration)
         if is_success(rc) or is_warning(rc):
             return BorgResult(
                 argv=full_argv,
