@@ -257,7 +257,7 @@ def test_a_rolling_slice_is_recorded_as_part_of_a_pass(tmp_path: Path) -> None:
     borg = CheckingBorg({"check": [slice_]})
     services = _services(tmp_path, borg)
     record = asyncio.run(check_at(services, "local", "local", "/r", "repository", budget=600))
-    assert borg.calls == [("check", "--repository-only", "--max-duration=600", "/r")]
+    assert borg.calls == [("check", "--info", "--repository-only", "--max-duration=600", "/r")]
     assert record.ok and not record.complete
     assert CheckLedger(services.state).last_success("local", "repository") is None
 
@@ -293,7 +293,7 @@ def test_an_unbudgeted_data_check_is_one_verify_data_run(tmp_path: Path) -> None
     borg = CheckingBorg({})
     services = _services(tmp_path, borg)
     record = asyncio.run(check_at(services, "local", "local", "/r", "data", budget=None))
-    assert borg.calls == [("check", "--verify-data", "/r")]
+    assert borg.calls == [("check", "--info", "--verify-data", "/r")]
     assert record.ok and record.complete
 
 

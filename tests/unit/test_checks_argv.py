@@ -12,6 +12,7 @@ REPO = "/srv/coffre/depots/local"
 def test_rolling_repository_check_is_time_boxed() -> None:
     assert argv.check_repository(REPO, max_duration=600) == (
         "check",
+        "--info",
         "--repository-only",
         "--max-duration=600",
         REPO,
@@ -19,7 +20,7 @@ def test_rolling_repository_check_is_time_boxed() -> None:
 
 
 def test_whole_repository_check_has_no_duration() -> None:
-    assert argv.check_repository(REPO) == ("check", "--repository-only", REPO)
+    assert argv.check_repository(REPO) == ("check", "--info", "--repository-only", REPO)
 
 
 def test_repository_check_refuses_a_non_positive_duration() -> None:
@@ -28,8 +29,14 @@ def test_repository_check_refuses_a_non_positive_duration() -> None:
 
 
 def test_archives_check_all_or_the_last_few() -> None:
-    assert argv.check_archives(REPO) == ("check", "--archives-only", REPO)
-    assert argv.check_archives(REPO, last=3) == ("check", "--archives-only", "--last=3", REPO)
+    assert argv.check_archives(REPO) == ("check", "--info", "--archives-only", REPO)
+    assert argv.check_archives(REPO, last=3) == (
+        "check",
+        "--info",
+        "--archives-only",
+        "--last=3",
+        REPO,
+    )
 
 
 def test_archives_check_refuses_last_zero() -> None:
@@ -38,7 +45,7 @@ def test_archives_check_refuses_last_zero() -> None:
 
 
 def test_data_check_verifies_everything() -> None:
-    assert argv.check_data(REPO) == ("check", "--verify-data", REPO)
+    assert argv.check_data(REPO) == ("check", "--info", "--verify-data", REPO)
 
 
 def test_verify_archive_is_a_dry_run_extract_of_that_archive() -> None:

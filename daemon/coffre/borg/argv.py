@@ -207,19 +207,23 @@ def check_repository(repo: str, *, max_duration: int | None = None) -> tuple[str
     """``borg check --repository-only``: the segments' CRCs, a slice of ``max_duration`` s.
 
     Without ``max_duration`` the whole repository is read and its index checked
-    too. Raises ValueError for an invalid location or a non-positive duration.
+    too. ``--info``: borg says at INFO level whether the slice reached the last
+    segment (its default level, WARNING, would hide it). Raises ValueError for an
+    invalid location or a non-positive duration.
     """
-    return check(repo, repository_only=True, max_duration=max_duration)
+    plain = check(repo, repository_only=True, max_duration=max_duration)
+    return (plain[0], "--info", *plain[1:])
 
 
 def check_archives(repo: str, *, last: int | None = None) -> tuple[str, ...]:
     """``borg check --archives-only``: archive metadata, every referenced chunk present.
 
-    ``last`` limits it to the newest ``last`` archives (all when None). Raises
-    ValueError for an invalid location or a ``last`` below 1.
+    ``last`` limits it to the newest ``last`` archives (all when None);
+    ``--info`` makes borg name each archive as it reads it. Raises ValueError
+    for an invalid location or a ``last`` below 1.
     """
     _check_repo(repo)
-    args = ["check", "--archives-only"]
+    args = ["check", "--info", "--archives-only"]
     if last is not None:
         if last < 1:
             raise ValueError(f"last must be >= 1, not {last}")
@@ -231,11 +235,11 @@ def check_archives(repo: str, *, last: int | None = None) -> tuple[str, ...]:
 def check_data(repo: str) -> tuple[str, ...]:
     """``borg check --verify-data``: every chunk decrypted and authenticated, then the archives.
 
-    Reads all the repository's data in one run (no resume: see above).
-    Raises ValueError for an invalid location.
+    Reads all the repository's data in one run (no resume: see above);
+    ``--info`` as for the archives check. Raises ValueError for an invalid location.
     """
     _check_repo(repo)
-    return ("check", "--verify-data", repo)
+    return ("check", "--info", "--verify-data", repo)
 
 
 def verify_archive(repo: str, archive: str) -> tuple[str, ...]:
