@@ -1,0 +1,230 @@
+"""The scheduled checks against the real borg 1.4.5: a flipped byte, a rolling pass, the data.
+
+One byte flipped in the middle of an object's data in a segment of the local
+repository: the next rolling check reports it (the target, what to do), the
+ledger keeps it, the exporter says ``coffre_check_last_attempt_success 0`` and
+promtool fires ``CoffreCheckFailed`` on those very series. A rolling pass
+resumes where the last slice stopped (borg's ``last_segment_checked``) and
+only then completes. A data check archive by archive names the archive whose
+chunk was altered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import configparser
+import logging
+import os
+import struct
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from coffre.borg import argv
+from coffre.borg.env import BorgEnvironment
+from coffre.borg.repository import read_repository_id
+from coffre.borg.runner import BorgRunner
+from coffre.core.config_types import LocalTarget, PathsConfig
+from coffre.jobs.checking import check_at
+from coffre.jobs.services import Services
+from coffre.observe.facts import Observer
+from coffre.observe.metrics import Exporter
+from coffre.proof.check_ledger import CheckKind, CheckLedger, CheckRecord
+from coffre.storage.state import State
+from coffre.targets.checking import check_target
+from tests.exposition import parse, value
+from tests.fakes import Clock, config
+from tests.integration.rule_tests import expected_alert
+from tests.parts import binary
+
+pytestmark = pytest.mark.borg
+
+NOW = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
+RULES = Path(__file__).resolve().parents[2] / "packaging" / "prometheus" / "coffre-rules.yml"
+LOG = logging.getLogger("coffre.test.checks")
+#: A segment entry's header: crc32, size, tag; a PUT's then carries the object's 32-byte id.
+HEADER = struct.Struct("<IIB")
+PUT = 0
+MAGIC = b"BORG_SEG"
+
+
+class Box:
+    """A local target's repository made by the real borg, with the services of its jobs."""
+
+    def __init__(self, root: Path) -> None:
+        self.repo = root / "depots" / "local"
+        passphrase = b"correct horse battery staple"
+        env = BorgEnvironment(binary("borg"), root / "borg-base", root / "borg-cache")
+        self.runner = BorgRunner(
+            env, lambda: passphrase, lock_wait=5, stop_timeout=30.0, logger=LOG
+        )
+        practice = config(
+            root,
+            LocalTarget("local", self.repo),
+            paths=PathsConfig(state=root / "state", cache=root / "cache"),
+        )
+        self.state = State.open(root / "state.db", logger=LOG, now=NOW)
+        self.services = Services(practice, self.state, self.runner, Clock(NOW), LOG)
+        self.share = root / "share"
+        self.run(argv.init(str(self.repo), encryption="repokey-blake2"))
+        self.state.record_repository("local", read_repository_id(self.repo), str(self.repo), NOW)
+
+    def run(self, command: tuple[str, ...]) -> None:
+        asyncio.run(self.runner.run(command))
+
+    def backup(self, name: str, files: int = 4, size: int = 400_000) -> None:
+        """One archive of ``files`` new random files (incompressible: each is its own chunks)."""
+        for n in range(files):
+            (self.share / f"{name}-{n}.bin").write_bytes(os.urandom(size))
+        self.run(
+            argv.create(
+                str(self.repo),
+                name,
+                [str(self.share)],
+                compression="none",
+                checkpoint_interval=1800,
+                progress=False,
+            )
+        )
+
+    def segments(self) -> list[Path]:
+        """The segment files, by number."""
+        found = [p for p in (self.repo / "data").glob("*/*") if p.name.isdigit()]
+        return sorted(found, key=lambda p: int(p.name))
+
+
+def largest_put(segment: Path) -> tuple[int, int]:
+    """(offset, size) of the largest PUT entry of ``segment`` ((0, 0): none), by its headers."""
+    data = segment.read_bytes()
+    assert data.startswith(MAGIC)
+    offset, best = len(MAGIC), (0, 0)
+    while offset + HEADER.size <= len(data):
+        _crc, size, tag = HEADER.unpack_from(data, offset)
+        if tag == PUT and size > best[1]:
+            best = (offset, size)
+        offset += max(size, HEADER.size)
+    return best
+
+
+def holding_data(segments: list[Path]) -> list[Path]:
+    """The segments holding an object of at least 100 kB (a chunk of a file)."""
+    return [s for s in segments if largest_put(s)[1] >= 100_000]
+
+
+def flip_a_data_byte(segment: Path) -> None:
+    """Flip one byte in the middle of the data of the segment's largest object (not a header)."""
+    offset, size = largest_put(segment)
+    assert size, f"no PUT entry in {segment}"
+    data_start = offset + HEADER.size + 32
+    where = data_start + (offset + size - data_start) // 2
+    with open(segment, "r+b") as file:
+        file.seek(where)
+        byte = file.read(1)
+        file.seek(where)
+        file.write(bytes([byte[0] ^ 0x01]))
+
+
+def check(box: Box, kind: CheckKind, budget: float | None) -> CheckRecord:
+    return asyncio.run(check_target(box.services, "local", kind, budget=budget))
+
+
+def alert_fires(tmp_path: Path, scraped: str, labels: dict[str, str]) -> None:
+    """promtool evaluates the shipped rules over the exporter's own check series (as the box's
+    agent writes them, labelled with the box): CoffreCheckFailed fires for ``labels``."""
+    box = {"box": "cabinet-test", "job": "coffre", "instance": "127.0.0.1:9851"}
+    inputs = ""
+    for (name, pairs), number in parse(scraped).items():
+        if name.startswith("coffre_check_"):
+            text = ",".join(f'{k}="{v}"' for k, v in sorted({**dict(pairs), **box}.items()))
+            inputs += f"      - series: '{name}{{{text}}}'\n        values: \"{number:.0f}x20\"\n"
+    expected = expected_alert(RULES, "CoffreCheckFailed", {**box, **labels, "severity": "critical"})
+    case = tmp_path / "check-failed.test.yml"
+    case.write_text(
+        f'rule_files: ["{RULES}"]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n'
+        f"    input_series:\n{inputs}    alert_rule_test:\n      - eval_time: 15m\n"
+        f"        alertname: CoffreCheckFailed\n        exp_alerts: {expected}\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [binary("promtool"), "test", "rules", str(case)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr + case.read_text()
+
+
+def test_a_flipped_byte_in_a_segment_is_reported_by_the_next_rolling_check(
+    tmp_path: Path,
+) -> None:
+    box = Box(tmp_path)
+    box.backup("cabinet-2026-12-05T01:30:00")
+    sound = check(box, "repository", 600)
+    assert sound.ok and sound.complete, sound
+
+    flip_a_data_byte(holding_data(box.segments())[-1])
+    found = check(box, "repository", 600)
+    assert not found.ok and found.damage, found
+    sentence = found.error or ""
+    assert "repository check (segments read, CRC) of local found damage" in sentence
+    assert "call support" in sentence and "docs/repair.md" in sentence
+    ledger = CheckLedger(box.state)
+    assert ledger.damage("local", "repository") == found
+    assert ledger.last_success("local", "repository") == sound.at
+
+    exporter = Exporter(
+        Observer(box.services.config, box.state, Clock(NOW)), box.services.config, LOG
+    )
+    scraped = exporter.exposition().decode()
+    labels = {"target": "local", "kind": "repository"}
+    assert value(parse(scraped), "coffre_check_last_attempt_success", **labels) == 0
+    assert value(parse(scraped), "coffre_check_last_success_timestamp_seconds", **labels) == (
+        NOW.timestamp()
+    )
+    assert sentence not in scraped  # borg's words stay in status and the journal
+    alert_fires(tmp_path, scraped, labels)
+
+
+def test_a_rolling_pass_resumes_where_the_last_slice_stopped(tmp_path: Path) -> None:
+    box = Box(tmp_path)
+    for day in range(3):  # each create commits: more segments
+        box.backup(f"cabinet-2026-12-0{day + 1}T01:30:00", files=2)
+    data = holding_data(box.segments())
+    assert len(data) >= 3, box.segments()
+    # A slice that ran out of time after the first data segment, as borg records it
+    # (its --max-duration granularity is one segment file, and these read in
+    # milliseconds: the stop is written as borg writes it, in the repository's config).
+    stopped_at = int(data[0].name)
+    flip_a_data_byte(data[0])  # read before the stop: this pass does not see it
+    repo_config = configparser.ConfigParser()
+    repo_config.read(box.repo / "config")
+    repo_config.set("repository", "last_segment_checked", str(stopped_at))
+    with open(box.repo / "config", "w") as file:
+        repo_config.write(file)
+    ledger = CheckLedger(box.state)
+
+    resumed = check(box, "repository", 600)
+    assert resumed.ok and resumed.complete, resumed
+    repo_config.read(box.repo / "config")
+    assert not repo_config.has_option("repository", "last_segment_checked")
+    # The next pass starts from the first segment again: the damage is found.
+    again = check(box, "repository", 600)
+    assert again.damage, again
+    assert ledger.damage("local", "repository") is not None
+
+
+def test_a_data_check_by_archive_names_the_archive_with_an_altered_chunk(
+    tmp_path: Path,
+) -> None:
+    box = Box(tmp_path)
+    box.backup("cabinet-2026-12-04T01:30:00")
+    box.backup("cabinet-2026-12-05T01:30:00")  # new files: its own chunks, in the last segment
+    whole = asyncio.run(check_target(box.services, "local", "data", budget=None))
+    assert whole.ok and whole.complete, whole
+    flip_a_data_byte(holding_data(box.segments())[-1])
+    found = asyncio.run(check_at(box.services, "local", "usb", str(box.repo), "data", budget=600))
+    assert found.damage and found.archive == "cabinet-2026-12-05T01:30:00", found
+    assert found.error is not None and "replace this disk" in found.error
+    assert CheckLedger(box.state).verified("local") == frozenset()
