@@ -41,7 +41,7 @@ Order of urgency, first match wins:
    while rather than until the disk goes.)
 5. ``ATTENTION``: the last archive made on a target (local, offsite or a
    USB disk) came with borg warnings: it lacks files, or holds some that
-   changed while read; a check of a local or offsite target could not run;
+   changed while read; a check of a local target could not run;
    a disk's swap is due, a disk was not seen for
    too long (``coffre.core.rotation``), an offsite copy is late (no success for
    :data:`LATE`) or not made yet though attempts ended (a first upload cut
@@ -306,9 +306,11 @@ def _damaged_disk(target: TargetFacts) -> list[str]:
 
 
 def _check_not_run(target: TargetFacts) -> list[str]:
-    """A check of a local or offsite target that could not run (a lock, the host away)."""
-    if target.kind == "usb":
-        return []  # its disk job failed with it: the failure shows
+    """A check of the box's repository that could not run (a lock held by another borg)."""
+    if target.kind != "local":
+        # A disk's job failed with it: the failure shows. An offsite host away is
+        # network trouble: its lateness shows it when it matters, and the alert.
+        return []
     return [
         f"the last {c.kind} check of {target.name} could not run"
         for c in target.checks
