@@ -12,6 +12,7 @@ import pytest
 
 from coffre.borg.records import LogRecord, Progress
 from coffre.borg.runner import BorgResult
+from coffre.core.config_types import OffsiteTarget
 from coffre.core.errors import BorgIntegrityError, BorgLockTimeout, UsageError
 from coffre.core.model import Archive
 from coffre.jobs.checking import check_at
@@ -340,3 +341,28 @@ def test_check_target_refuses_a_disk_and_the_repository_check_of_offsite(tmp_pat
         asyncio.run(check_target(services, "disque-a", "repository", budget=None))
     with pytest.raises(UsageError, match="no target"):
         asyncio.run(check_target(services, "nowhere", "archives", budget=None))
+
+
+def test_the_repository_check_of_an_offsite_target_is_its_host_s(tmp_path: Path) -> None:
+    hds = OffsiteTarget("hds", "coffre", "hds.example", 22, "/depots/cabinet")
+    state = State.open(tmp_path / "s.db", logger=LOG, now=NOW)
+    services = Services(config(tmp_path, LOCAL, hds), state, CheckingBorg({}), Clock(NOW), LOG)
+    with pytest.raises(UsageError, match="does not run the repository check on hds"):
+        asyncio.run(check_target(services, "hds", "repository", budget=None))
+
+
+def test_the_journal_line_of_damage_names_no_file_in_its_fields(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    found = (1, [error("cabinet-x: srv/share/Dupont.pdf: New missing file chunk detected")])
+    services = _services(tmp_path, CheckingBorg({"check": [found]}))
+    with caplog.at_level(logging.INFO):
+        asyncio.run(check_at(services, "local", "local", "/r", "archives", budget=None))
+    (line,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "found damage" in line.getMessage()
+    fields = {k: v for k, v in vars(line).items() if k.startswith("COFFRE_")}
+    assert fields == {
+        "COFFRE_TARGET": "local",
+        "COFFRE_CHECK_KIND": "archives",
+        "COFFRE_CHECK_OK": 0,
+    }
