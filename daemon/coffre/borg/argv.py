@@ -196,11 +196,16 @@ def check(
 #   logged at ERROR (naming the archive where borg knows it), rc 1.
 # - ``--verify-data`` decrypts and authenticates *every chunk in the
 #   repository*, whatever the archive filters say (``-a``, ``--first``,
-#   ``--last`` only narrow the metadata part): it can be neither bounded by
-#   archives nor resumed. ``extract --dry-run`` of one archive fetches and
-#   authenticates every chunk of that archive's files: the data check of a
-#   budgeted pass (a USB disk at its plug) goes archive by archive with it,
-#   and remembers which archives a pass has verified.
+#   ``--last`` only narrow the metadata part; tried: ``--archives-only
+#   --verify-data -a one`` "verified 7 chunks with 1 integrity errors", the
+#   damaged chunk being archive two's): it can be neither bounded by archives
+#   nor resumed. Without ``--archives-only`` the whole repository check (with
+#   the index) runs first, and borg stops there when it finds damage.
+# - ``extract --dry-run`` of one archive fetches and authenticates every chunk
+#   of that archive's files; a damaged one stops it with rc 90
+#   (``IntegrityError``, "Segment entry checksum mismatch" or a MAC error): the
+#   data check of a budgeted pass (a USB disk at its plug) goes archive by
+#   archive with it, and remembers which archives a pass has verified.
 
 
 def check_repository(repo: str, *, max_duration: int | None = None) -> tuple[str, ...]:
@@ -233,7 +238,8 @@ def check_archives(repo: str, *, last: int | None = None) -> tuple[str, ...]:
 
 
 def check_data(repo: str) -> tuple[str, ...]:
-    """``borg check --verify-data``: every chunk decrypted and authenticated, then the archives.
+    """``borg check --verify-data``: the whole repository check (segments and index), then
+    every chunk decrypted and authenticated, then the archives.
 
     Reads all the repository's data in one run (no resume: see above);
     ``--info`` as for the archives check. Raises ValueError for an invalid location.
