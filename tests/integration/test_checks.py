@@ -4,9 +4,9 @@ One byte flipped in the middle of an object's data in a segment of the local
 repository: the next rolling check reports it (the target, what to do), the
 ledger keeps it, the exporter says ``coffre_check_last_attempt_success 0`` and
 promtool fires ``CoffreCheckFailed`` on those very series. A rolling pass
-resumes where the last slice stopped (borg's ``last_segment_checked``) and
-only then completes. A data check archive by archive names the archive whose
-chunk was altered.
+goes slice by slice (borg's own clock sped up: see fast_clock_services) and
+only its end is a success; a damaged slice taints its pass. A data check
+archive by archive names the archive whose chunk was altered.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import logging
 import os
 import struct
 import subprocess
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ from coffre.targets.checking import check_target
 from tests.exposition import parse, value
 from tests.fakes import Clock, config
 from tests.integration.rule_tests import expected_alert
-from tests.parts import binary
+from tests.parts import binary, libfaketime
 
 pytestmark = pytest.mark.borg
 
@@ -53,13 +54,14 @@ MAGIC = b"BORG_SEG"
 class Box:
     """A local target's repository made by the real borg, with the services of its jobs."""
 
+    @staticmethod
+    def passphrase() -> bytes:
+        return b"correct horse battery staple"
+
     def __init__(self, root: Path) -> None:
         self.repo = root / "depots" / "local"
-        passphrase = b"correct horse battery staple"
         env = BorgEnvironment(binary("borg"), root / "borg-base", root / "borg-cache")
-        self.runner = BorgRunner(
-            env, lambda: passphrase, lock_wait=5, stop_timeout=30.0, logger=LOG
-        )
+        self.runner = BorgRunner(env, self.passphrase, lock_wait=5, stop_timeout=30.0, logger=LOG)
         practice = config(
             root,
             LocalTarget("local", self.repo),
@@ -187,33 +189,59 @@ def test_a_flipped_byte_in_a_segment_is_reported_by_the_next_rolling_check(
     alert_fires(tmp_path, scraped, labels)
 
 
-def test_a_rolling_pass_resumes_where_the_last_slice_stopped(tmp_path: Path) -> None:
+def fast_clock_services(box: Box, root: Path) -> Services:
+    """The box's services with a borg whose clocks run 2000 times fast (libfaketime).
+
+    borg ends a ``--max-duration`` slice at the first segment boundary past
+    its time, and reading these small segments takes milliseconds: with
+    ``--max-duration=1`` seen through this clock, a slice ends after one
+    segment or a few, as a 600 s slice ends on a practice's repository.
+    """
+    wrapper = root / "borg-fast-clock"
+    wrapper.write_text(
+        f'#!/bin/sh\nexec env LD_PRELOAD={libfaketime()} FAKETIME="+0 x2000" '
+        f'{binary("borg")} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    env = BorgEnvironment(str(wrapper), root / "borg-base", root / "borg-cache")
+    runner = BorgRunner(env, box.passphrase, lock_wait=5, stop_timeout=30.0, logger=LOG)
+    return replace(box.services, borg=runner)
+
+
+def rolling_pass(services: Services) -> list[CheckRecord]:
+    """Slices of the rolling check (a 1 s budget each) until one completes the pass."""
+    slices: list[CheckRecord] = []
+    while not slices or not slices[-1].complete:
+        assert len(slices) < 200, "the pass never completed"
+        slices.append(asyncio.run(check_target(services, "local", "repository", budget=1)))
+    return slices
+
+
+def test_a_rolling_pass_goes_slice_by_slice_and_its_end_is_the_success(tmp_path: Path) -> None:
     box = Box(tmp_path)
-    for day in range(3):  # each create commits: more segments
-        box.backup(f"cabinet-2026-12-0{day + 1}T01:30:00", files=2)
-    data = holding_data(box.segments())
-    assert len(data) >= 3, box.segments()
-    # A slice that ran out of time after the first data segment, as borg records it
-    # (its --max-duration granularity is one segment file, and these read in
-    # milliseconds: the stop is written as borg writes it, in the repository's config).
-    stopped_at = int(data[0].name)
-    flip_a_data_byte(data[0])  # read before the stop: this pass does not see it
-    repo_config = configparser.ConfigParser()
-    repo_config.read(box.repo / "config")
-    repo_config.set("repository", "last_segment_checked", str(stopped_at))
-    with open(box.repo / "config", "w") as file:
-        repo_config.write(file)
+    for day in range(6):  # each create commits: segments of its own
+        box.backup(f"cabinet-2026-12-0{day + 1}T01:30:00", files=2, size=300_000)
+    services = fast_clock_services(box, tmp_path)
     ledger = CheckLedger(box.state)
 
-    resumed = check(box, "repository", 600)
-    assert resumed.ok and resumed.complete, resumed
+    clean = rolling_pass(services)
+    assert len(clean) >= 3, "the repository took more than one slice"
+    assert all(s.ok for s in clean) and not any(s.complete for s in clean[:-1])
+    assert ledger.last_success("local", "repository") == NOW
+
+    # A byte flipped in a segment of the middle: the slice that reads it says so,
+    # and the end of that pass is no success.
+    data = holding_data(box.segments())
+    flip_a_data_byte(data[len(data) // 2])
+    damaged = rolling_pass(replace(services, clock=Clock(NOW + timedelta(days=1))))
+    assert [s.damage for s in damaged].count(True) == 1, damaged
+    assert damaged[-1].complete
+    assert ledger.last_success("local", "repository") == NOW
+    found = ledger.damage("local", "repository")
+    assert found is not None and "found damage" in (found.error or "")
     after = configparser.ConfigParser()
     after.read(box.repo / "config")
-    assert not after.has_option("repository", "last_segment_checked")
-    # The next pass starts from the first segment again: the damage is found.
-    again = check(box, "repository", 600)
-    assert again.damage, again
-    assert ledger.damage("local", "repository") is not None
+    assert not after.has_option("repository", "last_segment_checked")  # the next pass: from 0
 
 
 def test_a_data_check_by_archive_names_the_archive_with_an_altered_chunk(

@@ -88,8 +88,24 @@ def test_damage_stays_until_a_later_clean_complete_pass() -> None:
     ledger.record("disque-a", "repository", _record(NOW + timedelta(days=1), complete=False))
     assert ledger.damage("disque-a", "repository") == found
     assert ledger.last_success("disque-a", "repository") == NOW - timedelta(days=1)
+    # The end of that pass is no proof either: it began with the damaged slice.
     ledger.record("disque-a", "repository", _record(NOW + timedelta(days=2)))
+    assert ledger.damage("disque-a", "repository") == found
+    ledger.record("disque-a", "repository", _record(NOW + timedelta(days=3)))
     assert ledger.damage("disque-a", "repository") is None
+
+
+def test_a_pass_with_a_damaged_slice_is_no_success_even_if_its_last_slice_is_clean() -> None:
+    ledger = CheckLedger(Meta())
+    ledger.record("local", "repository", _record(NOW, ok=False, complete=False, damage=True))
+    ledger.record("local", "repository", _record(NOW + timedelta(days=1)))
+    assert ledger.last_success("local", "repository") is None
+    assert ledger.damage("local", "repository") is not None
+    # The next pass, clean from its first slice to its last, is one.
+    ledger.record("local", "repository", _record(NOW + timedelta(days=2), complete=False))
+    ledger.record("local", "repository", _record(NOW + timedelta(days=3)))
+    assert ledger.last_success("local", "repository") == NOW + timedelta(days=3)
+    assert ledger.damage("local", "repository") is None
 
 
 def test_a_pass_that_ended_on_damage_starts_again() -> None:

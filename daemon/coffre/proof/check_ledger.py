@@ -12,7 +12,9 @@ One key per target and kind, ``check.<kind>.<target>``, holding:
   every run is a complete pass;
 - ``damage``: the last attempt that found damage, until a later complete
   pass finds none (a USB disk: "replace it" until then);
-- ``pass_started``: when the pass under way began (None: none under way);
+- ``pass_started``: when the pass under way began (None: none under way),
+  ``pass_damaged`` whether one of its runs found damage (then its end is no
+  success);
 - ``verified``: the archives the data pass under way has verified.
 
 A value that cannot be read (written by another version, or damaged) reads
@@ -173,21 +175,25 @@ class CheckLedger:
         """Record ``record`` as the last check of ``kind`` on ``target``.
 
         A run that ends its pass ends it (its verified archives forgotten);
-        when it found nothing wrong it also moves ``success`` and clears the
-        damage. An incomplete run starts a pass when none is under way. Damage
-        found is kept until a clean complete pass. Raises StateError when state
-        cannot be written.
+        when neither it nor an earlier run of the same pass found damage, it
+        also moves ``success`` and clears the damage. An incomplete run starts a
+        pass when none is under way. Damage found is kept until a clean
+        complete pass. Raises StateError when state cannot be written.
         """
         body = self._read(target, kind)
         body["last"] = record.to_json()
+        # A slice that found damage taints its whole pass: the pass's last slice
+        # may read clean segments only, the damaged one is still there.
+        tainted = record.damage or bool(body.get("pass_damaged"))
         if record.complete:
-            # The pass ended here; a damaged one is started again from the beginning.
-            body.update(pass_started=None, verified=[])
-            if record.ok:
+            body.update(pass_started=None, verified=[], pass_damaged=False)
+            if record.ok and not tainted:
                 body.update(success=record.at.isoformat(), damage=None)
-        elif _time(body.get("pass_started")) is None:
-            began = record.at - timedelta(seconds=max(record.seconds, 0.0))
-            body["pass_started"] = began.isoformat()
+        else:
+            body["pass_damaged"] = tainted
+            if _time(body.get("pass_started")) is None:
+                began = record.at - timedelta(seconds=max(record.seconds, 0.0))
+                body["pass_started"] = began.isoformat()
         if record.damage:
             body["damage"] = record.to_json()
         self._write(target, kind, body)
