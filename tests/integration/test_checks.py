@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import configparser
+import json
 import logging
 import os
 import struct
 import subprocess
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,8 +40,11 @@ from coffre.storage.state import State
 from coffre.targets.checking import check_target
 from tests.exposition import parse, value
 from tests.fakes import Clock, config
+from tests.integration.harness import daemon_running, fill_share, wait_for
+from tests.integration.observing import ObservedPractice
 from tests.integration.rule_tests import expected_alert
-from tests.parts import binary, libfaketime
+from tests.integration.usb import LoopDisk, ensure_udevd, settle
+from tests.parts import binary, libfaketime, needs_root
 
 pytestmark = pytest.mark.borg
 
@@ -257,3 +263,71 @@ def test_a_data_check_by_archive_names_the_archive_with_an_altered_chunk(
     assert found.damage and found.archive == "cabinet-2026-12-05T01:30:00", found
     assert found.error is not None and "replace this disk" in found.error
     assert CheckLedger(box.state).verified("local") == frozenset()
+
+
+@pytest.fixture
+def observed(tmp_path: Path) -> Iterator[ObservedPractice]:
+    ensure_udevd()
+    practice = ObservedPractice(tmp_path / "box")
+    fill_share(practice.share, files=30)
+    (practice.share / "scan.pdf").write_bytes(os.urandom(400_000))  # one chunk of its own
+    yield practice
+
+
+def _flip_on_the_disk(practice: ObservedPractice, disk: LoopDisk) -> None:
+    """Flip a byte of a file chunk in the disk's repository (its image mounted, as support)."""
+    view = practice.root / "inspect"
+    view.mkdir(exist_ok=True)
+    subprocess.run(["mount", "-o", "loop", str(disk.image), str(view)], check=True)
+    try:
+        flip_a_data_byte(
+            holding_data(
+                sorted(
+                    (p for p in (view / "coffre" / "data").glob("*/*") if p.name.isdigit()),
+                    key=lambda p: int(p.name),
+                )
+            )[0]
+        )
+    finally:
+        subprocess.run(["umount", str(view)], check=True)
+
+
+def test_a_damaged_disk_shows_amber_at_its_next_plug_and_asks_to_be_replaced(
+    observed: ObservedPractice,
+) -> None:
+    needs_root("loop devices, mounts and udev, as on the box")
+    disk = LoopDisk(observed.root / "disque-a.img")
+    try:
+        with daemon_running(observed):
+            observed.coffre("target", "init", "local", check=True)
+            device = disk.plug()
+            settle()
+            observed.coffre("disk", "enroll", device, "--name", "disque-a", check=True)
+            first = _wait_disk(observed, after=None)
+            checks = {c["kind"]: c for c in observed.status()["checks"]["disque-a"]}
+            # The first plug: a rolling slice and the data check, both whole on a small disk.
+            assert checks["repository"]["last_success"] is not None, checks
+            assert checks["data"]["last_success"] is not None, checks
+
+            _flip_on_the_disk(observed, disk)
+            disk.plug()
+            _wait_disk(observed, after=first["last_seen"])
+            shown = observed.coffre("status").stdout
+            assert "CHECK FAILED" in shown and "replace this disk" in shown, shown
+            assert observed.lights()["amber"] == "on", observed.lights()
+            assert not disk.attached(), "a damaged disk is powered off all the same"
+    finally:
+        disk.unplug()
+
+
+def _wait_disk(practice: ObservedPractice, after: str | None) -> dict[str, Any]:
+    """The disk's row once its job ended and it is safe to remove (seen since ``after``)."""
+
+    def done() -> bool:
+        rows = json.loads(practice.coffre("disk", "list", "--json", check=True).stdout)
+        row = rows[0] if rows else {}
+        return bool(row.get("safe_to_remove")) and not row["busy"] and row["last_seen"] != after
+
+    wait_for(done, timeout=180, what="the disk job to end")
+    row: dict[str, Any] = json.loads(practice.coffre("disk", "list", "--json").stdout)[0]
+    return row
