@@ -137,7 +137,8 @@ class FakeBorg:
     it ``freed`` (borg's "Deleted data" line); ``extract`` writes the files of
     ``archive`` ({stored path: content}) under ``cwd``, stripped as
     ``--strip-components`` says, warning about patterns that matched nothing;
-    ``--version`` prints ``borg 1.4.5``; other commands succeed silently.
+    ``--version`` prints ``borg 1.4.5``; ``extract --dry-run`` and other commands
+    succeed silently.
 
     What can go wrong, as borg does it: ``fail`` gives, per command, the
     errors its next runs raise in turn (a BorgError as ``BorgRunner`` raises
@@ -205,6 +206,8 @@ class FakeBorg:
             stdout = self._list()
         elif command == "delete":
             logs = self._delete(argv)
+        elif command == "extract" and "--dry-run" in argv:
+            pass  # reads and verifies every chunk of the archive, writes nothing
         elif command == "extract":
             assert cwd is not None, "borg extract writes into its working directory"
             logs = self._extract(argv, cwd)

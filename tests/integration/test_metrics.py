@@ -19,6 +19,7 @@ from coffre import __version__
 from coffre.core import retention
 from coffre.core.errors import ERROR_KINDS
 from coffre.observe.metrics import CLI_ONLY_KINDS
+from coffre.proof.check_ledger import CheckLedger
 from coffre.storage.state import SUCCESS, RunRecord, State
 from coffre.targets.offsite.repository import status_of
 from tests.integration.harness import Daemon, fill_share, wait_for
@@ -57,7 +58,7 @@ CONTRACT: dict[str, tuple[str, ...]] = {
     "coffre_disk_swap_due": ("disk",),
     "coffre_disk_free_bytes": ("disk",),
     "coffre_offsite_reachable": ("target",),
-    "coffre_check_last_success_timestamp_seconds": ("target",),
+    "coffre_check_last_success_timestamp_seconds": ("target", "kind"),
 }
 
 
@@ -138,11 +139,17 @@ def _expect_as_state_says(series: Series, practice: Practice) -> None:
             )
             assert value(series, "coffre_disk_free_bytes", disk=disk.name) == disk.free_bytes
             assert value(series, "coffre_disk_swap_due", disk=disk.name) == 0
-            check = state.last_run(disk.name, "check", outcome=SUCCESS)
-            assert check is not None, "the disk job records its borg check as a run"
-            assert value(
-                series, "coffre_check_last_success_timestamp_seconds", target=disk.name
-            ) == _ended(check)
+            checked = CheckLedger(state).last_attempt(disk.name, "repository")
+            assert checked is not None, "the disk job records its borg check in the ledger"
+            assert (
+                value(
+                    series,
+                    "coffre_check_last_attempt_timestamp_seconds",
+                    target=disk.name,
+                    kind="repository",
+                )
+                == checked.at.timestamp()
+            )
     finally:
         state.close()
 

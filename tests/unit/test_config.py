@@ -617,6 +617,10 @@ def test_every_integer_key_has_a_bound_and_defaults_fit_in_them() -> None:
             if f.type == "int"
         },
         "target.upload_window.limit_kbps": 2000,
+        **{
+            f"checks.{f.name}": getattr(defaults.checks, f.name)
+            for f in dataclasses.fields(defaults.checks)
+        },
     }
     assert set(values) == set(config.INTEGER_BOUNDS)
     for key, value in values.items():

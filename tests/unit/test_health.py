@@ -11,6 +11,7 @@ import pytest
 from coffre.core.health import (
     LATE,
     SAFE_HOLD,
+    CheckFacts,
     DiskFacts,
     Facts,
     Health,
@@ -56,7 +57,7 @@ def target(
     failed: str | None = None,
     slots: dict[str, bool] | None = None,
     oldest: datetime | None = None,
-    **runs: RunRecord,
+    **runs: object,
 ) -> TargetFacts:
     """A target whose last success ended ``success`` ago; ``failed``: the last attempt's error."""
     last_success = None if success is None else run(name, NOW - success)
@@ -138,13 +139,11 @@ def test_an_interrupted_run_is_a_failure_until_a_run_succeeds() -> None:
 
 def test_a_failed_prune_or_check_is_a_failure() -> None:
     pruned = target(last_prune=run("local", NOW, kind="prune", outcome=FAILED, error="borg"))
-    checked = target(
-        "disque-a",
-        "usb",
-        last_check=run("disque-a", NOW, kind="check", outcome=FAILED, error="integrity"),
-    )
+    checked = target(checks=(CheckFacts("data", NOW, False, None, NOW, "damage"),))
     assert assess(facts(pruned)).reasons == ("last prune of local failed (borg)",)
-    assert assess(facts(checked)).reasons == ("last check of disque-a failed (integrity)",)
+    assert assess(facts(checked)).reasons == (
+        f"the data check of local found damage on {NOW:%Y-%m-%d}",
+    )
 
 
 def test_a_local_target_without_success_for_26_hours_is_a_failure() -> None:

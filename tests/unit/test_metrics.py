@@ -29,6 +29,7 @@ from coffre.observe.admission import Limits
 from coffre.observe.endpoint import Endpoint
 from coffre.observe.facts import Observer
 from coffre.observe.metrics import RUN_ERROR_KINDS, Exporter
+from coffre.proof.check_ledger import CheckLedger, CheckRecord
 from coffre.storage import audit_tail
 from coffre.storage.audit import AuditLog, audit_path, head_path, read_entries, verify
 from coffre.storage.audit_tail import ChainTail
@@ -149,6 +150,12 @@ def test_runs_archives_disks_and_errors_show_as_state_says(tmp_path: Path, state
     state.disk_done("disque-a", safe=True, free_bytes=123_456_789, at=T0 + timedelta(minutes=2))
     later = state.start_run("disque-a", "check", T0 + timedelta(hours=2))
     state.finish_run(later, T0 + timedelta(hours=2), error=BorgIntegrityError("bad", rc=3))
+    # Its checks, as the check ledger has them: a clean pass, then damage found.
+    ledger = CheckLedger(state)
+    clean = CheckRecord(T0 + timedelta(minutes=2), True, True, None, None, 60.0)
+    ledger.record("disque-a", "repository", clean)
+    damaged = CheckRecord(T0 + timedelta(hours=2), False, True, "bad", None, 60.0, damage=True)
+    ledger.record("disque-a", "repository", damaged)
     # A failed enrollment of a name typed by someone: no label of it.
     typo = state.start_run("PATIENT-MARKER-Dupont.txt", "enroll", T0)
     state.finish_run(typo, T0, error=BorgNoSpace("x", rc=2))
@@ -183,19 +190,18 @@ def test_runs_archives_disks_and_errors_show_as_state_says(tmp_path: Path, state
     assert value(series, "coffre_repository_free_bytes", target="local") > 0
     # The disk, as a target and as a disk.
     assert value(series, "coffre_last_attempt_success", target="disque-a") == 1
-    assert value(series, "coffre_check_last_success_timestamp_seconds", target="disque-a") == (
-        at + 120
-    )
-    assert value(series, "coffre_check_last_attempt_success", target="disque-a") == 0
+    disk_repo = {"target": "disque-a", "kind": "repository"}
+    assert value(series, "coffre_check_last_success_timestamp_seconds", **disk_repo) == at + 120
+    assert value(series, "coffre_check_last_attempt_success", **disk_repo) == 0
     assert value(series, "coffre_disk_present", disk="disque-a") == 0
     assert value(series, "coffre_disk_last_seen_timestamp_seconds", disk="disque-a") == at + 120
     assert value(series, "coffre_disk_free_bytes", disk="disque-a") == 123_456_789
     assert value(series, "coffre_disk_swap_due", disk="disque-a") == 0
     assert value(series, "coffre_disk_missing", disk="disque-a") == 0
-    # Only coffre's checks have check series: the disks'.
+    # Only the checks coffre runs have series: none of an offsite host's segments.
     assert (
         "coffre_check_last_success_timestamp_seconds",
-        frozenset({("target", "local")}),
+        frozenset({("target", "hds"), ("kind", "repository")}),
     ) not in (series)
     assert value(series, "coffre_health", state="failure") == 1
     labels = {v for _, pairs in series for _, v in pairs}

@@ -169,6 +169,97 @@ def check(
     return tuple(args)
 
 
+# --- the scheduled checks (coffre.proof, coffre.jobs.checking) -----------------
+#
+# What borg 1.4.5 does, read in its source (repository.py ``Repository.check``,
+# archive.py ``ArchiveChecker``, archiver.py ``do_check``) and tried on a real
+# repository (tests/integration/test_checks.py):
+#
+# - ``check --repository-only --max-duration=N`` reads segment files in order
+#   (size and CRC32 of every object) for about N seconds, then writes the last
+#   segment it read into the repository's own ``config`` file
+#   (``[repository] last_segment_checked``) and logs "finished partial segment
+#   check, last segment checked is S". The next partial check starts after S.
+#   The run that reaches the last segment logs "finished segment check at
+#   segment S" and removes the option: that pass is complete, every segment
+#   present then was read since the pass began (new segments only ever get
+#   higher numbers, a compaction too). A check without ``--max-duration`` reads
+#   every segment, checks the index as well, and forgets any partial position.
+#   The slice is only as fine as one segment file (up to 500 MiB by default):
+#   N is a lower bound, a slice ends after the segment during which N ran out.
+# - Damage found (a CRC mismatch, a segment cut short, an index that does not
+#   match) is logged at ERROR and borg ends with rc 1 (a *warning* code: borg
+#   reached its end), never with an error code; "Finished partial repository
+#   check, errors found." closes it.
+# - ``--archives-only`` reads the manifest and every archive's metadata and
+#   checks that each chunk an item refers to exists (no data read); errors are
+#   logged at ERROR (naming the archive where borg knows it), rc 1.
+# - ``--verify-data`` decrypts and authenticates *every chunk in the
+#   repository*, whatever the archive filters say (``-a``, ``--first``,
+#   ``--last`` only narrow the metadata part; tried: ``--archives-only
+#   --verify-data -a one`` "verified 7 chunks with 1 integrity errors", the
+#   damaged chunk being archive two's): it can be neither bounded by archives
+#   nor resumed. Without ``--archives-only`` the whole repository check (with
+#   the index) runs first, and borg stops there when it finds damage.
+# - ``extract --dry-run`` of one archive fetches and authenticates every chunk
+#   of that archive's files; a damaged one stops it with rc 90
+#   (``IntegrityError``, "Segment entry checksum mismatch" or a MAC error): the
+#   data check of a budgeted pass (a USB disk at its plug) goes archive by
+#   archive with it, and remembers which archives a pass has verified.
+
+
+def check_repository(repo: str, *, max_duration: int | None = None) -> tuple[str, ...]:
+    """``borg check --repository-only``: the segments' CRCs, a slice of ``max_duration`` s.
+
+    Without ``max_duration`` the whole repository is read and its index checked
+    too. ``--info``: borg says at INFO level whether the slice reached the last
+    segment (its default level, WARNING, would hide it). Raises ValueError for an
+    invalid location or a non-positive duration.
+    """
+    plain = check(repo, repository_only=True, max_duration=max_duration)
+    return (plain[0], "--info", *plain[1:])
+
+
+def check_archives(repo: str, *, last: int | None = None) -> tuple[str, ...]:
+    """``borg check --archives-only``: archive metadata, every referenced chunk present.
+
+    ``last`` limits it to the newest ``last`` archives (all when None);
+    ``--info`` makes borg name each archive as it reads it. Raises ValueError
+    for an invalid location or a ``last`` below 1.
+    """
+    _check_repo(repo)
+    args = ["check", "--info", "--archives-only"]
+    if last is not None:
+        if last < 1:
+            raise ValueError(f"last must be >= 1, not {last}")
+        args.append(f"--last={last}")
+    args.append(repo)
+    return tuple(args)
+
+
+def check_data(repo: str) -> tuple[str, ...]:
+    """``borg check --verify-data``: the whole repository check (segments and index), then
+    every chunk decrypted and authenticated, then the archives.
+
+    Reads all the repository's data in one run (no resume: see above);
+    ``--info`` as for the archives check. Raises ValueError for an invalid location.
+    """
+    _check_repo(repo)
+    return ("check", "--info", "--verify-data", repo)
+
+
+def verify_archive(repo: str, archive: str) -> tuple[str, ...]:
+    """``borg extract --dry-run REPO::ARCHIVE``: every chunk of the archive read and
+    authenticated, nothing written.
+
+    Damage ends it with borg's IntegrityError (an error code). Raises ValueError
+    for an invalid location or archive name.
+    """
+    _check_repo(repo)
+    check_archive_name(archive)
+    return ("extract", "--dry-run", f"{repo}::{archive}")
+
+
 def extract(
     repo: str,
     archive: str,

@@ -56,6 +56,7 @@ from coffre.core.messages import (
 from coffre.core.printable import controls_escaped
 from coffre.core.reports import (
     ArchivesReport,
+    CheckView,
     GuardView,
     IncidentView,
     StatusReport,
@@ -101,12 +102,47 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
     _print_box(report)
     if "guard" in report:
         print_guard(report["guard"])
+    checks = report.get("checks", {})
     for name, target in report["targets"].items():
         _print_target(name, target)
+        for line in check_lines(checks.get(name, [])):
+            print(f"  {line}")
     if report["disks"]:
         print("\nUSB disks")
         cli_disk.print_disks(report["disks"])
+        for disk in report["disks"]:
+            for line in check_lines(checks.get(disk["name"], [])):
+                print(f"  {disk['name']}: {line}")
     return EXIT_OK
+
+
+def check_lines(checks: list[CheckView]) -> list[str]:
+    """The lines of a target's scheduled checks in ``coffre status`` (none when it has none).
+
+    One line with each kind's last complete pass (and a pass under way),
+    then one per check whose last attempt failed (its sentence, escaped: it
+    may quote borg) and one per damage not yet cleared by a clean pass.
+    """
+    if not checks:
+        return []
+    passes = []
+    for check in checks:
+        under_way = f", a pass under way since {when(check['pass_started'])}"
+        passes.append(
+            f"{check['kind']} {when(check['last_success'])}"
+            f"{under_way if check['pass_started'] else ''}"
+        )
+    lines = [f"checks, last complete pass: {'; '.join(passes)}"]
+    for check in checks:
+        if check["last_ok"] is False:
+            sentence = controls_escaped(check["last_error"] or "no reason recorded")
+            lines.append(f"CHECK FAILED {when(check['last_attempt'])}: {sentence}")
+        if check["damage_at"] is not None and check["last_ok"] is not False:
+            lines.append(
+                f"DAMAGE found by the {check['kind']} check on {when(check['damage_at'])}, "
+                "not cleared by a complete pass since: see docs/repair.md"
+            )
+    return lines
 
 
 def _print_box(report: StatusReport) -> None:

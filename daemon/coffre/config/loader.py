@@ -41,6 +41,7 @@ from coffre.core.config_keys import Bound, default_str, default_time
 from coffre.core.config_types import (
     DEFAULT_CONFIG_PATH,
     BorgConfig,
+    ChecksConfig,
     Config,
     EncryptionConfig,
     GuardConfig,
@@ -163,6 +164,7 @@ class _Sections:
     leds: LedsConfig
     restore: RestoreConfig
     guard: GuardConfig
+    checks: ChecksConfig
 
     def assemble(self) -> Config:
         """The Config; only called when no problem was found, so every part is there."""
@@ -183,6 +185,7 @@ class _Sections:
             leds=self.leds,
             restore=self.restore,
             guard=self.guard,
+            checks=self.checks,
         )
 
 
@@ -207,6 +210,7 @@ def _read_sections(
     leds = LedsConfig(**_section(root.table("leds"), "leds"))
     restore = RestoreConfig(**_section(root.table("restore"), "restore"))
     guard = GuardConfig(**_section(root.table("guard"), "guard"))
+    checks = ChecksConfig(**_section(root.table("checks"), "checks"))
     targets = read_targets(root, source)
     root.finish()
     return _Sections(
@@ -222,6 +226,7 @@ def _read_sections(
         leds,
         restore,
         guard,
+        checks,
     )
 
 

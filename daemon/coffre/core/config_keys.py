@@ -513,6 +513,60 @@ SECTIONS: tuple[Section, ...] = (
             ),
         ),
     ),
+    # --- [checks]: the scheduled borg checks (issue 13; docs/repair.md) ---
+    Section(
+        "checks",
+        'The scheduled borg checks of every repository (README, "Checks"): the segments '
+        "read back (rolling), the archives' metadata, the data decrypted; a failure names "
+        "the target and what to do (docs/repair.md).",
+        keys=(
+            _int(
+                "repository_every_days",
+                30,
+                1,
+                365,
+                "a year",
+                "Every segment of the box's repository is read back at least this often: a "
+                "pass of time-boxed slices (`borg check --repository-only --max-duration`).",
+            ),
+            _int(
+                "repository_max_duration",
+                600,
+                10,
+                21600,
+                "six hours: a slice must end long before the next night",
+                "Seconds of one slice of the rolling repository check; the next slice "
+                "resumes where it stopped.",
+            ),
+            _int(
+                "archives_every_days",
+                7,
+                1,
+                365,
+                "a year",
+                "The archives' metadata is checked this often on the box's repository and, "
+                "from the box, on each offsite one (`borg check --archives-only`).",
+            ),
+            _int(
+                "data_every_days",
+                30,
+                1,
+                365,
+                "a year",
+                "Every chunk is decrypted and verified this often, on the box's repository "
+                "(`borg check --verify-data`) and on each USB disk at its plug.",
+            ),
+            _int(
+                "disk_data_budget",
+                1800,
+                60,
+                86400,
+                "a day: the disk stays mounted meanwhile",
+                "Seconds each disk job may spend on the data check when it is due, archive "
+                "by archive; the next plug goes on with the archives left.",
+            ),
+        ),
+    ),
     Section(
         "target",
         "One [[target]] table per repository. Create the repository once with "

@@ -120,6 +120,23 @@ class UsbConfig:
 
 
 @dataclass(frozen=True)
+class ChecksConfig:
+    """The scheduled borg checks (``coffre.jobs.checking``, README "Checks").
+
+    Periods in days: a complete pass of the rolling ``repository`` check, the
+    ``archives`` check, the ``data`` check. ``repository_max_duration``: the
+    seconds of one rolling slice; ``disk_data_budget``: the seconds a disk job
+    may spend on a due data check (resumed, archive by archive, at the next plug).
+    """
+
+    repository_every_days: int = default_int("checks.repository_every_days")
+    repository_max_duration: int = default_int("checks.repository_max_duration")
+    archives_every_days: int = default_int("checks.archives_every_days")
+    data_every_days: int = default_int("checks.data_every_days")
+    disk_data_budget: int = default_int("checks.disk_data_budget")
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     """The Prometheus exporter (``coffre.observe.metrics``): served on ``listen``, "host:port".
 
@@ -279,6 +296,7 @@ class Config:
     leds: LedsConfig = field(default_factory=LedsConfig)
     restore: RestoreConfig = field(default_factory=RestoreConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
+    checks: ChecksConfig = field(default_factory=ChecksConfig)
     source_file: Path | None = None
 
     def target(self, name: str) -> TargetConfig:

@@ -16,8 +16,10 @@ Order of urgency, first match wins:
    - an incident of the guard is open (``coffre.guard.incidents``): pruning
      is frozen on every target, first among the reasons ("pruning frozen:
      suspected ransomware", "pruning frozen: suspect clock"); backups go on;
-   - the last backup, retention or check of a local target or a USB disk
-     failed (any error kind);
+   - the last backup or retention of a local target or a USB disk failed
+     (any error kind);
+   - a scheduled check of a local or offsite target found damage that no
+     clean complete pass has cleared since (:class:`CheckFacts`);
    - the last attempt of an offsite target failed with a kind another
      attempt cannot fix (refused key, wrong host key, mismatching
      repository...); network trouble only counts once the copy is late
@@ -30,17 +32,21 @@ Order of urgency, first match wins:
      daily points are not looked at: a missed night already shows through
      the lateness above while it matters, and the alert rules watch them.
 
-3. ``SAFE_TO_REMOVE``: a USB disk's job ended less than :data:`SAFE_HOLD`
+3. ``ATTENTION`` for a USB disk whose check found damage (until a clean
+   complete pass): it outranks the next rule, so that whoever takes the disk
+   away sees it must be replaced.
+4. ``SAFE_TO_REMOVE``: a USB disk's job ended less than :data:`SAFE_HOLD`
    ago with the disk powered off: it may be taken away. (Once powered off a
    USB disk sends no event when it is pulled, so the pattern is held for a
    while rather than until the disk goes.)
-4. ``ATTENTION``: the last archive made on a target (local, offsite or a
+5. ``ATTENTION``: the last archive made on a target (local, offsite or a
    USB disk) came with borg warnings: it lacks files, or holds some that
-   changed while read; a disk's swap is due, a disk was not seen for
+   changed while read; a check of a local target could not run;
+   a disk's swap is due, a disk was not seen for
    too long (``coffre.core.rotation``), an offsite copy is late (no success for
    :data:`LATE`) or not made yet though attempts ended (a first upload cut
    by the network).
-5. ``OK``.
+6. ``OK``.
 
 A backup with warnings made its archive: it is the target's last success
 for lateness and restore points (``TargetFacts.last_success``), never a
@@ -87,6 +93,25 @@ class JobFacts:
 
 
 @dataclass(frozen=True)
+class CheckFacts:
+    """One kind of scheduled check of a target, as the check ledger has it.
+
+    ``kind``: "repository", "archives" or "data". ``last_attempt``: when the
+    last one ended (None: never), ``last_ok`` whether it found nothing wrong
+    (None: never ran), ``last_error`` its sentence; ``last_success`` the end
+    of the last complete pass that found nothing wrong; ``damage_at`` when
+    damage was found that no clean complete pass has cleared since.
+    """
+
+    kind: str
+    last_attempt: datetime | None = None
+    last_ok: bool | None = None
+    last_success: datetime | None = None
+    damage_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
 class TargetFacts:
     """What state says of one repository: a configured target or an enrolled USB disk.
 
@@ -107,8 +132,8 @@ class TargetFacts:
     last_attempt: RunRecord | None = None
     last_stats: RunStats | None = None
     last_prune: RunRecord | None = None
-    last_check: RunRecord | None = None
-    last_check_success: RunRecord | None = None
+    #: The scheduled checks coffre runs on it, one per kind (``coffre.proof.check_ledger``).
+    checks: tuple[CheckFacts, ...] = ()
     archives: int | None = None
     oldest_archive: datetime | None = None
     slots: Mapping[str, bool] = field(default_factory=dict)
@@ -214,12 +239,16 @@ def assess(facts: Facts) -> Verdict:
     failures = [frozen_reason(incident.kind) for incident in facts.incidents]
     failures += facts.problems
     failures += [reason for target in facts.targets for reason in _failures(target, facts)]
+    # A damaged disk outranks "safe to remove": whoever unplugs it must see that it
+    # is not to go back into the rotation (it is powered off all the same).
+    damaged = [reason for target in facts.targets for reason in _damaged_disk(target)]
     safe = _safe_to_remove(facts)
     attention = _attention(facts)
-    reasons = (*working, *failures, *safe, *attention)
+    reasons = (*working, *failures, *damaged, *safe, *attention)
     for health, found in (
         (Health.WORKING, working),
         (Health.FAILURE, failures),
+        (Health.ATTENTION, damaged),
         (Health.SAFE_TO_REMOVE, safe),
         (Health.ATTENTION, attention),
     ):
@@ -246,7 +275,7 @@ def _describe(run: RunRecord) -> str:
 
 def _failures(target: TargetFacts, facts: Facts) -> list[str]:
     found: list[str] = []
-    runs = (target.last_attempt, target.last_prune, target.last_check)
+    runs = (target.last_attempt, target.last_prune)
     for run in runs:
         if run is None or not _failed(run):
             continue
@@ -257,7 +286,36 @@ def _failures(target: TargetFacts, facts: Facts) -> list[str]:
         found.append(f"no successful backup of {target.name} for more than {_hours(LATE)} h")
     if target.kind != "usb":
         found += _missing_months(target, facts)
+        found += [
+            f"the {c.kind} check of {target.name} found damage on {c.damage_at:%Y-%m-%d}"
+            for c in target.checks
+            if c.damage_at is not None
+        ]
     return found
+
+
+def _damaged_disk(target: TargetFacts) -> list[str]:
+    """A USB disk whose check found damage no clean complete pass cleared: replace it."""
+    damaged = [c.damage_at for c in target.checks if c.damage_at is not None]
+    if target.kind != "usb" or not damaged:
+        return []
+    return [
+        f"disk {target.name} is damaged (its check found damage on "
+        f"{max(damaged):%Y-%m-%d}): replace it"
+    ]
+
+
+def _check_not_run(target: TargetFacts) -> list[str]:
+    """A check of the box's repository that could not run (a lock held by another borg)."""
+    if target.kind != "local":
+        # A disk's job failed with it: the failure shows. An offsite host away is
+        # network trouble: its lateness shows it when it matters, and the alert.
+        return []
+    return [
+        f"the last {c.kind} check of {target.name} could not run"
+        for c in target.checks
+        if c.last_ok is False and c.damage_at is None
+    ]
 
 
 def _late(target: TargetFacts, now: datetime) -> bool:
@@ -313,6 +371,7 @@ def _warned(target: TargetFacts) -> list[str]:
 
 def _attention(facts: Facts) -> list[str]:
     found = [reason for target in facts.targets for reason in _warned(target)]
+    found += [reason for target in facts.targets for reason in _check_not_run(target)]
     for disk in facts.disks:
         if disk.swap_due:
             found.append(f"disk {disk.name} is due for a swap")

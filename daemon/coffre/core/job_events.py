@@ -59,6 +59,9 @@ class OutcomeDetails(TypedDict, total=False):
     deleted: list[str]
     pruning_frozen: list[str]
     safe_to_remove: bool
+    # the disk job's checks (issue 13): what each found, and a damaged disk's plea
+    checks: list[str]
+    replace_disk: str
     # prune
     dry_run: bool
     keep: list[KeptView]

@@ -168,7 +168,34 @@ class _GuardPart(TypedDict, total=False):
     guard: GuardView
 
 
-class StatusReport(_GuardPart):
+class CheckView(TypedDict):
+    """One kind of scheduled check of a target, as status shows it (times in the box's zone).
+
+    ``last_success``: the end of the last complete pass that found nothing
+    wrong; ``pass_started``: when the pass under way began (None: none);
+    ``last_ok``/``last_error``/``archive``: the last attempt's outcome (None:
+    never ran); ``damage_at``: damage found that no clean complete pass has
+    cleared since. ``last_error`` may quote borg (escape it to print).
+    """
+
+    kind: str
+    last_attempt: str | None
+    last_ok: bool | None
+    last_error: str | None
+    archive: str | None
+    last_success: str | None
+    pass_started: str | None
+    damage_at: str | None
+
+
+class _ChecksPart(_GuardPart, total=False):
+    """Status's ``checks``, by target (configured and enrolled disks): absent from a daemon
+    that predates the scheduled checks (issue 13)."""
+
+    checks: dict[str, list[CheckView]]
+
+
+class StatusReport(_ChecksPart):
     """Everything ``coffre status`` shows (times ISO 8601 in the box's timezone)."""
 
     key_escrow: list[KeyEscrowView]

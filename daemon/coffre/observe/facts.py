@@ -31,6 +31,7 @@ from coffre.core.clock import Clock
 from coffre.core.config_types import Config, LocalTarget
 from coffre.core.errors import ERROR_KINDS
 from coffre.core.health import (
+    CheckFacts,
     DiskFacts,
     Facts,
     IncidentFacts,
@@ -45,7 +46,8 @@ from coffre.guard.incidents import IncidentStore, MetaStore
 from coffre.jobs.change_watch import figures_key
 from coffre.jobs.queue import Job, JobQueue
 from coffre.jobs.supervision import Incidents, Unrecorded
-from coffre.storage.state import FAILED, SUCCESS, DiskRecord, RunRecord, State
+from coffre.proof.check_ledger import CheckLedger, kinds_for
+from coffre.storage.state import FAILED, DiskRecord, RunRecord, State
 from coffre.targets.offsite.repository import status_of as offsite_status
 
 _E = TypeVar("_E")
@@ -110,6 +112,31 @@ def read_night(meta: MetaStore, target: str) -> NightFacts | None:
         if isinstance(number, int | float) and not isinstance(number, bool)
     }
     return NightFacts(target, at, figures)
+
+
+# --- the scheduled checks (issue 13) ---------------------------------------------------
+
+
+def read_checks(ledger: CheckLedger, target: str, kind: TargetKind) -> tuple[CheckFacts, ...]:
+    """The checks coffre runs on ``target`` (a ``kind`` one), as the ledger has them."""
+    found = []
+    for check in kinds_for(kind):
+        last = ledger.last_attempt(target, check)
+        damage = ledger.damage(target, check)
+        found.append(
+            CheckFacts(
+                kind=check,
+                last_attempt=None if last is None else last.at,
+                last_ok=None if last is None else last.ok,
+                last_success=ledger.last_success(target, check),
+                damage_at=None if damage is None else damage.at,
+                last_error=None if last is None else last.error,
+            )
+        )
+    return tuple(found)
+
+
+# --- the lanes' jobs ---------------------------------------------------------------------
 
 
 def _job(job: Job | None) -> JobFacts | None:
@@ -324,9 +351,6 @@ class Observer:
         if kind == "offsite":
             reachable = offsite_status(state, name)["reachable"]
         repository_id = enrolled.repository_id if enrolled else state.repository_id(name)
-        # coffre checks its USB disks (each disk job); the other repositories
-        # are checked by their hosts or by hand, and have no check runs.
-        checked = kind == "usb"
         return TargetFacts(
             name=name,
             kind=kind,
@@ -334,8 +358,7 @@ class Observer:
             last_attempt=state.last_finished_run(name, "backup"),
             last_stats=None if with_stats is None else with_stats.stats,
             last_prune=state.last_finished_run(name, "prune"),
-            last_check=state.last_finished_run(name, "check") if checked else None,
-            last_check_success=state.last_run(name, "check", outcome=SUCCESS) if checked else None,
+            checks=read_checks(CheckLedger(state), name, kind),
             archives=None if known is None else len(known),
             oldest_archive=min(ours, default=None),
             reachable=reachable,

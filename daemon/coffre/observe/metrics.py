@@ -21,8 +21,9 @@ archive exists), but not a successful attempt (``coffre_last_attempt_success``
 0, ``coffre_last_attempt_warning`` 1); ``coffre_files_not_backed_up`` counts
 the files its archive lacks (a count: the names stay in the journal).
 
-The guard's series (incidents, the frozen pruning, each night's figures,
-the clock's synchronisation) are built by ``coffre.observe.guard_series``;
+The scheduled checks' series (per target and kind) are built by
+``coffre.observe.check_series``; the guard's (incidents, the frozen pruning,
+each night's figures, the clock's synchronisation) by ``coffre.observe.guard_series``;
 the audit log's witness (its length, the end of its hash chain) by
 ``coffre.observe.audit_series``.
 """
@@ -45,6 +46,7 @@ from coffre.core.errors import ELSEWHERE_KINDS, ERROR_KINDS, CoffreError
 from coffre.core.health import Facts, Health, TargetFacts, assess
 from coffre.jobs.queue import JobKind
 from coffre.observe.audit_series import AuditWitness
+from coffre.observe.check_series import check_series
 from coffre.observe.endpoint import Endpoint
 from coffre.observe.facts import Observer
 from coffre.observe.guard_series import guard_series
@@ -127,13 +129,14 @@ class CoffreCollector(Collector):
             *self._jobs(facts),
             *self._disks(facts),
             *_counters(facts),
+            *check_series(facts),
             *guard_series(facts),
             _health(facts),
             *self._audit.series(),
         ]
 
     def _repositories(self, facts: Facts) -> list[Metric]:
-        """What each target's repository holds, and how its checks and host answer."""
+        """What each target's repository holds, and how its host answers."""
         names = retention.slot_names(self._config.retention.daily, self._config.retention.monthly)
         slots = GaugeMetricFamily(
             "coffre_retention_slot_present",
@@ -163,19 +166,6 @@ class CoffreCollector(Collector):
                 lambda t: t.free_bytes if t.kind == "local" else None,
             ),
             slots,
-            # coffre checks the disks (each disk job); offsite hosts check their own.
-            _per_target(
-                facts,
-                "coffre_check_last_success_timestamp_seconds",
-                "End of the last successful borg check of the target (0: never).",
-                lambda t: _seconds(t.last_check_success) if t.kind == "usb" else None,
-            ),
-            _per_target(
-                facts,
-                "coffre_check_last_attempt_success",
-                "1 when the last borg check of the target succeeded, else 0.",
-                lambda t: _outcome_is(t.last_check, SUCCESS) if t.kind == "usb" else None,
-            ),
             _per_target(
                 facts,
                 "coffre_offsite_reachable",

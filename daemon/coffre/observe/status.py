@@ -10,6 +10,7 @@ from coffre.core.clock import local_iso
 from coffre.core.config_types import Config
 from coffre.core.reports import (
     ArchivesReport,
+    CheckView,
     DiskView,
     GuardView,
     IncidentView,
@@ -23,6 +24,7 @@ from coffre.core.reports import (
 from coffre.guard.incidents import Incident, IncidentStore
 from coffre.jobs.queue import JobQueue
 from coffre.observe.facts import read_night
+from coffre.proof.check_ledger import CheckLedger, kinds_for
 from coffre.storage.state import RunRecord, State
 from coffre.targets.offsite.repository import status_of as offsite_status
 
@@ -147,7 +149,41 @@ def build(
             tz,
             clock_synchronised,
         ),
+        "checks": checks_view(
+            state,
+            [(t.name, t.kind) for t in config.targets] + [(d.name, "usb") for d in state.disks()],
+            tz,
+        ),
     }
+
+
+def checks_view(
+    state: State, targets: Sequence[tuple[str, str]], tz: tzinfo
+) -> dict[str, list[CheckView]]:
+    """Each check coffre runs on each of ``targets`` ((name, kind)), as the ledger has it.
+
+    Raises what state's reads raise.
+    """
+    ledger = CheckLedger(state)
+    views: dict[str, list[CheckView]] = {}
+    for name, kind in targets:
+        views[name] = []
+        for check in kinds_for(kind):
+            last = ledger.last_attempt(name, check)
+            damage = ledger.damage(name, check)
+            views[name].append(
+                {
+                    "kind": check,
+                    "last_attempt": None if last is None else local_iso(last.at, tz),
+                    "last_ok": None if last is None else last.ok,
+                    "last_error": None if last is None else last.error,
+                    "archive": None if last is None else last.archive,
+                    "last_success": local_iso(ledger.last_success(name, check), tz),
+                    "pass_started": local_iso(ledger.pass_started(name, check), tz),
+                    "damage_at": None if damage is None else local_iso(damage.at, tz),
+                }
+            )
+    return views
 
 
 def _targets(config: Config, state: State, now: datetime) -> dict[str, TargetStatus]:

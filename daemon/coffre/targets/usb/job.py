@@ -5,15 +5,26 @@ mounted only inside the job; after it the device is powered off and the disk
 is "safe to remove". A disk pulled out mid-job makes borg fail: the job ends
 failed, the mount is cleaned up, and the next plug recovers (a repository
 check first; borg itself clears a stale lock of this host).
+
+The checks (``coffre.jobs.checking``, recorded in the check ledger): after
+the backup and retention, a slice of the rolling repository check
+(``usb.check_max_duration`` seconds) at every plug, and the data check when
+it is due (``checks.data_every_days`` since the last complete pass, or a pass
+under way), archive by archive within ``checks.disk_data_budget`` seconds,
+the next plug going on with the archives left. Damage found does not fail
+the job (the backup is made; the disk is still the rotation's best copy
+until its replacement comes): the check's sentence goes to the job's
+details and the journal, and the disk shows the attention light and asks to
+be replaced, at this plug and the next ones, until a complete pass of that
+kind finds it sound again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from coffre.borg import argv
 from coffre.borg.records import Progress
 from coffre.core.errors import (
     BorgIOError,
@@ -27,8 +38,10 @@ from coffre.core.job_events import OutcomeDetails
 from coffre.core.model import Archive
 from coffre.jobs.archive_list import known_archives
 from coffre.jobs.backup import create_archive
+from coffre.jobs.checking import check_at
 from coffre.jobs.pruning import apply_retention
 from coffre.jobs.services import Services
+from coffre.proof.check_ledger import CheckKind, CheckLedger, CheckRecord
 from coffre.storage.state import COMPLETED, DiskRecord, RunStats
 from coffre.targets.base import RemovableDisk
 
@@ -121,9 +134,10 @@ async def _on_the_disk(
     the new archive's stats (None: skipped). Raises what borg raises.
     """
     config = services.config
+    _plead_if_damaged(services, name, details)
     if recovering:
         # The last job on this disk did not end well (pulled out, full, killed).
-        await _check(services, name, argv.check(location, repository_only=True))
+        await _check(services, name, location, "repository", None, details)
     known = await known_archives(services, name, location)
     tz = config.schedule.timezone
     prefix, now = config.retention.prefix, services.clock.now()
@@ -136,12 +150,37 @@ async def _on_the_disk(
     details["deleted"] = [a.name for a in pruned.deleted]
     if pruned.frozen_by:
         details["pruning_frozen"] = [i.kind for i in pruned.frozen_by]
-    await _check(
-        services,
-        name,
-        argv.check(location, repository_only=True, max_duration=config.usb.check_max_duration),
-    )
+    await _check(services, name, location, "repository", config.usb.check_max_duration, details)
+    if data_check_due(CheckLedger(services.state), name, now, config.checks.data_every_days):
+        await _check(services, name, location, "data", config.checks.disk_data_budget, details)
     return stats
+
+
+def data_check_due(ledger: CheckLedger, disk: str, now: datetime, every_days: int) -> bool:
+    """Pure but for the ledger's reads: whether ``disk``'s data check runs at this plug.
+
+    Due when no complete pass is younger than ``every_days``, or while a pass is
+    under way (the archives left by the last plug's budget).
+    """
+    if ledger.pass_started(disk, "data") is not None:
+        return True
+    last = ledger.last_success(disk, "data")
+    return last is None or now - last >= timedelta(days=every_days)
+
+
+def _plead_if_damaged(services: Services, name: str, details: OutcomeDetails) -> None:
+    """Say at the plug of a disk whose checks found damage that it must be replaced."""
+    ledger = CheckLedger(services.state)
+    found = [r for r in (ledger.damage(name, k) for k in ("repository", "data")) if r]
+    if not found:
+        return
+    latest = max(found, key=lambda r: r.at)
+    plea = (
+        f"disk {name} is damaged (a check found damage on {latest.at:%Y-%m-%d}): replace it "
+        "with a new disk of the rotation, see docs/repair.md"
+    )
+    details["replace_disk"] = plea
+    services.logger.error("%s", plea, extra={"COFFRE_TARGET": name})
 
 
 async def release_disk(
@@ -171,16 +210,28 @@ async def release_disk(
     return safe
 
 
-async def _check(services: Services, target: str, check_argv: Sequence[str]) -> None:
-    """Run ``borg check`` as a run of kind "check" in state (metrics, LEDs); raises as borg does."""
-    state, clock = services.state, services.clock
-    run_id = state.start_run(target, "check", clock.now())
-    try:
-        await services.borg.run(check_argv)
-    except CoffreError as error:
-        state.finish_run(run_id, clock.now(), error=error)
-        raise
-    state.finish_run(run_id, clock.now())
+async def _check(
+    services: Services,
+    target: str,
+    location: str,
+    kind: CheckKind,
+    budget: float | None,
+    details: OutcomeDetails,
+) -> CheckRecord:
+    """One check of the disk (``coffre.jobs.checking.check_at``), said in ``details``.
+
+    Damage found is returned, and the disk asks to be replaced; raises as
+    borg does when the check could not run (the disk pulled out...).
+    """
+    record = await check_at(services, target, "usb", location, kind, budget=budget)
+    said = record.error or f"{kind} check: nothing wrong" + ("" if record.complete else " so far")
+    details.setdefault("checks", []).append(said)
+    if record.damage:
+        details["replace_disk"] = (
+            f"disk {target} is damaged: replace it with a new disk of the rotation, "
+            "see docs/repair.md"
+        )
+    return record
 
 
 async def _create_with_one_retry(
