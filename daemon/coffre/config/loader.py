@@ -42,6 +42,7 @@ from coffre.core.config_types import (
     DEFAULT_CONFIG_PATH,
     BorgConfig,
     Config,
+    DrillsConfig,
     EncryptionConfig,
     GuardConfig,
     LedsConfig,
@@ -163,6 +164,7 @@ class _Sections:
     leds: LedsConfig
     restore: RestoreConfig
     guard: GuardConfig
+    drills: DrillsConfig
 
     def assemble(self) -> Config:
         """The Config; only called when no problem was found, so every part is there."""
@@ -183,6 +185,7 @@ class _Sections:
             leds=self.leds,
             restore=self.restore,
             guard=self.guard,
+            drills=self.drills,
         )
 
 
@@ -207,6 +210,7 @@ def _read_sections(
     leds = LedsConfig(**_section(root.table("leds"), "leds"))
     restore = RestoreConfig(**_section(root.table("restore"), "restore"))
     guard = GuardConfig(**_section(root.table("guard"), "guard"))
+    drills = DrillsConfig(**_section(root.table("drills"), "drills"))
     targets = read_targets(root, source)
     root.finish()
     return _Sections(
@@ -222,6 +226,7 @@ def _read_sections(
         leds,
         restore,
         guard,
+        drills,
     )
 
 
