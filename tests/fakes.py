@@ -23,6 +23,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from borg.algorithms.checksums import StreamingXXH64  # type: ignore[import-untyped]
+
 from coffre.borg.records import LogRecord, Progress
 from coffre.borg.runner import BorgResult
 from coffre.core.config_types import (
@@ -202,12 +204,12 @@ class FakeBorg:
         if command == "create":
             rc, stdout, logs = await self._create(argv, on_progress)
         elif command == "list":
-            stdout = self._list()
+            stdout = self._contents(argv) if "--json-lines" in argv else self._list()
         elif command == "delete":
             logs = self._delete(argv)
         elif command == "extract":
             assert cwd is not None, "borg extract writes into its working directory"
-            logs = self._extract(argv, cwd)
+            logs = self._extract(argv, cwd, on_progress)
             rc = 1 if logs else 0
         elif command == "--version":
             stdout = "borg 1.4.5\n"
@@ -265,8 +267,34 @@ class FakeBorg:
         line = f"Deleted data:               -5.00 MB             -5.00 MB   {self.freed}"
         return (LogRecord("INFO", line, "", "borg.output.stats"),)
 
-    def _extract(self, argv: Sequence[str], cwd: Path) -> tuple[LogRecord, ...]:
-        strip = next(int(a.split("=")[1]) for a in argv if a.startswith("--strip-components="))
+    def _contents(self, argv: Sequence[str]) -> str:
+        """``list --json-lines`` of ``archive``'s files (at the archive's start; ``--format`` keys
+        ``ctime`` and ``xxh64`` added as borg adds them), limited to the ``pp:`` paths."""
+        wanted = [a.removeprefix("pp:") for a in argv if a.startswith("pp:")]
+        form = next((a for a in argv if a.startswith("--format=")), "")
+        lines = []
+        for path, content in self.archive.items():
+            if wanted and not any(path == w or path.startswith(w + "/") for w in wanted):
+                continue
+            item: dict[str, object] = {
+                "type": "-",
+                "path": path,
+                "size": len(content),
+                "mtime": self.made.start,
+            }
+            if "{ctime}" in form:
+                item["ctime"] = self.made.start
+            if "{xxh64}" in form:
+                digest = StreamingXXH64()
+                digest.update(content)
+                item["xxh64"] = digest.hexdigest()
+            lines.append(json.dumps(item))
+        return "".join(line + "\n" for line in lines)
+
+    def _extract(
+        self, argv: Sequence[str], cwd: Path, on_progress: Callable[[Progress], None] | None = None
+    ) -> tuple[LogRecord, ...]:
+        strip = next((int(a.split("=")[1]) for a in argv if a.startswith("--strip-components=")), 0)
         wanted = [a.removeprefix("pp:") for a in argv if a.startswith("pp:")]
         warnings = []
         for path in wanted:
@@ -276,6 +304,8 @@ class FakeBorg:
                     LogRecord("WARNING", f"Include pattern '{path}' never matched.", "", "borg")
                 )
             for hit in hits:
+                if on_progress is not None and "--list" in argv:
+                    on_progress(Progress(0, 0, 0, 0, False, message=hit))
                 out = cwd.joinpath(*PurePosixPath(hit).parts[strip:])
                 out.parent.mkdir(parents=True, exist_ok=True)
                 content = self.archive[hit]

@@ -1,0 +1,1 @@
+"""Proof that restores work: checks of the repositories, restore drills, restore times."""
