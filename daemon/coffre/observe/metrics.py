@@ -24,7 +24,7 @@ the files its archive lacks (a count: the names stay in the journal).
 The guard's series (incidents, the frozen pruning, each night's figures,
 the clock's synchronisation) are built by ``coffre.observe.guard_series``;
 the audit log's witness (its length, the end of its hash chain) by
-``coffre.observe.audit_series``.
+``coffre.observe.audit_series``; the restore drills' by ``coffre.observe.drill_series``.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from coffre.core.errors import ELSEWHERE_KINDS, ERROR_KINDS, CoffreError
 from coffre.core.health import Facts, Health, TargetFacts, assess
 from coffre.jobs.queue import JobKind
 from coffre.observe.audit_series import AuditWitness
+from coffre.observe.drill_series import drill_series
 from coffre.observe.endpoint import Endpoint
 from coffre.observe.facts import Observer
 from coffre.observe.guard_series import guard_series
@@ -128,6 +129,7 @@ class CoffreCollector(Collector):
             *self._disks(facts),
             *_counters(facts),
             *guard_series(facts),
+            *drill_series(self._observer.drills()),
             _health(facts),
             *self._audit.series(),
         ]
