@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from coffre.cli.client import person_from_env
 from coffre.cli.support import EXIT_FAILED, ask, follow, job_exit, print_json
 from coffre.core.config_types import Config
 from coffre.core.job_events import outcomes_from_json
-from coffre.core.messages import DrillRequest
+from coffre.core.messages import DrillRequest, Event
+from coffre.core.printable import controls_escaped
 from coffre.core.request_check import check_request
 
 
@@ -41,7 +44,7 @@ def cmd_drill(args: argparse.Namespace, cfg: Config) -> int:
     """Run ``coffre drill``: per target, the figures or why it failed; the exit code."""
     message = DrillRequest(target=args.target, person=person_from_env(os.environ, os.getuid()))
     check_request(message.to_json())
-    final = follow(ask(cfg, message), quiet_progress=True)
+    final = follow(_said(ask(cfg, message)), quiet_progress=True)
     if args.json:
         print_json({"targets": outcomes_from_json(final)})
         return job_exit(final) if final.get("event") == "result" else EXIT_FAILED
@@ -49,6 +52,16 @@ def cmd_drill(args: argparse.Namespace, cfg: Config) -> int:
         if outcome["ok"]:
             print(_figures(target, outcome))
     return job_exit(final)
+
+
+def _said(events: Iterable[Event]) -> Iterator[Event]:
+    """``events``, saying on stderr what the drill waits for (a disk to plug in, a backup)."""
+    for event in events:
+        if event.get("event") == "waiting":
+            print(controls_escaped(str(event.get("message"))), file=sys.stderr, flush=True)
+        elif event.get("event") == "disk_released" and event.get("safe_to_remove"):
+            print(f"disk {event.get('target')}: safe to remove", file=sys.stderr)
+        yield event
 
 
 def _figures(target: str, outcome: Any) -> str:
