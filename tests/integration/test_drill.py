@@ -20,7 +20,7 @@ from tests.integration.usb import LoopDisk, ensure_udevd, settle
 from tests.parts import binary
 
 #: Every file of the small test share is in the sample: the drills below read them all.
-ALL_FILES = "\n[drills]\nfiles = 10000\nmib = 1000\n"
+ALL_FILES = "\n[drills]\nfiles = 2000\nmib = 1000\n"
 DAMAGED = "Patients/DUPONT Jean/ordonnance 2026.pdf"
 
 

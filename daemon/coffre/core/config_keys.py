@@ -532,8 +532,8 @@ SECTIONS: tuple[Section, ...] = (
                 "files",
                 50,
                 1,
-                10_000,
-                "each file is read twice (archive and share)",
+                2000,
+                "each path is an argument of the drill's one borg extract",
                 "Files read back per drill, at most.",
             ),
             _int(
