@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from coffre.cli.client import person_from_env
-from coffre.cli.support import EXIT_FAILED, ask, follow, job_exit, print_json
+from coffre.cli.support import EXIT_FAILED, ask, follow, job_exit, print_json, raise_if_error
 from coffre.core.config_types import Config
 from coffre.core.job_events import outcomes_from_json
 from coffre.core.messages import DrillRequest, Event
@@ -45,6 +45,7 @@ def cmd_drill(args: argparse.Namespace, cfg: Config) -> int:
     message = DrillRequest(target=args.target, person=person_from_env(os.environ, os.getuid()))
     check_request(message.to_json())
     final = follow(_said(ask(cfg, message)), quiet_progress=True)
+    raise_if_error(final)  # refused (an unknown target...): the error, not an empty answer
     if args.json:
         print_json({"targets": outcomes_from_json(final)})
         return job_exit(final) if final.get("event") == "result" else EXIT_FAILED
@@ -70,7 +71,8 @@ def _figures(target: str, outcome: Any) -> str:
     speed = f" at {rate / 1e6:.1f} MB/s" if isinstance(rate, int | float) else ""
     return (
         f"{target}: {outcome.get('nfiles')} file(s), {outcome.get('nbytes', 0) / 1e6:.1f} MB "
-        f"read back{speed} from archive {outcome.get('archive')}; all identical "
+        f"read back{speed} from archive {controls_escaped(str(outcome.get('archive')))}; "
+        "all identical "
         f"({outcome.get('by_bytes')} compared with the share, "
         f"{outcome.get('by_hash')} with borg's hash)"
     )
