@@ -7,17 +7,21 @@ import logging
 import random
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from coffre.core.config_types import Config, PathsConfig
 from coffre.core.errors import BorgArchiveMissing, BorgIntegrityError
+from coffre.core.messages import JobOptions
+from coffre.daemon.executor import Executor
 from coffre.jobs.drilling import DrillReport, run_drill, scratch_dir
+from coffre.jobs.queue import Job, JobRequest
 from coffre.jobs.services import Services
 from coffre.proof.drill_ledger import DrillLedger
 from coffre.storage.audit import AuditUnavailable, audit_path, read_entries
 from coffre.storage.state import State
-from tests.fakes import LOCAL, Clock, FakeBorg, Journal, config
+from tests.fakes import LOCAL, REPO_ID, Clock, FakeBorg, FakeRepository, Journal, config
 
 NOW = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
 LOGGER = logging.getLogger("test.drilling")
@@ -137,3 +141,42 @@ def test_a_leftover_of_a_killed_drill_is_removed_at_the_next_drill(tmp_path: Pat
     (leftover / "f").write_bytes(b"patient data")
     assert _drill(services).record.outcome == "ok"
     assert not (scratch_dir(services.config) / "local").exists()
+
+
+def _asked_drill(tmp_path: Path, borg: FakeBorg) -> tuple[dict[str, Any], Services]:
+    """A ``drill`` job asked by alice, run by the executor on the fake local repository."""
+    services = _setup(tmp_path, borg)
+    services.state.record_repository("local", REPO_ID, "/srv/repo", NOW)
+    executor = Executor(services, {"local": FakeRepository()})
+    options = JobOptions(asked_by=(("user", "alice"), ("uid", 0), ("pid", 42)))
+
+    async def go() -> dict[str, Any]:
+        job = Job(id=1, request=JobRequest("drill", ("local",), options=options))
+        return dict(await executor(job))
+
+    return asyncio.run(go()), services
+
+
+def test_the_drill_job_gives_the_figures_and_audits_who_asked(tmp_path: Path) -> None:
+    result, services = _asked_drill(tmp_path, FakeBorg(archive=_archive(tmp_path)))
+    local = result["targets"]["local"]
+    assert result["ok"] and local["ok"]
+    assert (local["archive"], local["nfiles"], local["mismatches"]) == (ARCHIVE, 8, 0)
+    assert local["by_hash"] == 8 and local["by_bytes"] == 0
+    asked = read_entries(audit_path(services.config))[0]
+    assert asked.person == {"user": "alice", "uid": 0, "pid": 42}
+
+
+def test_a_drill_job_that_finds_damage_fails_naming_the_file_escaped(tmp_path: Path) -> None:
+    archive = _archive(tmp_path)
+    share = str(tmp_path / "share").lstrip("/")
+    evil = f"{share}/Patients/\u202etxt.exe"
+    archive[evil] = b"x" * 10
+    borg = FakeBorg(archive=archive, extract_fails={evil: ("BackupError", "damaged chunk")})
+    result, _ = _asked_drill(tmp_path, borg)
+    local = result["targets"]["local"]
+    assert not result["ok"] and not local["ok"]
+    message = local["error"]["message"]
+    assert "1 differ" in message and "\\u202etxt.exe" in message
+    assert "\u202e" not in message
+    assert local["error"]["kind"] == "integrity"
