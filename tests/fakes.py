@@ -276,12 +276,12 @@ class FakeBorg:
         for path, content in self.archive.items():
             if wanted and not any(path == w or path.startswith(w + "/") for w in wanted):
                 continue
-            item: dict[str, object] = {
-                "type": "-",
-                "path": path,
-                "size": len(content),
-                "mtime": self.made.start,
-            }
+            # With a --format, borg 1.4 gives its fixed keys and the format's only.
+            item: dict[str, object] = {"type": "-", "path": path}
+            if not form or "{size}" in form:
+                item["size"] = len(content)
+            if not form or "{mtime}" in form:
+                item["mtime"] = self.made.start
             if "{ctime}" in form:
                 item["ctime"] = self.made.start
             if "{xxh64}" in form:

@@ -105,7 +105,10 @@ _FIND_CHUNK = """
 import sys
 from borg.archive import Archive
 from borg.helpers import Manifest
+from borg.logger import setup_logging
 from borg.repository import Repository
+
+setup_logging()
 
 path, archive_name, wanted = sys.argv[1:4]
 with Repository(path, exclusive=True) as repository:
@@ -129,9 +132,9 @@ def _flip_a_byte_of(practice: Practice, archive: str, stored: str) -> None:
         env=practice.borg_env,
         capture_output=True,
         text=True,
-        check=True,
         timeout=120,
     )
+    assert found.returncode == 0, found.stderr
     segment, offset = found.stdout.split()
     with open(segment, "r+b") as data:
         data.seek(int(offset) + 4)

@@ -23,9 +23,10 @@ from coffre.borg.parse import parse_time
 
 __all__ = ["LISTING_KEYS", "ArchivedFile", "SampleLimits", "choose", "files_of"]
 
-#: ``borg list --format`` keys the listing asks for beyond borg's defaults (ctime: was the
-#: file on the share touched since the backup).
-LISTING_KEYS = ("ctime",)
+#: ``borg list --format`` keys of the listing: with a format, borg's JSON lines hold its
+#: fixed keys (type, path...) and these only (size and mtime are no longer given
+#: unasked; checked with borg 1.4.5). ctime: was the file on the share touched since.
+LISTING_KEYS = ("size", "mtime", "ctime")
 
 
 @dataclass(frozen=True)
