@@ -37,7 +37,7 @@ from benchmarks.common import PREFIX, TIMEZONE, BenchPractice, Figure, borg_env,
 from benchmarks.nightly import far_from_now, start_daemon
 
 TARGET = 1.15
-REPS = 5
+REPS = 9
 #: Files in the share besides the big ones.
 FILES = 2_000
 #: The big files: their count and size (random bytes).
