@@ -146,7 +146,9 @@ class FakeBorg:
     it for an error exit code); ``create_logs`` are the records of a create
     that ends with ``create_rc`` (a warning code with warnings); in
     ``extract_fails`` ({stored path: (msgid, reason)}) a file is written half,
-    then warned about, as borg 1.4 goes on after a failed write;
+    then warned about, as borg 1.4 goes on after a failed write; in
+    ``extract_stops`` ({stored path: error}) a file is written half, then the
+    whole extract ends with that error, as borg 1.4 does on a damaged chunk;
     ``extract_notes`` are other warnings of an extract. ``block_create`` makes
     the first create wait until it is cancelled, as a long upload is stopped
     at a checkpoint (counted in ``stopped``).
@@ -165,6 +167,7 @@ class FakeBorg:
         block_create: bool = False,
         archive: Mapping[str, bytes] = {},
         extract_fails: Mapping[str, tuple[str, str]] = {},
+        extract_stops: Mapping[str, BorgError] = {},
         extract_notes: Sequence[str] = (),
         repository_id: str = REPO_ID,
     ) -> None:
@@ -176,6 +179,7 @@ class FakeBorg:
         self.block_create = block_create
         self.archive = archive
         self.extract_fails = extract_fails
+        self.extract_stops = extract_stops
         self.extract_notes = tuple(extract_notes)
         self.repository_id = repository_id
         #: The archives made, oldest first: (name, start).
@@ -309,6 +313,9 @@ class FakeBorg:
                 out = cwd.joinpath(*PurePosixPath(hit).parts[strip:])
                 out.parent.mkdir(parents=True, exist_ok=True)
                 content = self.archive[hit]
+                if hit in self.extract_stops:  # a chunk fails its checks: borg ends there
+                    out.write_bytes(content[: len(content) // 2])
+                    raise self.extract_stops[hit]
                 if hit in self.extract_fails:
                     msgid, reason = self.extract_fails[hit]
                     out.write_bytes(content[: len(content) // 2])

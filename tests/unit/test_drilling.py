@@ -113,6 +113,28 @@ def test_an_extract_borg_stops_fails_the_drill_naming_the_file_it_stopped_on(
     assert outcomes == ["asked", "failed: integrity"]
 
 
+def test_a_damaged_chunk_that_stops_borg_names_its_file_and_the_rest_is_still_checked(
+    tmp_path: Path,
+) -> None:
+    archive = _archive(tmp_path)
+    broken = sorted(archive)[2]
+    borg = FakeBorg(
+        archive=archive,
+        extract_stops={broken: BorgIntegrityError("Segment entry checksum mismatch", rc=2)},
+    )
+    services = _setup(tmp_path, borg)
+    report = _drill(services)
+    assert (report.record.outcome, report.mismatched) == ("mismatch", (broken,))
+    assert report.by_hash == 7  # every other file, hashed and found sound
+    extracts = [c for c in borg.calls if c[0] == "extract"]
+    assert len(extracts) == 2
+    # The second run asks for the files the first did not reach, not the damaged one.
+    first = [a.removeprefix("pp:") for a in extracts[0] if a.startswith("pp:")]
+    second = [a.removeprefix("pp:") for a in extracts[1] if a.startswith("pp:")]
+    assert second == first[first.index(broken) + 1 :]
+    assert broken not in [c for c in borg.calls if c[0] == "list" and "--format={xxh64}" in c][0]
+
+
 def test_no_audit_line_no_drill(tmp_path: Path) -> None:
     borg = FakeBorg(archive=_archive(tmp_path))
     services = _setup(tmp_path, borg)

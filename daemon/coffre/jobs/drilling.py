@@ -109,11 +109,14 @@ async def run_drill(
     """Drill the latest archive of ``target`` at ``location``; the report, also recorded.
 
     ``person`` is who asked (the audit log's), None for the schedule. Returns
-    a report whose outcome is "ok" or "mismatch". Raises AuditUnavailable
+    a report whose outcome is "ok" or "mismatch" (a file that differs, or
+    that borg could not extract whole: a damaged chunk stops borg's extract,
+    the drill names that file and extracts the rest). Raises AuditUnavailable
     (nothing read, nothing recorded), BorgArchiveMissing (no archive yet) and
-    BorgError subclasses as borg fails (an extract that stops on a damaged
-    chunk: BorgIntegrityError naming the file); each of those after a
-    "failed" record in state. A cancelled drill (preempted, the daemon
+    BorgError subclasses as borg fails otherwise (an extract that stops
+    before writing anything, or on more than MAX_STOPS damaged files:
+    BorgIntegrityError naming the last); each of those after a "failed"
+    record in state. A cancelled drill (preempted, the daemon
     stops) is not recorded in state, only in the audit log.
     """
     who = dict(SCHEDULED if person is None else person)
@@ -215,7 +218,8 @@ async def _read_back(
                 named,
             )
             raise _named(stopped, target, archive) from stopped.error
-        verdicts, left = await asyncio.to_thread(by_bytes, tree, roots, sample)
+        whole = [f for f in sample if f.path not in damaged]
+        verdicts, left = await asyncio.to_thread(by_bytes, tree, roots, whole)
         hashed: list[Verdict] = []
         if left:
             try:
@@ -228,11 +232,7 @@ async def _read_back(
                 )
                 raise
             hashed = await asyncio.to_thread(by_hash, tree, left, hashes_of(listed.stdout))
-    judged = [
-        v if v.path not in damaged else Verdict(v.path, v.how, False, "damaged")
-        for v in verdicts + hashed
-    ]
-    bad = tuple(v.path for v in judged if not v.ok)
+    bad = tuple(sorted(damaged)) + tuple(v.path for v in verdicts + hashed if not v.ok)
     outcome: DrillOutcome = "mismatch" if bad else "ok"
     record = DrillRecord(
         at=services.clock.now(),
@@ -269,6 +269,10 @@ def _named(stopped: _Stopped, target: str, archive: str) -> CoffreError:
     )
 
 
+#: Damaged files an extract may stop on before the drill gives up on the rest of its sample.
+MAX_STOPS = 10
+
+
 async def _extract(
     services: Services,
     location: str,
@@ -276,29 +280,45 @@ async def _extract(
     sample: Sequence[ArchivedFile],
     tree: int,
 ) -> tuple[float, frozenset[str]]:
-    """One ``borg extract`` of ``sample`` into ``tree``; (seconds it took, files not whole).
+    """Extract ``sample`` into ``tree``; (seconds borg took, the files not extracted whole).
 
-    Raises _Stopped when borg ends with an error (naming the last file it began).
+    borg 1.4 stops the whole extract at a chunk that fails its checks (an
+    IntegrityError, not a warning): the file it was writing (its last
+    ``--list`` line) is damaged, those listed before it came out whole, and
+    the rest of the sample is extracted by another run, up to MAX_STOPS
+    times. Raises _Stopped when borg fails otherwise, or before writing anything.
     """
-    if not sample:
-        return 0.0, frozenset()
-    last: list[str] = []
+    left = [f.path for f in sample]
+    seconds = 0.0
+    damaged: set[str] = set()
+    listed: list[str] = []
 
     def began(p: Progress) -> None:
         if p.message and not p.finished:
-            last[:] = [p.message]
+            listed.append(p.message)
 
-    began_at = time.monotonic()
-    try:
-        result = await services.borg.run(
-            argv.extract(location, archive, [f.path for f in sample], list_items=True),
-            cwd=Path(proc_path(tree)),
-            on_progress=began,
-        )
-    except BorgError as error:
-        raise _Stopped(error, last[0] if last else None) from error
-    seconds = time.monotonic() - began_at
-    return seconds, _damaged(result.warnings, [f.path for f in sample])
+    while left:
+        listed.clear()
+        began_at = time.monotonic()
+        try:
+            result = await services.borg.run(
+                argv.extract(location, archive, left, list_items=True),
+                cwd=Path(proc_path(tree)),
+                on_progress=began,
+            )
+        except BorgIntegrityError as error:
+            seconds += time.monotonic() - began_at
+            if not listed or len(damaged) >= MAX_STOPS:
+                raise _Stopped(error, listed[-1] if listed else None) from error
+            damaged.add(listed[-1])
+            done = set(listed)
+            left = [p for p in left if p not in done]
+            continue
+        except BorgError as error:
+            raise _Stopped(error, None) from error
+        seconds += time.monotonic() - began_at
+        return seconds, frozenset(damaged | _damaged(result.warnings, left))
+    return seconds, frozenset(damaged)
 
 
 def _damaged(warnings: Sequence[LogRecord], paths: Sequence[str]) -> frozenset[str]:
