@@ -23,6 +23,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from borg.algorithms.checksums import StreamingXXH64  # type: ignore[import-untyped]
+
 from coffre.borg.records import LogRecord, Progress
 from coffre.borg.runner import BorgResult
 from coffre.core.config_types import (
@@ -145,7 +147,9 @@ class FakeBorg:
     it for an error exit code); ``create_logs`` are the records of a create
     that ends with ``create_rc`` (a warning code with warnings); in
     ``extract_fails`` ({stored path: (msgid, reason)}) a file is written half,
-    then warned about, as borg 1.4 goes on after a failed write;
+    then warned about, as borg 1.4 goes on after a failed write; in
+    ``extract_stops`` ({stored path: error}) a file is written half, then the
+    whole extract ends with that error, as borg 1.4 does on a damaged chunk;
     ``extract_notes`` are other warnings of an extract. ``block_create`` makes
     the first create wait until it is cancelled, as a long upload is stopped
     at a checkpoint (counted in ``stopped``).
@@ -164,6 +168,7 @@ class FakeBorg:
         block_create: bool = False,
         archive: Mapping[str, bytes] = {},
         extract_fails: Mapping[str, tuple[str, str]] = {},
+        extract_stops: Mapping[str, BorgError] = {},
         extract_notes: Sequence[str] = (),
         repository_id: str = REPO_ID,
     ) -> None:
@@ -175,6 +180,7 @@ class FakeBorg:
         self.block_create = block_create
         self.archive = archive
         self.extract_fails = extract_fails
+        self.extract_stops = extract_stops
         self.extract_notes = tuple(extract_notes)
         self.repository_id = repository_id
         #: The archives made, oldest first: (name, start).
@@ -203,14 +209,14 @@ class FakeBorg:
         if command == "create":
             rc, stdout, logs = await self._create(argv, on_progress)
         elif command == "list":
-            stdout = self._list()
+            stdout = self._contents(argv) if "--json-lines" in argv else self._list()
         elif command == "delete":
             logs = self._delete(argv)
         elif command == "extract" and "--dry-run" in argv:
             pass  # reads and verifies every chunk of the archive, writes nothing
         elif command == "extract":
             assert cwd is not None, "borg extract writes into its working directory"
-            logs = self._extract(argv, cwd)
+            logs = self._extract(argv, cwd, on_progress)
             rc = 1 if logs else 0
         elif command == "--version":
             stdout = "borg 1.4.5\n"
@@ -268,8 +274,34 @@ class FakeBorg:
         line = f"Deleted data:               -5.00 MB             -5.00 MB   {self.freed}"
         return (LogRecord("INFO", line, "", "borg.output.stats"),)
 
-    def _extract(self, argv: Sequence[str], cwd: Path) -> tuple[LogRecord, ...]:
-        strip = next(int(a.split("=")[1]) for a in argv if a.startswith("--strip-components="))
+    def _contents(self, argv: Sequence[str]) -> str:
+        """``list --json-lines`` of ``archive``'s files (at the archive's start; ``--format`` keys
+        ``ctime`` and ``xxh64`` added as borg adds them), limited to the ``pp:`` paths."""
+        wanted = [a.removeprefix("pp:") for a in argv if a.startswith("pp:")]
+        form = next((a for a in argv if a.startswith("--format=")), "")
+        lines = []
+        for path, content in self.archive.items():
+            if wanted and not any(path == w or path.startswith(w + "/") for w in wanted):
+                continue
+            # With a --format, borg 1.4 gives its fixed keys and the format's only.
+            item: dict[str, object] = {"type": "-", "path": path}
+            if not form or "{size}" in form:
+                item["size"] = len(content)
+            if not form or "{mtime}" in form:
+                item["mtime"] = self.made.start
+            if "{ctime}" in form:
+                item["ctime"] = self.made.start
+            if "{xxh64}" in form:
+                digest = StreamingXXH64()
+                digest.update(content)
+                item["xxh64"] = digest.hexdigest()
+            lines.append(json.dumps(item))
+        return "".join(line + "\n" for line in lines)
+
+    def _extract(
+        self, argv: Sequence[str], cwd: Path, on_progress: Callable[[Progress], None] | None = None
+    ) -> tuple[LogRecord, ...]:
+        strip = next((int(a.split("=")[1]) for a in argv if a.startswith("--strip-components=")), 0)
         wanted = [a.removeprefix("pp:") for a in argv if a.startswith("pp:")]
         warnings = []
         for path in wanted:
@@ -279,9 +311,14 @@ class FakeBorg:
                     LogRecord("WARNING", f"Include pattern '{path}' never matched.", "", "borg")
                 )
             for hit in hits:
+                if on_progress is not None and "--list" in argv:
+                    on_progress(Progress(0, 0, 0, 0, False, message=hit))
                 out = cwd.joinpath(*PurePosixPath(hit).parts[strip:])
                 out.parent.mkdir(parents=True, exist_ok=True)
                 content = self.archive[hit]
+                if hit in self.extract_stops:  # a chunk fails its checks: borg ends there
+                    out.write_bytes(content[: len(content) // 2])
+                    raise self.extract_stops[hit]
                 if hit in self.extract_fails:
                     msgid, reason = self.extract_fails[hit]
                     out.write_bytes(content[: len(content) // 2])

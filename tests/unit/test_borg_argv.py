@@ -212,3 +212,16 @@ def test_info_and_key_export() -> None:
 
 def test_format_timestamp() -> None:
     assert argv.format_timestamp(datetime(2024, 3, 31, 1, 30, tzinfo=UTC)) == "2024-03-31T01:30:00"
+
+
+def test_list_contents_adds_the_format_keys_borg_puts_in_its_json_lines() -> None:
+    assert argv.list_contents("/r", "a", ["srv/x"], keys=("ctime", "xxh64")) == (
+        "list",
+        "--json-lines",
+        "--format={ctime}{xxh64}",
+        "/r::a",
+        "pp:srv/x",
+    )
+    assert argv.list_contents("/r", "a") == ("list", "--json-lines", "/r::a")
+    with pytest.raises(ValueError, match="plain names"):
+        argv.list_contents("/r", "a", keys=("x}{y",))

@@ -29,6 +29,7 @@ LEAVES: dict[tuple[str, ...], tuple[str, ...]] = {
     ("key", "export"): ("--paper",),
     ("audit",): ("verify",),
     ("incident", "show"): (),
+    ("drill",): (),
     ("incident", "clear"): ("--why", "share checked from a workstation"),
     ("recover",): (
         "--from",

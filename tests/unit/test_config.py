@@ -616,6 +616,10 @@ def test_every_integer_key_has_a_bound_and_defaults_fit_in_them() -> None:
             for f in dataclasses.fields(defaults.guard)
             if f.type == "int"
         },
+        **{
+            f"drills.{f.name}": getattr(defaults.drills, f.name)
+            for f in dataclasses.fields(defaults.drills)
+        },
         "target.upload_window.limit_kbps": 2000,
         **{
             f"checks.{f.name}": getattr(defaults.checks, f.name)

@@ -16,6 +16,7 @@ from coffre.core.config_types import LocalTarget, OffsiteTarget, PathsConfig
 from coffre.guard.incidents import CLOCK, RANSOMWARE, IncidentStore
 from coffre.observe.facts import Observer
 from coffre.observe.metrics import Exporter
+from coffre.proof.drill_ledger import DrillLedger, DrillRecord
 from coffre.storage.audit import MSG_AUDIT, MSG_AUDIT_DAMAGED, AuditLog, audit_path
 from coffre.storage.state import State
 from tests.fakes import Clock, config
@@ -27,7 +28,7 @@ SERIES = re.compile(r"\bcoffre_[a-z_]+\b")
 
 def exported(tmp_path: Path) -> set[str]:
     """Every series name of a box with a local target, an offsite one and a disk, both guard
-    incidents open, a synchronised clock and an audit entry (series absent otherwise)."""
+    incidents open, a drill, a synchronised clock and an audit entry (series absent otherwise)."""
     (tmp_path / "repo").mkdir()
     practice = config(
         tmp_path,
@@ -44,6 +45,7 @@ def exported(tmp_path: Path) -> set[str]:
     state.disk_done("disque-a", safe=True, free_bytes=1, at=T0)
     for kind in (RANSOMWARE, CLOCK):
         IncidentStore(state).sight(kind, at=T0, target="local", reasons=["x"], figures={})
+    DrillLedger(state).record("local", DrillRecord(T0, "a", 1, 1, 1.0, "ok", 0, None))
     observer = Observer(practice, state, Clock(T0), ntp=lambda: True)
     observer.measure()
     text = Exporter(observer, practice, logging.getLogger("t")).exposition().decode()

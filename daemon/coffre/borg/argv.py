@@ -302,18 +302,28 @@ def extract(
     return tuple(args)
 
 
-def list_contents(repo: str, archive: str, paths: Sequence[str] = ()) -> tuple[str, ...]:
+def list_contents(
+    repo: str, archive: str, paths: Sequence[str] = (), *, keys: Sequence[str] = ()
+) -> tuple[str, ...]:
     """``borg list --json-lines REPO::ARCHIVE``: the items of one archive, one JSON per line.
 
     ``paths`` (as stored, no leading ``/``) limit the listing to those files
-    and trees, passed as ``pp:PATH`` like ``extract``'s. Parse the output
-    with ``parse.contents``. Raises ValueError as ``extract`` does.
+    and trees, passed as ``pp:PATH`` like ``extract``'s. ``keys`` are
+    ``--format`` keys borg adds to each line (``ctime``; ``xxh64``, which
+    reads every chunk of the files listed). Parse the output with
+    ``parse.contents``. Raises ValueError as ``extract`` does, and for a key
+    that is not a plain name.
     """
     _check_repo(repo)
     check_archive_name(archive)
     for path in paths:
         _check_text("path", path)
-    return ("list", "--json-lines", f"{repo}::{archive}", *(f"pp:{p}" for p in paths))
+    args = ["list", "--json-lines"]
+    if keys:
+        if not all(k.isidentifier() for k in keys):
+            raise ValueError(f"borg list keys must be plain names: {list(keys)!r}")
+        args.append("--format=" + "".join(f"{{{k}}}" for k in keys))
+    return (*args, f"{repo}::{archive}", *(f"pp:{p}" for p in paths))
 
 
 def mount(repo: str, archive: str | None, mountpoint: str) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from coffre import __version__
 from coffre.cli import audit as cli_audit
 from coffre.cli import disk as cli_disk
+from coffre.cli import drill as cli_drill
 from coffre.cli import incident as cli_incident
 from coffre.cli import leds as cli_leds
 from coffre.cli import offsite as cli_offsite
@@ -422,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_restore.add_parsers(sub)
     cli_audit.add_parser(sub)
     cli_incident.add_parser(sub)
+    cli_drill.add_parser(sub)
     cli_leds.add_parser(sub)
     cli_recover.add_parser(sub)
     target = sub.add_parser("target", help="manage targets' repositories")
@@ -496,6 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "key": cli_restore.cmd_key,
             "audit": cli_audit.cmd_audit,
             "incident": cli_incident.cmd_incident,
+            "drill": cli_drill.cmd_drill,
             "leds": cli_leds.cmd_leds,
         }
         return handlers[args.command](args, cfg)

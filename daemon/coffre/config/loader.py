@@ -43,6 +43,7 @@ from coffre.core.config_types import (
     BorgConfig,
     ChecksConfig,
     Config,
+    DrillsConfig,
     EncryptionConfig,
     GuardConfig,
     LedsConfig,
@@ -165,6 +166,7 @@ class _Sections:
     restore: RestoreConfig
     guard: GuardConfig
     checks: ChecksConfig
+    drills: DrillsConfig
 
     def assemble(self) -> Config:
         """The Config; only called when no problem was found, so every part is there."""
@@ -186,6 +188,7 @@ class _Sections:
             restore=self.restore,
             guard=self.guard,
             checks=self.checks,
+            drills=self.drills,
         )
 
 
@@ -211,6 +214,7 @@ def _read_sections(
     restore = RestoreConfig(**_section(root.table("restore"), "restore"))
     guard = GuardConfig(**_section(root.table("guard"), "guard"))
     checks = ChecksConfig(**_section(root.table("checks"), "checks"))
+    drills = DrillsConfig(**_section(root.table("drills"), "drills"))
     targets = read_targets(root, source)
     root.finish()
     return _Sections(
@@ -227,6 +231,7 @@ def _read_sections(
         restore,
         guard,
         checks,
+        drills,
     )
 
 

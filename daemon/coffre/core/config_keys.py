@@ -567,6 +567,55 @@ SECTIONS: tuple[Section, ...] = (
             ),
         ),
     ),
+    # --- [drills] (restore drills, README "Restore drills") ---
+    Section(
+        "drills",
+        'Restore drills (README, "Restore drills"): a sample of the latest archive\'s files is '
+        "extracted into a private folder under paths.cache and compared with the share, or "
+        "with borg's own hash of each file edited since.",
+        keys=(
+            _int(
+                "every_days",
+                30,
+                1,
+                366,
+                "a year: a drill proves little after that",
+                "Days between two scheduled drills of each target.",
+            ),
+            _int(
+                "files",
+                50,
+                1,
+                2000,
+                "each path is an argument of the drill's one borg extract",
+                "Files read back per drill, at most.",
+            ),
+            _int(
+                "mib",
+                200,
+                1,
+                102_400,
+                "100 GiB: the scratch folder holds the sample",
+                "MiB read back per drill, at most (the sample's total size).",
+            ),
+            _int(
+                "largest",
+                5,
+                0,
+                1000,
+                "no more than the whole sample",
+                "Of the sample, the largest files that fit in the budget (always drilled).",
+            ),
+            _int(
+                "recent",
+                5,
+                0,
+                1000,
+                "no more than the whole sample",
+                "Of the sample, the files most recently changed (always drilled).",
+            ),
+        ),
+    ),
     Section(
         "target",
         "One [[target]] table per repository. Create the repository once with "

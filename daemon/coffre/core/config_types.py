@@ -281,6 +281,23 @@ class GuardConfig:
 
 
 @dataclass(frozen=True)
+class DrillsConfig:
+    """Restore drills (``coffre.proof``): how often, and how big a sample.
+
+    ``every_days``: days between two scheduled drills of a target. ``files``
+    and ``mib``: the sample's most files and MiB; ``largest`` and ``recent``:
+    how many of them are the largest files (that fit) and the most recently
+    changed, always included.
+    """
+
+    every_days: int = default_int("drills.every_days")
+    files: int = default_int("drills.files")
+    mib: int = default_int("drills.mib")
+    largest: int = default_int("drills.largest")
+    recent: int = default_int("drills.recent")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration. ``source_file`` is where it was read from."""
 
@@ -297,6 +314,7 @@ class Config:
     restore: RestoreConfig = field(default_factory=RestoreConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
     checks: ChecksConfig = field(default_factory=ChecksConfig)
+    drills: DrillsConfig = field(default_factory=DrillsConfig)
     source_file: Path | None = None
 
     def target(self, name: str) -> TargetConfig:

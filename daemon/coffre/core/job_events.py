@@ -91,6 +91,12 @@ class OutcomeDetails(TypedDict, total=False):
     path: str
     ended: str | None
     mounted_for: float | None
+    # drill (with archive, nfiles, nbytes): the extract's time and rate, how files were compared
+    extract_seconds: float
+    throughput: float | None
+    by_bytes: int
+    by_hash: int
+    mismatches: int
 
 
 class TargetOutcome(OutcomeDetails, total=False):

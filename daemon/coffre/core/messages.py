@@ -608,6 +608,22 @@ class IncidentClearRequest:
         return cls(why=fields.required("why"), kind=fields.text("kind"), person=fields.person())
 
 
+@dataclass(frozen=True)
+class DrillRequest:
+    """A restore drill now on ``target`` (None: every target that can be read now); audited."""
+
+    target: str | None = None
+    person: Person | None = None
+    op: ClassVar[Literal["drill"]] = "drill"
+
+    def to_json(self) -> JsonObject:
+        return {"op": self.op, "target": self.target, **_person_json(self.person)}
+
+    @classmethod
+    def parse(cls, fields: _Fields) -> DrillRequest:
+        return cls(target=fields.text("target"), person=fields.person())
+
+
 def _person_json(person: Person | None) -> JsonObject:
     return {} if person is None else {"person": person.to_json()}
 
@@ -629,6 +645,7 @@ Request = (
     | KeyExportRequest
     | IncidentShowRequest
     | IncidentClearRequest
+    | DrillRequest
 )
 
 #: The audited reads of support staff: what the support desk serves.
@@ -653,6 +670,7 @@ _REQUESTS: dict[str, Callable[[_Fields], Request]] = {
         KeyExportRequest,
         IncidentShowRequest,
         IncidentClearRequest,
+        DrillRequest,
     )
 }
 
@@ -715,6 +733,8 @@ class JobOptions:
     #: restore, find, browse: the archive asked by name, or the last of a day.
     archive: str | None = None
     day: date | None = None
+    #: drill: who asked (the audit log's person, as pairs); () for the schedule.
+    asked_by: tuple[tuple[str, str | int], ...] = ()
 
 
 # --- an answer the CLI cannot read -------------------------------------------------------------

@@ -31,6 +31,7 @@ from coffre.jobs.services import Services
 from coffre.jobs.supervision import Incidents, unexpected
 from coffre.storage import logs
 from coffre.storage.state import RunStats
+from coffre.support.drill_job import drill_job
 from coffre.support.read_jobs import (
     ReadContext,
     WaitPlugged,
@@ -66,6 +67,7 @@ _READ_JOBS: Mapping[
     "restore": restore_job,
     "find": find_job,
     "key_export": key_export_job,
+    "drill": drill_job,
 }
 
 

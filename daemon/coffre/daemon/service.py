@@ -46,6 +46,7 @@ from coffre.core.messages import (
     DiskEnrollRequest,
     DiskForgetRequest,
     DisksRequest,
+    DrillRequest,
     Event,
     FindRequest,
     IncidentClearRequest,
@@ -581,6 +582,7 @@ class Daemon:
                 _route(KeyExportRequest, reads),
                 _route(IncidentShowRequest, partial(self._incident_show, running)),
                 _route(IncidentClearRequest, partial(self._incident_clear, running)),
+                _route(DrillRequest, partial(self._drill, running)),
             )
         )
 
@@ -659,6 +661,11 @@ class Daemon:
         self, running: Running, request: IncidentClearRequest, send: Send, client: Client
     ) -> None:
         await running.incidents.clear(request, send, client)
+
+    async def _drill(
+        self, running: Running, request: DrillRequest, send: Send, client: Client
+    ) -> None:
+        await running.desk.drill(request, send, client)
 
     async def _read(
         self, running: Running, request: ReadRequest, send: Send, client: Client

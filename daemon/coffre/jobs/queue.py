@@ -39,11 +39,11 @@ __all__ = [
 ]
 
 JobKind = Literal[
-    "backup", "prune", "init", "disk", "enroll", "restore", "find", "browse", "key_export"
+    "backup", "prune", "init", "disk", "enroll", "restore", "find", "browse", "key_export", "drill"
 ]
 
 #: Jobs that read a repository for a person (support): their own lane, never merged.
-READ_KINDS: frozenset[JobKind] = frozenset({"restore", "find", "browse", "key_export"})
+READ_KINDS: frozenset[JobKind] = frozenset({"restore", "find", "browse", "key_export", "drill"})
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from coffre.jobs.change_watch import figures_key
 from coffre.jobs.queue import Job, JobQueue
 from coffre.jobs.supervision import Incidents, Unrecorded
 from coffre.proof.check_ledger import CheckLedger, kinds_for
+from coffre.proof.drill_ledger import DrillLedger, DrillRecord
 from coffre.storage.state import FAILED, DiskRecord, RunRecord, State
 from coffre.targets.offsite.repository import status_of as offsite_status
 
@@ -195,6 +196,7 @@ class Observer:
         self.free_bytes: dict[str, int] = {}
         self._ntp = ntp
         self._ntp_asked: tuple[datetime, bool | None] | None = None
+        self._drills: tuple[int, dict[str, DrillRecord]] | None = None
 
     def clock_synchronised(self) -> bool | None:
         """Whether the clock is NTP-synchronised (None: unknown, or no ``ntp`` given).
@@ -213,6 +215,21 @@ class Observer:
                 answer = None
             asked = self._ntp_asked = (now, answer)
         return asked[1]
+
+    # --- restore drills (coffre.proof) ---
+
+    def drills(self) -> dict[str, DrillRecord]:
+        """Each target's and disk's last drill, from state; cached until state writes again.
+
+        Raises StateError or sqlite3.Error when state cannot be read.
+        """
+        generation = self._state.generation
+        if self._drills is None or self._drills[0] != generation:
+            ledger = DrillLedger(self._state)
+            names = [t.name for t in self._config.targets] + [d.name for d in self._state.disks()]
+            found = {name: r for name in names if (r := ledger.last(name)) is not None}
+            self._drills = (generation, found)
+        return self._drills[1]
 
     def facts(self) -> Facts:
         """The facts now. Raises StateError or sqlite3.Error when state cannot be read."""

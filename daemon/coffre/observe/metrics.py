@@ -25,7 +25,7 @@ The scheduled checks' series (per target and kind) are built by
 ``coffre.observe.check_series``; the guard's (incidents, the frozen pruning,
 each night's figures, the clock's synchronisation) by ``coffre.observe.guard_series``;
 the audit log's witness (its length, the end of its hash chain) by
-``coffre.observe.audit_series``.
+``coffre.observe.audit_series``; the restore drills' by ``coffre.observe.drill_series``.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from coffre.core.health import Facts, Health, TargetFacts, assess
 from coffre.jobs.queue import JobKind
 from coffre.observe.audit_series import AuditWitness
 from coffre.observe.check_series import check_series
+from coffre.observe.drill_series import drill_series
 from coffre.observe.endpoint import Endpoint
 from coffre.observe.facts import Observer
 from coffre.observe.guard_series import guard_series
@@ -131,6 +132,7 @@ class CoffreCollector(Collector):
             *_counters(facts),
             *check_series(facts),
             *guard_series(facts),
+            *drill_series(self._observer.drills()),
             _health(facts),
             *self._audit.series(),
         ]

@@ -25,6 +25,7 @@ from coffre.core.errors import CoffreError, UsageError
 from coffre.core.messages import (
     BrowseRequest,
     Client,
+    DrillRequest,
     FindRequest,
     JobOptions,
     JsonObject,
@@ -270,6 +271,31 @@ class SupportDesk:
             pattern=request.pattern,
             since=None if since is None else datetime.combine(since, time(0), tzinfo=tz),
         )
+
+    async def drill(self, request: DrillRequest, send: Send, client: Client) -> None:
+        """Queue a restore drill on the target asked (none: each one readable now); relay it.
+
+        The drill job writes its own audit lines (the sampled paths are known only
+        there, and before anything is read). Raises UsageError for an unknown
+        target or when there is nothing to drill.
+        """
+        person = (request.person or Person()).audited(client.uid, client.pid)
+        if request.target:
+            names: tuple[str, ...] = (require_known(self._config, self._state, request.target),)
+        else:
+            names = tuple(c.name for c in self.candidates() if c.available)
+        if not names:
+            raise UsageError(
+                "no repository to drill",
+                hint="initialise a target first (`coffre target init NAME`)",
+            )
+        asked_by = tuple((k, v) for k, v in person.items() if isinstance(v, str | int))
+        run = self._submit(
+            JobRequest(
+                kind="drill", targets=names, reason="asked", options=JobOptions(asked_by=asked_by)
+            )
+        )
+        await _follow(run, send)
 
     async def _key_export(self, request: KeyExportRequest, send: Send) -> JobResult:
         if request.targets:
