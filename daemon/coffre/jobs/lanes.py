@@ -8,6 +8,10 @@ export), of any target, have the *reads* lane: a restore from the local
 repository does not wait for a USB disk's first backup. "One job per
 repository" is kept by the executor, which holds each target for the job
 working on it; a read of the very target a backup works on waits for it.
+Checks and restore drills (maintenance, ``coffre.proof``) have the
+*maintenance* lane: one of them at a time on the box, each holding its target
+yielding, so that any other job that wants the target stops it at once
+(:class:`coffre.jobs.queue.TargetHolds`).
 
 A request naming targets of both lanes (``coffre backup``, the nightly run)
 becomes a :class:`Run`: its main part is queued at once, its network part
@@ -33,13 +37,24 @@ from coffre.core.job_events import JobResult, TargetOutcome
 from coffre.core.messages import Event, Send
 from coffre.core.model import RETRIABLE
 from coffre.core.reports import JobView
-from coffre.jobs.queue import READ_KINDS, Job, JobQueue, JobRequest
+from coffre.jobs.queue import MAINTENANCE_KINDS, READ_KINDS, Job, JobQueue, JobRequest
 
-__all__ = ["MAIN", "NETWORK", "READS", "RETRIABLE", "Run", "lane_of", "retrying", "split"]
+__all__ = [
+    "MAIN",
+    "MAINTENANCE",
+    "NETWORK",
+    "READS",
+    "RETRIABLE",
+    "Run",
+    "lane_of",
+    "retrying",
+    "split",
+]
 
 MAIN = "main"
 NETWORK = "network"
 READS = "reads"
+MAINTENANCE = "maintenance"
 
 
 #: The longest wait between two attempts.
@@ -59,10 +74,13 @@ def split(
 ) -> list[tuple[str, tuple[str, ...]]]:
     """``targets`` by lane, main first, each in the order asked; lanes without targets left out.
 
-    A read (``kind`` in READ_KINDS) goes to the reads lane whole.
+    A read (``kind`` in READ_KINDS) goes to the reads lane whole, a check or a
+    drill (MAINTENANCE_KINDS) to the maintenance lane whole.
     """
     if kind in READ_KINDS:
         return [(READS, targets)] if targets else []
+    if kind in MAINTENANCE_KINDS:
+        return [(MAINTENANCE, targets)] if targets else []
     parts = []
     for lane in (MAIN, NETWORK):
         mine = tuple(t for t in targets if lane_of(config, t) == lane)
