@@ -27,6 +27,7 @@ from coffre.jobs.supervision import job_crashed
 from coffre.storage.logs import LOGGER_NAME
 
 __all__ = [
+    "MAINTENANCE_KINDS",
     "READ_KINDS",
     "Job",
     "JobEvent",
@@ -34,7 +35,6 @@ __all__ = [
     "JobQueue",
     "JobRequest",
     "JobResult",
-    "MAINTENANCE_KINDS",
     "Preemption",
     "TargetHolds",
     "waiting_for",
