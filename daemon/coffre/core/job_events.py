@@ -88,6 +88,10 @@ class OutcomeDetails(TypedDict, total=False):
     path: str
     ended: str | None
     mounted_for: float | None
+    # check, drill (maintenance): the kinds of check done; what took the target (outcome
+    # "interrupted": not a failure, tried again later)
+    checked: list[str]
+    interrupted_by: str
 
 
 class TargetOutcome(OutcomeDetails, total=False):

@@ -715,6 +715,10 @@ class JobOptions:
     #: restore, find, browse: the archive asked by name, or the last of a day.
     archive: str | None = None
     day: date | None = None
+    #: check: the kinds of check (repository, archives, data; none: the target's routine
+    #: ones) and the seconds a rolling repository check may take (None: a whole pass).
+    checks: tuple[str, ...] = ()
+    budget: float | None = None
 
 
 # --- an answer the CLI cannot read -------------------------------------------------------------
