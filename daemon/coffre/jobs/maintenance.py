@@ -37,8 +37,8 @@ __all__ = [
     "DrillEntry",
     "EntryPoints",
     "checks_asked",
-    "interrupted_key",
     "failed",
+    "interrupted_key",
     "last_interruption",
     "record_interruption",
     "run_maintenance",
@@ -52,7 +52,7 @@ _T = TypeVar("_T")
 
 
 class CheckEntry(Protocol):
-    """``check_target``: a borg check of ``kind`` on ``target``, recorded; CoffreError as borg fails."""
+    """``check_target``: borg check ``kind`` of ``target``, recorded; CoffreError as borg fails."""
 
     async def __call__(
         self, services: Services, target: str, kind: CheckKind, *, budget: float | None
