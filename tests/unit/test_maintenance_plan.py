@@ -65,13 +65,14 @@ class Ledgers:
             self.successes[(target, kind)] = at
 
     def all_done(self, target: str, at: datetime) -> None:
-        for kind in ("repository", "archives", "data"):
-            self.checked(target, kind, at)  # type: ignore[arg-type]
+        kinds: tuple[CheckKind, ...] = ("repository", "archives", "data")
+        for kind in kinds:
+            self.checked(target, kind, at)
         self.drills[target] = DrillDone(at)
 
 
-def paris(*args: int) -> datetime:
-    return datetime(*args, tzinfo=PARIS).astimezone(UTC)  # type: ignore[misc]
+def paris(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=PARIS).astimezone(UTC)
 
 
 def window(days: str, start: str, end: str, limit: int = 500) -> UploadWindow:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from coffre import __version__
 from coffre.cli import audit as cli_audit
+from coffre.cli import check as cli_check
 from coffre.cli import disk as cli_disk
 from coffre.cli import incident as cli_incident
 from coffre.cli import leds as cli_leds
@@ -130,6 +131,8 @@ def _print_box(report: StatusReport) -> None:
                 "run `coffre key export --paper` and keep the sheet with the passphrase"
             )
     cli_offsite.print_uploading(report)
+    if "maintenance" in report:
+        cli_check.print_maintenance(report["maintenance"])
     reading = report["reading"]
     if reading:
         print(f"reading: {reading['kind']} of {', '.join(reading['targets'])} (support)")
@@ -385,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_offsite.add_parser(sub)
     cli_restore.add_parsers(sub)
     cli_audit.add_parser(sub)
+    cli_check.add_parser(sub)
     cli_incident.add_parser(sub)
     cli_leds.add_parser(sub)
     cli_recover.add_parser(sub)
@@ -459,6 +463,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "browse": cli_restore.cmd_browse,
             "key": cli_restore.cmd_key,
             "audit": cli_audit.cmd_audit,
+            "check": cli_check.cmd_check,
             "incident": cli_incident.cmd_incident,
             "leds": cli_leds.cmd_leds,
         }
