@@ -195,10 +195,10 @@ class MaintenanceLoop:
         )
         if work is not None and not cut:
             self._tried[(work.target, work.kind)] = self._clock.now()
-        if work is None and cut:
-            self._again.append(
-                JobRequest(request.kind, cut, reason="asked, again", options=request.options)
-            )
+        again = JobRequest(request.kind, cut, reason="asked, again", options=request.options)
+        # Two people asking the same check share one job: it is asked again once.
+        if work is None and cut and again not in self._again:
+            self._again.append(again)
         self.poke()
 
     def view(self, timezone: Any) -> MaintenanceView:
