@@ -279,14 +279,14 @@ def _first_start(
 def _budget(
     kind: WorkKind, moment: datetime, nightly: Nightly, policy: MaintenancePolicy
 ) -> float | None:
-    """Seconds ``kind`` started at ``moment`` may take: up to the next quiet time (checks)."""
-    if kind not in ("repository", "data"):
+    """Seconds a rolling repository slice started at ``moment`` may take: its budget, and
+    never past the next quiet time. None for the other kinds: they run to their end, or
+    until another job takes their target."""
+    if kind != "repository":
         return None
     quiet = schedule.next_due(moment, nightly.at, nightly.timezone) - policy.margin
     left = (quiet - moment).total_seconds()
-    if kind == "repository":
-        left = min(left, policy.repository_budget)
-    return max(left, MIN_SLICE)
+    return max(min(left, policy.repository_budget), MIN_SLICE)
 
 
 def plan(
