@@ -2,16 +2,17 @@
 
 Run as the harness's ``wrap``: ``python -m tests.integration.held_check COFFRE daemon
 --log-target stderr`` starts the real daemon, as ``coffre daemon`` does, with one
-difference: its check (``check_target``) is ``borg with-lock REPO <wait>``, a real borg
+difference: its check (``check_target``) is ``borg with-lock REPO sleep``, a real borg
 process that holds the repository's exclusive lock (what would delay a backup) until
-it is stopped, or for :data:`HOLD_SECONDS`. The command it runs under the lock ends as
-soon as that borg is gone (it watches its parent), so no ``sleep`` outlives the test.
+the check is stopped, or for :data:`HOLD_SECONDS`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,11 +31,6 @@ from coffre.storage import logs
 #: The longest the held check runs if nobody stops it.
 HOLD_SECONDS = 600
 
-_WAIT = (
-    f"i=0; while kill -0 $PPID 2>/dev/null && [ $i -lt {HOLD_SECONDS * 5} ]; "
-    "do sleep 0.2; i=$((i+1)); done"
-)
-
 
 @dataclass(frozen=True)
 class Checked:
@@ -46,9 +42,29 @@ class Checked:
 async def held_check(
     services: Services, target: str, kind: CheckKind, *, budget: float | None
 ) -> Checked:
-    """A real borg holding ``target``'s lock until stopped (the daemon's runner stops it)."""
+    """A real borg holding ``target``'s exclusive lock until this coroutine is cancelled.
+
+    ``borg with-lock`` waits for its command even after SIGTERM (Python's
+    ``subprocess.call``), where a real ``borg check`` stops at once: so, once
+    cancelled, the command under the lock is ended first; borg then commits,
+    releases the lock and exits, as a stopped check would. Raises CancelledError then.
+    """
     location = services.config.target(target).location
-    await services.borg.run(("with-lock", location, "sh", "-c", _WAIT))
+    pid_file = services.config.paths.state / "held-check.pid"
+    pid_file.unlink(missing_ok=True)
+    command = f'echo $$ > "{pid_file}"; exec sleep {HOLD_SECONDS}'
+    run = asyncio.ensure_future(services.borg.run(("with-lock", location, "sh", "-c", command)))
+    try:
+        await asyncio.wait({run})  # unlike await, leaves ``run`` alone when we are cancelled
+    except asyncio.CancelledError:
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        except (OSError, ValueError):
+            run.cancel()  # no command yet: the runner stops borg (SIGTERM, then the group)
+        with contextlib.suppress(BaseException):
+            await run  # borg ends with its command, commits and releases the lock
+        raise
+    run.result()
     return Checked(services.clock.now())
 
 
