@@ -14,8 +14,8 @@ import pytest
 from coffre.core.errors import BorgError
 from coffre.core.messages import JobOptions
 from coffre.daemon.executor import Executor
-from coffre.jobs.maintenance import EntryPoints, checks_asked, last_interruption
-from coffre.jobs.queue import Job, JobQueue, JobRequest, JobResult, TargetHolds
+from coffre.jobs.maintenance import EntryPoints, checks_asked, last_interruption, until_preempted
+from coffre.jobs.queue import Job, JobQueue, JobRequest, JobResult, Preemption, TargetHolds
 from coffre.jobs.services import Services
 from coffre.proof.maintenance_plan import CheckKind
 from coffre.storage.state import State
@@ -260,3 +260,58 @@ def test_a_yielding_job_getting_a_target_someone_waits_for_yields_at_once() -> N
 async def _enter(holds: TargetHolds, job: Job, *, yielding: bool = False) -> None:
     async with holds.hold("local", job, yielding=yielding):
         pass
+
+
+# --- until_preempted alone -------------------------------------------------------------------
+
+
+def test_work_asked_for_before_it_started_never_runs() -> None:
+    ran: list[str] = []
+
+    async def work() -> str:
+        ran.append("work")
+        return "done"
+
+    async def scenario() -> tuple[bool, str | None]:
+        preemption = Preemption()
+        preemption.ask("restore")
+        return await until_preempted(work(), preemption)
+
+    assert asyncio.run(scenario()) == (True, None)
+    assert ran == []
+
+
+def test_work_that_ends_first_gives_its_result_or_its_error() -> None:
+    async def fails() -> str:
+        raise BorgError("Repository /srv/repo does not exist.", rc=13)
+
+    async def scenario() -> tuple[bool, str | None]:
+        assert await until_preempted(asyncio.sleep(0, result="done"), Preemption()) == (
+            False,
+            "done",
+        )
+        return await until_preempted(fails(), Preemption())
+
+    with pytest.raises(BorgError):
+        asyncio.run(scenario())
+
+
+def test_cancelled_itself_it_cancels_the_work_too() -> None:
+    stopped: list[str] = []
+
+    async def long() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            stopped.append("borg stopped")
+            raise
+
+    async def scenario() -> None:
+        waiting = asyncio.create_task(until_preempted(long(), Preemption()))
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    asyncio.run(scenario())
+    assert stopped == ["borg stopped"]

@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from coffre.core.errors import CoffreError
 from coffre.core.job_events import TargetOutcome
@@ -95,13 +95,19 @@ def checks_asked(asked: tuple[str, ...], offsite: bool) -> tuple[CheckKind, ...]
     return tuple(known[kind] for kind in asked)
 
 
-async def until_preempted(work: Awaitable[_T], preemption: Preemption) -> tuple[bool, _T | None]:
+async def until_preempted(
+    work: Coroutine[Any, Any, _T], preemption: Preemption
+) -> tuple[bool, _T | None]:
     """Await ``work`` unless the target is asked for first; ``(True, None)`` when it was.
 
-    Asked for, ``work`` is cancelled and awaited (borg stopped): whatever it
-    raises then is dropped, the interruption is the outcome. Raises what
-    ``work`` raises when it ends by itself; cancelled, cancels ``work`` too.
+    Asked for before it starts, ``work`` never runs; asked for while it runs,
+    it is cancelled and awaited (borg stopped): whatever it raises then is
+    dropped, the interruption is the outcome. Raises what ``work`` raises when
+    it ends by itself; cancelled, cancels ``work`` too.
     """
+    if preemption.asked.is_set():
+        work.close()
+        return True, None
     task = asyncio.ensure_future(work)
     asked = asyncio.create_task(preemption.asked.wait())
     try:
