@@ -20,6 +20,7 @@ import contextlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from coffre.core.clock import Clock
 from coffre.core.config_types import Config
@@ -201,7 +202,7 @@ class MaintenanceLoop:
             self._again.append(again)
         self.poke()
 
-    def view(self, timezone: Any) -> MaintenanceView:
+    def view(self, timezone: ZoneInfo) -> MaintenanceView:
         """What ``coffre status`` shows: the maintenance running or queued, and the next one."""
         lane = self.lane
         running: JobView | None = lane.running.describe() if lane.running else None
