@@ -265,8 +265,13 @@ def start_allowed(
 def _first_start(
     moment: datetime, site: Site, free: bool, nightly: Nightly, policy: MaintenancePolicy
 ) -> datetime:
-    """:func:`start_allowed`, told whether ``site``'s uplink has a free minute at all."""
-    for _ in range(100):  # each step moves past a quiet time or a window edge
+    """:func:`start_allowed`, told whether ``site``'s uplink has a free minute at all.
+
+    Each step moves past a quiet time or a window's edge; a hundred of them
+    cover weeks of any sane configuration, and the last instant reached is
+    returned if not (the daemon plans again long before it).
+    """
+    for _ in range(100):
         later = _quiet_until(moment, nightly, policy)
         if later is None and free:
             later = _uplink_busy_until(moment, site, nightly.timezone)
@@ -299,7 +304,13 @@ def plan(
 ) -> MaintenancePlan:
     """What maintenance is due at ``now`` (first first) and when the rest may start.
 
-    Raises ValueError when ``now`` is naive (or a ledger's time is).
+    In: ``now`` (aware), the policy, the sites (:func:`sites_of`), the check and
+    drill ledgers, the nightly. Out: a :class:`MaintenancePlan` whose ``due``
+    holds each (target, kind) at most once, the rolling slice first; its
+    ``upcoming`` starts with the due ones (at ``now``), then the rest by the
+    instant each may start; its ``wake`` is the soonest of those, at most
+    ``policy.longest_sleep`` away. Raises ValueError when ``now`` (or a
+    ledger's time) is naive.
     """
     due: list[tuple[tuple[int, datetime, str], Work]] = []
     upcoming: list[Planned] = []
