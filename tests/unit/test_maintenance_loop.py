@@ -23,7 +23,9 @@ async def _never(job: Job) -> JobResult:
     raise AssertionError("the lanes are not served in these tests")
 
 
-def _loop(tmp_path: Path, clock: Clock, *, enabled: bool = True) -> MaintenanceLoop:
+def _loop(
+    tmp_path: Path, clock: Clock, *, enabled: bool = True, initialised: bool = True
+) -> MaintenanceLoop:
     queues = {
         name: JobQueue(_never)
         for name in (lanes.MAIN, lanes.NETWORK, lanes.READS, lanes.MAINTENANCE)
@@ -36,6 +38,7 @@ def _loop(tmp_path: Path, clock: Clock, *, enabled: bool = True) -> MaintenanceL
         histories(None),  # type: ignore[arg-type]  # the stand-in ledgers never read state
         policy=MaintenancePolicy(),
         enabled=enabled,
+        initialised=lambda target: initialised,
     )
 
 
@@ -179,5 +182,15 @@ def test_the_loop_wakes_when_poked_and_turns(tmp_path: Path) -> None:
             assert asyncio.get_running_loop().time() < deadline, "the poke was not heard"
             await asyncio.sleep(0)
         serving.cancel()
+
+    _run(scenario)
+
+
+def test_a_target_without_a_repository_yet_has_nothing_to_check(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        loop = _loop(tmp_path, Clock(NOW), initialised=False)
+        loop.turn(NOW)
+        assert loop.lane.pending == ()
+        assert loop.view(ZoneInfo("Europe/Paris"))["next_at"] is None
 
     _run(scenario)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -103,7 +103,10 @@ class MaintenanceLoop:
         *,
         policy: MaintenancePolicy,
         enabled: bool = True,
+        initialised: Callable[[str], bool] = lambda target: True,
     ) -> None:
+        """``initialised``: whether a target's repository exists (state records its ID): a
+        target without one has nothing to check yet. Raises nothing."""
         self._config = config
         self._clock = clock
         self._logger = logger
@@ -111,6 +114,7 @@ class MaintenanceLoop:
         self._checks, self._drills = ledgers
         self._policy = policy
         self._enabled = enabled
+        self._initialised = initialised
         self._wakeup = asyncio.Event()
         #: Asked by a person and interrupted: asked again once the box is idle.
         self._again: list[JobRequest] = []
@@ -154,7 +158,7 @@ class MaintenanceLoop:
         self.plan = plan(
             now,
             self._policy,
-            sites_of(self._config.targets),
+            [site for site in sites_of(self._config.targets) if self._initialised(site.name)],
             self._checks,
             self._drills,
             Nightly(schedule.daily, schedule.timezone),

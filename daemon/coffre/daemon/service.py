@@ -320,6 +320,7 @@ class Daemon:
             histories(state),
             policy=policy_from_config(self._config),
             enabled=self._entry_points is not None,
+            initialised=lambda target: state.repository_id(target) is not None,
         )
 
     def _poke_maintenance(self) -> None:
