@@ -110,3 +110,46 @@ def test_a_nightly_due_during_a_long_check_starts_at_once(tmp_path: Path) -> Non
     at, by = recorded
     assert by == "backup"
     assert abs(at - due) < AT_ONCE
+
+
+def test_scheduled_maintenance_starts_on_an_idle_box_and_yields_to_a_backup(
+    tmp_path: Path,
+) -> None:
+    binary("borg")
+    # The nightly hours away: outside its quiet margin, maintenance may start.
+    far = datetime.now(PARIS) + timedelta(hours=6)
+    practice = Practice(tmp_path, daily=far.strftime("%H:%M"), lock_wait=300)
+    fill_share(practice.share, files=30)
+    daemon = Daemon(practice, wrap=(sys.executable, "-m", "tests.integration.held_check")).ready()
+    try:
+        # No repository yet: nothing to check.
+        assert _maintenance(practice)["running"] is None
+        practice.coffre("target", "init", "local", check=True)
+
+        def scheduled() -> bool:
+            running = _maintenance(practice)["running"]
+            return running is not None and running["reason"] == "schedule"
+
+        wait_for(scheduled, what="the first scheduled check, once the box is idle")
+        wait_for(lambda: _lock_held(practice), what="the check's borg holding the lock")
+        view = _maintenance(practice)
+        assert view["next_kind"] == "repository" and view["next_target"] == "local"
+
+        asked = datetime.now(UTC)
+        backup = practice.coffre("backup", "--wait", timeout=120)
+        took = datetime.now(UTC) - asked
+        assert backup.returncode == 0, backup.stdout + backup.stderr
+        print(f"backup --wait beside a running check took {took.total_seconds():.2f} s")
+        assert took < timedelta(seconds=60)  # never the lock's 300 s
+        # The interrupted check is planned again, and starts again on the idle box.
+        wait_for(scheduled, what="the scheduled check again")
+    finally:
+        daemon.stop()
+    state = State.open(
+        practice.state_dir / "state.db", logger=logging.getLogger("t"), now=datetime.now(UTC)
+    )
+    try:
+        recorded = last_interruption(state, "local", "repository")
+    finally:
+        state.close()
+    assert recorded is not None and recorded[1] == "backup"
