@@ -28,6 +28,7 @@ LEAVES: dict[tuple[str, ...], tuple[str, ...]] = {
     ("browse",): (),
     ("key", "export"): ("--paper",),
     ("audit",): ("verify",),
+    ("check",): ("--kind", "data"),
     ("incident", "show"): (),
     ("drill",): (),
     ("incident", "clear"): ("--why", "share checked from a workstation"),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from coffre import __version__
 from coffre.cli import audit as cli_audit
+from coffre.cli import check as cli_check
 from coffre.cli import disk as cli_disk
 from coffre.cli import drill as cli_drill
 from coffre.cli import incident as cli_incident
@@ -167,6 +168,8 @@ def _print_box(report: StatusReport) -> None:
                 "run `coffre key export --paper` and keep the sheet with the passphrase"
             )
     cli_offsite.print_uploading(report)
+    if "maintenance" in report:
+        cli_check.print_maintenance(report["maintenance"])
     reading = report["reading"]
     if reading:
         print(f"reading: {reading['kind']} of {', '.join(reading['targets'])} (support)")
@@ -422,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_offsite.add_parser(sub)
     cli_restore.add_parsers(sub)
     cli_audit.add_parser(sub)
+    cli_check.add_parser(sub)
     cli_incident.add_parser(sub)
     cli_drill.add_parser(sub)
     cli_leds.add_parser(sub)
@@ -497,6 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "browse": cli_restore.cmd_browse,
             "key": cli_restore.cmd_key,
             "audit": cli_audit.cmd_audit,
+            "check": cli_check.cmd_check,
             "incident": cli_incident.cmd_incident,
             "drill": cli_drill.cmd_drill,
             "leds": cli_leds.cmd_leds,

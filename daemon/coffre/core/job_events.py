@@ -97,6 +97,10 @@ class OutcomeDetails(TypedDict, total=False):
     by_bytes: int
     by_hash: int
     mismatches: int
+    # check, drill (maintenance): the kinds of check done; what took the target (outcome
+    # "interrupted": not a failure, tried again later)
+    checked: list[str]
+    interrupted_by: str
 
 
 class TargetOutcome(OutcomeDetails, total=False):

@@ -385,6 +385,43 @@ class InitRequest:
         )
 
 
+#: The kinds of ``borg check`` coffre runs (``coffre check --kind``).
+CHECK_KINDS = ("repository", "archives", "data")
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """A check of ``targets`` (none: every one) now, in the maintenance lane.
+
+    ``kinds``: repository, archives, data (none: each target's routine checks);
+    ``wait``: follow it to its result.
+    """
+
+    targets: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    wait: bool = True
+    op: ClassVar[Literal["check"]] = "check"
+
+    def to_json(self) -> JsonObject:
+        return {
+            "op": self.op,
+            "targets": list(self.targets),
+            "kinds": list(self.kinds),
+            "wait": self.wait,
+        }
+
+    @classmethod
+    def parse(cls, fields: _Fields) -> CheckRequest:
+        kinds = fields.texts("kinds")
+        unknown = [kind for kind in kinds if kind not in CHECK_KINDS]
+        if unknown:
+            raise UsageError(
+                f"bad request check: {unknown[0]!r} is no kind of check",
+                hint=f"use {', '.join(CHECK_KINDS)}",
+            )
+        return cls(targets=fields.texts("targets"), kinds=kinds, wait=fields.flag("wait", True))
+
+
 @dataclass(frozen=True)
 class DiskForgetRequest:
     name: str
@@ -646,6 +683,7 @@ Request = (
     | IncidentShowRequest
     | IncidentClearRequest
     | DrillRequest
+    | CheckRequest
 )
 
 #: The audited reads of support staff: what the support desk serves.
@@ -671,6 +709,7 @@ _REQUESTS: dict[str, Callable[[_Fields], Request]] = {
         IncidentShowRequest,
         IncidentClearRequest,
         DrillRequest,
+        CheckRequest,
     )
 }
 
@@ -735,6 +774,10 @@ class JobOptions:
     day: date | None = None
     #: drill: who asked (the audit log's person, as pairs); () for the schedule.
     asked_by: tuple[tuple[str, str | int], ...] = ()
+    #: check: the kinds of check (repository, archives, data; none: the target's routine
+    #: ones) and the seconds a rolling repository check may take (None: a whole pass).
+    checks: tuple[str, ...] = ()
+    budget: float | None = None
 
 
 # --- an answer the CLI cannot read -------------------------------------------------------------

@@ -195,7 +195,28 @@ class _ChecksPart(_GuardPart, total=False):
     checks: dict[str, list[CheckView]]
 
 
-class StatusReport(_ChecksPart):
+class MaintenanceView(TypedDict):
+    """Checks and drills in ``coffre status``: the one running or queued, the next one due.
+
+    ``enabled`` false: this daemon runs none. ``next_kind``: repository,
+    archives, data (checks) or drill; ``next_at`` ISO 8601 in the box's timezone.
+    """
+
+    enabled: bool
+    running: JobView | None
+    queued: list[JobView]
+    next_at: str | None
+    next_kind: str | None
+    next_target: str | None
+
+
+class _MaintenancePart(TypedDict, total=False):
+    """Status's ``maintenance``: absent from a daemon without checks nor drills (as _GuardPart)."""
+
+    maintenance: MaintenanceView
+
+
+class StatusReport(_ChecksPart, _MaintenancePart):
     """Everything ``coffre status`` shows (times ISO 8601 in the box's timezone)."""
 
     key_escrow: list[KeyEscrowView]

@@ -19,14 +19,24 @@ from coffre.core.errors import (
     DiskAbsent,
     StateError,
     TargetNotInitialised,
+    UsageError,
 )
 from coffre.core.job_events import OutcomeDetails, TargetOutcome, succeeded
 from coffre.core.messages import ErrorInfo, error_info
 from coffre.core.printable import controls_escaped
 from coffre.core.retention import Plan
 from coffre.jobs.backup import create_archive
+from coffre.jobs.lanes import NETWORK, lane_of
+from coffre.jobs.maintenance import EntryPoints, checks_asked, failed, run_maintenance
 from coffre.jobs.pruning import apply_retention
-from coffre.jobs.queue import READ_KINDS, Job, JobResult, TargetHolds
+from coffre.jobs.queue import (
+    READ_KINDS,
+    Job,
+    JobResult,
+    Preemption,
+    TargetHolds,
+    maintains,
+)
 from coffre.jobs.services import Services
 from coffre.jobs.supervision import Incidents, unexpected
 from coffre.storage import logs
@@ -89,8 +99,11 @@ class Executor:
         power_off: PowerOff = devices.power_off,
         wait_plugged: WaitPlugged | None = None,
         incidents: Incidents | None = None,
+        maintenance: EntryPoints | None = None,
     ) -> None:
         self._services = services
+        #: The check and the drill (None: this daemon runs none; a check job fails, saying so).
+        self._maintenance = maintenance
         self._incidents = incidents or Incidents()
         self._repositories = repositories
         self._power_off = power_off
@@ -101,13 +114,18 @@ class Executor:
 
     async def __call__(self, job: Job) -> JobResult:
         results: dict[str, TargetOutcome] = {}
+        # A check or a drill is never in the way: it holds its target yielding.
+        yielding = maintains(job.request)
         for target in job.request.targets:
-            async with self._holds.hold(target, job):
+            async with self._holds.hold(target, job, yielding=yielding) as preemption:
                 job.current_target = target
                 job.progress = None
                 job.counters = {}
                 job.publish({"event": "target_started", "target": target})
-                outcome = await self._run_target(job, target)
+                if yielding:
+                    outcome = await self._maintain(job, target, preemption)
+                else:
+                    outcome = await self._run_target(job, target)
             results[target] = outcome
             job.publish({"event": "target_done", "target": target, **outcome})
         job.current_target = None
@@ -178,6 +196,31 @@ class Executor:
             self._incidents.crashed(repo.name)
             return {"ok": False, "error": error_event(internal)}
         return succeeded(details)
+
+    async def _maintain(self, job: Job, target: str, preemption: Preemption) -> TargetOutcome:
+        """A check or a drill of ``target``, let go at once when another job asks for it.
+
+        Not a run in state: the check and drill ledgers record it (an
+        interruption is no failure). Raises nothing but cancellation.
+        """
+        entries = self._maintenance
+        options = job.request.options
+        try:
+            if entries is None:
+                raise UsageError(
+                    "this daemon runs no checks nor drills", hint="update coffre on this box"
+                )
+            offsite = lane_of(self._services.config, target) == NETWORK
+            work = None if job.request.kind == "drill" else checks_asked(options.checks, offsite)
+            return await run_maintenance(
+                entries, self._services, target, work, preemption, budget=options.budget
+            )
+        except CoffreError as error:
+            return failed(error)
+        except Exception as error:  # noqa: BLE001 - one check fails, not the maintenance lane
+            internal = unexpected(error, f"{job.request.kind} of {target}", self._services.logger)
+            self._incidents.crashed(target)
+            return failed(internal)
 
     async def _step(
         self,

@@ -42,6 +42,7 @@ from coffre.core.messages import (
     ArchivesRequest,
     BackupRequest,
     BrowseRequest,
+    CheckRequest,
     Client,
     DiskEnrollRequest,
     DiskForgetRequest,
@@ -67,15 +68,18 @@ from coffre.core.printable import controls_escaped
 from coffre.daemon.control import Handler, serve
 from coffre.daemon.executor import Executor
 from coffre.daemon.folders import make_private
+from coffre.daemon.maintenance import MaintenanceLoop, default_entry_points, histories
 from coffre.daemon.notify import Notifier
 from coffre.guard.ntp import synchronised
 from coffre.jobs import lanes
+from coffre.jobs.maintenance import EntryPoints
 from coffre.jobs.queue import Job, JobQueue, JobRequest, JobResult
 from coffre.jobs.services import Services
 from coffre.jobs.supervision import Incidents, job_crashed, stalled_lanes
 from coffre.observe import status
 from coffre.observe.facts import Observer
 from coffre.observe.observability import Observability
+from coffre.proof.maintenance_plan import policy_from_config
 from coffre.storage import logs
 from coffre.storage.audit import AuditLog, audit_path
 from coffre.storage.staging_mark import StagingMark
@@ -124,8 +128,9 @@ def _route(
 class Running:
     """What the daemon works with once ``run`` has opened state: made at once, all of it.
 
-    ``queues`` are the job queues by lane name (main, network, reads);
-    ``submit`` queues a request across them (a :class:`lanes.Run`).
+    ``queues`` are the job queues by lane name (main, network, reads,
+    maintenance); ``submit`` queues a request across them (a :class:`lanes.Run`);
+    ``maintenance`` queues the checks and drills due.
     """
 
     state: State
@@ -135,6 +140,7 @@ class Running:
     disks: DiskWatch
     desk: SupportDesk
     incidents: IncidentDesk
+    maintenance: MaintenanceLoop
 
     @property
     def main(self) -> JobQueue:
@@ -156,8 +162,11 @@ class Daemon:
         clock: Clock,
         notifier: Notifier,
         logger: Any,
+        maintenance: EntryPoints | None = None,
     ) -> None:
+        """``maintenance``: the check and the drill (default: :func:`default_entry_points`)."""
         self._config = config
+        self._entry_points = maintenance or default_entry_points()
         self._clock = clock
         self._notifier = notifier
         self._logger = logger
@@ -257,6 +266,7 @@ class Daemon:
             RepositoryCatalog(config, state, config.paths.mounts, services=services),
             wait_plugged=lambda name, within: disks.wait_plugged(name, within),
             incidents=incidents,
+            maintenance=self._entry_points,
         )
         # Metrics and LEDs read state and the incidents; the LEDs change when a
         # job starts or ends, after a disk event and when a box problem comes
@@ -274,6 +284,8 @@ class Daemon:
                 result = await executor(job)
             finally:
                 self._notifier.notify(STATUS="idle")
+                # Once the lane has let the job go: maintenance may start on an idle box.
+                asyncio.get_running_loop().call_soon(self._poke_maintenance)
             if asked.kind == "enroll" and result["ok"]:
                 disks.enrolled(asked.targets[0], asked.options.device)
             return result
@@ -295,7 +307,26 @@ class Daemon:
             disk_busy=disk_busy,
         )
         incident_desk = IncidentDesk(services, audit)
-        return Running(state, services, observed, queues, disks, desk, incident_desk)
+        return Running(
+            state, services, observed, queues, disks, desk, incident_desk, self._loop(state, queues)
+        )
+
+    def _loop(self, state: State, queues: dict[str, JobQueue]) -> MaintenanceLoop:
+        """The maintenance loop over ``queues``, reading the ledgers in ``state``."""
+        return MaintenanceLoop(
+            self._config,
+            self._clock,
+            self._logger,
+            queues,
+            histories(state),
+            policy=policy_from_config(self._config),
+            enabled=self._entry_points is not None,
+            initialised=lambda target: state.repository_id(target) is not None,
+        )
+
+    def _poke_maintenance(self) -> None:
+        if self._running is not None:
+            self._running.maintenance.poke()
 
     def _borg_runner(self) -> BorgRunner:
         """The one runner of borg: the passphrase is read from its file at each run."""
@@ -329,6 +360,8 @@ class Daemon:
                 on_crash=crashed,
             ),
             lanes.READS: JobQueue(observed.around(execute), on_crash=crashed),
+            # Checks and drills, one at a time, never in the way (daemon.maintenance).
+            lanes.MAINTENANCE: JobQueue(observed.around(execute), on_crash=crashed),
         }
 
     def _start_workers(self, running: Running) -> None:
@@ -337,7 +370,10 @@ class Daemon:
             asyncio.create_task(running.main.serve(), name="main lane"),
             asyncio.create_task(running.queues[lanes.NETWORK].serve(), name="network lane"),
             asyncio.create_task(running.queues[lanes.READS].serve(), name="reads lane"),
+            asyncio.create_task(running.maintenance.lane.serve(), name="maintenance lane"),
+            # After the timer: a nightly due at start is queued before any maintenance.
             asyncio.create_task(self._timer(running), name="timer"),
+            asyncio.create_task(running.maintenance.serve(), name="maintenance loop"),
         ]
         self._workers = workers
         for task in workers:
@@ -583,6 +619,7 @@ class Daemon:
                 _route(IncidentShowRequest, partial(self._incident_show, running)),
                 _route(IncidentClearRequest, partial(self._incident_clear, running)),
                 _route(DrillRequest, partial(self._drill, running)),
+                _route(CheckRequest, partial(self._check, running)),
             )
         )
 
@@ -622,6 +659,7 @@ class Daemon:
             problems=self.incidents.failures(),
             clock_synchronised=running.observed.observer.clock_synchronised(),
         )
+        report["maintenance"] = running.maintenance.view(self._config.schedule.timezone)
         await send({"event": "result", "ok": True, "status": report})
 
     async def _archives(
@@ -725,3 +763,19 @@ class Daemon:
             await send({"event": "result", "ok": True, "queued": run.describe()})
             return
         await run.follow(send)
+
+    async def _check(
+        self, running: Running, request: CheckRequest, send: Send, client: Client
+    ) -> None:
+        """Queue a check (``coffre check``) in the maintenance lane; follow it, or answer at
+        once. It runs even near the nightly (a person asked), and yields like any other."""
+        options = JobOptions(checks=request.kinds)
+        job = running.maintenance.ask(
+            JobRequest(
+                kind="check", targets=self._targets(running, request.targets), options=options
+            )
+        )
+        if not request.wait:
+            await send({"event": "result", "ok": True, "queued": job.describe()})
+            return
+        await self._follow(job, send)

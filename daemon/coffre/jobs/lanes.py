@@ -8,6 +8,10 @@ export), of any target, have the *reads* lane: a restore from the local
 repository does not wait for a USB disk's first backup. "One job per
 repository" is kept by the executor, which holds each target for the job
 working on it; a read of the very target a backup works on waits for it.
+Checks and restore drills (maintenance, ``coffre.proof``) have the
+*maintenance* lane: one of them at a time on the box, each holding its target
+yielding, so that any other job that wants the target stops it at once
+(:class:`coffre.jobs.queue.TargetHolds`).
 
 A request naming targets of both lanes (``coffre backup``, the nightly run)
 becomes a :class:`Run`: its main part is queued at once, its network part
@@ -33,13 +37,24 @@ from coffre.core.job_events import JobResult, TargetOutcome
 from coffre.core.messages import Event, Send
 from coffre.core.model import RETRIABLE
 from coffre.core.reports import JobView
-from coffre.jobs.queue import READ_KINDS, Job, JobQueue, JobRequest
+from coffre.jobs.queue import READ_KINDS, Job, JobQueue, JobRequest, maintains
 
-__all__ = ["MAIN", "NETWORK", "READS", "RETRIABLE", "Run", "lane_of", "retrying", "split"]
+__all__ = [
+    "MAIN",
+    "MAINTENANCE",
+    "NETWORK",
+    "READS",
+    "RETRIABLE",
+    "Run",
+    "lane_of",
+    "retrying",
+    "split",
+]
 
 MAIN = "main"
 NETWORK = "network"
 READS = "reads"
+MAINTENANCE = "maintenance"
 
 
 #: The longest wait between two attempts.
@@ -55,12 +70,16 @@ def lane_of(config: Config, target: str) -> str:
 
 
 def split(
-    config: Config, targets: tuple[str, ...], kind: str = "backup"
+    config: Config, targets: tuple[str, ...], kind: str = "backup", *, maintenance: bool = False
 ) -> list[tuple[str, tuple[str, ...]]]:
     """``targets`` by lane, main first, each in the order asked; lanes without targets left out.
 
-    A read (``kind`` in READ_KINDS) goes to the reads lane whole.
+    Maintenance (``maintenance``, see :func:`coffre.jobs.queue.maintains`, or
+    a check) goes to the maintenance lane whole, a read (``kind`` in
+    READ_KINDS: a drill a person asked too) to the reads lane whole.
     """
+    if maintenance or kind == "check":
+        return [(MAINTENANCE, targets)] if targets else []
     if kind in READ_KINDS:
         return [(READS, targets)] if targets else []
     parts = []
@@ -102,7 +121,7 @@ class Run:
         self.done: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
         self.jobs: list[Job] = []
         self._lanes = lanes
-        self._parts = split(config, request.targets, request.kind)
+        self._parts = split(config, request.targets, request.kind, maintenance=maintains(request))
         self._results: list[JobResult] = []
         self._followers: list[asyncio.Queue[Event]] = []
         #: The run's result, as put in its followers' queues: told apart from a

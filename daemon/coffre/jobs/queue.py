@@ -27,6 +27,7 @@ from coffre.jobs.supervision import job_crashed
 from coffre.storage.logs import LOGGER_NAME
 
 __all__ = [
+    "MAINTENANCE_KINDS",
     "READ_KINDS",
     "Job",
     "JobEvent",
@@ -34,16 +35,42 @@ __all__ = [
     "JobQueue",
     "JobRequest",
     "JobResult",
+    "Preemption",
     "TargetHolds",
+    "maintains",
     "waiting_for",
 ]
 
 JobKind = Literal[
-    "backup", "prune", "init", "disk", "enroll", "restore", "find", "browse", "key_export", "drill"
+    "backup",
+    "prune",
+    "init",
+    "disk",
+    "enroll",
+    "restore",
+    "find",
+    "browse",
+    "key_export",
+    "check",
+    "drill",
 ]
 
 #: Jobs that read a repository for a person (support): their own lane, never merged.
 READ_KINDS: frozenset[JobKind] = frozenset({"restore", "find", "browse", "key_export", "drill"})
+
+#: Jobs proving restores work (borg check, restore drills): the maintenance lane, and
+#: they hold their target *yielding* (:class:`TargetHolds`): any other job takes it.
+MAINTENANCE_KINDS: frozenset[JobKind] = frozenset({"check", "drill"})
+
+
+def maintains(request: JobRequest) -> bool:
+    """Whether ``request`` is maintenance: a check, or a drill the schedule asked.
+
+    A drill a person asked (``coffre drill``: ``asked_by`` set) is a read, as a
+    restore is: the reads lane, the target held until it is done, a USB disk
+    waited for. The schedule's drills and every check yield their target.
+    """
+    return request.kind == "check" or (request.kind == "drill" and not request.options.asked_by)
 
 
 @dataclass(frozen=True)
@@ -238,29 +265,81 @@ def waiting_for(kind: str, ahead: Sequence[Job]) -> str:
     return f"waiting for {what}{more}: the {kind.replace('_', ' ')} starts after"
 
 
+@dataclass
+class Preemption:
+    """What a yielding holder of a target is told: ``asked`` is set when another job wants it.
+
+    ``by`` is the kind of the first job that asked (``"backup"``, ``"restore"``...).
+    """
+
+    asked: asyncio.Event = field(default_factory=asyncio.Event)
+    by: str | None = None
+
+    def ask(self, kind: str) -> None:
+        """Another job (of ``kind``) wants the target: tell the holder (the first asker named)."""
+        if self.by is None:
+            self.by = kind
+        self.asked.set()
+
+
 class TargetHolds:
     """One job at a time on each target, across the lanes.
 
-    The lanes (main, network, reads) run side by side; two of their jobs may
-    reach one repository (a restore from the disk a backup writes to). The
-    second waits in :meth:`hold` (borg would make it wait on the repository's
-    lock, then fail), and its people are told what for.
+    The lanes (main, network, reads, maintenance) run side by side; two of their
+    jobs may reach one repository (a restore from the disk a backup writes to).
+    The second waits in :meth:`hold` (borg would make it wait on the
+    repository's lock, then fail), and its people are told what for.
+
+    A maintenance job (a check, a drill) holds its target *yielding*: it is
+    never in the way. A job that asks for a target a yielding job holds sets
+    that holder's :class:`Preemption` at once; the holder stops its work (borg
+    gets its stop signal) and lets go, and the asker gets the target without
+    waiting for the check to end. A yielding job that gets a target another
+    job already waits for is told at once too.
     """
 
     def __init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
         self._holders: dict[str, Job] = {}
+        self._preemptions: dict[str, Preemption] = {}
+        #: Jobs (not yielding) waiting for each target: a yielding one that gets it yields.
+        self._wanting: dict[str, list[str]] = {}
 
     @contextlib.asynccontextmanager
-    async def hold(self, target: str, job: Job) -> AsyncIterator[None]:
-        """Hold ``target`` for ``job`` inside the block; wait (and say so) while another does."""
+    async def hold(
+        self, target: str, job: Job, *, yielding: bool = False
+    ) -> AsyncIterator[Preemption]:
+        """Hold ``target`` for ``job`` inside the block; wait (and say so) while another does.
+
+        Yields the job's :class:`Preemption`: only a ``yielding`` holder is
+        ever asked to let go (others' is never set). Raises nothing of its own.
+        """
         lock = self._locks.setdefault(target, asyncio.Lock())
         holder = self._holders.get(target)
+        if not yielding:
+            preemption = self._preemptions.get(target)
+            if preemption is not None:
+                preemption.ask(job.request.kind)
         if lock.locked() and holder is not None:
             job.publish({"event": "waiting", "message": waiting_for(job.request.kind, [holder])})
-        async with lock:
-            self._holders[target] = job
-            try:
-                yield
-            finally:
-                del self._holders[target]
+        wanting = self._wanting.setdefault(target, [])
+        if not yielding:
+            wanting.append(job.request.kind)
+        try:
+            await lock.acquire()
+        finally:
+            if not yielding:
+                wanting.remove(job.request.kind)
+        mine = Preemption()
+        if yielding:
+            self._preemptions[target] = mine
+            if wanting:
+                mine.ask(wanting[0])
+        self._holders[target] = job
+        try:
+            yield mine
+        finally:
+            del self._holders[target]
+            if yielding:
+                del self._preemptions[target]
+            lock.release()
