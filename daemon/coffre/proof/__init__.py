@@ -1,0 +1,1 @@
+"""Proof that restores work: checks, restore drills and the restore-time estimate."""

@@ -1,0 +1,166 @@
+"""Pure: how long getting everything back from a target takes, from its last restore drill.
+
+In: the target's last drill (what it extracted, how long ``borg extract``
+took, when) and the size a full restore writes, that is the latest archive's
+*original* size and file count (``RunStats.original_bytes`` and ``nfiles`` of
+the last backup that made an archive): ``borg extract`` writes every file
+whole, whatever the repository's deduplication and compression saved. Out:
+a :class:`RestoreEstimate`, or an unknown one with its reason: no drill yet,
+no backup yet, a failed drill: never a guess.
+
+The model (``benchmarks/restore_estimate.py`` measures it against a real full
+restore of a practice-like share): a ``borg extract`` spends
+
+    START_SECONDS + files x PER_FILE_SECONDS + bytes / rate
+
+so the drill's time, less its fixed and per-file parts, gives the rate its
+bytes came at, and the full restore is that rate applied to the archive's
+size plus its own fixed and per-file parts. A drill that reads few bytes is
+dominated by the fixed and per-file parts: the rate is then taken no faster
+than :data:`MAX_RATE_FACTOR` times the drill's plain bytes per second.
+
+For an offsite target the drill extracts over SSH from the host: its rate is
+the practice's Internet link (the host's upload, the practice's download),
+and so is the estimate. A drill older than :data:`STALE_AFTER` still gives
+the figure, flagged stale: the disk, the link or the share may have changed.
+
+Nothing here does I/O or reads a clock: ``now`` is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+#: A drill older than this makes the estimate stale (a monthly drill missed, and half a month).
+STALE_AFTER = timedelta(days=45)
+#: Seconds every ``borg extract`` spends whatever it writes: starting Python, opening the
+#: repository, reading the manifest and the archive's item list (benchmarks/restore_estimate.py).
+START_SECONDS = 0.0
+#: Seconds a ``borg extract`` spends per file beyond its bytes: creating it, setting its
+#: owner, mode and times (benchmarks/restore_estimate.py).
+PER_FILE_SECONDS = 0.0
+#: The rate is never taken faster than this times the drill's bytes per second: a drill
+#: whose time is nearly all fixed cost must not make a fast disk out of a rounding error.
+MAX_RATE_FACTOR = 4.0
+
+#: Drill outcomes whose extract ran to its end (a mismatch is found after the extract).
+TIMED_OUTCOMES = frozenset({"ok", "mismatch"})
+
+
+class DrillMeasure(Protocol):
+    """What the estimate needs of a drill record (``coffre.proof.drill_ledger.DrillRecord``)."""
+
+    @property
+    def at(self) -> datetime: ...
+
+    @property
+    def files(self) -> int: ...
+
+    @property
+    def bytes(self) -> int: ...
+
+    @property
+    def extract_seconds(self) -> float: ...
+
+    @property
+    def outcome(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class FullSize:
+    """What a full restore of a target writes: its latest archive's original bytes and files."""
+
+    bytes: int
+    files: int
+
+
+@dataclass(frozen=True)
+class RestoreEstimate:
+    """How long getting everything back from ``target`` takes, or why that is unknown.
+
+    ``seconds`` is None when unknown, and ``unknown`` says why (e.g. "no drill
+    yet"). ``rate``: the bytes per second the drill measured (its plain
+    bytes / extract seconds, as shown to people). ``over_link``: an offsite
+    target, whose figure is the practice's Internet link. ``stale``: the drill
+    is older than :data:`STALE_AFTER`.
+    """
+
+    target: str
+    seconds: float | None
+    unknown: str | None = None
+    drill_at: datetime | None = None
+    rate: float | None = None
+    size: FullSize | None = None
+    over_link: bool = False
+    stale: bool = False
+
+    def over(self, objective_seconds: float) -> bool:
+        """Whether the estimate exceeds ``objective_seconds`` (False when unknown)."""
+        return self.seconds is not None and self.seconds > objective_seconds
+
+
+def estimate(
+    target: str,
+    kind: str,
+    drill: DrillMeasure | None,
+    size: FullSize | None,
+    now: datetime,
+) -> RestoreEstimate:
+    """The time a full restore of ``target`` (of ``kind`` local, usb, offsite) takes.
+
+    ``drill``: the target's last drill (None: never drilled); ``size``: its
+    latest archive's size (None: no archive yet); ``now``: aware. Returns an
+    unknown estimate, with its reason, when there is no drill, no archive, or
+    the last drill did not time a whole extract (it failed, or read nothing).
+    Raises nothing.
+    """
+    over_link = kind == "offsite"
+    if drill is None:
+        return RestoreEstimate(target, None, "no drill yet", over_link=over_link)
+    at, stale = drill.at, now - drill.at > STALE_AFTER
+    if drill.outcome not in TIMED_OUTCOMES:
+        return RestoreEstimate(
+            target, None, "the last drill failed", at, over_link=over_link, stale=stale
+        )
+    if drill.bytes <= 0 or drill.extract_seconds <= 0:
+        return RestoreEstimate(
+            target, None, "the last drill read nothing", at, over_link=over_link, stale=stale
+        )
+    plain = drill.bytes / drill.extract_seconds
+    if size is None:
+        return RestoreEstimate(
+            target, None, "no backup yet", at, plain, over_link=over_link, stale=stale
+        )
+    rate = _rate(drill, plain)
+    seconds = START_SECONDS + size.files * PER_FILE_SECONDS + size.bytes / rate
+    return RestoreEstimate(target, seconds, None, at, plain, size, over_link, stale)
+
+
+def _rate(drill: DrillMeasure, plain: float) -> float:
+    """The bytes per second of the drill's data, its fixed and per-file parts taken out."""
+    fixed = START_SECONDS + max(drill.files, 0) * PER_FILE_SECONDS
+    left = drill.extract_seconds - fixed
+    ceiling = plain * MAX_RATE_FACTOR
+    if left <= drill.bytes / ceiling:
+        return ceiling
+    return drill.bytes / left
+
+
+def duration_words(seconds: float) -> str:
+    """``seconds`` as a person reads a restore time: "under a minute", "12 min",
+    "3 h 10 min", "4 days 2 h". Rounded to the minute under an hour, to ten minutes
+    under two days, to the hour beyond: an estimate, not a stopwatch. Raises nothing.
+    """
+    if seconds < 60:
+        return "under a minute"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        tens = round(minutes / 10) * 10
+        hours, rest = divmod(tens, 60)
+        return f"{hours} h" if rest == 0 else f"{hours} h {rest:02d} min"
+    days, hours = divmod(round(minutes / 60), 24)  # two days at least: "days"
+    return f"{days} days" if hours == 0 else f"{days} days {hours} h"
