@@ -23,6 +23,7 @@ from coffre.cli import leds as cli_leds
 from coffre.cli import offsite as cli_offsite
 from coffre.cli import recover as cli_recover
 from coffre.cli import restore as cli_restore
+from coffre.cli import restore_time as cli_restore_time
 from coffre.cli.support import (
     EXIT_FAILED,
     EXIT_OK,
@@ -106,6 +107,8 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
     if report["disks"]:
         print("\nUSB disks")
         cli_disk.print_disks(report["disks"])
+    if "restore" in report:
+        cli_restore_time.print_restore_times(report["restore"])
     return EXIT_OK
 
 

@@ -13,6 +13,11 @@ The guard's part: its open incidents and each target's latest night figures
 NTP-synchronised, asked of the ``ntp`` collaborator at most every
 :data:`NTP_EVERY` (it may run ``timedatectl``; a scrape must stay cheap).
 
+The restore-time estimate's part (``coffre.proof.restore_estimate``): each
+target's last restore drill, read from state's meta (cached with the rest),
+and :meth:`Observer.restore_estimates`, derived again at each call (a drill
+turns stale with the calendar).
+
 The daemon's side, which starts the exporter and the LEDs on these facts, is
 ``coffre.observe.observability``: the metrics import this module, never the reverse.
 """
@@ -21,8 +26,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Protocol, TypeVar
 
@@ -39,12 +44,13 @@ from coffre.core.health import (
     TargetFacts,
     TargetKind,
 )
-from coffre.core.model import Archive
+from coffre.core.model import Archive, RunStats
 from coffre.core.rotation import rotation
 from coffre.guard.incidents import IncidentStore, MetaStore
 from coffre.jobs.change_watch import figures_key
 from coffre.jobs.queue import Job, JobQueue
 from coffre.jobs.supervision import Incidents, Unrecorded
+from coffre.proof.restore_estimate import FullSize, RestoreEstimate, estimate
 from coffre.storage.state import FAILED, SUCCESS, DiskRecord, RunRecord, State
 from coffre.targets.offsite.repository import status_of as offsite_status
 
@@ -59,6 +65,55 @@ NTP_EVERY = timedelta(minutes=1)
 
 #: Whether the box's clock is NTP-synchronised; None when it cannot tell.
 NtpProbe = Callable[[], bool | None]
+
+
+# --- the restore-time estimate's inputs ---------------------------------------------------------
+
+#: The state meta key of a target's last drill (kept by ``coffre.proof.drill_ledger``).
+DRILL_KEY = "drill.{target}"
+
+
+@dataclass(frozen=True)
+class DrillFigures:
+    """What the estimate reads of a target's last drill (``DrillLedger.last``'s record)."""
+
+    at: datetime
+    files: int
+    bytes: int
+    extract_seconds: float
+    outcome: str
+
+
+def read_drill(meta: MetaStore, target: str) -> DrillFigures | None:
+    """The last drill of ``target`` in ``meta`` (None: none, or unreadable). Raises nothing
+    but what ``meta.get_meta`` raises.
+
+    The drill ledger's JSON ``{"at": iso, "files": int, "bytes": int,
+    "extract_seconds": float, "outcome": str, ...}``; the other fields (the
+    archive, the mismatches, the error) are not the estimate's business.
+    """
+    raw = meta.get_meta(DRILL_KEY.format(target=target))
+    try:
+        body = json.loads(raw) if raw else None
+        if not isinstance(body, dict):
+            return None
+        at = datetime.fromisoformat(body["at"])
+        figures = DrillFigures(
+            at, body["files"], body["bytes"], float(body["extract_seconds"]), body["outcome"]
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+    ints = isinstance(figures.files, int) and isinstance(figures.bytes, int)
+    if not ints or not isinstance(figures.outcome, str) or at.tzinfo is None:
+        return None
+    return figures
+
+
+def full_size(stats: RunStats | None) -> FullSize | None:
+    """What a full restore writes, from the stats of the run that made the latest archive:
+    its original bytes and files (not the deduplicated repository: extract writes each file
+    whole). None without an archive."""
+    return None if stats is None else FullSize(stats.original_bytes, stats.nfiles)
 
 
 class BorgVersion(Protocol):
@@ -78,6 +133,7 @@ class _Stored:
     warnings: dict[str, int]
     incidents: tuple[IncidentFacts, ...] = ()
     nights: tuple[NightFacts, ...] = ()
+    drills: Mapping[str, DrillFigures] = field(default_factory=dict)
 
 
 def read_incidents(meta: MetaStore) -> tuple[IncidentFacts, ...]:
@@ -231,6 +287,24 @@ class Observer:
             clock_synchronised=self.clock_synchronised(),
         )
 
+    def restore_estimates(self, facts: Facts) -> tuple[RestoreEstimate, ...]:
+        """Each target's restore-time estimate at ``facts.now`` (``coffre.proof.restore_estimate``).
+
+        ``facts``: what :meth:`facts` just gave (the targets' kind and latest
+        archive's stats); the drills are those read with them. Raises nothing.
+        """
+        drills = self._stored[1].drills if self._stored else {}
+        return tuple(
+            estimate(
+                target.name,
+                target.kind,
+                drills.get(target.name),
+                full_size(target.last_stats),
+                facts.now,
+            )
+            for target in facts.targets
+        )
+
     def _with_unrecorded(self, targets: tuple[TargetFacts, ...]) -> tuple[TargetFacts, ...]:
         """``targets`` whose last backup attempt is, where state could not record it (its
         disk full), the failed one kept in the incidents: the metrics then say it failed."""
@@ -292,6 +366,7 @@ class Observer:
                 errors[key] = errors.get(key, 0) + count
         warnings = {t: n for t, n in state.warning_counts("backup").items() if t in kinds}
         nights = (read_night(state, name) for name in kinds)
+        drills = {name: read_drill(state, name) for name in kinds}
         return _Stored(
             tuple(targets),
             archives,
@@ -300,6 +375,7 @@ class Observer:
             warnings,
             incidents=read_incidents(state),
             nights=tuple(n for n in nights if n is not None),
+            drills={name: drill for name, drill in drills.items() if drill is not None},
         )
 
     def _target(

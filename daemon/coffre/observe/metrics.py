@@ -23,6 +23,7 @@ the files its archive lacks (a count: the names stay in the journal).
 
 The guard's series (incidents, the frozen pruning, each night's figures,
 the clock's synchronisation) are built by ``coffre.observe.guard_series``;
+the restore-time estimate's by ``coffre.observe.restore_series``;
 the audit log's witness (its length, the end of its hash chain) by
 ``coffre.observe.audit_series``.
 """
@@ -48,6 +49,7 @@ from coffre.observe.audit_series import AuditWitness
 from coffre.observe.endpoint import Endpoint
 from coffre.observe.facts import Observer
 from coffre.observe.guard_series import guard_series
+from coffre.observe.restore_series import restore_series
 from coffre.storage.audit import audit_path
 from coffre.storage.state import SUCCESS, WARNING, RunRecord
 
@@ -128,6 +130,9 @@ class CoffreCollector(Collector):
             *self._disks(facts),
             *_counters(facts),
             *guard_series(facts),
+            *restore_series(
+                self._observer.restore_estimates(facts), self._config.restore.rto_hours
+            ),
             _health(facts),
             *self._audit.series(),
         ]
