@@ -17,7 +17,7 @@ from coffre.guard.incidents import CLOCK, RANSOMWARE, IncidentStore
 from coffre.observe.facts import Observer
 from coffre.observe.metrics import Exporter
 from coffre.storage.audit import MSG_AUDIT, MSG_AUDIT_DAMAGED, AuditLog, audit_path
-from coffre.storage.state import State
+from coffre.storage.state import RunStats, State
 from tests.fakes import Clock, config
 
 PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
@@ -26,8 +26,9 @@ SERIES = re.compile(r"\bcoffre_[a-z_]+\b")
 
 
 def exported(tmp_path: Path) -> set[str]:
-    """Every series name of a box with a local target, an offsite one and a disk, both guard
-    incidents open, a synchronised clock and an audit entry (series absent otherwise)."""
+    """Every series name of a box with a local target (backed up and drilled), an offsite one
+    and a disk, both guard incidents open, a synchronised clock and an audit entry (series
+    absent otherwise)."""
     (tmp_path / "repo").mkdir()
     practice = config(
         tmp_path,
@@ -44,6 +45,11 @@ def exported(tmp_path: Path) -> set[str]:
     state.disk_done("disque-a", safe=True, free_bytes=1, at=T0)
     for kind in (RANSOMWARE, CLOCK):
         IncidentStore(state).sight(kind, at=T0, target="local", reasons=["x"], figures={})
+    # A backup and a restore drill of local: its restore estimate exists.
+    run = state.start_run("local", "backup", T0)
+    state.finish_run(run, T0, stats=RunStats("cabinet-2026-11-18T02:30:00", 10, 5, 5, 1))
+    drill = {"at": T0.isoformat(), "files": 1, "bytes": 10, "extract_seconds": 1.0, "outcome": "ok"}
+    state.set_meta("drill.local", json.dumps(drill))
     observer = Observer(practice, state, Clock(T0), ntp=lambda: True)
     observer.measure()
     text = Exporter(observer, practice, logging.getLogger("t")).exposition().decode()
