@@ -21,6 +21,7 @@ from benchmarks import (
     nightly,
     offsite,
     restore,
+    restore_estimate,
     scrape,
     share,
     usb_plug,
@@ -47,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "only",
         nargs="?",
-        choices=["usb_plug", "restore", "change_signal"],
+        choices=["usb_plug", "restore", "change_signal", "restore_estimate"],
         help="run this benchmark alone (default: all)",
     )
     parser.add_argument("--reps", type=int, default=7, help="measured nights per side (7)")
@@ -87,6 +88,8 @@ def _run(args: argparse.Namespace, root: Path, tz: ZoneInfo, borg: str, started:
     if args.only is not None:
         if args.only == "usb_plug":
             alone = usb_plug.benchmark(root / "usb", borg, files=args.files, reps=args.plugs)
+        elif args.only == "restore_estimate":
+            alone = restore_estimate.benchmark(root / "estimate", borg)
         elif args.only == "change_signal":
             alone = change_signal.benchmark(root / "signal", borg, files=args.files, reps=args.reps)
         else:
@@ -151,6 +154,7 @@ def _run(args: argparse.Namespace, root: Path, tz: ZoneInfo, borg: str, started:
         *scrape.benchmark(root / "scrape", files=args.files, reps=scrape.REPS),
         *restore.benchmark(root / "restore", borg, files=args.files),
         *change_signal.benchmark(root / "signal", borg, files=args.files, reps=args.reps),
+        *restore_estimate.benchmark(root / "estimate", borg),
     ]
     print()
     print_table(figures)
