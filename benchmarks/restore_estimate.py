@@ -225,8 +225,9 @@ def _report(found: Measured, drill: Drill, size: FullSize, guess: float, real: f
     )
     print(f"full restore: {runs(found.full)} s, {size.bytes / real / 1e6:.1f} MB/s")
     print(
-        f"model: start {restore_estimate.START_SECONDS} s, per file "
-        f"{restore_estimate.PER_FILE_SECONDS * 1e3:.2f} ms; estimate {guess:.1f} s "
+        f"model: start {restore_estimate.START_SECONDS} s, scan "
+        f"{restore_estimate.SCAN_SECONDS * 1e3:.3f} ms and write "
+        f"{restore_estimate.PER_FILE_SECONDS * 1e3:.3f} ms per file; estimate {guess:.1f} s "
         f"({duration_words(guess)}), real {real:.1f} s: ratio {guess / real:.2f}"
     )
 

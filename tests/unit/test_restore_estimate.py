@@ -34,6 +34,7 @@ class Drill:
 def plain_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """No fixed or per-file part: the estimate is size / the drill's bytes per second."""
     monkeypatch.setattr(restore_estimate, "START_SECONDS", 0.0)
+    monkeypatch.setattr(restore_estimate, "SCAN_SECONDS", 0.0)
     monkeypatch.setattr(restore_estimate, "PER_FILE_SECONDS", 0.0)
 
 
@@ -72,15 +73,17 @@ def test_the_archive_size_is_read_at_the_drills_rate() -> None:
     assert found.unknown is None and not found.stale and not found.over_link
 
 
-def test_fixed_and_per_file_parts_are_taken_out_of_the_drill_and_added_back(
+def test_fixed_scanning_and_per_file_parts_are_taken_out_of_the_drill_and_added_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(restore_estimate, "START_SECONDS", 1.0)
+    monkeypatch.setattr(restore_estimate, "SCAN_SECONDS", 0.0001)
     monkeypatch.setattr(restore_estimate, "PER_FILE_SECONDS", 0.01)
-    # The drill: 1 s fixed, 50 files x 10 ms, 3.5 s for its 200 MB: a rate of 57.1 MB/s.
+    # The drill: 1 s fixed, 1000 items scanned x 0.1 ms, 50 files x 10 ms, so 3.4 s for its
+    # 200 MB: a rate of 58.8 MB/s.
     drill = Drill(extract_seconds=5.0)
     found = estimate("local", "local", drill, FullSize(400 * MB, 1_000), NOW)
-    assert found.seconds == pytest.approx(1.0 + 1_000 * 0.01 + 400 * MB / (200 * MB / 3.5))
+    assert found.seconds == pytest.approx(1.0 + 1_000 * 0.0101 + 400 * MB / (200 * MB / 3.4))
     # Shown to people: the drill's plain rate.
     assert found.rate == pytest.approx(40 * MB)
 
@@ -89,6 +92,7 @@ def test_a_drill_that_is_nearly_all_fixed_cost_does_not_make_a_fast_disk(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(restore_estimate, "START_SECONDS", 1.0)
+    monkeypatch.setattr(restore_estimate, "SCAN_SECONDS", 0.0)
     monkeypatch.setattr(restore_estimate, "PER_FILE_SECONDS", 0.0)
     drill = Drill(bytes=10 * MB, extract_seconds=1.0)  # all of it the fixed part
     found = estimate("local", "local", drill, FullSize(1_000 * MB, 1), NOW)

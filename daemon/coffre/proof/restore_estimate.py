@@ -9,13 +9,15 @@ a :class:`RestoreEstimate`, or an unknown one with its reason: no drill yet,
 no backup yet, a failed drill: never a guess.
 
 The model (``benchmarks/restore_estimate.py`` measures it against a real full
-restore of a practice-like share): a ``borg extract`` spends
+restore of a practice-like share): a ``borg extract`` of an archive of N files
+that writes n of them, b bytes, spends
 
-    START_SECONDS + files x PER_FILE_SECONDS + bytes / rate
+    START_SECONDS + N x SCAN_SECONDS + n x PER_FILE_SECONDS + b / rate
 
-so the drill's time, less its fixed and per-file parts, gives the rate its
-bytes came at, and the full restore is that rate applied to the archive's
-size plus its own fixed and per-file parts. A drill that reads few bytes is
+(every extract reads the archive's whole item list, whatever it writes), so
+the drill's time, less its fixed, scanning and per-file parts, gives the rate
+its bytes came at; the full restore (n = N) is that rate applied to the
+archive's size, plus its own fixed, scanning and per-file parts. A drill that reads few bytes is
 dominated by the fixed and per-file parts: the rate is then taken no faster
 than :data:`MAX_RATE_FACTOR` times the drill's plain bytes per second.
 
@@ -36,8 +38,11 @@ from typing import Protocol
 #: A drill older than this makes the estimate stale (a monthly drill missed, and half a month).
 STALE_AFTER = timedelta(days=45)
 #: Seconds every ``borg extract`` spends whatever it writes: starting Python, opening the
-#: repository, reading the manifest and the archive's item list (benchmarks/restore_estimate.py).
+#: repository, reading the manifest (benchmarks/restore_estimate.py).
 START_SECONDS = 0.0
+#: Seconds every ``borg extract`` spends per file of the archive, written or not: reading
+#: and matching the archive's item list (benchmarks/restore_estimate.py).
+SCAN_SECONDS = 0.0
 #: Seconds a ``borg extract`` spends per file beyond its bytes: creating it, setting its
 #: owner, mode and times (benchmarks/restore_estimate.py).
 PER_FILE_SECONDS = 0.0
@@ -133,14 +138,16 @@ def estimate(
         return RestoreEstimate(
             target, None, "no backup yet", at, plain, over_link=over_link, stale=stale
         )
-    rate = _rate(drill, plain)
-    seconds = START_SECONDS + size.files * PER_FILE_SECONDS + size.bytes / rate
+    rate = _rate(drill, plain, size)
+    per_file = SCAN_SECONDS + PER_FILE_SECONDS
+    seconds = START_SECONDS + size.files * per_file + size.bytes / rate
     return RestoreEstimate(target, seconds, None, at, plain, size, over_link, stale)
 
 
-def _rate(drill: DrillMeasure, plain: float) -> float:
-    """The bytes per second of the drill's data, its fixed and per-file parts taken out."""
-    fixed = START_SECONDS + max(drill.files, 0) * PER_FILE_SECONDS
+def _rate(drill: DrillMeasure, plain: float, size: FullSize) -> float:
+    """The bytes per second of the drill's data, its fixed, scanning (of the archive of
+    ``size``) and per-file parts taken out."""
+    fixed = START_SECONDS + size.files * SCAN_SECONDS + max(drill.files, 0) * PER_FILE_SECONDS
     left = drill.extract_seconds - fixed
     ceiling = plain * MAX_RATE_FACTOR
     if left <= drill.bytes / ceiling:
