@@ -17,7 +17,9 @@ from coffre.core.config_types import (
     OffsiteTarget,
     RestoreConfig,
 )
-from coffre.core.reports import RestoreEstimateView, RestoreView
+from coffre.core.reports import RestoreEstimateView, RestoreView, status_from_json
+from coffre.jobs.queue import Job, JobQueue, JobResult
+from coffre.observe import status
 from coffre.observe.facts import DrillFigures, Observer, read_drill
 from coffre.observe.metrics import Exporter
 from coffre.observe.status import restore_view
@@ -197,3 +199,21 @@ def test_no_drill_yet_is_said_never_guessed(capsys: pytest.CaptureFixture[str]) 
         "(drill of 2026-11-03, 42.0 MB/s)",
         "  getting everything back from hds: unknown, no drill yet (`coffre drill --target hds`)",
     ]
+
+
+def test_the_status_report_carries_the_restore_times_through_its_json(
+    tmp_path: Path, state: State
+) -> None:
+    async def idle(job: Job) -> JobResult:
+        raise AssertionError("no job runs here")
+
+    _backup(state, "local", 400 * MB, 100)
+    _drill(state, "local", T0, bytes_=200 * MB, seconds=5.0)
+    report = status.build(_config(tmp_path), state, JobQueue(idle), T0, None)
+    sent = json.loads(json.dumps({"event": "result", "status": report}))
+    restore = status_from_json(sent)["restore"]
+    assert restore["estimates"]["local"]["seconds"] == pytest.approx(10.0)
+    assert restore["estimates"]["hds"]["unknown"] == "no drill yet"
+    # A daemon that predates the estimate sends none: its status is still read.
+    del sent["status"]["restore"]
+    assert "restore" not in status_from_json(sent)
