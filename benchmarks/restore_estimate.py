@@ -140,32 +140,49 @@ def timed_extract(
 
 @dataclass
 class Measured:
-    """The runs of each kind, in seconds."""
+    """The runs of each extract, in seconds (see :func:`measure`)."""
 
-    none: list[float]
-    drill: list[float]
-    full: list[float]
+    runs: dict[str, list[float]]
     cold: bool = True
+
+    def median(self, kind: str) -> float:
+        return statistics.median(self.runs[kind])
+
+
+@dataclass(frozen=True)
+class Practice:
+    """The share backed up: where its archives are, what a full restore writes, the sample."""
+
+    repo: Path
+    size: FullSize
+    sample: list[tuple[str, int]]
+    #: The large files' folder, as stored, and their bytes.
+    large: tuple[str, int]
 
 
 def measure(
-    borg: str,
-    env: Mapping[str, str],
-    location: str,
-    sample: Sequence[str],
-    scratch: Path,
-    reps: int,
+    borg: str, env: Mapping[str, str], practice: Practice, scratch: Path, reps: int
 ) -> Measured:
-    """``reps`` runs of each extract, in alternation: none, the drill's sample, everything."""
-    found = Measured([], [], [])
+    """``reps`` runs of each extract, in alternation.
+
+    ``tiny``: the one file of a tiny archive (what any extract spends: its
+    start); ``none``: the big archive, matching no file (its start and the
+    scan of its item list); ``large``: the large files only (their bytes);
+    ``drill``: the drill's sample; ``full``: everything.
+    """
+    big, tiny = f"{practice.repo}::cabinet-bench", f"{practice.repo}::tiny"
+    cases: list[tuple[str, str, list[str]]] = [
+        ("tiny", tiny, []),
+        ("none", big, ["no/such/file"]),
+        ("large", big, [practice.large[0]]),
+        ("drill", big, [path for path, _ in practice.sample]),
+        ("full", big, []),
+    ]
+    found = Measured({kind: [] for kind, _, _ in cases})
     for _ in range(reps):
-        for runs, paths in (
-            (found.none, ["no/such/file"]),
-            (found.drill, list(sample)),
-            (found.full, []),
-        ):
+        for kind, location, paths in cases:
             seconds, cold = timed_extract(borg, env, location, paths, scratch)
-            runs.append(seconds)
+            found.runs[kind].append(seconds)
             found.cold = found.cold and cold
     return found
 
@@ -177,32 +194,44 @@ def archive_size(borg: str, env: Mapping[str, str], location: str) -> FullSize:
     return FullSize(int(stats["original_size"]), int(stats["nfiles"]))
 
 
-def benchmark(root: Path, borg: str, *, patients: int = PATIENTS, reps: int = REPS) -> list[Figure]:
-    """Build, back up, measure; print the figures and return the table's."""
-    rng = random.Random(SEED)
+def back_up(root: Path, borg: str, env: Mapping[str, str], patients: int, seed: int) -> Practice:
+    """Make the share, back it up (and a tiny archive beside it), draw the drill's sample."""
+    rng = random.Random(seed)
     share, repo = root / "partage", root / "repo"
+    build_share(share, patients, rng)
+    (root / "tiny").mkdir()
+    (root / "tiny" / "note.txt").write_text("une note\n")
+    run([borg, "init", "--encryption=repokey-blake2", str(repo)], env)
+    for name, source in (("cabinet-bench", share), ("tiny", root / "tiny")):
+        run([borg, "create", f"--compression={COMPRESSION}", f"{repo}::{name}", str(source)], env)
+    size = archive_size(borg, env, f"{repo}::cabinet-bench")
+    large = sum(p.stat().st_size for p in (share / "Imagerie").iterdir())
+    stored = str((share / "Imagerie").relative_to("/"))
+    return Practice(repo, size, draw_sample(share, rng), (stored, large))
+
+
+def benchmark(
+    root: Path, borg: str, *, patients: int = PATIENTS, reps: int = REPS, seed: int = SEED
+) -> list[Figure]:
+    """Build, back up, measure; print the figures and return the table's."""
     root.mkdir(parents=True, exist_ok=True)
     env = borg_env(root / "borg")
     began = time.monotonic()
-    build_share(share, patients, rng)
-    run([borg, "init", "--encryption=repokey-blake2", str(repo)], env)
-    location = f"{repo}::cabinet-bench"
-    run([borg, "create", f"--compression={COMPRESSION}", location, str(share)], env)
-    size = archive_size(borg, env, location)
+    practice = back_up(root, borg, env, patients, seed)
+    size = practice.size
     print(
         f"share: {size.files} files, {size.bytes / 1e6:.0f} MB "
         f"(made and backed up in {time.monotonic() - began:.0f} s)",
         flush=True,
     )
-    sample = draw_sample(share, rng)
-    drilled = sum(n for _, n in sample)
-    found = measure(borg, env, location, [p for p, _ in sample], root / "scratch", reps)
-    drill = Drill(datetime.now(UTC), len(sample), drilled, statistics.median(found.drill))
+    found = measure(borg, env, practice, root / "scratch", reps)
+    drilled = sum(n for _, n in practice.sample)
+    drill = Drill(datetime.now(UTC), len(practice.sample), drilled, found.median("drill"))
     guess = estimate("local", "local", drill, size, datetime.now(UTC))
-    real = statistics.median(found.full)
+    real = found.median("full")
     assert guess.seconds is not None
     ratio = guess.seconds / real
-    _report(found, drill, size, guess.seconds, real)
+    _report(found, practice, drill, guess.seconds)
     return [
         Figure(
             f"restore estimate / real full restore ({size.bytes / 1e6:.0f} MB, {size.files} files)",
@@ -213,17 +242,34 @@ def benchmark(root: Path, borg: str, *, patients: int = PATIENTS, reps: int = RE
     ]
 
 
-def _report(found: Measured, drill: Drill, size: FullSize, guess: float, real: float) -> None:
-    def runs(values: list[float]) -> str:
-        return ", ".join(f"{v:.2f}" for v in values) + f" (median {statistics.median(values):.2f})"
+def _report(found: Measured, practice: Practice, drill: Drill, guess: float) -> None:
+    """Print every run, the model's parts as this machine shows them, and the estimate."""
 
+    def runs(kind: str) -> str:
+        values = ", ".join(f"{v:.2f}" for v in found.runs[kind])
+        return f"{values} (median {found.median(kind):.2f}) s"
+
+    size, real = practice.size, found.median("full")
     print(f"page cache dropped before each run: {'yes' if found.cold else 'NO (not allowed)'}")
-    print(f"extract matching nothing: {runs(found.none)} s")
+    print(f"extract of a one-file archive: {runs('tiny')}")
+    print(f"extract matching nothing: {runs('none')}")
+    large_mb = practice.large[1] / 1e6
+    print(f"extract of the {LARGE_FILES} large files ({large_mb:.0f} MB): {runs('large')}")
     print(
-        f"drill: {drill.files} files, {drill.bytes / 1e6:.1f} MB: {runs(found.drill)} s, "
+        f"drill: {drill.files} files, {drill.bytes / 1e6:.1f} MB: {runs('drill')}, "
         f"{drill.bytes / drill.extract_seconds / 1e6:.1f} MB/s"
     )
-    print(f"full restore: {runs(found.full)} s, {size.bytes / real / 1e6:.1f} MB/s")
+    print(f"full restore: {runs('full')}, {size.bytes / real / 1e6:.1f} MB/s")
+    # The parts, from these runs: start; scan per item; bytes per second of the large files;
+    # what is left of the full restore, per file.
+    start = found.median("tiny")
+    scan = (found.median("none") - start) / size.files
+    rate = practice.large[1] / max(found.median("large") - found.median("none"), 1e-3)
+    left = real - found.median("none") - size.bytes / rate
+    print(
+        f"this machine: start {start:.2f} s, scan {scan * 1e3:.3f} ms per item, "
+        f"{rate / 1e6:.0f} MB/s of large files, then {left / size.files * 1e3:.3f} ms per file"
+    )
     print(
         f"model: start {restore_estimate.START_SECONDS} s, scan "
         f"{restore_estimate.SCAN_SECONDS * 1e3:.3f} ms and write "
@@ -238,12 +284,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--patients", type=int, default=PATIENTS, help=f"({PATIENTS})")
     parser.add_argument("--reps", type=int, default=REPS, help=f"runs of each extract ({REPS})")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"of the share ({SEED})")
     parser.add_argument("--dir", default=os.environ.get("COFFRE_BENCH_DIR", "/var/tmp"))
     parser.add_argument("--keep", action="store_true", help="keep the files made, for a look")
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="coffre-bench-estimate-", dir=args.dir))
     try:
-        figures = benchmark(root, venv_binary("borg"), patients=args.patients, reps=args.reps)
+        figures = benchmark(
+            root / "estimate",
+            venv_binary("borg"),
+            patients=args.patients,
+            reps=args.reps,
+            seed=args.seed,
+        )
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
