@@ -120,14 +120,25 @@ def drop_caches() -> bool:
 
 
 def timed_extract(
-    borg: str, env: Mapping[str, str], location: str, paths: Sequence[str], into: Path
+    borg: str,
+    env: Mapping[str, str],
+    location: str,
+    paths: Sequence[str],
+    into: Path,
+    *,
+    listed: bool = False,
 ) -> tuple[float, bool]:
     """Seconds of one ``borg extract`` of ``paths`` (all when empty) into a fresh ``into``,
-    from a cold cache when it may be dropped (the bool). The output is deleted after."""
+    from a cold cache when it may be dropped (the bool). The output is deleted after.
+
+    ``listed``: as a drill runs it (``coffre.jobs.drilling``, through coffre's runner):
+    ``--log-json`` and ``--list``, each path a ``pp:`` pattern.
+    """
     shutil.rmtree(into, ignore_errors=True)
     into.mkdir(parents=True)
     cold = drop_caches()
-    args = [borg, "extract", location, *(f"pp:{p}" for p in paths)]
+    options = ["--log-json", "extract", "--list"] if listed else ["extract"]
+    args = [borg, *options, location, *(f"pp:{p}" for p in paths)]
     started = time.perf_counter()
     result = subprocess.run(args, env=dict(env), cwd=into, capture_output=True, text=True)
     seconds = time.perf_counter() - started
@@ -167,13 +178,16 @@ def measure(
 
     ``tiny``: the one file of a tiny archive (what any extract spends: its
     start); ``none``: the big archive, matching no file (its start and the
-    scan of its item list); ``large``: the large files only (their bytes);
-    ``drill``: the drill's sample; ``full``: everything.
+    scan of its item list); ``none50``: the same with as many patterns as
+    the drill (the matching); ``large``: the large files only (their bytes);
+    ``drill``: the drill's sample, as a drill runs it; ``full``: everything.
     """
     big, tiny = f"{practice.repo}::cabinet-bench", f"{practice.repo}::tiny"
+    patterns = len(practice.sample)
     cases: list[tuple[str, str, list[str]]] = [
         ("tiny", tiny, []),
         ("none", big, ["no/such/file"]),
+        ("none50", big, [f"no/such/file-{n}" for n in range(patterns)]),
         ("large", big, [practice.large[0]]),
         ("drill", big, [path for path, _ in practice.sample]),
         ("full", big, []),
@@ -181,7 +195,8 @@ def measure(
     found = Measured({kind: [] for kind, _, _ in cases})
     for _ in range(reps):
         for kind, location, paths in cases:
-            seconds, cold = timed_extract(borg, env, location, paths, scratch)
+            listed = kind == "drill"
+            seconds, cold = timed_extract(borg, env, location, paths, scratch, listed=listed)
             found.runs[kind].append(seconds)
             found.cold = found.cold and cold
     return found
@@ -253,6 +268,7 @@ def _report(found: Measured, practice: Practice, drill: Drill, guess: float) -> 
     print(f"page cache dropped before each run: {'yes' if found.cold else 'NO (not allowed)'}")
     print(f"extract of a one-file archive: {runs('tiny')}")
     print(f"extract matching nothing: {runs('none')}")
+    print(f"extract matching nothing, {drill.files} patterns: {runs('none50')}")
     large_mb = practice.large[1] / 1e6
     print(f"extract of the {LARGE_FILES} large files ({large_mb:.0f} MB): {runs('large')}")
     print(
@@ -264,15 +280,18 @@ def _report(found: Measured, practice: Practice, drill: Drill, guess: float) -> 
     # what is left of the full restore, per file.
     start = found.median("tiny")
     scan = (found.median("none") - start) / size.files
+    match = (found.median("none50") - found.median("none")) / size.files / (drill.files - 1)
     rate = practice.large[1] / max(found.median("large") - found.median("none"), 1e-3)
     left = real - found.median("none") - size.bytes / rate
     print(
-        f"this machine: start {start:.2f} s, scan {scan * 1e3:.3f} ms per item, "
+        f"this machine: start {start:.2f} s, scan {scan * 1e6:.1f} us per item, match "
+        f"{match * 1e6:.2f} us per item and pattern, "
         f"{rate / 1e6:.0f} MB/s of large files, then {left / size.files * 1e3:.3f} ms per file"
     )
     print(
         f"model: start {restore_estimate.START_SECONDS} s, scan "
-        f"{restore_estimate.SCAN_SECONDS * 1e3:.3f} ms and write "
+        f"{restore_estimate.SCAN_SECONDS * 1e6:.1f} us, match "
+        f"{restore_estimate.MATCH_SECONDS * 1e6:.2f} us, write "
         f"{restore_estimate.PER_FILE_SECONDS * 1e3:.3f} ms per file; estimate {guess:.1f} s "
         f"({duration_words(guess)}), real {real:.1f} s: ratio {guess / real:.2f}"
     )

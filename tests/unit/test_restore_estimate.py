@@ -35,6 +35,7 @@ def plain_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """No fixed or per-file part: the estimate is size / the drill's bytes per second."""
     monkeypatch.setattr(restore_estimate, "START_SECONDS", 0.0)
     monkeypatch.setattr(restore_estimate, "SCAN_SECONDS", 0.0)
+    monkeypatch.setattr(restore_estimate, "MATCH_SECONDS", 0.0)
     monkeypatch.setattr(restore_estimate, "PER_FILE_SECONDS", 0.0)
 
 
@@ -73,19 +74,39 @@ def test_the_archive_size_is_read_at_the_drills_rate() -> None:
     assert found.unknown is None and not found.stale and not found.over_link
 
 
-def test_fixed_scanning_and_per_file_parts_are_taken_out_of_the_drill_and_added_back(
+def test_fixed_scanning_matching_and_per_file_parts_are_taken_out_of_the_drill(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(restore_estimate, "START_SECONDS", 1.0)
     monkeypatch.setattr(restore_estimate, "SCAN_SECONDS", 0.0001)
+    monkeypatch.setattr(restore_estimate, "MATCH_SECONDS", 0.00001)
     monkeypatch.setattr(restore_estimate, "PER_FILE_SECONDS", 0.01)
-    # The drill: 1 s fixed, 1000 items scanned x 0.1 ms, 50 files x 10 ms, so 3.4 s for its
-    # 200 MB: a rate of 58.8 MB/s.
+    # The drill: 1 s fixed, 1000 items scanned x 0.1 ms and matched against its 50 files x
+    # 10 us, 50 files x 10 ms, so 2.9 s for its 200 MB: a rate of 69 MB/s.
     drill = Drill(extract_seconds=5.0)
     found = estimate("local", "local", drill, FullSize(400 * MB, 1_000), NOW)
-    assert found.seconds == pytest.approx(1.0 + 1_000 * 0.0101 + 400 * MB / (200 * MB / 3.4))
+    # The full restore: no pattern to match, every file written.
+    assert found.seconds == pytest.approx(1.0 + 1_000 * 0.0101 + 400 * MB / (200 * MB / 2.9))
     # Shown to people: the drill's plain rate.
     assert found.rate == pytest.approx(40 * MB)
+
+
+def test_on_a_large_archive_the_drills_matching_is_not_taken_for_a_slow_disk() -> None:
+    # With the model's own figures: 200 000 files, 100 GB; the drill spends most of its time
+    # matching the archive's items against its 50 files, and reads its 200 MB at 250 MB/s.
+    files, size = 200_000, FullSize(100_000 * MB, 200_000)
+    fixed = (
+        restore_estimate.START_SECONDS
+        + files * (restore_estimate.SCAN_SECONDS + 50 * restore_estimate.MATCH_SECONDS)
+        + 50 * restore_estimate.PER_FILE_SECONDS
+    )
+    drill = Drill(files=50, bytes=200 * MB, extract_seconds=fixed + 0.8)
+    found = estimate("local", "local", drill, size, NOW)
+    per_file = restore_estimate.SCAN_SECONDS + restore_estimate.PER_FILE_SECONDS
+    real = restore_estimate.START_SECONDS + files * per_file + 100_000 * MB / (250 * MB)
+    assert found.seconds == pytest.approx(real)
+    # The plain bytes per second would have said several times longer.
+    assert size.bytes / (found.rate or 1) > 3 * real
 
 
 def test_a_drill_that_is_nearly_all_fixed_cost_does_not_make_a_fast_disk(
@@ -93,6 +114,7 @@ def test_a_drill_that_is_nearly_all_fixed_cost_does_not_make_a_fast_disk(
 ) -> None:
     monkeypatch.setattr(restore_estimate, "START_SECONDS", 1.0)
     monkeypatch.setattr(restore_estimate, "SCAN_SECONDS", 0.0)
+    monkeypatch.setattr(restore_estimate, "MATCH_SECONDS", 0.0)
     monkeypatch.setattr(restore_estimate, "PER_FILE_SECONDS", 0.0)
     drill = Drill(bytes=10 * MB, extract_seconds=1.0)  # all of it the fixed part
     found = estimate("local", "local", drill, FullSize(1_000 * MB, 1), NOW)

@@ -38,6 +38,7 @@ def plain_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """No fixed or per-file part: figures are size / the drill's bytes per second."""
     monkeypatch.setattr(restore_estimate, "START_SECONDS", 0.0)
     monkeypatch.setattr(restore_estimate, "SCAN_SECONDS", 0.0)
+    monkeypatch.setattr(restore_estimate, "MATCH_SECONDS", 0.0)
     monkeypatch.setattr(restore_estimate, "PER_FILE_SECONDS", 0.0)
 
 

@@ -10,14 +10,18 @@ no backup yet, a failed drill: never a guess.
 
 The model (``benchmarks/restore_estimate.py`` measures it against a real full
 restore of a practice-like share): a ``borg extract`` of an archive of N files
-that writes n of them, b bytes, spends
+that writes n of them, b bytes, named by p path patterns, spends
 
-    START_SECONDS + N x SCAN_SECONDS + n x PER_FILE_SECONDS + b / rate
+    START_SECONDS + N x (SCAN_SECONDS + p x MATCH_SECONDS) + n x PER_FILE_SECONDS + b / rate
 
-(every extract reads the archive's whole item list, whatever it writes), so
-the drill's time, less its fixed, scanning and per-file parts, gives the rate
-its bytes came at; the full restore (n = N) is that rate applied to the
-archive's size, plus its own fixed, scanning and per-file parts. A drill that reads few bytes is
+Every extract reads the archive's whole item list, whatever it writes, and
+matches each item against each ``pp:`` pattern it was given: a drill names
+its n files (p = n), a full restore none (p = 0). So the drill's time, less
+its fixed, scanning, matching and per-file parts, gives the rate its bytes
+came at; the full restore (n = N) is that rate applied to the archive's
+size, plus its own fixed, scanning and per-file parts. On a large archive
+the drill's matching is most of its time: leaving it in would make a
+restore look several times longer than it is. A drill that reads few bytes is
 dominated by the fixed and per-file parts: the rate is then taken no faster
 than :data:`MAX_RATE_FACTOR` times the drill's plain bytes per second.
 
@@ -37,18 +41,22 @@ from typing import Protocol
 
 #: A drill older than this makes the estimate stale (a monthly drill missed, and half a month).
 STALE_AFTER = timedelta(days=45)
+# Measured by benchmarks/restore_estimate.py with borg 1.4.5 on a 2-core x86-64 VM (CPU
+# seconds of borg, cold page cache); a slower CPU makes every part slower alike.
 #: Seconds every ``borg extract`` spends whatever it writes: starting Python, opening the
-#: repository, reading the manifest (benchmarks/restore_estimate.py).
-START_SECONDS = 0.0
+#: repository, reading the manifest.
+START_SECONDS = 0.45
 #: Seconds every ``borg extract`` spends per file of the archive, written or not: reading
-#: and matching the archive's item list (benchmarks/restore_estimate.py).
-SCAN_SECONDS = 0.0
-#: Seconds a ``borg extract`` spends per file beyond its bytes: creating it, setting its
-#: owner, mode and times (benchmarks/restore_estimate.py).
-PER_FILE_SECONDS = 0.0
+#: the archive's item list.
+SCAN_SECONDS = 9e-6
+#: Seconds per file of the archive and per ``pp:`` pattern of the extract: matching.
+MATCH_SECONDS = 0.25e-6
+#: Seconds a ``borg extract`` spends per file it writes, beyond its bytes: creating it,
+#: setting its owner, mode and times.
+PER_FILE_SECONDS = 0.15e-3
 #: The rate is never taken faster than this times the drill's bytes per second: a drill
 #: whose time is nearly all fixed cost must not make a fast disk out of a rounding error.
-MAX_RATE_FACTOR = 4.0
+MAX_RATE_FACTOR = 10.0
 
 #: Drill outcomes whose extract ran to its end (a mismatch is found after the extract).
 TIMED_OUTCOMES = frozenset({"ok", "mismatch"})
@@ -145,9 +153,11 @@ def estimate(
 
 
 def _rate(drill: DrillMeasure, plain: float, size: FullSize) -> float:
-    """The bytes per second of the drill's data, its fixed, scanning (of the archive of
-    ``size``) and per-file parts taken out."""
-    fixed = START_SECONDS + size.files * SCAN_SECONDS + max(drill.files, 0) * PER_FILE_SECONDS
+    """The bytes per second of the drill's data, its fixed, scanning and matching (of the
+    archive of ``size``, against one pattern per file drilled) and per-file parts taken out."""
+    files = max(drill.files, 0)
+    scan = size.files * (SCAN_SECONDS + files * MATCH_SECONDS)
+    fixed = START_SECONDS + scan + files * PER_FILE_SECONDS
     left = drill.extract_seconds - fixed
     ceiling = plain * MAX_RATE_FACTOR
     if left <= drill.bytes / ceiling:
