@@ -281,12 +281,9 @@ def _report(found: Measured, practice: Practice, drill: Drill, guess: float) -> 
     start = found.median("tiny")
     scan = (found.median("none") - start) / size.files
     match = (found.median("none50") - found.median("none")) / size.files / (drill.files - 1)
-    rate = practice.large[1] / max(found.median("large") - found.median("none"), 1e-3)
-    left = real - found.median("none") - size.bytes / rate
     print(
         f"this machine: start {start:.2f} s, scan {scan * 1e6:.1f} us per item, match "
-        f"{match * 1e6:.2f} us per item and pattern, "
-        f"{rate / 1e6:.0f} MB/s of large files, then {left / size.files * 1e3:.3f} ms per file"
+        f"{match * 1e6:.2f} us per item and pattern, {_bytes_and_files(found, size)}"
     )
     print(
         f"model: start {restore_estimate.START_SECONDS} s, scan "
@@ -295,6 +292,20 @@ def _report(found: Measured, practice: Practice, drill: Drill, guess: float) -> 
         f"{restore_estimate.PER_FILE_SECONDS * 1e3:.3f} ms per file; estimate {guess:.1f} s "
         f"({duration_words(guess)}), real {real:.1f} s: ratio {guess / real:.2f}"
     )
+    # What the drill's plain bytes per second alone would have said (no model).
+    plain = size.bytes / (drill.bytes / drill.extract_seconds)
+    print(f"without the model (size / the drill's MB/s): {plain:.1f} s, ratio {plain / real:.2f}")
+
+
+def _bytes_and_files(found: Measured, size: FullSize) -> str:
+    """The large files' bytes per second, and what is left of the full restore per file;
+    or why they cannot be told (the large files' extract no longer than an empty one: noise)."""
+    large = found.median("large") - found.median("none")
+    if large <= 0:
+        return "bytes and per-file parts not told apart (noise: a loaded machine?)"
+    rate = LARGE_FILES * LARGE_SIZE / large
+    left = found.median("full") - found.median("none") - size.bytes / rate
+    return f"{rate / 1e6:.0f} MB/s of large files, then {left / size.files * 1e3:.3f} ms per file"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
