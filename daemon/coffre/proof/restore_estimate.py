@@ -41,8 +41,10 @@ from typing import Protocol
 
 #: A drill older than this makes the estimate stale (a monthly drill missed, and half a month).
 STALE_AFTER = timedelta(days=45)
-# Measured by benchmarks/restore_estimate.py with borg 1.4.5 on a 2-core x86-64 VM (CPU
-# seconds of borg, cold page cache); a slower CPU makes every part slower alike.
+# Measured by benchmarks/restore_estimate.py with borg 1.4.5 on a 2-core x86-64 VM (cold page
+# cache). On a slower CPU every part is slower: the drill's parts are then under-subtracted (its
+# rate reads slow: the estimate errs long) and the full restore's per-file part under-counted
+# (it errs short); the benchmark run on the box says by how much.
 #: Seconds every ``borg extract`` spends whatever it writes: starting Python, opening the
 #: repository, reading the manifest.
 START_SECONDS = 0.45
