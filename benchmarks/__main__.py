@@ -22,6 +22,7 @@ from benchmarks import (
     nightly,
     offsite,
     restore,
+    restore_estimate,
     scrape,
     share,
     usb_plug,
@@ -48,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "only",
         nargs="?",
-        choices=["usb_plug", "restore", "change_signal", "drill"],
+        choices=["usb_plug", "restore", "change_signal", "drill", "restore_estimate"],
         help="run this benchmark alone (default: all)",
     )
     parser.add_argument("--reps", type=int, default=7, help="measured nights per side (7)")
@@ -90,6 +91,8 @@ def _run(args: argparse.Namespace, root: Path, tz: ZoneInfo, borg: str, started:
             alone = usb_plug.benchmark(root / "usb", borg, files=args.files, reps=args.plugs)
         elif args.only == "drill":
             alone = drill.benchmark(root / "drill", borg)
+        elif args.only == "restore_estimate":
+            alone = restore_estimate.benchmark(root / "estimate", borg)
         elif args.only == "change_signal":
             alone = change_signal.benchmark(root / "signal", borg, files=args.files, reps=args.reps)
         else:
@@ -155,6 +158,7 @@ def _run(args: argparse.Namespace, root: Path, tz: ZoneInfo, borg: str, started:
         *restore.benchmark(root / "restore", borg, files=args.files),
         *change_signal.benchmark(root / "signal", borg, files=args.files, reps=args.reps),
         *drill.benchmark(root / "drill", borg),
+        *restore_estimate.benchmark(root / "estimate", borg),
     ]
     print()
     print_table(figures)

@@ -605,7 +605,7 @@ def test_every_integer_key_has_a_bound_and_defaults_fit_in_them() -> None:
         },
         **{
             f"restore.{k}": getattr(defaults.restore, k)
-            for k in ("disk_wait", "browse_idle", "browse_max", "find_max_results")
+            for k in ("disk_wait", "browse_idle", "browse_max", "find_max_results", "rto_hours")
         },
         **{
             f"target.{k}": getattr(offsite, k)

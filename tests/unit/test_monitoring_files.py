@@ -18,7 +18,7 @@ from coffre.observe.facts import Observer
 from coffre.observe.metrics import Exporter
 from coffre.proof.drill_ledger import DrillLedger, DrillRecord
 from coffre.storage.audit import MSG_AUDIT, MSG_AUDIT_DAMAGED, AuditLog, audit_path
-from coffre.storage.state import State
+from coffre.storage.state import RunStats, State
 from tests.fakes import Clock, config
 
 PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
@@ -28,7 +28,8 @@ SERIES = re.compile(r"\bcoffre_[a-z_]+\b")
 
 def exported(tmp_path: Path) -> set[str]:
     """Every series name of a box with a local target, an offsite one and a disk, both guard
-    incidents open, a drill, a synchronised clock and an audit entry (series absent otherwise)."""
+    incidents open, a drill and a backup (the restore estimate), a synchronised clock and
+    an audit entry (series absent otherwise)."""
     (tmp_path / "repo").mkdir()
     practice = config(
         tmp_path,
@@ -46,6 +47,8 @@ def exported(tmp_path: Path) -> set[str]:
     for kind in (RANSOMWARE, CLOCK):
         IncidentStore(state).sight(kind, at=T0, target="local", reasons=["x"], figures={})
     DrillLedger(state).record("local", DrillRecord(T0, "a", 1, 1, 1.0, "ok", 0, None))
+    run = state.start_run("local", "backup", T0)
+    state.finish_run(run, T0, stats=RunStats("cabinet-2026-11-18T02:30:00", 10, 5, 5, 1))
     observer = Observer(practice, state, Clock(T0), ntp=lambda: True)
     observer.measure()
     text = Exporter(observer, practice, logging.getLogger("t")).exposition().decode()

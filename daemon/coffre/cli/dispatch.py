@@ -25,6 +25,7 @@ from coffre.cli import leds as cli_leds
 from coffre.cli import offsite as cli_offsite
 from coffre.cli import recover as cli_recover
 from coffre.cli import restore as cli_restore
+from coffre.cli import restore_time as cli_restore_time
 from coffre.cli.support import (
     EXIT_FAILED,
     EXIT_OK,
@@ -115,6 +116,8 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
         for disk in report["disks"]:
             for line in check_lines(checks.get(disk["name"], [])):
                 print(f"  {disk['name']}: {line}")
+    if "restore" in report:
+        cli_restore_time.print_restore_times(report["restore"])
     return EXIT_OK
 
 

@@ -402,6 +402,17 @@ SECTIONS: tuple[Section, ...] = (
                 "the hits travel in one answer and are printed one per line",
                 "Matches one `coffre find` lists (the others are only counted).",
             ),
+            _int(
+                "rto_hours",
+                24,
+                1,
+                720,
+                "a month: beyond it a restore is no objective any more",
+                "The practice's recovery time objective: hours a full restore may take. A "
+                "target whose estimate (from its last restore drill) exceeds it is shown in "
+                "`coffre status` and alerts (an offsite copy over the Internet link usually "
+                "does; the USB disks are the fast way back).",
+            ),
         ),
     ),
     Section(

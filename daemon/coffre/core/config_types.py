@@ -246,12 +246,15 @@ class RestoreConfig:
     ``browse_idle``: seconds a browse mount stays with nobody inside it;
     ``browse_max``: seconds it stays at most. ``find_max_results``: hits
     sent back by one ``coffre find`` (more are counted, not listed).
+    ``rto_hours``: how long a full restore may take (the practice's objective).
     """
 
     disk_wait: int = default_int("restore.disk_wait")
     browse_idle: int = default_int("restore.browse_idle")
     browse_max: int = default_int("restore.browse_max")
     find_max_results: int = default_int("restore.find_max_results")
+    #: The recovery time objective, in hours (``coffre.proof.restore_estimate``).
+    rto_hours: int = default_int("restore.rto_hours")
 
 
 @dataclass(frozen=True)

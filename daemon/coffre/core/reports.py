@@ -216,7 +216,43 @@ class _MaintenancePart(TypedDict, total=False):
     maintenance: MaintenanceView
 
 
-class StatusReport(_ChecksPart, _MaintenancePart):
+class RestoreEstimateView(TypedDict):
+    """How long getting everything back from a target takes (``coffre.proof.restore_estimate``).
+
+    ``seconds`` None: unknown, and ``unknown`` says why ("no drill yet"...).
+    ``rate``: the bytes per second the last drill measured; ``drill_at`` its
+    time (ISO 8601, the box's timezone). ``bytes`` and ``files``: what a full
+    restore writes (the latest archive's original size). ``over_link``: an
+    offsite target, whose figure is the practice's Internet link. ``stale``:
+    the drill is older than ``stale_after_days``.
+    """
+
+    seconds: float | None
+    unknown: str | None
+    drill_at: str | None
+    rate: float | None
+    bytes: int | None
+    files: int | None
+    over_link: bool
+    stale: bool
+    over_objective: bool
+
+
+class RestoreView(TypedDict):
+    """Status's restore times: the objective (``restore.rto_hours``) and each target's."""
+
+    objective_hours: int
+    stale_after_days: int
+    estimates: dict[str, RestoreEstimateView]
+
+
+class _RestorePart(TypedDict, total=False):
+    """Status's ``restore``: absent only from a daemon that predates the estimate."""
+
+    restore: RestoreView
+
+
+class StatusReport(_ChecksPart, _MaintenancePart, _RestorePart):
     """Everything ``coffre status`` shows (times ISO 8601 in the box's timezone)."""
 
     key_escrow: list[KeyEscrowView]

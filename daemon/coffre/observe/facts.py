@@ -13,6 +13,11 @@ The guard's part: its open incidents and each target's latest night figures
 NTP-synchronised, asked of the ``ntp`` collaborator at most every
 :data:`NTP_EVERY` (it may run ``timedatectl``; a scrape must stay cheap).
 
+The restore-time estimate's part (``coffre.proof.restore_estimate``): each
+target's last restore drill, read from state's meta (cached with the rest),
+and :meth:`Observer.restore_estimates`, derived again at each call (a drill
+turns stale with the calendar).
+
 The daemon's side, which starts the exporter and the LEDs on these facts, is
 ``coffre.observe.observability``: the metrics import this module, never the reverse.
 """
@@ -40,7 +45,7 @@ from coffre.core.health import (
     TargetFacts,
     TargetKind,
 )
-from coffre.core.model import Archive
+from coffre.core.model import Archive, RunStats
 from coffre.core.rotation import rotation
 from coffre.guard.incidents import IncidentStore, MetaStore
 from coffre.jobs.change_watch import figures_key
@@ -48,6 +53,7 @@ from coffre.jobs.queue import Job, JobQueue
 from coffre.jobs.supervision import Incidents, Unrecorded
 from coffre.proof.check_ledger import CheckLedger, kinds_for
 from coffre.proof.drill_ledger import DrillLedger, DrillRecord
+from coffre.proof.restore_estimate import FullSize, RestoreEstimate, estimate
 from coffre.storage.state import FAILED, DiskRecord, RunRecord, State
 from coffre.targets.offsite.repository import status_of as offsite_status
 
@@ -62,6 +68,22 @@ NTP_EVERY = timedelta(minutes=1)
 
 #: Whether the box's clock is NTP-synchronised; None when it cannot tell.
 NtpProbe = Callable[[], bool | None]
+
+
+# --- the restore-time estimate's inputs ---------------------------------------------------------
+
+
+def read_drill(meta: MetaStore, target: str) -> DrillRecord | None:
+    """The last drill of ``target`` in ``meta`` (None: none, or unreadable), as the drill
+    ledger keeps it. Raises nothing but what ``meta.get_meta`` raises."""
+    return DrillLedger(meta).last(target)
+
+
+def full_size(stats: RunStats | None) -> FullSize | None:
+    """What a full restore writes, from the stats of the run that made the latest archive:
+    its original bytes and files (not the deduplicated repository: extract writes each file
+    whole). None without an archive."""
+    return None if stats is None else FullSize(stats.original_bytes, stats.nfiles)
 
 
 class BorgVersion(Protocol):
@@ -273,6 +295,24 @@ class Observer:
             incidents=stored.incidents,
             nights=stored.nights,
             clock_synchronised=self.clock_synchronised(),
+        )
+
+    def restore_estimates(self, facts: Facts) -> tuple[RestoreEstimate, ...]:
+        """Each target's restore-time estimate at ``facts.now`` (``coffre.proof.restore_estimate``).
+
+        ``facts``: what :meth:`facts` just gave (the targets' kind and latest
+        archive's stats); the drills are :meth:`drills`'. Raises what it raises.
+        """
+        drills = self.drills()
+        return tuple(
+            estimate(
+                target.name,
+                target.kind,
+                drills.get(target.name),
+                full_size(target.last_stats),
+                facts.now,
+            )
+            for target in facts.targets
         )
 
     def _with_unrecorded(self, targets: tuple[TargetFacts, ...]) -> tuple[TargetFacts, ...]:

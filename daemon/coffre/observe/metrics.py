@@ -24,6 +24,7 @@ the files its archive lacks (a count: the names stay in the journal).
 The scheduled checks' series (per target and kind) are built by
 ``coffre.observe.check_series``; the guard's (incidents, the frozen pruning,
 each night's figures, the clock's synchronisation) by ``coffre.observe.guard_series``;
+the restore-time estimate's by ``coffre.observe.restore_series``;
 the audit log's witness (its length, the end of its hash chain) by
 ``coffre.observe.audit_series``; the restore drills' by ``coffre.observe.drill_series``.
 """
@@ -51,6 +52,7 @@ from coffre.observe.drill_series import drill_series
 from coffre.observe.endpoint import Endpoint
 from coffre.observe.facts import Observer
 from coffre.observe.guard_series import guard_series
+from coffre.observe.restore_series import restore_series
 from coffre.storage.audit import audit_path
 from coffre.storage.state import SUCCESS, WARNING, RunRecord
 
@@ -133,6 +135,9 @@ class CoffreCollector(Collector):
             *check_series(facts),
             *guard_series(facts),
             *drill_series(self._observer.drills()),
+            *restore_series(
+                self._observer.restore_estimates(facts), self._config.restore.rto_hours
+            ),
             _health(facts),
             *self._audit.series(),
         ]

@@ -17,14 +17,17 @@ from coffre.core.reports import (
     KeyEscrowView,
     NightView,
     OffsiteView,
+    RestoreEstimateView,
+    RestoreView,
     RunView,
     StatusReport,
     TargetStatus,
 )
 from coffre.guard.incidents import Incident, IncidentStore
 from coffre.jobs.queue import JobQueue
-from coffre.observe.facts import read_night
+from coffre.observe.facts import full_size, read_drill, read_night
 from coffre.proof.check_ledger import CheckLedger, kinds_for
+from coffre.proof.restore_estimate import STALE_AFTER, RestoreEstimate, estimate
 from coffre.storage.state import RunRecord, State
 from coffre.targets.offsite.repository import status_of as offsite_status
 
@@ -154,6 +157,7 @@ def build(
             [(t.name, t.kind) for t in config.targets] + [(d.name, "usb") for d in state.disks()],
             tz,
         ),
+        "restore": restore_view(config, state, now),
     }
 
 
@@ -256,4 +260,42 @@ def _offsite(state: State, name: str, tz: tzinfo) -> OffsiteView:
         "checked_at": None if checked is None else local_iso(datetime.fromisoformat(checked), tz),
         "preflight_error": raw["preflight_error"],
         "bytes_sent": raw["bytes_sent"],
+    }
+
+
+def restore_view(config: Config, state: State, now: datetime) -> RestoreView:
+    """How long getting everything back from each target (and enrolled disk) takes.
+
+    Each from its last drill and its latest archive's size
+    (``coffre.proof.restore_estimate``), against ``restore.rto_hours``.
+    Figures only. Raises what state's reads raise.
+    """
+    kinds: dict[str, str] = {t.name: t.kind for t in config.targets}
+    for disk in state.disks():
+        kinds.setdefault(disk.name, "usb")
+    objective = config.restore.rto_hours
+    estimates: dict[str, RestoreEstimateView] = {}
+    for name, kind in kinds.items():
+        made = state.last_run_with_stats(name)  # the latest archive
+        size = full_size(None if made is None else made.stats)
+        found = estimate(name, kind, read_drill(state, name), size, now)
+        estimates[name] = _estimate_view(found, objective, config.schedule.timezone)
+    return {
+        "objective_hours": objective,
+        "stale_after_days": STALE_AFTER.days,
+        "estimates": estimates,
+    }
+
+
+def _estimate_view(found: RestoreEstimate, objective_hours: int, tz: tzinfo) -> RestoreEstimateView:
+    return {
+        "seconds": found.seconds,
+        "unknown": found.unknown,
+        "drill_at": local_iso(found.drill_at, tz),
+        "rate": found.rate,
+        "bytes": None if found.size is None else found.size.bytes,
+        "files": None if found.size is None else found.size.files,
+        "over_link": found.over_link,
+        "stale": found.stale,
+        "over_objective": found.over(objective_hours * 3600.0),
     }
