@@ -221,6 +221,16 @@ def test_the_data_pass_verifies_the_newest_archives_first_and_skips_checkpoints(
     assert to_verify(archives, {"a1", "a2", "a3"}) == []
 
 
+def test_archives_of_the_same_second_go_by_name_the_later_first() -> None:
+    """borg lists times to the second: two archives made within one (a test, a catch-up)."""
+    same = [
+        Archive(NOW, "cabinet-2026-12-04T01:30:00"),
+        Archive(NOW, "cabinet-2026-12-05T01:30:00"),
+    ]
+    assert to_verify(same, set()) == ["cabinet-2026-12-05T01:30:00", "cabinet-2026-12-04T01:30:00"]
+    assert to_verify(list(reversed(same)), set())[0] == "cabinet-2026-12-05T01:30:00"
+
+
 # --- check_at with a scripted borg ---------------------------------------------------
 
 

@@ -20,7 +20,9 @@ def to_verify(archives: Sequence[Archive], verified: Collection[str]) -> list[st
     """The names of the complete archives of ``archives`` not in ``verified``, newest first.
 
     Checkpoint archives (an interrupted create's leftovers) are left out:
-    retention deletes them and no restore starts from one. Raises nothing.
+    retention deletes them and no restore starts from one. Archives of the
+    same second (borg lists times to the second) go by name, the later name
+    first: coffre's names end with their date and time. Raises nothing.
     """
     left = [a for a in archives if not a.is_checkpoint and a.name not in verified]
-    return [a.name for a in sorted(left, key=lambda a: a.time, reverse=True)]
+    return [a.name for a in sorted(left, key=lambda a: (a.time, a.name), reverse=True)]
