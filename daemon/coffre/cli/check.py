@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 
-from coffre.cli.support import EXIT_OK, ask, follow, job_exit, last_event, raise_if_error, when
+from coffre.cli.support import ask, follow, job_exit, print_queued, when
 from coffre.core.config_types import Config
-from coffre.core.job_events import outcomes_from_json, result_from_json
-from coffre.core.messages import CHECK_KINDS, CheckRequest, other_version
+from coffre.core.job_events import outcomes_from_json
+from coffre.core.messages import CHECK_KINDS, CheckRequest
 from coffre.core.reports import MaintenanceView
 
 
@@ -45,13 +45,7 @@ def cmd_check(args: argparse.Namespace, cfg: Config) -> int:
     )
     events = ask(cfg, request)
     if not args.wait:
-        final = last_event(events)
-        raise_if_error(final)
-        queued = result_from_json(final).get("queued")
-        if queued is None:
-            raise other_version("the queued job")
-        print(f"check of {', '.join(queued['targets'])} queued (job {queued['id']})")
-        return EXIT_OK
+        return print_queued(events, "check")
     final = follow(events, quiet_progress=True)
     for name, outcome in outcomes_from_json(final).items():
         checked = ", ".join(outcome.get("checked", [])) or "nothing"

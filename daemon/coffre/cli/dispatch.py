@@ -35,10 +35,9 @@ from coffre.cli.support import (
     escaped_lines,
     follow,
     job_exit,
-    last_event,
     print_error,
     print_json,
-    raise_if_error,
+    print_queued,
     size,
     when,
 )
@@ -47,14 +46,13 @@ from coffre.config.cautions import config_warnings
 from coffre.core.config_types import Config
 from coffre.core.errors import CoffreError, ConfigError
 from coffre.core.health import frozen_reason
-from coffre.core.job_events import outcomes_from_json, result_from_json
+from coffre.core.job_events import outcomes_from_json
 from coffre.core.messages import (
     ArchivesRequest,
     BackupRequest,
     InitRequest,
     PruneRequest,
     StatusRequest,
-    other_version,
 )
 from coffre.core.printable import controls_escaped
 from coffre.core.reports import (
@@ -317,13 +315,7 @@ def cmd_archives(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_backup(args: argparse.Namespace, cfg: Config) -> int:
     events = ask(cfg, BackupRequest(targets=tuple(args.target or ()), wait=args.wait))
     if not args.wait:
-        final = last_event(events)
-        raise_if_error(final)
-        queued = result_from_json(final).get("queued")
-        if queued is None:
-            raise other_version("the queued job")
-        print(f"backup of {', '.join(queued['targets'])} queued (job {queued['id']})")
-        return EXIT_OK
+        return print_queued(events, "backup")
     return job_exit(follow(events, quiet_progress=False))
 
 

@@ -11,8 +11,8 @@ from typing import TextIO
 
 from coffre.cli.client import request
 from coffre.core.config_types import Config
-from coffre.core.job_events import TargetDone, outcomes_from_json, stream_event
-from coffre.core.messages import Event, Request
+from coffre.core.job_events import TargetDone, outcomes_from_json, result_from_json, stream_event
+from coffre.core.messages import Event, Request, other_version
 from coffre.core.printable import controls_escaped
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -82,6 +82,21 @@ class DaemonRefused(Exception):
 def raise_if_error(event: Event) -> None:
     if event.get("event") == "error":
         raise DaemonRefused(event)
+
+
+def print_queued(events: Iterable[Event], what: str) -> int:
+    """Print that ``what`` (a job asked without ``--wait``) is queued; its exit code (0).
+
+    Raises the CoffreError the daemon answered, or one saying it speaks
+    another version when its answer names no queued job.
+    """
+    final = last_event(events)
+    raise_if_error(final)
+    queued = result_from_json(final).get("queued")
+    if queued is None:
+        raise other_version("the queued job")
+    print(f"{what} of {', '.join(queued['targets'])} queued (job {queued['id']})")
+    return EXIT_OK
 
 
 def answer(cfg: Config, message: Request) -> Event:
