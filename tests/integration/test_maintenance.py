@@ -1,16 +1,19 @@
 """The check schedule never delays a nightly backup (issue 13): the real daemon, a real borg.
 
-The long check is a real ``borg with-lock`` on the repository (see
-``tests/integration/held_check.py``): a borg process holding the repository's
-exclusive lock, exactly what would keep the nightly's ``borg create`` waiting.
-The nightly comes while it runs: the backup starts at once (its start minus
-its due time is measured), the check is recorded interrupted, and runs again
-once the backup is done.
+Two long checks: the daemon's own ``borg check --verify-data`` on a repository
+of some 400,000 chunks (the issue's case), and a real ``borg with-lock`` on the
+repository (``tests/integration/held_check.py``), which holds the exclusive
+lock for as long as the test needs: what would keep the nightly's ``borg
+create`` waiting. The nightly comes while it runs: the backup starts at once
+(its start minus its due time is measured), the check is recorded
+interrupted, and runs again once the backup is done.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -20,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from coffre.jobs.maintenance import last_interruption
 from coffre.storage.state import State
-from tests.integration.harness import Daemon, Practice, fill_share, wait_for
+from tests.integration.harness import Daemon, Practice, daemon_running, fill_share, wait_for
 from tests.parts import binary
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -110,6 +113,69 @@ def test_a_nightly_due_during_a_long_check_starts_at_once(tmp_path: Path) -> Non
     at, by = recorded
     assert by == "backup"
     assert abs(at - due) < AT_ONCE
+
+
+def _many_chunks(practice: Practice, mib: int) -> None:
+    """An archive of ``mib`` MiB in 512-byte chunks (``--verify-data`` reads each one)."""
+    filler = practice.root / "filler"
+    filler.mkdir()
+    with open(filler / "blocks.bin", "wb") as out:
+        for _ in range(mib):
+            out.write(os.urandom(1 << 20))
+    practice.borg(
+        "create", "--chunker-params", "fixed,512", "-C", "none",
+        f"{practice.repository()}::filler", str(filler),
+    )  # fmt: skip
+
+
+def test_a_nightly_due_during_a_real_verify_data_starts_at_once(tmp_path: Path) -> None:
+    binary("borg")
+    due = _next_due(timedelta(seconds=60))
+    practice = Practice(tmp_path, daily=due.strftime("%H:%M"), lock_wait=300)
+    fill_share(practice.share, files=30)
+    with daemon_running(practice) as daemon:
+        practice.coffre("target", "init", "local", check=True)
+        _many_chunks(practice, 200)  # some 400,000 chunks: seconds of --verify-data
+        assert datetime.now(PARIS) < due - timedelta(seconds=3), "set-up too slow"
+        # Asked just before the nightly: a person's check runs even in the quiet margin.
+        wait_for(
+            lambda: datetime.now(PARIS) >= due - timedelta(seconds=2),
+            timeout=(due - datetime.now(PARIS)).total_seconds(),
+            what="two seconds before the nightly",
+        )
+        with ThreadPoolExecutor(1) as pool:
+            asked = pool.submit(
+                practice.job_events,
+                {"op": "check", "targets": ["local"], "kinds": ["data"], "wait": True},
+            )
+            wait_for(lambda: _lock_held(practice), what="borg check --verify-data's lock")
+            assert "--verify-data" in _borg_commands(daemon)
+            events = asked.result(timeout=120)
+        outcome = events[-1]["targets"]["local"]
+        assert (outcome["ok"], outcome["outcome"], outcome["interrupted_by"]) == (
+            True,
+            "interrupted",
+            "backup",
+        )
+        wait_for(
+            lambda: practice.status()["targets"]["local"]["last_success"] is not None,
+            timeout=120,
+            what="the nightly backup",
+        )
+        run = practice.status()["targets"]["local"]["last_success"]
+        late = datetime.fromisoformat(run["started_at"]) - due
+        print(f"verify-data cut; nightly started {late.total_seconds():.2f} s after its due time")
+        assert timedelta(0) <= late < AT_ONCE
+        assert run["duration"] < 60  # its borg create never waited for the lock
+
+
+def _borg_commands(daemon: Daemon) -> str:
+    """The command lines of the daemon's borg children, joined."""
+    lines = []
+    for pid in daemon.children():
+        with contextlib.suppress(OSError):
+            lines.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+    return "\n".join(lines)
 
 
 def test_scheduled_maintenance_starts_on_an_idle_box_and_yields_to_a_backup(
