@@ -308,6 +308,16 @@ def test_a_damaged_disk_shows_amber_at_its_next_plug_and_asks_to_be_replaced(
             # The first plug: a rolling slice and the data check, both whole on a small disk.
             assert checks["repository"]["last_success"] is not None, checks
             assert checks["data"]["last_success"] is not None, checks
+            # And the disk's first restore drill, at its plug (the schedule never sees it).
+            drilled = [
+                json.loads(line)
+                for line in (observed.state_dir / "audit.log").read_text().splitlines()
+            ]
+            assert [(e["op"], e["target"], e["outcome"]) for e in drilled] == [
+                ("drill", "disque-a", "asked"),
+                ("drill", "disque-a", "ok"),
+            ]
+            assert 'coffre_drill_last_success{target="disque-a"} 1.0' in observed.scrape()
 
             _flip_on_the_disk(observed, disk)
             disk.plug()

@@ -6,15 +6,18 @@ import asyncio
 import logging
 from datetime import timedelta
 from pathlib import Path
-from typing import cast
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
 from coffre.core.job_events import OutcomeDetails
 from coffre.jobs.services import Services
 from coffre.proof.check_ledger import CheckLedger, CheckRecord
+from coffre.proof.drill_ledger import DrillLedger, DrillRecord
+from coffre.storage.audit import AuditUnavailable
 from coffre.storage.state import State
-from coffre.targets.usb.job import data_check_due, run_disk_job
+from coffre.targets.usb.job import data_check_due, drill_due, run_disk_job
 from coffre.targets.usb.repository import UsbRepository
 from tests.fakes import LOCAL, REPO_ID, Clock, config
 from tests.unit.test_checks import CheckingBorg, Meta, error
@@ -85,3 +88,40 @@ def test_damage_found_at_a_plug_asks_for_a_new_disk_then_and_at_the_next_plug(
         again, _ = _plug(tmp_path / "2", CheckingBorg({}), state)
     assert "replace it" in again["replace_disk"]
     assert any("disk disque-a is damaged" in r.getMessage() for r in caplog.records)
+
+
+def test_a_disk_is_drilled_at_its_plug_when_due_and_not_again_within_the_period(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drilled: list[str] = []
+
+    async def drill(services: Services, target: str, location: str, *, person: object) -> Any:
+        drilled.append(target)
+        record = DrillRecord(NOW, "a", 3, 300, 1.0, "ok", 0, None)
+        DrillLedger(services.state).record(target, record)
+        return SimpleNamespace(record=record, summary=lambda: "3 file(s) read back: ok")
+
+    monkeypatch.setattr("coffre.targets.usb.job.run_drill", drill)
+    details, state = _plug(tmp_path, CheckingBorg({}))
+    assert drilled == ["disque-a"] and details["drill"] == "3 file(s) read back: ok"
+    _plug(tmp_path, CheckingBorg({}), state)  # the next plug, the same day
+    assert drilled == ["disque-a"]
+
+
+def test_drill_due_after_its_period_or_never_drilled() -> None:
+    last = DrillRecord(NOW, "a", 1, 1, 1.0, "ok", 0, None)
+    assert drill_due(None, NOW, 30)
+    assert not drill_due(last, NOW + timedelta(days=29), 30)
+    assert drill_due(last, NOW + timedelta(days=30), 30)
+
+
+def test_a_drill_that_fails_at_the_plug_never_fails_the_backup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def drill(*args: object, **kwargs: object) -> Any:
+        raise AuditUnavailable("the audit log cannot be written", hint="free space")
+
+    monkeypatch.setattr("coffre.targets.usb.job.run_drill", drill)
+    details, _ = _plug(tmp_path, CheckingBorg({}))
+    assert details["drill"].startswith("failed: the audit log cannot be written")
+    assert details["safe_to_remove"] is True

@@ -62,6 +62,8 @@ class OutcomeDetails(TypedDict, total=False):
     # the disk job's checks (issue 13): what each found, and a damaged disk's plea
     checks: list[str]
     replace_disk: str
+    # the disk job's restore drill at its plug, when due (one line for a person)
+    drill: str
     # prune
     dry_run: bool
     keep: list[KeptView]

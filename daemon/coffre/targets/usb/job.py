@@ -39,9 +39,11 @@ from coffre.core.model import Archive
 from coffre.jobs.archive_list import known_archives
 from coffre.jobs.backup import create_archive
 from coffre.jobs.checking import check_at
+from coffre.jobs.drilling import run_drill
 from coffre.jobs.pruning import apply_retention
 from coffre.jobs.services import Services
 from coffre.proof.check_ledger import CheckKind, CheckLedger, CheckRecord
+from coffre.proof.drill_ledger import DrillLedger, DrillRecord
 from coffre.storage.state import COMPLETED, DiskRecord, RunStats
 from coffre.targets.base import RemovableDisk
 
@@ -153,7 +155,33 @@ async def _on_the_disk(
     await _check(services, name, location, "repository", config.usb.check_max_duration, details)
     if data_check_due(CheckLedger(services.state), name, now, config.checks.data_every_days):
         await _check(services, name, location, "data", config.checks.disk_data_budget, details)
+    if drill_due(DrillLedger(services.state).last(name), now, config.drills.every_days):
+        await _drill(services, name, location, details)
     return stats
+
+
+def drill_due(last: DrillRecord | None, now: datetime, every_days: int) -> bool:
+    """Whether a disk's restore drill runs at this plug: none yet, or the last one is old.
+
+    A disk is away most days: the schedule cannot drill it, its plug does.
+    """
+    return last is None or now - last.at >= timedelta(days=every_days)
+
+
+async def _drill(services: Services, name: str, location: str, details: OutcomeDetails) -> None:
+    """The disk's restore drill at its plug, as the schedule's (``coffre.jobs.drilling``).
+
+    What it found is in ``details["drill"]``, its record in the drill ledger
+    (metrics, the restore estimate), damage in the journal; a drill that
+    fails never fails the backup made just before. Raises CancelledError only.
+    """
+    try:
+        report = await run_drill(services, name, location, person=None)
+    except CoffreError as error:
+        services.logger.error("disk %s: the restore drill at its plug failed: %s", name, error)
+        details["drill"] = f"failed: {error.message}"
+        return
+    details["drill"] = report.summary()
 
 
 def data_check_due(ledger: CheckLedger, disk: str, now: datetime, every_days: int) -> bool:
