@@ -98,7 +98,8 @@ def config(
     (backups refuse a missing share); the passphrase file is ``root/passphrase``
     (not created: no fake reads it). The nightly run is at 01:30 in
     ``timezone``, archives are named ``cabinet-...`` and kept by the default
-    retention; ``paths`` defaults to the box's own.
+    retention; ``paths`` defaults to ``root/state``, ``root/cache`` and
+    ``root/run``: a test never writes into the box's own folders.
     """
     if make_share:
         (root / share).mkdir(parents=True, exist_ok=True)
@@ -107,7 +108,8 @@ def config(
         schedule=ScheduleConfig(daily=time(1, 30), timezone=ZoneInfo(timezone)),
         retention=RetentionConfig(prefix="cabinet"),
         encryption=EncryptionConfig(passphrase_file=root / "passphrase"),
-        paths=paths or PathsConfig(),
+        paths=paths
+        or PathsConfig(state=root / "state", cache=root / "cache", runtime=root / "run"),
         targets=targets,
     )
 
