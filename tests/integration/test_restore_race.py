@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from coffre.core.restore_plan import folder_name
-from tests.integration.harness import Daemon, Practice, daemon_running, note_text
+from tests.integration.harness import Daemon, Practice, daemon_running, note_text, wait_for
 from tests.integration.test_restore import digest
 
 ATTEMPTS = int(os.environ.get("RACE_ATTEMPTS", "200"))
@@ -87,6 +87,17 @@ def _reset(folder: Path, secret: Path) -> None:
     os.lchown(folder / "lien", USER, USER)
 
 
+def _pause(swapper: subprocess.Popen[str]) -> None:
+    """Stop the attacker and wait until it is stopped (SIGSTOP lands a few swaps later)."""
+    swapper.send_signal(signal.SIGSTOP)
+
+    def stopped() -> bool:
+        fields = Path(f"/proc/{swapper.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return fields[0] == "T"
+
+    wait_for(stopped, timeout=10, what="the attacker stopped")
+
+
 def _real_folder(folder: Path) -> Path:
     """Whichever of the two names is the folder now (the attacker swapped them)."""
     (real,) = [p for p in (folder / "dossier", folder / "lien") if not p.is_symlink()]
@@ -119,12 +130,12 @@ def test_a_user_swapping_a_folder_and_a_link_never_makes_root_write_outside_the_
     outcomes: Counter[str] = Counter()
     try:
         assert swapper.stdout is not None and swapper.stdout.readline() == "ready\n"
-        swapper.send_signal(signal.SIGSTOP)
+        _pause(swapper)
         for attempt in range(ATTEMPTS):
             _reset(folder, secret)
             swapper.send_signal(signal.SIGCONT)
             result = practice.coffre("restore", "dossier", "--archive", archive)
-            swapper.send_signal(signal.SIGSTOP)
+            _pause(swapper)
             assert list(secret.iterdir()) == [], f"attempt {attempt}: root wrote through the link"
             real = _real_folder(folder)
             if result.returncode == 0:
