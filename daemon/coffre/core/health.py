@@ -311,10 +311,15 @@ def _check_not_run(target: TargetFacts) -> list[str]:
         # A disk's job failed with it: the failure shows. An offsite host away is
         # network trouble: its lateness shows it when it matters, and the alert.
         return []
+    # A backup that succeeded since reached the repository: what kept the check
+    # from running (a passphrase away, a lock) is gone, and the check runs again.
+    since = target.last_success.finished_at if target.last_success else None
     return [
         f"the last {c.kind} check of {target.name} could not run"
         for c in target.checks
-        if c.last_ok is False and c.damage_at is None
+        if c.last_ok is False
+        and c.damage_at is None
+        and not (since is not None and c.last_attempt is not None and since > c.last_attempt)
     ]
 
 
