@@ -24,7 +24,15 @@ from pathlib import PurePosixPath
 
 from coffre.core.errors import WouldOverwrite
 from coffre.core.restore_plan import describe_paths
-from coffre.storage.dirfd import EXCHANGE, NOREPLACE, LinkInTheWay, open_dir, opened, rename
+from coffre.storage.dirfd import (
+    EXCHANGE,
+    NOREPLACE,
+    LinkInTheWay,
+    open_dir,
+    opened,
+    rename,
+    walk_open,
+)
 
 __all__ = ["Destination", "adopt", "adopt_below", "clashes", "place"]
 
@@ -166,8 +174,8 @@ def _take_back(tree_fd: int, into: Destination, journal: list[_Move]) -> list[Pu
         shown = into.shown.joinpath(*move.parts, move.name)
         try:
             with (
-                opened(_walk(tree_fd, move.parts, into.shown)) as ours,
-                opened(_walk(into.fd, move.parts, into.shown)) as theirs,
+                opened(walk_open(tree_fd, move.parts, shown=into.shown)[0]) as ours,
+                opened(walk_open(into.fd, move.parts, shown=into.shown)[0]) as theirs,
             ):
                 rename(
                     theirs, move.name, ours, move.name, EXCHANGE if move.exchanged else NOREPLACE
@@ -175,16 +183,3 @@ def _take_back(tree_fd: int, into: Destination, journal: list[_Move]) -> list[Pu
         except OSError:
             left.append(shown)
     return left
-
-
-def _walk(fd: int, parts: Sequence[str], shown: PurePosixPath) -> int:
-    """A new descriptor of the folder ``parts`` below ``fd``, never through a link."""
-    current = os.dup(fd)
-    for part in parts:
-        shown /= part
-        try:
-            child = open_dir(current, part, shown=shown)
-        finally:
-            os.close(current)
-        current = child
-    return current
