@@ -9,13 +9,14 @@ PIP := $(VENV)/bin/pip
 
 # Debian packages: borg's build deps (it builds from source on PyPI), systemd-python's,
 # pyfuse3's, the real parts the tests start (udevd and loop devices, smbd and
-# smbclient), and what `make deb` and its test need (dpkg-shlibdeps, lintian);
+# smbclient, btrfs-progs for the snapshots' btrfs volumes), and what `make deb` and
+# its test need (dpkg-shlibdeps, lintian);
 # prometheus brings promtool, for the alert rules' tests, and the agent and central
 # store of tests/integration/test_prometheus.py (openssl makes its certificate).
 APT_PACKAGES := python3-venv python3-dev build-essential pkg-config \
 	liblz4-dev libzstd-dev libxxhash-dev libacl1-dev libssl-dev libsystemd-dev \
 	libfuse3-dev fuse3 sqlite3 systemd procps \
-	udev util-linux e2fsprogs samba smbclient dpkg-dev lintian \
+	udev util-linux e2fsprogs btrfs-progs samba smbclient dpkg-dev lintian \
 	bindfs faketime openssh-server openssh-client \
 	prometheus openssl
 

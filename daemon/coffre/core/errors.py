@@ -261,6 +261,22 @@ class SourceUnavailable(CoffreError):
     kind = "source"
 
 
+class SnapshotError(CoffreError):
+    """A btrfs snapshot or subvolume could not be made, listed or removed.
+
+    A backup never fails for it: it falls back to backing up the live share
+    after a quiet moment (quiescence), and says so.
+    """
+
+    kind = "snapshot"
+
+
+class SnapshotNoSpace(SnapshotError):
+    """The share's btrfs filesystem has no room for one more snapshot (ENOSPC)."""
+
+    kind = "snapshot_no_space"
+
+
 class InternalError(CoffreError):
     """Something coffre did not expect went wrong: a bug, or a failure it has no type for.
 
