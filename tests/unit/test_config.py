@@ -625,6 +625,12 @@ def test_every_integer_key_has_a_bound_and_defaults_fit_in_them() -> None:
             f"checks.{f.name}": getattr(defaults.checks, f.name)
             for f in dataclasses.fields(defaults.checks)
         },
+        **{
+            f"{section}.{f.name}": getattr(getattr(defaults, section), f.name)
+            for section in ("snapshots", "quiescence")
+            for f in dataclasses.fields(getattr(defaults, section))
+            if f.type == "int"
+        },
     }
     assert set(values) == set(config.INTEGER_BOUNDS)
     for key, value in values.items():

@@ -308,6 +308,16 @@ def via(parse: Callable[[str], _T], what: str) -> Converter[_T]:
     return convert
 
 
+def _checked(parse: Callable[[str], object]) -> Callable[[str], str]:
+    """A parser that checks its text with ``parse`` (ValueError) and keeps it as written."""
+
+    def check(text: str) -> str:
+        parse(text)
+        return text
+
+    return check
+
+
 def normal(path: Path) -> Path:
     """``path`` with ``.`` and ``..`` folded, without asking the filesystem."""
     return Path(os.path.normpath(path))
@@ -349,6 +359,11 @@ _BY_KEY: dict[str, Converter[Any]] = {
         non_empty=False,
     ),
     "target.upload_window.days": via(parse_days, 'days such as "mon-fri"'),
+    "snapshots.office_days": via(_checked(parse_days), 'days such as "mon-fri"'),
+    "snapshots.office_from": via(_checked(parse_minute), _TIME),
+    "snapshots.office_to": via(_checked(parse_minute), _TIME),
+    "quiescence.smbstatus": string,
+    "quiescence.samba_config": string,
     "target.upload_window.from": via(parse_minute, _TIME),
     "target.upload_window.to": via(parse_minute, _TIME),
 }

@@ -49,14 +49,17 @@ from coffre.core.config_types import (
     LedsConfig,
     MetricsConfig,
     PathsConfig,
+    QuiescenceConfig,
     RestoreConfig,
     RetentionConfig,
     ScheduleConfig,
+    SnapshotsConfig,
     SourceConfig,
     TargetConfig,
     UsbConfig,
 )
 from coffre.core.errors import ConfigError, ConfigProblem
+from coffre.core.upload_window import parse_minute
 
 __all__ = ["INTEGER_BOUNDS", "Bound", "check_environment", "load", "parse", "resolve_path"]
 
@@ -167,6 +170,8 @@ class _Sections:
     guard: GuardConfig
     checks: ChecksConfig
     drills: DrillsConfig
+    snapshots: SnapshotsConfig
+    quiescence: QuiescenceConfig
 
     def assemble(self) -> Config:
         """The Config; only called when no problem was found, so every part is there."""
@@ -189,6 +194,8 @@ class _Sections:
             guard=self.guard,
             checks=self.checks,
             drills=self.drills,
+            snapshots=self.snapshots,
+            quiescence=self.quiescence,
         )
 
 
@@ -215,6 +222,8 @@ def _read_sections(
     guard = GuardConfig(**_section(root.table("guard"), "guard"))
     checks = ChecksConfig(**_section(root.table("checks"), "checks"))
     drills = DrillsConfig(**_section(root.table("drills"), "drills"))
+    snapshots = _snapshots(root.table("snapshots"))
+    quiescence = QuiescenceConfig(**_section(root.table("quiescence"), "quiescence"))
     targets = read_targets(root, source)
     root.finish()
     return _Sections(
@@ -232,6 +241,8 @@ def _read_sections(
         guard,
         checks,
         drills,
+        snapshots,
+        quiescence,
     )
 
 
@@ -296,6 +307,15 @@ def _schedule(t: Table) -> ScheduleConfig | None:
         t.problem("timezone", f"no timezone data for {show(zone_name)}; install tzdata")
         return None
     return ScheduleConfig(daily=keys.get("daily", default_time("schedule.daily")), timezone=zone)
+
+
+def _snapshots(t: Table) -> SnapshotsConfig:
+    """``[snapshots]``; office hours that end before they start are a problem (defaults kept)."""
+    snapshots = SnapshotsConfig(**_section(t, "snapshots"))
+    if parse_minute(snapshots.office_from) >= parse_minute(snapshots.office_to):
+        t.problem("office_to", f"{snapshots.office_to!r} is not after office_from")
+        return SnapshotsConfig()
+    return snapshots
 
 
 def _encryption(t: Table) -> EncryptionConfig | None:

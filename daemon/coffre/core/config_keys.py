@@ -627,6 +627,114 @@ SECTIONS: tuple[Section, ...] = (
             ),
         ),
     ),
+    # --- [snapshots] (README "Snapshots and Previous Versions") ---
+    Section(
+        "snapshots",
+        'btrfs snapshots (README, "Snapshots and Previous Versions"): each backup reads a '
+        "read-only snapshot of the share, and the practice finds earlier versions of its "
+        "files in Windows' Previous Versions tab.",
+        keys=(
+            Key(
+                "enabled",
+                Type.BOOLEAN,
+                True,
+                "Snapshot the share when every source path is a btrfs subvolume (`coffre "
+                "share setup` makes it one); otherwise backups wait for a quiet moment "
+                "([quiescence]).",
+            ),
+            Key(
+                "office_days",
+                Type.STRING,
+                "mon-fri",
+                'The days of the office hours\' Previous Versions: "mon-fri", "mon-sat", "all".',
+            ),
+            Key(
+                "office_from",
+                Type.STRING,
+                "08:00",
+                'The local time the office hours start, "HH:MM".',
+            ),
+            Key(
+                "office_to",
+                Type.STRING,
+                "19:00",
+                'The local time they end, "HH:MM" ("24:00": the end of the day); after "from".',
+            ),
+            _int(
+                "every_minutes",
+                60,
+                10,
+                1440,
+                "from every 10 minutes to once a day",
+                "Minutes between two Previous Versions during the office hours.",
+            ),
+            _int(
+                "keep_hours",
+                48,
+                0,
+                24 * 31,
+                "a month: the backups keep what is older",
+                "Hours every Previous Version is kept (office hours' and backups' alike).",
+            ),
+            _int(
+                "keep_nights",
+                3,
+                0,
+                31,
+                "a month: the backups keep what is older",
+                "Besides, the last backup's snapshot of each of the last this many days "
+                "(J, J-1, J-2) is kept.",
+            ),
+            _int(
+                "min_free_percent",
+                10,
+                1,
+                90,
+                "a percentage of the filesystem",
+                "When the share's filesystem has less free space than this, the oldest "
+                "Previous Versions are removed first (a backup or a restore never fails for "
+                "them).",
+            ),
+        ),
+    ),
+    # --- [quiescence] (README "Snapshots and Previous Versions") ---
+    Section(
+        "quiescence",
+        "Before a backup walks the share (and before its snapshot is taken), wait until no "
+        "file is open for writing over SMB and nothing changed for a while; past the bound, "
+        "back up anyway and say so (status, the archive's comment).",
+        keys=(
+            _int(
+                "max_wait_seconds",
+                900,
+                0,
+                4 * 3600,
+                "four hours: a night's backup must still end before the practice opens",
+                "Seconds a backup waits at most for a quiet share (0: it never waits).",
+            ),
+            _int(
+                "quiet_seconds",
+                30,
+                1,
+                3600,
+                "an hour",
+                "Seconds without any change in the share that make it quiet.",
+            ),
+            Key(
+                "smbstatus",
+                Type.STRING,
+                "/usr/bin/smbstatus",
+                "Samba's smbstatus, which tells the files open over SMB (missing: only the "
+                "changes are watched).",
+            ),
+            Key(
+                "samba_config",
+                Type.STRING,
+                "",
+                "The smb.conf smbstatus reads; empty: Samba's own (/etc/samba/smb.conf).",
+            ),
+        ),
+    ),
     Section(
         "target",
         "One [[target]] table per repository. Create the repository once with "

@@ -301,6 +301,43 @@ class DrillsConfig:
 
 
 @dataclass(frozen=True)
+class SnapshotsConfig:
+    """btrfs snapshots and Previous Versions (``coffre.consistency``).
+
+    ``office_days`` (``"mon-fri"``), ``office_from`` and ``office_to``
+    (``"HH:MM"``) are kept as written, checked on load (parse them with
+    ``coffre.core.upload_window``); ``every_minutes`` between two office
+    Previous Versions; every version is kept ``keep_hours`` hours, and the
+    last backup's of each of the last ``keep_nights`` days besides; under
+    ``min_free_percent`` free, the oldest go first.
+    """
+
+    enabled: bool = default_bool("snapshots.enabled")
+    office_days: str = default_str("snapshots.office_days")
+    office_from: str = default_str("snapshots.office_from")
+    office_to: str = default_str("snapshots.office_to")
+    every_minutes: int = default_int("snapshots.every_minutes")
+    keep_hours: int = default_int("snapshots.keep_hours")
+    keep_nights: int = default_int("snapshots.keep_nights")
+    min_free_percent: int = default_int("snapshots.min_free_percent")
+
+
+@dataclass(frozen=True)
+class QuiescenceConfig:
+    """The wait for a quiet share before a backup (``coffre.consistency.quiet``).
+
+    ``max_wait_seconds`` at most (0: no wait); quiet means no file open for
+    writing over SMB (``smbstatus``, reading ``samba_config`` when not empty)
+    and no change for ``quiet_seconds``.
+    """
+
+    max_wait_seconds: int = default_int("quiescence.max_wait_seconds")
+    quiet_seconds: int = default_int("quiescence.quiet_seconds")
+    smbstatus: str = default_str("quiescence.smbstatus")
+    samba_config: str = default_str("quiescence.samba_config")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration. ``source_file`` is where it was read from."""
 
@@ -318,6 +355,8 @@ class Config:
     guard: GuardConfig = field(default_factory=GuardConfig)
     checks: ChecksConfig = field(default_factory=ChecksConfig)
     drills: DrillsConfig = field(default_factory=DrillsConfig)
+    snapshots: SnapshotsConfig = field(default_factory=SnapshotsConfig)
+    quiescence: QuiescenceConfig = field(default_factory=QuiescenceConfig)
     source_file: Path | None = None
 
     def target(self, name: str) -> TargetConfig:

@@ -348,6 +348,8 @@ ERROR_KINDS: tuple[str, ...] = tuple(
                 DestinationError,
                 PassphraseUnavailable,
                 SourceUnavailable,
+                SnapshotError,
+                SnapshotNoSpace,
                 InternalError,
             )
         }
