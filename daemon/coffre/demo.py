@@ -53,6 +53,11 @@ prefix = "demo"
 [encryption]
 passphrase_file = "{passphrase}"
 
+[quiescence]
+# The demo's share is not on btrfs: backups read it live, after a short quiet wait.
+max_wait_seconds = 20
+quiet_seconds = 5
+
 [paths]
 state = "{root / "state"}"
 cache = "{root / "cache"}"

@@ -46,6 +46,9 @@ class Practice:
     prefix: str = "cabinet"
     extra: str = ""
     lock_wait: int = 10
+    #: The [quiescence] section: by default no wait for a quiet share (the tests
+    #: write files just before backing up); the tests of the wait give theirs.
+    quiescence: str = "max_wait_seconds = 0"
     env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -112,6 +115,9 @@ runtime = "{self.root / "run"}"
 [borg]
 lock_wait = {self.lock_wait}
 checkpoint_interval = 10
+
+[quiescence]
+{self.quiescence}
 {self.extra}
 {targets}""",
             encoding="utf-8",

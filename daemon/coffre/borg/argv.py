@@ -57,6 +57,7 @@ def create(
     timestamp: datetime | None = None,
     progress: bool = True,
     list_changed: bool = False,
+    comment: str = "",
 ) -> tuple[str, ...]:
     """``borg create --json``: back ``paths`` up into ``repo::archive``.
 
@@ -64,7 +65,11 @@ def create(
     run stays on the filesystems of ``paths``; no ``--exclude-caches``: anyone
     on the share could drop a CACHEDIR.TAG in its root. ``timestamp``, if
     given, must be timezone-aware: it is written in UTC, the only zone borg's
-    ``--timestamp`` knows, to the second (borg takes no fraction). ``list_changed`` adds
+    ``--timestamp`` knows, to the second (borg takes no fraction). ``comment``,
+    if any, is the archive's comment (how the share was read: from a snapshot
+    or live). ``paths`` may be relative (a snapshot's view: the caller runs
+    borg in the view's folder, and the archive keeps the share's paths).
+    ``list_changed`` adds
     ``--list --filter=AMCE``: one ``file_status`` record per regular file
     whose content is new to the files cache (A added, M modified, C changed
     while read) or could not be read (E); the runner keeps them in
@@ -102,6 +107,9 @@ def create(
     ]
     if timestamp is not None:
         args.append(f"--timestamp={format_timestamp(timestamp)}")
+    if comment:
+        _check_text("comment", comment)
+        args.append(f"--comment={comment}")
     args.append(f"{repo}::{archive}")
     args += paths
     return tuple(args)

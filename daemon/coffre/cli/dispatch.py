@@ -26,6 +26,7 @@ from coffre.cli import offsite as cli_offsite
 from coffre.cli import recover as cli_recover
 from coffre.cli import restore as cli_restore
 from coffre.cli import restore_time as cli_restore_time
+from coffre.cli.share_status import print_share
 from coffre.cli.support import (
     EXIT_FAILED,
     EXIT_OK,
@@ -116,6 +117,8 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
                 print(f"  {disk['name']}: {line}")
     if "restore" in report:
         cli_restore_time.print_restore_times(report["restore"])
+    if "share" in report:
+        print_share(report["share"])
     return EXIT_OK
 
 

@@ -252,7 +252,44 @@ class _RestorePart(TypedDict, total=False):
     restore: RestoreView
 
 
-class StatusReport(_ChecksPart, _MaintenancePart, _RestorePart):
+class VersionView(TypedDict):
+    """A Previous Version kept: its ``@GMT-...`` name, when (box's time), its kind."""
+
+    name: str
+    at: str | None
+    kind: str
+
+
+class ReadView(TypedDict):
+    """How a target's last backup read the share (``coffre.consistency.quiet``)."""
+
+    method: str
+    quiet: bool
+    waited: float
+    writers: int | None
+    at: str | None
+    why_live: str
+
+
+class ShareView(TypedDict):
+    """Status's share: snapshots or why not, the versions kept, the filesystem's room,
+    and how each target's last backup read the share."""
+
+    snapshots: bool
+    why_not: str
+    versions: list[VersionView]
+    free_bytes: int | None
+    total_bytes: int | None
+    reads: dict[str, ReadView]
+
+
+class _SharePart(TypedDict, total=False):
+    """Status's ``share``: absent only from a daemon that predates snapshots."""
+
+    share: ShareView
+
+
+class StatusReport(_ChecksPart, _MaintenancePart, _RestorePart, _SharePart):
     """Everything ``coffre status`` shows (times ISO 8601 in the box's timezone)."""
 
     key_escrow: list[KeyEscrowView]

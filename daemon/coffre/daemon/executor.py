@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 
 from coffre.borg.runner import Progress
+from coffre.consistency.read_point import SharedPoint
 from coffre.core.errors import (
     CoffreError,
     DiskAbsent,
@@ -113,6 +114,15 @@ class Executor:
         self._holds = TargetHolds()
 
     async def __call__(self, job: Job) -> JobResult:
+        # The job's targets read the share as one: the run's point, or the job's own.
+        own = None if job.request.shared is not None else SharedPoint()
+        try:
+            return await self._targets(job, job.request.shared or own)
+        finally:
+            if own is not None:
+                own.close()
+
+    async def _targets(self, job: Job, point: SharedPoint | None) -> JobResult:
         results: dict[str, TargetOutcome] = {}
         # A check or a drill is never in the way: it holds its target yielding.
         yielding = maintains(job.request)
@@ -125,7 +135,7 @@ class Executor:
                 if yielding:
                     outcome = await self._maintain(job, target, preemption)
                 else:
-                    outcome = await self._run_target(job, target)
+                    outcome = await self._run_target(job, target, point)
             results[target] = outcome
             job.publish({"event": "target_done", "target": target, **outcome})
         job.current_target = None
@@ -136,7 +146,7 @@ class Executor:
             "targets": results,
         }
 
-    async def _run_target(self, job: Job, target: str) -> TargetOutcome:
+    async def _run_target(self, job: Job, target: str, point: SharedPoint | None) -> TargetOutcome:
         kind = job.request.kind
         if kind == "enroll":
             return await self._step(
@@ -163,7 +173,7 @@ class Executor:
         backup = await self._step(
             target,
             "backup",
-            lambda: self._backup(repo, job),
+            lambda: self._backup(repo, job, point),
             log_ids=_BACKUP_LOG_IDS,
         )
         if backup["ok"]:
@@ -177,6 +187,9 @@ class Executor:
         services = self._services_for(repo)
         ctx = ReadContext(services, self._wait_plugged, self._power_off)
         try:
+            if job.request.kind in ("restore", "recover") and services.share is not None:
+                # A restore writes into the share: old Previous Versions give it room first.
+                await services.share.make_room_quietly()
             expected = self._expected_id(repo.name)
             if job.request.kind == "browse":
                 details = await browse_job(
@@ -400,12 +413,19 @@ class Executor:
         """The services of jobs on ``repo``: an offsite one brings its own (borg over SSH)."""
         return repo.job_services(self._services)
 
-    async def _backup(self, repo: Repository, job: Job) -> tuple[RunStats, OutcomeDetails]:
+    async def _backup(
+        self, repo: Repository, job: Job, point: SharedPoint | None
+    ) -> tuple[RunStats, OutcomeDetails]:
         expected = self._expected_id(repo.name)
         progress = self._progress(repo, job)
         async with repo.opened(expected) as location:
             stats = await create_archive(
-                self._services_for(repo), repo.name, location, expected, on_progress=progress
+                self._services_for(repo),
+                repo.name,
+                location,
+                expected,
+                on_progress=progress,
+                point=point,
             )
         job.progress = 1.0
         return stats, {

@@ -70,6 +70,7 @@ from coffre.daemon.executor import Executor
 from coffre.daemon.folders import make_private
 from coffre.daemon.maintenance import MaintenanceLoop, default_entry_points, histories
 from coffre.daemon.notify import Notifier
+from coffre.daemon.share_loop import share_desk, tend_forever
 from coffre.guard.ntp import synchronised
 from coffre.jobs import lanes
 from coffre.jobs.maintenance import EntryPoints
@@ -79,6 +80,7 @@ from coffre.jobs.supervision import Incidents, job_crashed, stalled_lanes
 from coffre.observe import status
 from coffre.observe.facts import Observer
 from coffre.observe.observability import Observability
+from coffre.observe.share_status import share_view
 from coffre.proof.maintenance_plan import policy_from_config
 from coffre.storage import logs
 from coffre.storage.audit import AuditLog, audit_path
@@ -191,6 +193,8 @@ class Daemon:
         state = await self._open_state()
         running = self._assemble(state)
         self._running = running
+        if running.services.share is not None:
+            await running.services.share.clean_up_at_start()
         loop = asyncio.get_running_loop()
         watcher = UdevWatcher(running.observed.after(running.disks.handle), logger=self._logger)
         watcher.start(loop)
@@ -259,7 +263,12 @@ class Daemon:
         config, logger, incidents = self._config, self._logger, self.incidents
         runner = self._borg_runner()
         services = Services(
-            config=config, state=state, borg=runner, clock=self._clock, logger=logger
+            config=config,
+            state=state,
+            borg=runner,
+            clock=self._clock,
+            logger=logger,
+            share=share_desk(config, state, self._clock, logger),
         )
         executor = Executor(
             services,
@@ -375,6 +384,9 @@ class Daemon:
             asyncio.create_task(self._timer(running), name="timer"),
             asyncio.create_task(running.maintenance.serve(), name="maintenance loop"),
         ]
+        if running.services.share is not None:
+            versions = tend_forever(running.services.share, self._config, self._clock, self._logger)
+            workers.append(asyncio.create_task(versions, name="previous versions"))
         self._workers = workers
         for task in workers:
             task.add_done_callback(self._worker_ended)
@@ -660,6 +672,12 @@ class Daemon:
             clock_synchronised=running.observed.observer.clock_synchronised(),
         )
         report["maintenance"] = running.maintenance.view(self._config.schedule.timezone)
+        if running.services.share is not None:
+            survey = await asyncio.to_thread(running.services.share.survey)
+            names = [t.name for t in self._config.targets] + [d.name for d in running.state.disks()]
+            report["share"] = share_view(
+                survey, running.state, names, self._config.schedule.timezone
+            )
         await send({"event": "result", "ok": True, "status": report})
 
     async def _archives(

@@ -10,6 +10,8 @@ named goes to the journal, one WARNING line each (MESSAGE_ID
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import stat
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -19,7 +21,9 @@ from pathlib import Path
 from coffre.borg import argv, parse
 from coffre.borg.create_warnings import Warned, classify
 from coffre.borg.exitcodes import is_warning
+from coffre.borg.records import FileStatus
 from coffre.borg.runner import BorgResult, Progress
+from coffre.consistency.read_point import SharedPoint, SourceView
 from coffre.core.errors import RepositoryIdMismatch, SourceUnavailable
 from coffre.core.outcomes import Reason, describe
 from coffre.core.printable import controls_escaped
@@ -80,21 +84,51 @@ async def create_archive(
     expected_id: str,
     *,
     on_progress: Callable[[Progress], None] | None = None,
+    point: SharedPoint | None = None,
 ) -> RunStats:
     """Run ``borg create`` of the configured source into ``location``.
 
-    Returns the stats of the new archive, which is also added to the known
-    archive list; when borg ended with warnings, the stats carry their counts
-    and each file borg named is logged (see the module doc). Raises BorgError
-    subclasses, and RepositoryIdMismatch when borg reports another repository
-    than ``expected_id``.
+    The share is read as ``point`` gives it: the run's snapshot, taken by
+    the first target of the run that asks (``services.share``; a read point
+    of its own when ``point`` is None, let go at the end), or the live share
+    after a quiet wait; without a desk, the live share at once. Returns the
+    stats of the new archive, which is also added to the known archive list;
+    when borg ended with warnings, the stats carry their counts and each file
+    borg named is logged (see the module doc). Raises BorgError subclasses,
+    and RepositoryIdMismatch when borg reports another repository than
+    ``expected_id``.
     """
     require_sources(services.config.source.paths)
-    # Planted before the create, the canaries are in the archive as in the share.
+    # Planted before the snapshot and the create: the archive holds them as the share does.
     plant_canaries(services)
-    create = _create_argv(services, target, location)
+    desk = services.share
+    if desk is None:
+        live = SourceView(None, tuple(str(p) for p in services.config.source.paths), "", None)
+        return await _create(services, target, location, expected_id, live, on_progress)
+    shared = point or SharedPoint()
     try:
-        result = await services.borg.run(create, on_progress=on_progress)
+        read = await shared.get(desk.take_for_backup, desk.release)
+        async with desk.view(read, target) as view:
+            stats = await _create(services, target, location, expected_id, view, on_progress)
+        record_consistency(services, target, view)
+        return stats
+    finally:
+        if point is None:
+            shared.close()
+
+
+async def _create(
+    services: Services,
+    target: str,
+    location: str,
+    expected_id: str,
+    view: SourceView,
+    on_progress: Callable[[Progress], None] | None,
+) -> RunStats:
+    """borg create of ``view`` into ``location``, recorded and watched (see create_archive)."""
+    create = _create_argv(services, target, location, view)
+    try:
+        result = await services.borg.run(create, on_progress=on_progress, cwd=view.cwd)
     except BaseException:
         # borg may have left a checkpoint archive that state does not know:
         # forget the list, so that the next retention asks borg for it.
@@ -104,12 +138,35 @@ async def create_archive(
     stats = _recorded(services, target, expected_id, result)
     # The archive is made and recorded: what the night did to the share is
     # judged now, before this job's retention may delete anything.
-    watch(services, target, stats, result.file_statuses)
+    watch(services, target, stats, _as_in_share(result.file_statuses, view))
     return stats
 
 
-def _create_argv(services: Services, target: str, location: str) -> tuple[str, ...]:
-    """``borg create`` of the configured source, the archive named after the clock's now.
+def record_consistency(services: Services, target: str, view: SourceView) -> None:
+    """Keep how ``target``'s last backup read the share, for status (state's meta)."""
+    if view.consistency is not None:
+        services.state.set_meta(
+            consistency_key(target), json.dumps(view.consistency.to_json(), sort_keys=True)
+        )
+
+
+def consistency_key(target: str) -> str:
+    """State's key of how ``target``'s last backup read the share (JSON)."""
+    return f"consistency.{target}"
+
+
+def _as_in_share(statuses: Sequence[FileStatus], view: SourceView) -> Sequence[FileStatus]:
+    """borg's statuses with the share's own paths: a view's relative paths made absolute
+    (the view holds the share at its full path), so the guard samples the share."""
+    if view.cwd is None:
+        return statuses
+    return [dataclasses.replace(s, path="/" + s.path) for s in statuses]
+
+
+def _create_argv(
+    services: Services, target: str, location: str, view: SourceView
+) -> tuple[str, ...]:
+    """``borg create`` of ``view``, the archive named after the clock's now.
 
     The name is unique among the archives state knows on ``target``.
     Raises ValueError for a value borg would misread (see ``argv.create``).
@@ -125,7 +182,7 @@ def _create_argv(services: Services, target: str, location: str) -> tuple[str, .
     return argv.create(
         location,
         name,
-        [str(p) for p in config.source.paths],
+        view.paths,
         excludes=config.source.exclude,
         # A restore's staging folder (half-extracted copies) is tagged with the
         # box's secret name: no share user can tag a folder of theirs so.
@@ -137,6 +194,7 @@ def _create_argv(services: Services, target: str, location: str) -> tuple[str, .
         timestamp=now,
         # The statuses of new and changed files feed the change signal (guard).
         list_changed=True,
+        comment=view.comment,
     )
 
 

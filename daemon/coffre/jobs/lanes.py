@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from coffre.consistency.read_point import SharedPoint
 from coffre.core.clock import Clock
 from coffre.core.config_types import Config, OffsiteTarget
 from coffre.core.job_events import JobResult, TargetOutcome
@@ -122,6 +123,8 @@ class Run:
         self.jobs: list[Job] = []
         self._lanes = lanes
         self._parts = split(config, request.targets, request.kind, maintenance=maintains(request))
+        #: Every part of a backup reads the share as the first one did (one snapshot).
+        self._shared = SharedPoint() if request.kind == "backup" else None
         self._results: list[JobResult] = []
         self._followers: list[asyncio.Queue[Event]] = []
         #: The run's result, as put in its followers' queues: told apart from a
@@ -139,6 +142,7 @@ class Run:
                 targets=targets,
                 reason=self.request.reason,
                 options=self.request.options,
+                shared=self._shared,
             )
         )
         self.jobs.append(job)
@@ -160,6 +164,8 @@ class Run:
             self._submit(index + 1)
             return
         combined = _combine(self.request.kind, self._results)
+        if self._shared is not None:
+            self._shared.close()
         if not self.done.done():
             self.done.set_result(combined)
         self._combined = {**combined}
@@ -266,7 +272,11 @@ def retrying(
                 await sleep(wait)
                 retries.backed_off(due)
                 job.request = JobRequest(
-                    kind=asked.kind, targets=tuple(due), reason=asked.reason, options=asked.options
+                    kind=asked.kind,
+                    targets=tuple(due),
+                    reason=asked.reason,
+                    options=asked.options,
+                    shared=asked.shared,
                 )
                 again = await execute(job)
                 outcomes.update(again.get("targets", {}))

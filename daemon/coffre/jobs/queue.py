@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from coffre.consistency.read_point import SharedPoint
 from coffre.core.job_events import JobEvent, JobResult
 from coffre.core.messages import Event, JobOptions
 from coffre.core.reports import JobView
@@ -81,6 +82,8 @@ class JobRequest:
     targets: tuple[str, ...]
     reason: str = "asked"
     options: JobOptions = field(default_factory=JobOptions)
+    #: The read point the parts of one run share (its snapshot); None: the job's own.
+    shared: SharedPoint | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -185,6 +188,7 @@ class JobQueue:
                         targets=job.request.targets + extra,
                         reason=job.request.reason,
                         options=job.request.options,
+                        shared=job.request.shared,
                     )
                 return job
         job = Job(id=next(self._ids), request=request)

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from coffre.borg.protocol import Borg
+from coffre.consistency.share_desk import ShareDesk
 from coffre.core.clock import Clock
 from coffre.core.config_types import Config
 from coffre.storage.state import State
@@ -21,3 +22,5 @@ class Services:
     borg: Borg
     clock: Clock
     logger: logging.Logger
+    #: The share's snapshots and quiet waits (None: backups read the live share at once).
+    share: ShareDesk | None = None

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Protocol, TypeVar
 
+from coffre.consistency.survey import SURVEY_KEY, survey_from_json
 from coffre.core import retention
 from coffre.core.clock import Clock
 from coffre.core.config_types import Config, LocalTarget
@@ -48,9 +49,11 @@ from coffre.core.health import (
 from coffre.core.model import Archive, RunStats
 from coffre.core.rotation import rotation
 from coffre.guard.incidents import IncidentStore, MetaStore
+from coffre.jobs.backup import consistency_key
 from coffre.jobs.change_watch import figures_key
 from coffre.jobs.queue import Job, JobQueue
 from coffre.jobs.supervision import Incidents, Unrecorded
+from coffre.observe.share_series import ShareFacts
 from coffre.proof.check_ledger import CheckLedger, kinds_for
 from coffre.proof.drill_ledger import DrillLedger, DrillRecord
 from coffre.proof.restore_estimate import FullSize, RestoreEstimate, estimate
@@ -252,6 +255,17 @@ class Observer:
             found = {name: r for name in names if (r := ledger.last(name)) is not None}
             self._drills = (generation, found)
         return self._drills[1]
+
+    # --- the share's snapshots (coffre.consistency) ---
+
+    def share(self) -> ShareFacts:
+        """The share's last survey and each target's last read, from state's meta.
+
+        Raises StateError or sqlite3.Error when state cannot be read.
+        """
+        names = [t.name for t in self._config.targets] + [d.name for d in self._state.disks()]
+        reads = {n: raw for n in names if (raw := self._state.get_meta(consistency_key(n)))}
+        return ShareFacts(survey_from_json(self._state.get_meta(SURVEY_KEY)), reads)
 
     def facts(self) -> Facts:
         """The facts now. Raises StateError or sqlite3.Error when state cannot be read."""

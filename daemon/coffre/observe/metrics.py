@@ -53,6 +53,7 @@ from coffre.observe.endpoint import Endpoint
 from coffre.observe.facts import Observer
 from coffre.observe.guard_series import guard_series
 from coffre.observe.restore_series import restore_series
+from coffre.observe.share_series import share_series
 from coffre.storage.audit import audit_path
 from coffre.storage.state import SUCCESS, WARNING, RunRecord
 
@@ -135,6 +136,7 @@ class CoffreCollector(Collector):
             *check_series(facts),
             *guard_series(facts),
             *drill_series(self._observer.drills()),
+            *share_series(self._observer.share()),
             *restore_series(
                 self._observer.restore_estimates(facts), self._config.restore.rto_hours
             ),

@@ -40,6 +40,12 @@ MSG_GUARD_CLOCK = "12e55da3991b4481b20083ccd5dab08e"
 MSG_GUARD_CLEARED = "ab92d3fd11744dfab74fa7ba0ca3e0e0"
 #: Retention found archives to delete and deleted none: an incident freezes pruning.
 MSG_PRUNING_FROZEN = "1c8c888337e443f481baf8b4a3ecdb38"
+#: A backup read the live share, not a snapshot (why: in the message).
+MSG_SNAPSHOT_LIVE = "0360305bc5ed40429d9409e97f49e400"
+#: Previous Versions removed to keep room on the share's filesystem, or a killed run's view.
+MSG_SNAPSHOT_ROOM = "cf1cd9e6426f4115b843d5643d7712cd"
+#: Taking, listing or removing Previous Versions failed.
+MSG_SNAPSHOT_FAILED = "557cd6152316499eba7749a31bba912a"
 
 LOGGER_NAME = "coffre"
 

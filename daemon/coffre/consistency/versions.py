@@ -1,0 +1,244 @@
+"""The Previous Versions folders of the share, on disk: list, take, remove, and views.
+
+Synchronous filesystem work (the desk runs it in a thread), every folder
+opened by descriptor: the admin's paths (the source paths and their parent)
+as configured, everything coffre made below them (``.coffre-versions``,
+``.vues``...) with ``O_NOFOLLOW``, so that no name can send root elsewhere.
+The snapshots themselves go through :mod:`coffre.storage.btrfs`.
+
+Which kind each version is (``office`` or ``backup``) is kept in state's
+meta (``snapshots.kinds``); a version state does not know (state lost, a
+name made by hand) counts as an office one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+from coffre.consistency.gmt_names import name_of, taken_at
+from coffre.consistency.layout import FOLDER, VIEWS, Layout
+from coffre.consistency.version_plan import Kind, Version
+from coffre.storage import btrfs
+from coffre.storage.dirfd import LinkInTheWay, NotAFolder, open_dir, opened, walk_open
+from coffre.storage.newest_change import newest_change_ns
+from coffre.storage.state import State
+
+__all__ = ["KINDS_KEY", "VersionFolders"]
+
+KINDS_KEY = "snapshots.kinds"
+_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+class VersionFolders:
+    """The versions and views of ``layout``'s sources; kinds in ``state``."""
+
+    def __init__(self, layout: Layout, state: State) -> None:
+        self.layout = layout
+        self._state = state
+
+    # --- can snapshots be taken at all ---------------------------------------
+
+    def unusable(self) -> str | None:
+        """None when every source can be snapshotted into its versions folder; else why
+        not, in words for status and the archive's comment (what to do included)."""
+        for source in self.layout.sources:
+            try:
+                with opened(os.open(source, _OPEN_DIR | os.O_NOFOLLOW)) as fd:
+                    if not btrfs.is_btrfs(fd):
+                        return f"{source} is not on a btrfs filesystem"
+                    if not btrfs.is_subvolume(fd):
+                        return f"{source} is not a btrfs subvolume: run `coffre share setup`"
+                with self._versions_dir(source):
+                    pass
+                with (
+                    self._coffre_dir(source) as base,
+                    opened(open_dir(base, VIEWS, shown=self._shown(source, VIEWS))),
+                ):
+                    pass
+            except FileNotFoundError as error:
+                return f"{error.filename or source} is missing: run `coffre share setup`"
+            except (LinkInTheWay, NotAFolder) as error:
+                return f"{error.filename} is {error.strerror}: see `coffre share setup`"
+            except OSError as error:
+                return f"{source}: {error.strerror or error}"
+        return None
+
+    # --- versions ------------------------------------------------------------
+
+    def listed(self) -> tuple[Version, ...]:
+        """The versions every source has (a name missing in one source's folder is not a
+        whole version), with their kinds. Raises OSError when a folder cannot be read."""
+        names: set[str] | None = None
+        for source in self.layout.sources:
+            with self._versions_dir(source) as fd:
+                here = {e.name for e in os.scandir(fd) if taken_at(e.name) is not None}
+            names = here if names is None else names & here
+        kinds = self.kinds()
+        found = []
+        for name in sorted(names or ()):
+            when = taken_at(name)
+            assert when is not None
+            found.append(Version(name, when, "backup" if kinds.get(name) == "backup" else "office"))
+        return tuple(found)
+
+    def take(self, at: datetime, kind: Kind) -> str:
+        """Snapshot every source, read-only, as version ``name_of(at)``; returns the name.
+
+        A version of that name already there (two in one second) is reused,
+        and becomes a ``backup`` one if ``kind`` is. Raises SnapshotError
+        (SnapshotNoSpace when the filesystem is full); what was made of a
+        version that failed half-way is removed first.
+        """
+        name = name_of(at)
+        made: list[Path] = []
+        try:
+            for source in self.layout.sources:
+                with (
+                    opened(os.open(source, _OPEN_DIR | os.O_NOFOLLOW)) as src,
+                    self._versions_dir(source) as dest,
+                ):
+                    try:
+                        btrfs.snapshot(src, dest, name, readonly=True)
+                    except FileExistsError:
+                        continue
+                made.append(source)
+        except BaseException:
+            for source in made:
+                self._remove_one(source, name)
+            raise
+        if kind == "backup" or name not in self.kinds():
+            self._set_kind(name, kind)
+        return name
+
+    def remove(self, name: str) -> None:
+        """Remove version ``name`` from every source's folder (gone already: fine).
+        Raises SnapshotError."""
+        for source in self.layout.sources:
+            self._remove_one(source, name)
+        kinds = dict(self.kinds())
+        if kinds.pop(name, None) is not None:
+            self._state.set_meta(KINDS_KEY, json.dumps(kinds, sort_keys=True))
+
+    def free(self) -> tuple[int, int]:
+        """(bytes free for root, total bytes) of the first source's filesystem."""
+        with self._versions_dir(self.layout.sources[0]) as fd:
+            return btrfs.free_space(fd)
+
+    def wait_freed(self, timeout: float) -> bool:
+        """Wait until btrfs has freed the removed versions' space (see btrfs.wait_deleted)."""
+        with self._versions_dir(self.layout.sources[0]) as fd:
+            return btrfs.wait_deleted(fd, timeout)
+
+    def newest_change(self, versions: Mapping[Path, str]) -> int:
+        """The newest change time (ns) in the snapshots ``versions`` (source -> name);
+        ``newest_change.MOVING`` cannot happen in a read-only snapshot. Raises OSError."""
+        newest = 0
+        for source, name in versions.items():
+            with (
+                self._versions_dir(source) as folder,
+                opened(open_dir(folder, name, shown=self._shown(source, name))) as fd,
+            ):
+                newest = max(newest, newest_change_ns(fd))
+        return newest
+
+    def kinds(self) -> Mapping[str, str]:
+        """Each known version's kind, from state's meta (unreadable: none known)."""
+        raw = self._state.get_meta(KINDS_KEY)
+        try:
+            value = json.loads(raw) if raw else {}
+        except ValueError:
+            return {}
+        return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+    # --- the backup views ------------------------------------------------------
+
+    def make_view(self, name: str, target: str) -> Path:
+        """Place a read-only copy of version ``name`` of every source under ``target``'s
+        view root (a stale one replaced); returns the view root. Raises SnapshotError,
+        and what opening the folders raises."""
+        self.drop_view(target)
+        for source in self.layout.sources:
+            parts = [VIEWS, target, *Path(self.layout.relative(source)).parts]
+            with self._coffre_dir(self.layout.sources[0]) as base:
+                fd, _ = walk_open(
+                    base, parts[:-1], shown=PurePosixPath(self.layout.base), create=True
+                )
+            with (
+                opened(fd) as parent,
+                self._versions_dir(source) as versions,
+                opened(open_dir(versions, name, shown=self._shown(source, name))) as ver,
+            ):
+                btrfs.snapshot(ver, parent, parts[-1], readonly=True)
+        return self.layout.view_root(target)
+
+    def drop_view(self, target: str) -> bool:
+        """Remove ``target``'s view of every source, if there; whether one was there.
+        Raises SnapshotError."""
+        dropped = False
+        for source in self.layout.sources:
+            parts = [VIEWS, target, *Path(self.layout.relative(source)).parts]
+            try:
+                with self._coffre_dir(self.layout.sources[0]) as base:
+                    fd, _ = walk_open(base, parts[:-1], shown=PurePosixPath(self.layout.base))
+            except FileNotFoundError:
+                continue
+            with opened(fd) as parent:
+                try:
+                    mode = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False).st_mode
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISDIR(mode):
+                    btrfs.delete_subvolume(parent, parts[-1])
+                    dropped = True
+        return dropped
+
+    def drop_all_views(self) -> list[str]:
+        """Remove every target's view (what a killed run left); returns the targets'
+        names whose views were there. Raises SnapshotError."""
+        try:
+            with (
+                self._coffre_dir(self.layout.sources[0]) as base,
+                opened(
+                    open_dir(base, VIEWS, shown=self._shown(self.layout.sources[0], VIEWS))
+                ) as views,
+            ):
+                targets = sorted(e.name for e in os.scandir(views))
+        except FileNotFoundError:
+            return []
+        return [t for t in targets if self.drop_view(t)]
+
+    # --- folders ---------------------------------------------------------------
+
+    @contextmanager
+    def _coffre_dir(self, source: Path) -> Iterator[int]:
+        """``<parent of source>/.coffre-versions``, opened (never through a link)."""
+        with (
+            opened(os.open(source.parent, _OPEN_DIR)) as parent,
+            opened(open_dir(parent, FOLDER, shown=PurePosixPath(source.parent / FOLDER))) as fd,
+        ):
+            yield fd
+
+    @contextmanager
+    def _versions_dir(self, source: Path) -> Iterator[int]:
+        with self._coffre_dir(source) as base:
+            shown = self._shown(source, source.name)
+            with opened(open_dir(base, source.name, shown=shown)) as fd:
+                yield fd
+
+    def _shown(self, source: Path, name: str) -> PurePosixPath:
+        return PurePosixPath(source.parent / FOLDER / name)
+
+    def _remove_one(self, source: Path, name: str) -> None:
+        with self._versions_dir(source) as fd, suppress(FileNotFoundError):
+            btrfs.delete_subvolume(fd, name)
+
+    def _set_kind(self, name: str, kind: str) -> None:
+        kinds = dict(self.kinds())
+        kinds[name] = kind
+        self._state.set_meta(KINDS_KEY, json.dumps(kinds, sort_keys=True))
