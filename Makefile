@@ -16,7 +16,7 @@ PIP := $(VENV)/bin/pip
 APT_PACKAGES := python3-venv python3-dev build-essential pkg-config \
 	liblz4-dev libzstd-dev libxxhash-dev libacl1-dev libssl-dev libsystemd-dev \
 	libfuse3-dev fuse3 sqlite3 systemd procps \
-	udev util-linux e2fsprogs btrfs-progs samba smbclient dpkg-dev lintian \
+	udev util-linux e2fsprogs btrfs-progs samba samba-vfs-modules smbclient dpkg-dev lintian \
 	bindfs faketime openssh-server openssh-client \
 	prometheus openssl
 

@@ -13,6 +13,7 @@ outside it, and removes what it created.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import grp
 import os
@@ -26,11 +27,22 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from coffre.consistency.smb_activity import open_for_writing
+from coffre.core.errors import SmbStatusUnavailable
+from tests.integration.btrfs_snapshots import (
+    gmt_token,
+    make_subvolume,
+    take_previous_version,
+    versions_folder,
+)
+from tests.integration.btrfs_volume import btrfs_volume
 from tests.integration.harness import Practice, running_daemon, wait_for
+from tests.integration.smb_session import held_for_reading, held_for_writing
 from tests.parts import binary, needs_root
 
 SAMBA = Path(__file__).resolve().parents[2] / "packaging" / "samba"
@@ -109,36 +121,60 @@ class Smbd:
     member: str
     outsider: str
 
+    def client_argv(self, user: str | None = None, auth: tuple[str, ...] = ("-N",)) -> list[str]:
+        """smbclient's command line on the share, as ``user`` with the password, else
+        with ``auth`` (default: anonymous); SMB3 (the only protocol the share speaks)."""
+        if user is not None:
+            auth = ("-U", f"{user}%{PASSWORD}")
+        return [
+            binary("smbclient"),
+            f"//127.0.0.1/{SHARE}",
+            "-p",
+            str(self.port),
+            # The client's own smb.conf is not the machine's.
+            "--configfile=/dev/null",
+            *auth,
+        ]
+
     def client(
         self, *args: str, user: str | None = None, auth: tuple[str, ...] = ("-N",)
     ) -> subprocess.CompletedProcess[str]:
         """smbclient on the share, as ``user`` with the password, else with ``auth``
         (default: anonymous)."""
-        if user is not None:
-            auth = ("-U", f"{user}%{PASSWORD}")
         return subprocess.run(
-            [
-                binary("smbclient"),
-                f"//127.0.0.1/{SHARE}",
-                "-p",
-                str(self.port),
-                # The client's own smb.conf is not the machine's.
-                "--configfile=/dev/null",
-                *auth,
-                *args,
-            ],
+            [*self.client_argv(user, auth), *args],
             capture_output=True,
             text=True,
             timeout=60,
         )
 
 
-def smb_conf(root: Path, port: int, share: Path | None) -> str:
+def shadow_lines(share: Path) -> str:
+    """The shipped share's ``shadow:`` lines, its folders moved to ``share``'s, as the
+    shipped file's header tells a practice that moves the share to write them (Samba
+    drops a section's ``shadow:`` lines when the section is declared again)."""
+    moved = {
+        "shadow:snapdir": str(versions_folder(share)),
+        "shadow:basedir": str(share),
+    }
+    lines = []
+    for line in SHARE_CONF.read_text(encoding="utf-8").splitlines():
+        key, _, value = line.strip().partition(" = ")
+        if key.startswith("shadow:"):
+            lines.append(f"   {key} = {moved.get(key, value)}\n")
+    return "".join(lines)
+
+
+def smb_conf(root: Path, port: int, share: Path | None, *, more: str = "") -> str:
     """The test's smb.conf: test-only globals, the shipped files, the path override.
 
-    ``share`` None: without the override, the shipped share as it is.
+    ``share`` None: without the override, the shipped share as it is. The
+    override moves the share to ``share`` (its path and its shadow: lines), then
+    adds ``more``.
     """
-    override = f"[{SHARE}]\n   path = {share}\n" if share is not None else ""
+    override = (
+        f"[{SHARE}]\n   path = {share}\n{shadow_lines(share)}{more}" if share is not None else ""
+    )
     return f"""
 [global]
    server role = standalone server
@@ -189,65 +225,94 @@ def practice(practice_root: Path) -> Practice:
     return p
 
 
+@dataclass
+class Accounts:
+    """The Unix users of the tests: one in the share's group, one outside it."""
+
+    member: str
+    outsider: str
+
+
 @pytest.fixture(scope="module")
-def smbd(practice: Practice, practice_root: Path) -> Iterator[Smbd]:
+def accounts() -> Iterator[Accounts]:
     needs_root("smbd, Unix users")
-    server = binary("smbd")
-    for tool in ("smbclient", "smbpasswd", "testparm", "useradd", "groupadd"):
+    for tool in ("smbd", "smbclient", "smbpasswd", "smbstatus", "testparm", "useradd"):
         binary(tool)
-    samba_root = practice_root / "samba"
-    for sub in ("private", "lock", "state", "cache", "pid", "ncalrpc", "binddns", "log"):
-        (samba_root / sub).mkdir(parents=True, mode=0o700)
-    (samba_root / "usershares").mkdir(mode=0o700)
-    port = free_port()
-    conf = samba_root / "smb.conf"
-    conf.write_text(smb_conf(samba_root, port, practice.share), encoding="utf-8")
+    binary("groupadd")
     tag = f"{os.getpid() % 100000}"
     with (
         unix_group(GROUP),
         unix_user(f"coffre-smb-{tag}", GROUP) as member,
         unix_user(f"coffre-out-{tag}") as outsider,
     ):
-        # As the package makes /srv/coffre/partage.
-        os.chown(practice.share, 0, grp.getgrnam(GROUP).gr_gid)
-        practice.share.chmod(0o2770)
-        for user in (member, outsider):
-            run(
-                binary("smbpasswd"),
-                "-c",
-                str(conf),
-                "-s",
-                "-a",
-                user.pw_name,
-                stdin=f"{PASSWORD}\n{PASSWORD}\n",
-            )
-        process = subprocess.Popen(
-            [server, "--foreground", "--no-process-group", f"--configfile={conf}"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+        yield Accounts(member.pw_name, outsider.pw_name)
+
+
+def samba_folders(samba_root: Path) -> None:
+    """The private, lock, state... folders of a test smbd, under ``samba_root``."""
+    for sub in ("private", "lock", "state", "cache", "pid", "ncalrpc", "binddns", "log"):
+        (samba_root / sub).mkdir(parents=True, mode=0o700)
+    (samba_root / "usershares").mkdir(mode=0o700)
+
+
+def as_the_package_makes_it(share: Path) -> None:
+    """``share`` root:coffre-partage, mode 2770, as the package makes /srv/coffre/partage."""
+    os.chown(share, 0, grp.getgrnam(GROUP).gr_gid)
+    share.chmod(0o2770)
+
+
+@contextlib.contextmanager
+def serving(samba_root: Path, share: Path, accounts: Accounts, *, more: str = "") -> Iterator[Smbd]:
+    """smbd serving ``share`` (the shipped share, its path and ``more`` overridden)
+    on a free port, with the passwords of ``accounts``; stopped on exit."""
+    samba_folders(samba_root)
+    port = free_port()
+    conf = samba_root / "smb.conf"
+    conf.write_text(smb_conf(samba_root, port, share, more=more), encoding="utf-8")
+    for user in (accounts.member, accounts.outsider):
+        run(
+            binary("smbpasswd"),
+            "-c",
+            str(conf),
+            "-s",
+            "-a",
+            user,
+            stdin=f"{PASSWORD}\n{PASSWORD}\n",
         )
+    process = subprocess.Popen(
+        [binary("smbd"), "--foreground", "--no-process-group", f"--configfile={conf}"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+
+        def listening() -> bool:
+            if process.poll() is not None:
+                log = samba_root / "log" / "smbd.log"
+                text = log.read_text(errors="replace") if log.exists() else ""
+                raise AssertionError(f"smbd exited {process.returncode}:\n{text}")
+            return accepts(port)
+
+        wait_for(listening, timeout=30, what=f"smbd on port {port}")
+        yield Smbd(conf, port, accounts.member, accounts.outsider)
+    finally:
+        # smbd and the children it forked per connection: their own session.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
         try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
-            def listening() -> bool:
-                if process.poll() is not None:
-                    log = samba_root / "log" / "smbd.log"
-                    text = log.read_text(errors="replace") if log.exists() else ""
-                    raise AssertionError(f"smbd exited {process.returncode}:\n{text}")
-                return accepts(port)
 
-            wait_for(listening, timeout=30, what=f"smbd on port {port}")
-            yield Smbd(conf, port, member.pw_name, outsider.pw_name)
-        finally:
-            # smbd and the children it forked per connection: their own session.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+@pytest.fixture(scope="module")
+def smbd(practice: Practice, practice_root: Path, accounts: Accounts) -> Iterator[Smbd]:
+    as_the_package_makes_it(practice.share)
+    with serving(practice_root / "samba", practice.share, accounts) as server:
+        yield server
 
 
 def test_the_shipped_share_is_served_unchanged_but_for_its_path(smbd: Smbd) -> None:
@@ -255,8 +320,14 @@ def test_the_shipped_share_is_served_unchanged_but_for_its_path(smbd: Smbd) -> N
     alone.write_text(smb_conf(smbd.conf.parent, smbd.port, None), encoding="utf-8")
     shipped = effective_share(alone)
     served = effective_share(smbd.conf)
+    share = Path(smbd.conf).parents[1] / "practice" / "share"
     assert shipped.pop("path") == "/srv/coffre/partage"
-    assert served.pop("path") == str(Path(smbd.conf).parents[1] / "practice" / "share")
+    assert served.pop("path") == str(share)
+    # The Previous Versions' folders move with the share (shadow_lines).
+    assert shipped.pop("shadow:snapdir") == "/srv/coffre/.coffre-versions/partage"
+    assert served.pop("shadow:snapdir") == str(share.parent / ".coffre-versions" / "share")
+    assert shipped.pop("shadow:basedir") == "/srv/coffre/partage"
+    assert served.pop("shadow:basedir") == str(share)
     assert served == shipped
     assert shipped["valid users"] == "@coffre-partage"
     assert shipped["force group"] == "coffre-partage"
@@ -340,3 +411,166 @@ def test_a_file_dropped_by_a_workstation_is_in_the_next_backup(
     assert member in listed
     extracted = practice.borg("extract", "--stdout", location, member).stdout
     assert extracted == content
+
+
+def test_the_shipped_share_turns_previous_versions_on(smbd: Smbd) -> None:
+    alone = smbd.conf.parent / "versions.conf"
+    alone.write_text(smb_conf(smbd.conf.parent, smbd.port, None), encoding="utf-8")
+    shipped = effective_share(alone)
+    assert shipped["vfs objects"] == "shadow_copy2"
+    assert shipped["shadow:snapdir"] == "/srv/coffre/.coffre-versions/partage"
+    assert shipped["shadow:basedir"] == "/srv/coffre/partage"
+    assert shipped["shadow:format"] == "@GMT-%Y.%m.%d-%H.%M.%S"
+    assert shipped["shadow:localtime"] == "no"
+    assert shipped["shadow:sort"] == "desc"
+    assert shipped["shadow:fixinodes"] == "yes"
+    assert shipped["shadow:snapdirseverywhere"] == "no"
+    assert shipped["shadow:crossmountpoints"] == "no"
+
+
+def test_a_section_declared_again_loses_its_shadow_lines_as_the_header_warns(smbd: Smbd) -> None:
+    """Why the shipped file's header tells a practice to repeat every shadow: line."""
+    again = smbd.conf.parent / "again.conf"
+    again.write_text(
+        f"[global]\ninclude = {SHARE_CONF}\n[{SHARE}]\n   path = /srv/autre/partage\n",
+        encoding="utf-8",
+    )
+    served = effective_share(again)
+    assert served["vfs objects"] == "shadow_copy2" and served["force group"] == GROUP
+    assert not [key for key in served if key.startswith("shadow:")]
+
+
+def writers(smbd: Smbd, *roots: Path) -> int:
+    """coffre's count of SMB opens for writing under ``roots``, from the real smbstatus."""
+    return asyncio.run(
+        open_for_writing(list(roots), smbstatus=binary("smbstatus"), samba_config=str(smbd.conf))
+    )
+
+
+def put(smbd: Smbd, local_dir: Path, name: str, content: bytes) -> None:
+    """``content`` written to the share's ``name`` by the member, over SMB."""
+    local = local_dir / "upload.bin"
+    local.write_bytes(content)
+    result = smbd.client("-c", f'put "{local}" "{name}"', user=smbd.member)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_file_held_open_for_writing_counts_one_under_the_share_until_the_session_ends(
+    smbd: Smbd, practice: Practice, practice_root: Path
+) -> None:
+    name = "Ordonnance en cours.docx"
+    put(smbd, practice_root, name, b"brouillon\n")
+    with held_for_writing(smbd, smbd.member, name):
+        assert writers(smbd, practice.share) == 1
+        assert writers(smbd, practice_root / "ailleurs") == 0
+        # A folder whose name starts like the share's is another folder.
+        assert writers(smbd, practice.share.with_name(practice.share.name + "2")) == 0
+    assert writers(smbd, practice.share) == 0
+
+
+def test_a_session_that_only_reads_a_file_counts_no_writer(smbd: Smbd, practice: Practice) -> None:
+    name = "Lu seulement.txt"
+    readable = practice.share / name
+    readable.write_text("à lire\n", encoding="utf-8")
+    # Readable by the group, writable by nobody: smbd refuses writing, smbclient reads.
+    os.chown(readable, 0, grp.getgrnam(GROUP).gr_gid)
+    readable.chmod(0o440)
+    try:
+        with held_for_reading(smbd, smbd.member, name):
+            assert writers(smbd, practice.share) == 0
+    finally:
+        readable.unlink()
+
+
+def test_without_a_running_smbd_nobody_writes_but_an_unloadable_configuration_is_an_error(
+    practice: Practice, practice_root: Path, accounts: Accounts
+) -> None:
+    never = practice_root / "samba-never"
+    samba_folders(never)
+    conf = never / "smb.conf"
+    conf.write_text(smb_conf(never, free_port(), practice.share), encoding="utf-8")
+    stopped = Smbd(conf, 0, accounts.member, accounts.outsider)
+    # Its lock directory has no locking database: smbd never ran there.
+    assert writers(stopped, practice.share) == 0
+    with pytest.raises(SmbStatusUnavailable, match="could not load"):
+        writers(Smbd(never / "absent.conf", 0, "", ""), practice.share)
+
+
+@pytest.fixture(scope="module")
+def versioned(practice_root: Path, accounts: Accounts) -> Iterator[tuple[Smbd, Path]]:
+    """smbd serving a share that is a btrfs subvolume, with Previous Versions beside it
+    (the shipped layout: <parent>/partage and <parent>/.coffre-versions/partage)."""
+    with btrfs_volume(256, under=practice_root) as volume:
+        parent = volume / "coffre"
+        parent.mkdir(mode=0o755)
+        share = parent / "partage"
+        make_subvolume(share)
+        as_the_package_makes_it(share)
+        with serving(practice_root / "samba-versions", share, accounts) as server:
+            yield server, share
+
+
+def test_yesterdays_version_is_listed_and_fetched_byte_identical_through_its_gmt_token(
+    versioned: tuple[Smbd, Path], practice_root: Path
+) -> None:
+    server, share = versioned
+    name = "Compte rendu é.txt"
+    yesterday = f"Mme Dupont, hier\n{secrets.token_hex(512)}\n".encode()
+    today = f"Mme Dupont, aujourd'hui\n{secrets.token_hex(512)}\n".encode()
+    put(server, practice_root, name, yesterday)
+    when = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+    take_previous_version(share, when)
+    put(server, practice_root, name, today)
+    token = gmt_token(when)
+
+    info = server.client("-c", f'allinfo "{name}"', user=server.member)
+    assert info.returncode == 0, info.stdout + info.stderr
+    assert token in info.stdout, info.stdout
+
+    old, new = practice_root / "fetched-yesterday", practice_root / "fetched-today"
+    for remote, local in ((f"{token}/{name}", old), (name, new)):
+        got = server.client("-c", f'get "{remote}" "{local}"', user=server.member)
+        assert got.returncode == 0, got.stdout + got.stderr
+    assert old.read_bytes() == yesterday
+    assert new.read_bytes() == today
+    assert (share / name).read_bytes() == today
+
+
+def test_the_backup_views_are_out_of_reach_of_the_share_and_its_versions(
+    versioned: tuple[Smbd, Path],
+) -> None:
+    """The views (root's, 0700) sit beside the versions folder, outside the share: no
+    @GMT token leads there. smbclient collapses ".." itself, so the tries below are
+    the paths a client sends, all ending in the share or its version."""
+    server, share = versioned
+    views = share.parent / ".coffre-versions" / ".vues"
+    view = views / "local"
+    view.mkdir(mode=0o700, parents=True, exist_ok=True)
+    views.chmod(0o700)
+    secret = "vue-de-sauvegarde-secrete.txt"
+    (view / secret).write_text("root seulement\n", encoding="utf-8")
+    when = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+    take_previous_version(share, when)
+    token = gmt_token(when)
+    tries = (
+        "*",
+        f"{token}/*",
+        "../*",
+        "../.coffre-versions/*",
+        "../.coffre-versions/.vues/local/*",
+        f"{token}/../*",
+        f"{token}/../.vues/*",
+        f"{token}/../../.coffre-versions/.vues/local/*",
+        ".coffre-versions/*",
+    )
+    for pattern in tries:
+        result = server.client("-c", f'ls "{pattern}"', user=server.member)
+        out = result.stdout + result.stderr
+        assert secret not in out, (pattern, out)
+        if "NT_STATUS_" in out:
+            continue  # refused (smbclient echoes the pattern it was refused)
+        # Listed: what is listed is the share or its version, never the folders beside it.
+        assert ".vues" not in out and ".coffre-versions" not in out, (pattern, out)
+    # The version itself is served: what was refused above is only the way out.
+    listed = server.client("-c", f'ls "{token}/*"', user=server.member)
+    assert listed.returncode == 0, listed.stdout + listed.stderr

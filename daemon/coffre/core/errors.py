@@ -277,6 +277,16 @@ class SnapshotNoSpace(SnapshotError):
     kind = "snapshot_no_space"
 
 
+class SmbStatusUnavailable(CoffreError):
+    """Samba's view of open files (``smbstatus --locks --json``) could not be read.
+
+    Missing smbstatus, a non-zero exit, a timeout, a configuration it could not
+    load, or output it did not recognise: who writes over SMB is unknown.
+    """
+
+    kind = "smbstatus"
+
+
 class InternalError(CoffreError):
     """Something coffre did not expect went wrong: a bug, or a failure it has no type for.
 
@@ -350,6 +360,7 @@ ERROR_KINDS: tuple[str, ...] = tuple(
                 SourceUnavailable,
                 SnapshotError,
                 SnapshotNoSpace,
+                SmbStatusUnavailable,
                 InternalError,
             )
         }
