@@ -12,8 +12,12 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from coffre.consistency.quiet import Consistency
+from coffre.consistency.survey import SURVEY_KEY, Survey
+from coffre.consistency.version_plan import Version
 from coffre.core.config_types import LocalTarget, OffsiteTarget, PathsConfig
 from coffre.guard.incidents import CLOCK, RANSOMWARE, IncidentStore
+from coffre.jobs.backup import consistency_key
 from coffre.observe.facts import Observer
 from coffre.observe.metrics import Exporter
 from coffre.proof.drill_ledger import DrillLedger, DrillRecord
@@ -49,6 +53,11 @@ def exported(tmp_path: Path) -> set[str]:
     DrillLedger(state).record("local", DrillRecord(T0, "a", 1, 1, 1.0, "ok", 0, None))
     run = state.start_run("local", "backup", T0)
     state.finish_run(run, T0, stats=RunStats("cabinet-2026-11-18T02:30:00", 10, 5, 5, 1))
+    # The share: a survey with a Previous Version, and how the backup read the share.
+    kept = Version("@GMT-2026.11.18-01.30.00", T0, "backup")
+    state.set_meta(SURVEY_KEY, Survey(T0, "", (kept,), 1, 2).to_json())
+    read = Consistency("snapshot", True, 1.0, 0, T0)
+    state.set_meta(consistency_key("local"), json.dumps(read.to_json()))
     observer = Observer(practice, state, Clock(T0), ntp=lambda: True)
     observer.measure()
     text = Exporter(observer, practice, logging.getLogger("t")).exposition().decode()

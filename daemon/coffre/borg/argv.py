@@ -80,16 +80,7 @@ def create(
     starting with ``-``, an empty compression or exclude, a negative
     checkpoint interval, or a naive timestamp.
     """
-    _check_repo(repo)
-    check_archive_name(archive)
-    if not paths:
-        raise ValueError("borg create needs at least one path to back up")
-    for path in paths:
-        _check_positional("path", path)
-    if not compression:
-        raise ValueError("borg create needs a compression (e.g. 'zstd,3')")
-    if checkpoint_interval < 0:
-        raise ValueError(f"checkpoint interval must be >= 0 seconds, not {checkpoint_interval}")
+    _check_create(repo, archive, paths, compression, checkpoint_interval)
     if not all((*excludes, *exclude_if_present)):
         raise ValueError("an exclude pattern is empty")
     args = ["create", "--json"]
@@ -113,6 +104,22 @@ def create(
     args.append(f"{repo}::{archive}")
     args += paths
     return tuple(args)
+
+
+def _check_create(
+    repo: str, archive: str, paths: Sequence[str], compression: str, checkpoint_interval: int
+) -> None:
+    """Raise ValueError for what ``create`` refuses (see its docstring)."""
+    _check_repo(repo)
+    check_archive_name(archive)
+    if not paths:
+        raise ValueError("borg create needs at least one path to back up")
+    for path in paths:
+        _check_positional("path", path)
+    if not compression:
+        raise ValueError("borg create needs a compression (e.g. 'zstd,3')")
+    if checkpoint_interval < 0:
+        raise ValueError(f"checkpoint interval must be >= 0 seconds, not {checkpoint_interval}")
 
 
 def list_archives(repo: str) -> tuple[str, ...]:

@@ -262,14 +262,8 @@ class Daemon:
         """borg's runner, the services, the executor, the lanes, the disks and the support desk."""
         config, logger, incidents = self._config, self._logger, self.incidents
         runner = self._borg_runner()
-        services = Services(
-            config=config,
-            state=state,
-            borg=runner,
-            clock=self._clock,
-            logger=logger,
-            share=share_desk(config, state, self._clock, logger),
-        )
+        share = share_desk(config, state, self._clock, logger)
+        services = Services(config, state, runner, self._clock, logger, share=share)
         executor = Executor(
             services,
             RepositoryCatalog(config, state, config.paths.mounts, services=services),

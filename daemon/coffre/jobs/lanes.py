@@ -27,6 +27,7 @@ attempt resumes from the last checkpoint borg left in the repository.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -271,13 +272,7 @@ def retrying(
                 job.publish({"event": "retry_wait", "targets": due, "seconds": wait})
                 await sleep(wait)
                 retries.backed_off(due)
-                job.request = JobRequest(
-                    kind=asked.kind,
-                    targets=tuple(due),
-                    reason=asked.reason,
-                    options=asked.options,
-                    shared=asked.shared,
-                )
+                job.request = dataclasses.replace(asked, targets=tuple(due))
                 again = await execute(job)
                 outcomes.update(again.get("targets", {}))
         finally:
