@@ -70,11 +70,12 @@ def views(practice: BtrfsPractice) -> list[Path]:
     return sorted(p for p in folder.rglob(practice.share.name) if p.is_dir())
 
 
-def backup(practice: Practice, target: str = "local") -> dict[str, Any]:
-    out = practice.coffre("backup", "--wait", "--json", "--target", target, check=True).stdout
-    result: dict[str, Any] = json.loads(out.splitlines()[-1])
-    assert result["ok"], result
-    return result
+def init(practice: Practice) -> None:
+    practice.coffre("target", "init", "local", check=True)
+
+
+def backup(practice: Practice, target: str = "local") -> None:
+    practice.coffre("backup", "--wait", "--target", target, check=True)
 
 
 def night(practice: Practice, target: str = "local") -> dict[str, int]:
@@ -95,6 +96,7 @@ def test_an_unchanged_night_reads_a_snapshot_and_no_file_content(
     practice = practice_on(volume, tmp_path)
     fill(practice.share, 300)
     with daemon_running(practice):
+        init(practice)
         backup(practice)
         first = versions(practice)
         backup(practice)
@@ -160,6 +162,7 @@ def test_a_file_rewritten_in_a_loop_during_backups_is_archived_whole(
         assert writer.stdout is not None
         writer.stdout.readline()  # a first version is there
         with daemon_running(practice):
+            init(practice)
             for _ in range(3):
                 backup(practice)
     finally:
@@ -187,6 +190,7 @@ def test_a_killed_run_s_snapshot_is_gone_after_the_restart(volume: Path, tmp_pat
     for i in range(6):
         (big / f"scan-{i}.raw").write_bytes(os.urandom(24 << 20))
     with daemon_running(practice) as daemon:
+        init(practice)
         practice.coffre("backup", "--target", "local", check=True)  # queued, not waited for
         wait_for(lambda: bool(views(practice)) and bool(daemon.children()), timeout=60)
         borg = daemon.children()
@@ -207,6 +211,7 @@ def test_a_full_filesystem_drops_the_oldest_previous_versions_and_the_backup_suc
     practice = practice_on(volume, tmp_path, extra="[snapshots]\nmin_free_percent = 20\n")
     scan = practice.share / "scan.raw"
     with daemon_running(practice) as daemon:
+        init(practice)
         for _ in range(2):
             # Each night's version alone holds the scan it saw: 200 MB each.
             scan.write_bytes(os.urandom(200 << 20))
@@ -237,6 +242,7 @@ def test_a_share_that_is_not_btrfs_is_read_live_after_a_quiet_wait_and_says_why(
     practice = Practice(tmp_path / "p", quiescence="max_wait_seconds = 30\nquiet_seconds = 1")
     fill(practice.share, 20)
     with daemon_running(practice):
+        init(practice)
         backup(practice)
         share = practice.status()["share"]
     assert not share["snapshots"] and "not on a btrfs filesystem" in share["why_not"]
