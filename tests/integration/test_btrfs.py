@@ -120,6 +120,14 @@ def test_the_share_is_a_subvolume_and_a_plain_folder_is_not(share: Path) -> None
         assert not btrfs.is_subvolume(fd)
 
 
+def test_two_subvolumes_of_one_filesystem_share_its_id(share: Path, volume: Path) -> None:
+    with opened(share) as fd, opened(volume) as top:
+        assert os.fstat(fd).st_dev != os.fstat(top).st_dev  # why st_dev cannot tell
+        assert btrfs.filesystem_id(fd) == btrfs.filesystem_id(top)
+        with btrfs_volume(128) as other, opened(other) as elsewhere:
+            assert btrfs.filesystem_id(elsewhere) != btrfs.filesystem_id(top)
+
+
 def test_the_temporary_filesystem_is_not_btrfs() -> None:
     with tempfile.TemporaryDirectory() as folder, opened(Path(folder)) as fd:
         assert not btrfs.is_btrfs(fd)
