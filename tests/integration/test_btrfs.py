@@ -1,4 +1,4 @@
-"""storage.btrfs against a real btrfs filesystem on a loop device (tests.integration.btrfs_volume)."""
+"""storage.btrfs against a real btrfs filesystem on a loop device (btrfs_volume)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import pytest
 from coffre.core.errors import SnapshotError, SnapshotNoSpace
 from coffre.storage import btrfs
 from tests.integration.btrfs_volume import btrfs_volume
-
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -44,8 +43,8 @@ def share(volume: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
         yield volume / name
         snaps = volume / f"{name}.snaps"
         with opened(snaps) as fd:
-            for entry in os.listdir(snaps):
-                btrfs.delete_subvolume(fd, entry)
+            for entry in snaps.iterdir():
+                btrfs.delete_subvolume(fd, entry.name)
         snaps.rmdir()
         btrfs.delete_subvolume(top, name)
 

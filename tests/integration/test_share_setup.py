@@ -25,7 +25,7 @@ def volume() -> Iterator[Path]:
 @pytest.fixture
 def parent(volume: Path, request: pytest.FixtureRequest) -> Path:
     """A fresh parent folder (as /srv/coffre) on the volume for each test."""
-    folder = volume / request.node.name
+    folder = volume / str(request.node.name)
     folder.mkdir(mode=0o755)
     return folder
 
@@ -113,7 +113,7 @@ def test_a_folder_with_files_is_refused_without_convert(parent: Path, tmp_path: 
     assert result.returncode != 0
     assert "--convert" in result.stderr
     assert not is_subvolume(share)
-    assert os.listdir(parent) == ["partage"]  # nothing else made
+    assert [entry.name for entry in parent.iterdir()] == ["partage"]  # nothing else made
 
 
 def test_convert_copies_the_files_byte_identical_and_keeps_the_old_folder(
@@ -131,7 +131,7 @@ def test_convert_copies_the_files_byte_identical_and_keeps_the_old_folder(
     assert result.returncode == 0, result.stderr
     assert is_subvolume(share)
     assert digests(share) == before
-    assert os.readlink(share / "lien") == "/etc/shadow"
+    assert (share / "lien").readlink() == Path("/etc/shadow")
     assert owner_group_mode(share) == (0, 0, 0o2770)
     old = parent / "partage.avant-coffre"
     assert digests(old) == before
@@ -158,7 +158,7 @@ def test_dry_run_says_what_it_would_do_and_does_nothing(parent: Path, tmp_path: 
     result = setup(share, tmp_path, "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "would create the subvolume" in result.stdout
-    assert os.listdir(parent) == []
+    assert list(parent.iterdir()) == []
 
 
 def test_off_btrfs_it_warns_and_changes_nothing(tmp_path: Path) -> None:

@@ -67,7 +67,8 @@ def read_facts(path: PurePosixPath) -> ShareFacts:
     """
     parent_found = _found_path(path.parent)
     if parent_found in (Found.MISSING, Found.LINK, Found.OTHER):
-        return ShareFacts(path, parent_found, False, False, *([Found.MISSING] * 4))
+        nothing = Found.MISSING
+        return ShareFacts(path, parent_found, False, False, nothing, nothing, nothing, nothing)
     with dirfd.opened(os.open(path.parent, _OPEN_DIR)) as parent:
         share = _found(parent, path.name)
         on_btrfs, same = _filesystems(parent, path.name, share)
@@ -100,7 +101,8 @@ def _found(dir_fd: int, name: str, *, close: bool = False) -> Found:
         with dirfd.opened(os.open(name, _OPEN_DIR, dir_fd=dir_fd)) as fd:
             if btrfs.is_subvolume(fd):
                 return Found.SUBVOLUME
-            return Found.FOLDER if os.listdir(fd) else Found.EMPTY_FOLDER
+            with os.scandir(fd) as entries:
+                return Found.EMPTY_FOLDER if next(entries, None) is None else Found.FOLDER
     except FileNotFoundError:
         return Found.MISSING
     finally:
@@ -116,9 +118,7 @@ def _filesystems(parent: int, name: str, share: Found) -> tuple[bool, bool]:
     with dirfd.opened(os.open(name, _OPEN_DIR, dir_fd=parent)) as fd:
         if not btrfs.is_btrfs(fd):
             return False, False
-        same = btrfs.is_btrfs(parent) and (
-            btrfs.filesystem_id(parent) == btrfs.filesystem_id(fd)
-        )
+        same = btrfs.is_btrfs(parent) and (btrfs.filesystem_id(parent) == btrfs.filesystem_id(fd))
         return True, same
 
 

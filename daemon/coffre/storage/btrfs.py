@@ -144,7 +144,7 @@ def pack_search(tree_id: int, objectid: int, item_type: int, nr_items: int) -> b
     return bytearray(key.ljust(_ARGS_SIZE, b"\0"))
 
 
-def parse_search(args: bytes) -> list[tuple[int, int, int]]:
+def parse_search(args: bytes | bytearray) -> list[tuple[int, int, int]]:
     """The (objectid, type, offset) of each item a TREE_SEARCH wrote back into ``args``.
 
     In: the 4096 bytes after the call (nr_items now says how many were
