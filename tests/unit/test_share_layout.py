@@ -12,6 +12,8 @@ from coffre.consistency.share_layout import (
     Found,
     ShareFacts,
     plan_share,
+    refuse_conversion_while_served,
+    smb_connections,
     versions_folder,
     views_folder,
 )
@@ -125,3 +127,29 @@ def test_a_control_character_in_the_path_is_escaped_in_what_is_said() -> None:
     with pytest.raises(SnapshotError) as raised:
         plan_share(facts(path=odd, share=Found.FOLDER), convert=False)
     assert "\x1b" not in raised.value.message
+
+
+SMBSTATUS_IDLE = '{"timestamp": "2026-12-06T10:15:35+0000", "sessions": {}, "tcons": {}}'
+SMBSTATUS_SERVING = (
+    '{"sessions": {"3": {}}, "tcons": {"1": {"service": "cabinet"}, "2": {"service": "IPC$"}}}'
+)
+
+
+def test_smbstatus_json_is_read_as_its_count_of_tree_connects() -> None:
+    assert smb_connections(SMBSTATUS_IDLE) == 0
+    assert smb_connections(SMBSTATUS_SERVING) == 2
+    with pytest.raises(ValueError):
+        smb_connections("/run/samba/locking.tdb not initialised")
+
+
+def test_a_conversion_is_refused_while_smbd_serves_workstations() -> None:
+    plans = [plan_share(facts(share=Found.FOLDER), convert=True)]
+    with pytest.raises(SnapshotError) as raised:
+        refuse_conversion_while_served(plans, 2)
+    assert "systemctl stop smbd" in raised.value.hint
+    refuse_conversion_while_served(plans, 0)
+    refuse_conversion_while_served(plans, None)  # unknown: the CLI says to stop smbd
+
+
+def test_a_setup_without_conversion_is_not_refused_for_smbd() -> None:
+    refuse_conversion_while_served([plan_share(FRESH, convert=True)], 5)

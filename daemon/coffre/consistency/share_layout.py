@@ -12,6 +12,8 @@ refuses (SnapshotError) before anything is touched.
 from __future__ import annotations
 
 import enum
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Final
@@ -191,3 +193,35 @@ def _layout_steps(facts: ShareFacts) -> tuple[Step, ...]:
         action = Action.MAKE_FOLDER if found is Found.MISSING else Action.FIX_FOLDER
         steps.append(Step(action, path, mode))
     return tuple(steps)
+
+
+def smb_connections(smbstatus_json: str) -> int:
+    """How many SMB tree connects ``smbstatus --json`` lists (workstations on a share).
+
+    Out: the count of its ``tcons``. Raises ValueError when the text is not
+    that JSON object.
+    """
+    try:
+        tcons = json.loads(smbstatus_json).get("tcons", {})
+    except (json.JSONDecodeError, AttributeError) as error:
+        raise ValueError("not the output of `smbstatus --json`") from error
+    if not isinstance(tcons, dict):
+        raise ValueError("not the output of `smbstatus --json`")
+    return len(tcons)
+
+
+def refuse_conversion_while_served(plans: Sequence[SharePlan], connections: int | None) -> None:
+    """Refuse a conversion while smbd serves workstations: they would write into the old folder.
+
+    In: every plan, and the connections smbd has (None: unknown, e.g. no
+    smbstatus; the CLI says to stop smbd all the same). Out: None. Raises
+    SnapshotError when a plan converts and ``connections`` is above zero.
+    """
+    converting = any(step.action is Action.CONVERT for plan in plans for step in plan.steps)
+    if converting and connections:
+        raise SnapshotError(
+            f"smbd serves {connections} connection(s): a file written during the "
+            "conversion would stay in the old folder; nothing changed",
+            hint="stop smbd (systemctl stop smbd), run `coffre share setup --convert`, "
+            "then start it again",
+        )

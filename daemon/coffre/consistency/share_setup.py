@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import grp
 import os
+import shutil
 import stat
 import subprocess
 from collections.abc import Sequence
@@ -31,6 +32,8 @@ from coffre.consistency.share_layout import (
     SharePlan,
     Step,
     plan_share,
+    refuse_conversion_while_served,
+    smb_connections,
 )
 from coffre.core.errors import SnapshotError
 from coffre.core.printable import controls_escaped
@@ -44,7 +47,8 @@ def plan_all(paths: Sequence[PurePosixPath], *, convert: bool) -> list[SharePlan
 
     In: absolute source paths. Out: their plans, in order. Raises
     SnapshotError (share_layout.plan_share's refusals; OSError while reading
-    is turned into one), before anything is changed.
+    is turned into one; a conversion while ``smbstatus`` shows workstations
+    connected), before anything is changed.
     """
     plans = []
     for path in paths:
@@ -56,7 +60,22 @@ def plan_all(paths: Sequence[PurePosixPath], *, convert: bool) -> list[SharePlan
                 hint="run `coffre share setup` as root",
             ) from error
         plans.append(plan_share(facts, convert=convert))
+    if any(step.action is Action.CONVERT for plan in plans for step in plan.steps):
+        refuse_conversion_while_served(plans, _smb_connections())
     return plans
+
+
+def _smb_connections() -> int | None:
+    """The tree connects smbd has now (``smbstatus --json``); None when it cannot tell."""
+    if shutil.which("smbstatus") is None:
+        return None
+    try:
+        said = subprocess.run(
+            ["smbstatus", "--json"], capture_output=True, text=True, timeout=30, check=False
+        )
+        return smb_connections(said.stdout) if said.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
 
 
 def read_facts(path: PurePosixPath) -> ShareFacts:
