@@ -39,7 +39,7 @@ def cmd_share(args: argparse.Namespace, cfg: Config) -> int:
 
     Prints each step (or, with ``--dry-run``, what it would do) on stdout,
     the off-btrfs warning on stderr. Raises SnapshotError (nothing touched
-    when a path is refused; see share_setup) and OSError from a step.
+    when a path is refused; a failed step named; see share_setup).
     """
     paths = [PurePosixPath(path) for path in cfg.source.paths]
     plans = share_setup.plan_all(paths, convert=args.convert)

@@ -144,14 +144,21 @@ def _filesystems(parent: int, name: str, share: Found) -> tuple[bool, bool]:
 def apply_plan(plan: SharePlan) -> list[str]:
     """Run the steps of ``plan``, in order; out: one line said for each.
 
-    Raises SnapshotError (the btrfs calls), OSError (a folder made or set,
-    a rename) or SnapshotError for a failed conversion copy, after removing
-    its half-filled subvolume; steps done before stay done (each is whole).
+    Raises SnapshotError: from the btrfs calls, for a failed conversion copy
+    (its half-filled subvolume removed), and for any OSError of a step (a
+    folder made or set, a rename), naming the step; the steps done before
+    stay done.
     """
     said = []
     with dirfd.opened(os.open(plan.path.parent, _OPEN_DIR)) as parent:
         for step in plan.steps:
-            _run_step(parent, step.path.relative_to(plan.path.parent).parts, step)
+            try:
+                _run_step(parent, step.path.relative_to(plan.path.parent).parts, step)
+            except OSError as error:
+                raise SnapshotError(
+                    f"{step}: {error.strerror or error}; the steps before it are done",
+                    hint="fix what it says, then run `coffre share setup` again",
+                ) from error
             said.append(str(step))
     return said
 
