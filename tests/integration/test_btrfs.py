@@ -1,4 +1,4 @@
-"""storage.btrfs against a real btrfs filesystem on a loop device (tests.integration.btrfs_volume)."""
+"""storage.btrfs against a real btrfs filesystem on a loop device (btrfs_volume)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import pytest
 from coffre.core.errors import SnapshotError, SnapshotNoSpace
 from coffre.storage import btrfs
 from tests.integration.btrfs_volume import btrfs_volume
-
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -44,8 +43,8 @@ def share(volume: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
         yield volume / name
         snaps = volume / f"{name}.snaps"
         with opened(snaps) as fd:
-            for entry in os.listdir(snaps):
-                btrfs.delete_subvolume(fd, entry)
+            for entry in snaps.iterdir():
+                btrfs.delete_subvolume(fd, entry.name)
         snaps.rmdir()
         btrfs.delete_subvolume(top, name)
 
@@ -118,6 +117,14 @@ def test_the_share_is_a_subvolume_and_a_plain_folder_is_not(share: Path) -> None
     with opened(share / "dossier") as fd:
         assert btrfs.is_btrfs(fd)
         assert not btrfs.is_subvolume(fd)
+
+
+def test_two_subvolumes_of_one_filesystem_share_its_id(share: Path, volume: Path) -> None:
+    with opened(share) as fd, opened(volume) as top:
+        assert os.fstat(fd).st_dev != os.fstat(top).st_dev  # why st_dev cannot tell
+        assert btrfs.filesystem_id(fd) == btrfs.filesystem_id(top)
+        with btrfs_volume(128) as other, opened(other) as elsewhere:
+            assert btrfs.filesystem_id(elsewhere) != btrfs.filesystem_id(top)
 
 
 def test_the_temporary_filesystem_is_not_btrfs() -> None:

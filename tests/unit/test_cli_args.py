@@ -44,6 +44,7 @@ LEAVES: dict[tuple[str, ...], tuple[str, ...]] = {
     ),
     ("target", "init"): ("local",),
     ("leds", "stopped"): (),
+    ("share", "setup"): ("--dry-run",),
 }
 
 

@@ -26,6 +26,7 @@ from coffre.cli import offsite as cli_offsite
 from coffre.cli import recover as cli_recover
 from coffre.cli import restore as cli_restore
 from coffre.cli import restore_time as cli_restore_time
+from coffre.cli import share as cli_share
 from coffre.cli.share_status import print_share
 from coffre.cli.support import (
     EXIT_FAILED,
@@ -428,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_drill.add_parser(sub)
     cli_leds.add_parser(sub)
     cli_recover.add_parser(sub)
+    cli_share.add_parser(sub)
     target = sub.add_parser("target", help="manage targets' repositories")
     target_sub = target.add_subparsers(dest="target_command", required=True, metavar="ACTION")
     init = target_sub.add_parser("init", help="create a target's repository, record its ID")
@@ -503,6 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "incident": cli_incident.cmd_incident,
             "drill": cli_drill.cmd_drill,
             "leds": cli_leds.cmd_leds,
+            "share": cli_share.cmd_share,
         }
         return handlers[args.command](args, cfg)
     except ConfigError as error:

@@ -34,6 +34,7 @@ __all__ = [
     "create_subvolume",
     "delete_subvolume",
     "deleting_subvolumes",
+    "filesystem_id",
     "free_space",
     "is_btrfs",
     "is_subvolume",
@@ -69,6 +70,8 @@ _VOL_ARGS: Final = struct.Struct(f"=q{_PATH_NAME_MAX + 1}s")
 _INO_LOOKUP: Final = struct.Struct("=QQ4080s")
 #: btrfs_ioctl_search_key: tree_id, min/max objectid, offset, transid; min/max type, nr_items.
 _SEARCH_KEY: Final = struct.Struct("=QQQQQQQIIII32x")
+#: btrfs_ioctl_fs_info_args: max_id, num_devices, fsid[16], then fields unused here.
+_FS_INFO: Final = struct.Struct("=QQ16s992x")
 #: btrfs_ioctl_search_header: transid, objectid, offset, type, len.
 _SEARCH_HEADER: Final = struct.Struct("=QQQII")
 
@@ -84,6 +87,7 @@ IOC_SUBVOL_CREATE: Final = _ioc(_WRITE, 14, _VOL_ARGS.size)
 IOC_SNAP_DESTROY: Final = _ioc(_WRITE, 15, _VOL_ARGS.size)
 IOC_TREE_SEARCH: Final = _ioc(_READ | _WRITE, 17, _ARGS_SIZE)
 IOC_INO_LOOKUP: Final = _ioc(_READ | _WRITE, 18, _INO_LOOKUP.size)
+IOC_FS_INFO: Final = _ioc(_READ, 31, _FS_INFO.size)
 IOC_SNAP_CREATE_V2: Final = _ioc(_WRITE, 23, _VOL_ARGS_V2.size)
 IOC_SNAP_DESTROY_V2: Final = _ioc(_WRITE, 63, _VOL_ARGS_V2.size)
 
@@ -140,7 +144,7 @@ def pack_search(tree_id: int, objectid: int, item_type: int, nr_items: int) -> b
     return bytearray(key.ljust(_ARGS_SIZE, b"\0"))
 
 
-def parse_search(args: bytes) -> list[tuple[int, int, int]]:
+def parse_search(args: bytes | bytearray) -> list[tuple[int, int, int]]:
     """The (objectid, type, offset) of each item a TREE_SEARCH wrote back into ``args``.
 
     In: the 4096 bytes after the call (nr_items now says how many were
@@ -279,6 +283,18 @@ def subvolume_id(fd: int) -> int:
     args = bytearray(_INO_LOOKUP.pack(0, SUBVOLUME_INODE, b""))
     _call(fd, IOC_INO_LOOKUP, args, "looking up a subvolume's id")
     return int(_INO_LOOKUP.unpack_from(args)[0])
+
+
+def filesystem_id(fd: int) -> bytes:
+    """The 16-byte UUID of the btrfs filesystem of ``fd`` (BTRFS_IOC_FS_INFO).
+
+    Every subvolume has its own st_dev, so this, not st_dev, tells whether two
+    folders lie on one btrfs filesystem (where snapshots of one may go in the
+    other). Raises SnapshotError when ``fd`` is not on btrfs.
+    """
+    args = bytearray(_FS_INFO.size)
+    _call(fd, IOC_FS_INFO, args, "reading the filesystem's id")
+    return bytes(_FS_INFO.unpack_from(args)[2])
 
 
 def free_space(fd: int) -> tuple[int, int]:
