@@ -32,6 +32,7 @@ from coffre.consistency.quiescence import Quiescence
 from coffre.consistency.quiet import Consistency
 from coffre.consistency.read_point import ReadPoint, SourceView
 from coffre.consistency.survey import SURVEY_KEY, Survey
+from coffre.consistency.version_kinds import VersionKinds
 from coffre.consistency.version_plan import (
     Kind,
     OfficeHours,
@@ -87,7 +88,8 @@ class ShareDesk:
             self._bad_layout: str | None = None
         except ValueError as error:
             layout, self._bad_layout = Layout(tuple(config.source.paths)), str(error)
-        self._folders = folders() if folders else VersionFolders(layout, state)
+        self._folders = folders() if folders else VersionFolders(layout)
+        self._kinds = VersionKinds(state)
         self._lock = asyncio.Lock()
         self._held: Counter[str] = Counter()
 
@@ -108,12 +110,12 @@ class ShareDesk:
             else:
                 for name in set(point.versions.values()):
                     self._held[name] += 1
-                await asyncio.to_thread(self.survey)
+                await self.survey()
                 return point
         self._logger.warning(
             "backup reads the live share: %s", why, extra={"MESSAGE_ID": logs.MSG_SNAPSHOT_LIVE}
         )
-        await asyncio.to_thread(self.survey)
+        await self.survey()
         return ReadPoint(await self._quiescence.live(why))
 
     def release(self, point: ReadPoint) -> None:
@@ -166,7 +168,7 @@ class ShareDesk:
             self._logger.error(
                 "Previous Versions: %s", error, extra={"MESSAGE_ID": logs.MSG_SNAPSHOT_FAILED}
             )
-        await asyncio.to_thread(self.survey)
+        await self.survey()
 
     async def make_room(self) -> list[str]:
         """Remove the oldest versions no run holds until the filesystem has
@@ -177,11 +179,11 @@ class ShareDesk:
         removed: list[str] = []
         async with self._lock:
             while not await asyncio.to_thread(self._roomy):
-                candidates = by_age(await asyncio.to_thread(self._folders.listed), self._held)
+                candidates = by_age(await self._listed(), self._held)
                 if not candidates:
                     break
                 oldest = candidates[0]
-                await asyncio.to_thread(self._folders.remove, oldest.name)
+                await self._remove(oldest.name)
                 removed.append(oldest.name)
                 await asyncio.to_thread(self._folders.wait_freed, FREE_WAIT)
         if removed:
@@ -222,7 +224,7 @@ class ShareDesk:
                 extra={"MESSAGE_ID": logs.MSG_SNAPSHOT_ROOM},
             )
 
-    def survey(self) -> Survey:
+    async def survey(self) -> Survey:
         """The share now (see ``consistency.survey``), also kept in state's meta.
         Raises nothing: a folder that cannot be read shows as why snapshots cannot be."""
         why = self._why_not_snapshots() or ""
@@ -230,8 +232,8 @@ class ShareDesk:
         free = total = None
         if not why:
             try:
-                versions = self._folders.listed()
-                free, total = self._folders.free()
+                versions = await self._listed()
+                free, total = await asyncio.to_thread(self._folders.free)
             except OSError as error:
                 why = f"the Previous Versions cannot be read: {error}"
         found = Survey(self._clock.now(), why, versions, free, total)
@@ -255,22 +257,26 @@ class ShareDesk:
         """Version ``at`` of every source; on a full filesystem, room made and one more try."""
         async with self._lock:
             try:
-                name = await asyncio.to_thread(self._folders.take, at, kind)
+                name = await asyncio.to_thread(self._folders.take, at)
             except SnapshotNoSpace:
                 pass
             else:
+                with contextlib.suppress(StateError):  # a kind unknown counts as office: no failure
+                    self._kinds.record(name, kind)
                 return {s: name for s in self._config.source.paths}
         await self._make_room_for_one()
         async with self._lock:
-            name = await asyncio.to_thread(self._folders.take, at, kind)
+            name = await asyncio.to_thread(self._folders.take, at)
+        with contextlib.suppress(StateError):  # a kind unknown counts as office: no failure
+            self._kinds.record(name, kind)
         return {s: name for s in self._config.source.paths}
 
     async def _make_room_for_one(self) -> None:
         """The oldest unheld version removed, whatever the free space says (btrfs refused)."""
         async with self._lock:
-            candidates = by_age(await asyncio.to_thread(self._folders.listed), self._held)
+            candidates = by_age(await self._listed(), self._held)
             if candidates:
-                await asyncio.to_thread(self._folders.remove, candidates[0].name)
+                await self._remove(candidates[0].name)
                 await asyncio.to_thread(self._folders.wait_freed, FREE_WAIT)
                 self._logger.warning(
                     "the share's filesystem is full: removed Previous Version %s",
@@ -282,7 +288,7 @@ class ShareDesk:
         """A just-taken version that turned out not quiet: removed before another try."""
         async with self._lock:
             for name in set(versions.values()):
-                await asyncio.to_thread(self._folders.remove, name)
+                await self._remove(name)
 
     async def _drop_view(self, target: str) -> None:
         try:
@@ -294,14 +300,14 @@ class ShareDesk:
 
     async def _office_if_due(self) -> None:
         now = self._clock.now()
-        versions = await asyncio.to_thread(self._folders.listed)
+        versions = await self._listed()
         office = [v.taken_at for v in versions if v.kind == "office"]
         if office_due(max(office) if office else None, now, office_hours(self._config)):
             await self._take(now, "office")
 
     async def _expire(self) -> None:
         s = self._config.snapshots
-        versions = await asyncio.to_thread(self._folders.listed)
+        versions = await self._listed()
         gone = expired(
             versions,
             self._clock.now(),
@@ -312,7 +318,17 @@ class ShareDesk:
         async with self._lock:
             for version in gone:
                 if version.name not in self._held:
-                    await asyncio.to_thread(self._folders.remove, version.name)
+                    await self._remove(version.name)
+
+    async def _listed(self) -> tuple[Version, ...]:
+        """The versions on disk, with their kinds. Raises OSError."""
+        return self._kinds.of(await asyncio.to_thread(self._folders.listed))
+
+    async def _remove(self, name: str) -> None:
+        """Remove version ``name`` and forget its kind. Raises SnapshotError, OSError."""
+        await asyncio.to_thread(self._folders.remove, name)
+        with contextlib.suppress(StateError):
+            self._kinds.forget([name])
 
     def _roomy(self) -> bool:
         free, total = self._folders.free()

@@ -6,14 +6,12 @@ as configured, everything coffre made below them (``.coffre-versions``,
 ``.vues``...) with ``O_NOFOLLOW``, so that no name can send root elsewhere.
 The snapshots themselves go through :mod:`coffre.storage.btrfs`.
 
-Which kind each version is (``office`` or ``backup``) is kept in state's
-meta (``snapshots.kinds``); a version state does not know (state lost, a
-name made by hand) counts as an office one.
+Which kind each version is lives in state (``version_kinds``), not here:
+these methods run in a worker thread, and state is the event loop's.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from collections.abc import Iterator, Mapping
@@ -23,24 +21,20 @@ from pathlib import Path, PurePosixPath
 
 from coffre.consistency.gmt_names import name_of, taken_at
 from coffre.consistency.layout import FOLDER, VIEWS, Layout
-from coffre.consistency.version_plan import Kind, Version
 from coffre.storage import btrfs
 from coffre.storage.dirfd import LinkInTheWay, NotAFolder, open_dir, opened, walk_open
 from coffre.storage.newest_change import newest_change_ns
-from coffre.storage.state import State
 
-__all__ = ["KINDS_KEY", "VersionFolders"]
+__all__ = ["VersionFolders"]
 
-KINDS_KEY = "snapshots.kinds"
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 class VersionFolders:
-    """The versions and views of ``layout``'s sources; kinds in ``state``."""
+    """The versions and views of ``layout``'s sources."""
 
-    def __init__(self, layout: Layout, state: State) -> None:
+    def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        self._state = state
 
     # --- can snapshots be taken at all ---------------------------------------
 
@@ -71,27 +65,27 @@ class VersionFolders:
 
     # --- versions ------------------------------------------------------------
 
-    def listed(self) -> tuple[Version, ...]:
-        """The versions every source has (a name missing in one source's folder is not a
-        whole version), with their kinds. Raises OSError when a folder cannot be read."""
+    def listed(self) -> tuple[tuple[str, datetime], ...]:
+        """(name, when taken) of the versions every source has (a name missing in one
+        source's folder is not a whole version), oldest first. Raises OSError when a
+        folder cannot be read."""
         names: set[str] | None = None
         for source in self.layout.sources:
             with self._versions_dir(source) as fd:
                 here = {e.name for e in os.scandir(fd) if taken_at(e.name) is not None}
             names = here if names is None else names & here
-        kinds = self.kinds()
         found = []
         for name in sorted(names or ()):
             when = taken_at(name)
             assert when is not None
-            found.append(Version(name, when, "backup" if kinds.get(name) == "backup" else "office"))
+            found.append((name, when))
         return tuple(found)
 
-    def take(self, at: datetime, kind: Kind) -> str:
+    def take(self, at: datetime) -> str:
         """Snapshot every source, read-only, as version ``name_of(at)``; returns the name.
 
-        A version of that name already there (two in one second) is reused,
-        and becomes a ``backup`` one if ``kind`` is. Raises SnapshotError
+        A version of that name already there (two in one second) is reused.
+        Raises SnapshotError
         (SnapshotNoSpace when the filesystem is full); what was made of a
         version that failed half-way is removed first.
         """
@@ -112,8 +106,6 @@ class VersionFolders:
             for source in made:
                 self._remove_one(source, name)
             raise
-        if kind == "backup" or name not in self.kinds():
-            self._set_kind(name, kind)
         return name
 
     def remove(self, name: str) -> None:
@@ -121,9 +113,6 @@ class VersionFolders:
         Raises SnapshotError."""
         for source in self.layout.sources:
             self._remove_one(source, name)
-        kinds = dict(self.kinds())
-        if kinds.pop(name, None) is not None:
-            self._state.set_meta(KINDS_KEY, json.dumps(kinds, sort_keys=True))
 
     def free(self) -> tuple[int, int]:
         """(bytes free for root, total bytes) of the first source's filesystem."""
@@ -146,15 +135,6 @@ class VersionFolders:
             ):
                 newest = max(newest, newest_change_ns(fd))
         return newest
-
-    def kinds(self) -> Mapping[str, str]:
-        """Each known version's kind, from state's meta (unreadable: none known)."""
-        raw = self._state.get_meta(KINDS_KEY)
-        try:
-            value = json.loads(raw) if raw else {}
-        except ValueError:
-            return {}
-        return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
     # --- the backup views ------------------------------------------------------
 
@@ -237,8 +217,3 @@ class VersionFolders:
     def _remove_one(self, source: Path, name: str) -> None:
         with self._versions_dir(source) as fd, suppress(FileNotFoundError):
             btrfs.delete_subvolume(fd, name)
-
-    def _set_kind(self, name: str, kind: str) -> None:
-        kinds = dict(self.kinds())
-        kinds[name] = kind
-        self._state.set_meta(KINDS_KEY, json.dumps(kinds, sort_keys=True))

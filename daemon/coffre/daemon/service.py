@@ -667,7 +667,7 @@ class Daemon:
         )
         report["maintenance"] = running.maintenance.view(self._config.schedule.timezone)
         if running.services.share is not None:
-            survey = await asyncio.to_thread(running.services.share.survey)
+            survey = await running.services.share.survey()
             names = [t.name for t in self._config.targets] + [d.name for d in running.state.disks()]
             report["share"] = share_view(
                 survey, running.state, names, self._config.schedule.timezone
