@@ -49,9 +49,12 @@ class Practice:
     #: The [quiescence] section: by default no wait for a quiet share (the tests
     #: write files just before backing up); the tests of the wait give theirs.
     quiescence: str = "max_wait_seconds = 0"
+    #: The share's folder when not ``root/share`` (a share on a btrfs volume, one smbd serves).
+    share_at: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
         self.share.mkdir(parents=True, exist_ok=True)
         self.passphrase.write_text(PASSPHRASE + "\n", encoding="utf-8")
         self.passphrase.chmod(0o600)
@@ -66,7 +69,7 @@ class Practice:
 
     @property
     def share(self) -> Path:
-        return self.root / "share"
+        return self.share_at or self.root / "share"
 
     @property
     def passphrase(self) -> Path:

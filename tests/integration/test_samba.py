@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import grp
+import json
 import os
 import pwd
 import re
@@ -25,6 +26,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -574,3 +576,63 @@ def test_the_backup_views_are_out_of_reach_of_the_share_and_its_versions(
     # The version itself is served: what was refused above is only the way out.
     listed = server.client("-c", f'ls "{token}/*"', user=server.member)
     assert listed.returncode == 0, listed.stdout + listed.stderr
+
+
+def test_a_file_held_open_for_writing_holds_the_backup_back_then_it_goes_on_and_says_so(
+    smbd: Smbd, practice: Practice, practice_root: Path
+) -> None:
+    """The share on the test's filesystem (not btrfs): the quiet wait is all there is."""
+    waiting = Practice(
+        practice_root / "quiet",
+        share_at=practice.share,
+        quiescence=f'max_wait_seconds = 4\nquiet_seconds = 1\nsamba_config = "{smbd.conf}"',
+    )
+    name = "Base patients.fdb"
+    put(smbd, practice_root, name, b"base en cours d'ecriture\n")
+    for _ in running_daemon(waiting):
+        waiting.coffre("target", "init", "local", check=True)
+        with held_for_writing(smbd, smbd.member, name):
+            began = time.monotonic()
+            waiting.coffre("backup", "--wait", check=True)
+            held = time.monotonic() - began
+            read = waiting.status()["share"]["reads"]["local"]
+        waiting.coffre("backup", "--wait", check=True)
+        after = waiting.status()["share"]["reads"]["local"]
+    assert held >= 4, "it waited the whole bound"
+    assert read["method"] == "live" and not read["quiet"] and read["writers"] == 1
+    assert read["waited"] >= 4
+    assert after["quiet"] and after["writers"] == 0
+    first = waiting.archive_names()[0]
+    info = waiting.borg("info", "--json", f"{waiting.repository()}::{first}").stdout
+    comment = json.loads(info)["archives"][0]["comment"]
+    assert "NOT quiet after 4 s (1 file(s) open for writing over SMB" in comment
+    assert name not in comment
+
+
+def test_a_backup_s_snapshot_is_a_previous_version_the_workstation_fetches(
+    practice_root: Path, accounts: Accounts
+) -> None:
+    """End to end: `coffre share setup`, the daemon's backup, smbd's Previous Versions."""
+    with btrfs_volume(256, under=practice_root) as volume:
+        (volume / "coffre").mkdir(mode=0o755)
+        box = Practice(practice_root / "box", share_at=volume / "coffre" / "partage")
+        box.coffre("share", "setup", check=True)
+        as_the_package_makes_it(box.share)
+        with serving(practice_root / "samba-box", box.share, accounts) as server:
+            name = "Courrier Mme Martin.odt"
+            before = f"Madame,\n{secrets.token_hex(512)}\n".encode()
+            put(server, practice_root, name, before)
+            for _ in running_daemon(box):
+                box.coffre("target", "init", "local", check=True)
+                box.coffre("backup", "--wait", check=True)
+                [version] = box.status()["share"]["versions"]
+            # The secretary overwrites the letter; Windows offers the backup's version.
+            put(server, practice_root, name, b"ecrase par erreur\n")
+            info = server.client("-c", f'allinfo "{name}"', user=server.member)
+            assert version["name"] in info.stdout, info.stdout
+            back = practice_root / "letter-back"
+            got = server.client(
+                "-c", f'get "{version["name"]}/{name}" "{back}"', user=server.member
+            )
+            assert got.returncode == 0, got.stdout + got.stderr
+            assert back.read_bytes() == before

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,22 +33,11 @@ def as_root() -> None:
     needs_root("btrfs snapshots")
 
 
-@dataclass
-class BtrfsPractice(Practice):
-    """A practice whose share lives on a btrfs volume, its repositories elsewhere."""
-
-    share_at: Path = Path("/nonexistent")
-
-    @property
-    def share(self) -> Path:
-        return self.share_at
-
-
-def practice_on(volume: Path, root: Path, **kwargs: Any) -> BtrfsPractice:
+def practice_on(volume: Path, root: Path, **kwargs: Any) -> Practice:
     """A practice whose share is ``<volume>/cabinet/partage``, made a subvolume by
     ``coffre share setup``."""
     (volume / "cabinet").mkdir(mode=0o755)
-    practice = BtrfsPractice(root, share_at=volume / "cabinet" / "partage", **kwargs)
+    practice = Practice(root, share_at=volume / "cabinet" / "partage", **kwargs)
     practice.coffre("share", "setup", check=True)
     return practice
 
@@ -60,12 +48,12 @@ def volume() -> Iterator[Path]:
         yield mounted
 
 
-def versions(practice: BtrfsPractice) -> list[str]:
+def versions(practice: Practice) -> list[str]:
     folder = practice.share.parent / ".coffre-versions" / practice.share.name
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("@GMT-"))
 
 
-def views(practice: BtrfsPractice) -> list[Path]:
+def views(practice: Practice) -> list[Path]:
     folder = practice.share.parent / ".coffre-versions" / ".vues"
     return sorted(p for p in folder.rglob(practice.share.name) if p.is_dir())
 
