@@ -824,3 +824,20 @@ def test_load_reports_parse_and_environment_problems_together(box: Box) -> None:
         f"encryption.passphrase_file: {box.passphrase} is readable by group or others "
         f"(mode 0644); run: chmod 600 {box.passphrase}",
     ]
+
+
+def test_snapshot_office_hours_are_checked_and_kept_as_written() -> None:
+    assert problems_of(with_section("snapshots", office_days="lun-ven")) == [
+        "snapshots.office_days: 'lun-ven': 'lun' is not a day; use mon, tue, wed, thu, fri, "
+        'sat, sun, ranges such as "mon-fri", lists such as "sat,sun", or "all"'
+    ]
+    assert problems_of(with_section("snapshots", office_from="19:00", office_to="08:00")) == [
+        "snapshots.office_to: '08:00' is not after office_from"
+    ]
+    raw = with_section("snapshots", office_days="mon-sat", office_to="24:00")
+    snapshots = config.parse(raw, hostname=HOST).snapshots
+    assert (snapshots.office_days, snapshots.office_from, snapshots.office_to) == (
+        "mon-sat",
+        "08:00",
+        "24:00",
+    )

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from coffre.core.printable import controls_escaped
+
 __all__ = ["Consistency", "Observation", "is_quiet"]
 
 Method = Literal["snapshot", "live"]
@@ -68,7 +70,8 @@ class Consistency:
             how = f"read from a read-only btrfs snapshot taken {when}"
         else:
             how = f"read from the live share from {when} (no snapshot: {self.why_live})"
-        return f"coffre: {how}; {self.quiet_words()}"
+        # One printable line whatever an error's text held: borg refuses a control character.
+        return controls_escaped(f"coffre: {how}; {self.quiet_words()}")
 
     def quiet_words(self) -> str:
         """``quiet after 12 s`` or ``not quiet after 900 s: 1 file open for writing``."""

@@ -41,7 +41,7 @@ from coffre.consistency.version_plan import (
     expired,
     office_due,
 )
-from coffre.consistency.versions import VersionFolders
+from coffre.consistency.versions import Folders, VersionFolders
 from coffre.core.clock import Clock
 from coffre.core.config_types import Config
 from coffre.core.errors import SnapshotError, SnapshotNoSpace, StateError
@@ -78,7 +78,7 @@ class ShareDesk:
         logger: logging.Logger,
         quiescence: Quiescence,
         *,
-        folders: Callable[[], VersionFolders] | None = None,
+        folders: Callable[[], Folders] | None = None,
     ) -> None:
         self._config, self._clock, self._logger = config, clock, logger
         self._state = state
@@ -88,7 +88,7 @@ class ShareDesk:
             self._bad_layout: str | None = None
         except ValueError as error:
             layout, self._bad_layout = Layout(tuple(config.source.paths)), str(error)
-        self._folders = folders() if folders else VersionFolders(layout)
+        self._folders: Folders = folders() if folders else VersionFolders(layout)
         self._kinds = VersionKinds(state)
         self._lock = asyncio.Lock()
         self._held: Counter[str] = Counter()

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path, PurePosixPath
+from typing import Protocol
 
 from coffre.consistency.gmt_names import name_of, taken_at
 from coffre.consistency.layout import FOLDER, VIEWS, Layout
@@ -25,9 +26,36 @@ from coffre.storage import btrfs
 from coffre.storage.dirfd import LinkInTheWay, NotAFolder, open_dir, opened, walk_open
 from coffre.storage.newest_change import newest_change_ns
 
-__all__ = ["VersionFolders"]
+__all__ = ["Folders", "VersionFolders"]
 
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+class Folders(Protocol):
+    """What the desk asks of the versions' folders (:class:`VersionFolders`, or a test's)."""
+
+    @property
+    def layout(self) -> Layout: ...
+
+    def unusable(self) -> str | None: ...
+
+    def listed(self) -> tuple[tuple[str, datetime], ...]: ...
+
+    def take(self, at: datetime) -> str: ...
+
+    def remove(self, name: str) -> None: ...
+
+    def free(self) -> tuple[int, int]: ...
+
+    def wait_freed(self, timeout: float) -> bool: ...
+
+    def newest_change(self, versions: Mapping[Path, str]) -> int: ...
+
+    def make_view(self, name: str, target: str) -> Path: ...
+
+    def drop_view(self, target: str) -> bool: ...
+
+    def drop_all_views(self) -> list[str]: ...
 
 
 class VersionFolders:
