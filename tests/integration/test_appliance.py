@@ -63,6 +63,9 @@ def _configure(box: Appliance, extra: str = "") -> None:
     text = box.path(CONFIG).read_text(encoding="utf-8")
     text = text.replace('#sysfs_root = "/sys/class/leds"', f'sysfs_root = "{LEDS}"')
     assert f'sysfs_root = "{LEDS}"' in text
+    # The share is quiet after 2 s without a change (30 s on a box): test time.
+    text = text.replace("#quiet_seconds = 30", "quiet_seconds = 2")
+    assert "\nquiet_seconds = 2" in text
     box.path(CONFIG).write_text(text + extra, encoding="utf-8")
 
 
@@ -535,6 +538,44 @@ def test_installing_a_newer_build_during_a_backup_keeps_everything(
     # And it goes on: the interrupted backup is made by the next one.
     box.coffre("backup", "--target", "local", "--wait")
     assert status(box)["targets"]["local"]["last_success"]["archive"] != last_success
+
+
+def test_a_share_on_btrfs_is_backed_up_from_a_snapshot_under_the_shipped_unit(
+    box: Appliance,
+) -> None:
+    """The unit's sandbox (ProtectSystem=strict, ReadWritePaths=/srv/coffre, its
+    capabilities and system calls) lets the daemon snapshot the share, read it, and
+    remove the view; Samba's smbstatus runs inside it too."""
+    image, volume = "/var/tmp/partage-btrfs.img", Path("/srv/coffre/volume")
+    with box.path(image).open("wb") as file:
+        file.truncate(512 << 20)
+    subprocess.run([binary("mkfs.btrfs"), "-q", str(box.path(image))], check=True)
+    box.path(volume).mkdir(mode=0o755)
+    box.run("mount", "-o", "loop", image, str(volume))
+    shipped = box.path(CONFIG).read_text(encoding="utf-8")
+    share = volume / "partage"
+    try:
+        box.path(CONFIG).write_text(shipped.replace(f'"{SHARE}"', f'"{share}"'), encoding="utf-8")
+        said = box.coffre("share", "setup")
+        assert "subvolume" in said.stdout + said.stderr, said
+        box.run("systemctl", "restart", UNIT)
+        wait_active(box)
+        box.path(share / "agenda.db").write_bytes(b"rendez-vous\n" * 1000)
+        backup = box.coffre("backup", "--wait")
+        assert "local: ok, archive " in backup.stderr, backup.stderr
+        read = status(box)["share"]
+        assert read["snapshots"] and read["reads"]["local"]["method"] == "snapshot", read
+        assert len(read["versions"]) == 1
+        assert list(box.path(volume / ".coffre-versions/partage").glob("@GMT-*"))
+        views = box.path(volume / ".coffre-versions/.vues")
+        assert not [p for p in views.rglob("partage")], "the view went with the backup"
+        journal = box.journal()
+        assert "backup reads the live share" not in journal, journal
+    finally:
+        box.path(CONFIG).write_text(shipped, encoding="utf-8")
+        box.run("systemctl", "restart", UNIT)
+        wait_active(box)
+        box.run("umount", str(volume), check=False)
 
 
 def test_purge_keeps_what_the_readme_says(box: Appliance) -> None:
