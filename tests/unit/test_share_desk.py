@@ -208,3 +208,11 @@ def test_a_killed_run_s_views_are_removed_at_start(tmp_path: Path) -> None:
     share, _, _ = desk(tmp_path, folders)
     asyncio.run(share.clean_up_at_start())
     assert folders.views == []
+
+
+def test_no_office_version_is_taken_on_a_filesystem_short_of_room(tmp_path: Path) -> None:
+    # The share's own data fills it: a new version would only push older ones out.
+    folders = Folders(tmp_path / "share", used=950)
+    share, _, _ = desk(tmp_path, folders)
+    asyncio.run(share.tend())
+    assert folders.versions == {}

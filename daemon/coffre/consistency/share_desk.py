@@ -98,7 +98,7 @@ class ShareDesk:
     async def take_for_backup(self) -> ReadPoint:
         """The run's read point, held until :meth:`release`. Raises nothing but cancellation
         (and what the quiet wait raises for a share that cannot be read)."""
-        why = self._why_not_snapshots()
+        why = await self._why_not_snapshots()
         if why is None:
             await self.make_room_quietly()
             try:
@@ -158,7 +158,7 @@ class ShareDesk:
     async def tend(self) -> None:
         """An office version if one is due, the expired versions removed, room made.
         Raises nothing: what fails is logged (the next call tries again)."""
-        if self._why_not_snapshots() is not None:
+        if await self._why_not_snapshots() is not None:
             return
         try:
             await self._office_if_due()
@@ -174,7 +174,7 @@ class ShareDesk:
         """Remove the oldest versions no run holds until the filesystem has
         ``snapshots.min_free_percent`` free (or none is left); returns their names.
         Raises SnapshotError or OSError."""
-        if self._why_not_snapshots() is not None:
+        if await self._why_not_snapshots() is not None:
             return []
         removed: list[str] = []
         async with self._lock:
@@ -209,7 +209,7 @@ class ShareDesk:
 
     async def clean_up_at_start(self) -> None:
         """Remove the backup views a killed run left. Raises nothing (logged)."""
-        if self._why_not_snapshots() is not None:
+        if await self._why_not_snapshots() is not None:
             return
         try:
             async with self._lock:
@@ -227,7 +227,7 @@ class ShareDesk:
     async def survey(self) -> Survey:
         """The share now (see ``consistency.survey``), also kept in state's meta.
         Raises nothing: a folder that cannot be read shows as why snapshots cannot be."""
-        why = self._why_not_snapshots() or ""
+        why = (await self._why_not_snapshots()) or ""
         versions: tuple[Version, ...] = ()
         free = total = None
         if not why:
@@ -243,12 +243,13 @@ class ShareDesk:
 
     # --- inside -------------------------------------------------------------------
 
-    def _why_not_snapshots(self) -> str | None:
+    async def _why_not_snapshots(self) -> str | None:
+        """None when backups can snapshot the share; else why not (status's words)."""
         if not self._config.snapshots.enabled:
             return "snapshots are off ([snapshots] enabled = false)"
         if self._bad_layout is not None:
             return self._bad_layout
-        return self._folders.unusable()
+        return await asyncio.to_thread(self._folders.unusable)
 
     async def _take_backup_version(self, at: datetime) -> dict[Path, str]:
         return await self._take(at, "backup")
@@ -299,6 +300,10 @@ class ShareDesk:
             self._logger.error("the backup view of %s could not be removed: %s", target, error)
 
     async def _office_if_due(self) -> None:
+        """The office version of the current slot, unless taken, or the filesystem is short
+        of room (a new version would only push an older one out)."""
+        if not await asyncio.to_thread(self._roomy):
+            return
         now = self._clock.now()
         versions = await self._listed()
         office = [v.taken_at for v in versions if v.kind == "office"]
