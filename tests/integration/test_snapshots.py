@@ -176,8 +176,9 @@ def test_a_killed_run_s_snapshot_is_gone_after_the_restart(volume: Path, tmp_pat
     practice = practice_on(volume, tmp_path)
     big = practice.share / "imagerie"
     big.mkdir()
-    for i in range(6):
-        (big / f"scan-{i}.raw").write_bytes(os.urandom(24 << 20))
+    # Incompressible and big enough that borg is still reading when the daemon is killed.
+    for i in range(8):
+        (big / f"scan-{i}.raw").write_bytes(os.urandom(32 << 20))
     daemon = Daemon(practice).ready()
     try:
         init(practice)

@@ -196,8 +196,13 @@ def test_writable_places_are_the_daemons(unit: Unit) -> None:
     assert one(unit, "Service", "StateDirectoryMode") == "0700"
     assert one(unit, "Service", "CacheDirectoryMode") == "0700"
     assert one(unit, "Service", "RuntimeDirectoryMode") == "0755"
-    # The share and the local repositories; sysfs device attributes (USB power-off, LEDs).
-    assert words(unit, "Service", "ReadWritePaths") == {"-/srv/coffre", "/sys/devices"}
+    # The share and the local repositories; sysfs device attributes (USB power-off, LEDs);
+    # Samba's runtime folder, where smbstatus binds its messaging socket (the quiet wait).
+    assert words(unit, "Service", "ReadWritePaths") == {
+        "-/srv/coffre",
+        "/sys/devices",
+        "-/run/samba",
+    }
     # /run read-only but the runtime directory (systemd 252 leaves /run writable
     # under ProtectSystem=strict once ProtectKernelTunables= and friends are set).
     assert words(unit, "Service", "ReadOnlyPaths") == {"/run"}
