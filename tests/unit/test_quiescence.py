@@ -118,17 +118,8 @@ def test_the_live_share_is_quiet_once_its_newest_change_is_old_enough(tmp_path: 
     (tmp_path / "dossier").mkdir()
     (tmp_path / "dossier" / "lettre.odt").write_bytes(b"x")
     clock = Time()
-    clock.elapsed = 3600.0  # an hour after T0: the files just written are in the future...
-    quiet = Quiescence(
-        QuiescenceConfig(max_wait_seconds=60, quiet_seconds=30),
-        [tmp_path],
-        LOG,
-        writers=lambda: _none(),
-        sleep=clock.sleep,
-        monotonic=clock.monotonic,
-        # ...so the wall clock is set an hour after the files' real change times.
-        wall=lambda: datetime.now(UTC) + timedelta(hours=1),
-    )
+    # The wall clock an hour after the files' real change times: they are old.
+    quiet = live_waiting(tmp_path, clock, max_wait=60, ahead=timedelta(hours=1))
     read = asyncio.run(quiet.live("not btrfs"))
     assert read.quiet and read.method == "live" and read.why_live == "not btrfs"
     assert clock.slept == []
@@ -137,18 +128,24 @@ def test_the_live_share_is_quiet_once_its_newest_change_is_old_enough(tmp_path: 
 def test_the_live_share_just_written_is_waited_for_up_to_the_bound(tmp_path: Path) -> None:
     (tmp_path / "lettre.odt").write_bytes(b"x")
     clock = Time()
-    quiet = Quiescence(
-        QuiescenceConfig(max_wait_seconds=5, quiet_seconds=30),
-        [tmp_path],
-        LOG,
-        writers=lambda: _none(),
-        sleep=clock.sleep,
-        monotonic=clock.monotonic,
-        wall=lambda: datetime.now(UTC),
-    )
+    quiet = live_waiting(tmp_path, clock, max_wait=5, ahead=timedelta(0))
     read = asyncio.run(quiet.live("not btrfs"))
     assert not read.quiet and read.waited >= 5 and sum(clock.slept) == 5
 
 
 async def _none() -> int | None:
     return None
+
+
+def live_waiting(share: Path, clock: Time, *, max_wait: int, ahead: timedelta) -> Quiescence:
+    """The wait over the real folder ``share`` (Samba unknown), the wall clock ``ahead``
+    of the kernel's, a 30 s quiet window."""
+    return Quiescence(
+        QuiescenceConfig(max_wait_seconds=max_wait, quiet_seconds=30),
+        [share],
+        LOG,
+        writers=_none,
+        sleep=clock.sleep,
+        monotonic=clock.monotonic,
+        wall=lambda: datetime.now(UTC) + ahead,
+    )
