@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from coffre.consistency.quiet import Consistency
+from coffre.consistency.read_point import ReadPoint
 from coffre.core.config_types import Config, LocalTarget, OffsiteTarget
 from coffre.core.job_events import JobResult
 from coffre.core.messages import Event
@@ -197,3 +199,36 @@ def test_reads_have_a_lane_of_their_own_and_say_what_they_wait_for() -> None:
             server.cancel()
 
     asyncio.run(scenario())
+
+
+def test_both_parts_of_a_backup_run_read_one_point_let_go_when_the_run_ends() -> None:
+    taken: list[str] = []
+    released: list[ReadPoint] = []
+    point = ReadPoint(Consistency("snapshot", True, 0.0, 0, T0), {Path("/srv/p"): "@GMT-x"})
+
+    async def take() -> ReadPoint:
+        taken.append("taken")
+        return point
+
+    async def execute(job: Job) -> JobResult:
+        shared = job.request.shared
+        assert shared is not None
+        assert await shared.get(take, released.append) is point
+        assert released == [], "held while a part still runs"
+        return _ok(job)
+
+    async def go() -> JobResult:
+        main, network = JobQueue(execute), JobQueue(execute)
+        workers = [asyncio.create_task(main.serve()), asyncio.create_task(network.serve())]
+        run = lanes.Run(
+            {lanes.MAIN: main, lanes.NETWORK: network},
+            _config(),
+            JobRequest("backup", ("local", "hds1")),
+        )
+        result = await run.done
+        for worker in workers:
+            worker.cancel()
+        return result
+
+    assert asyncio.run(go())["ok"]
+    assert taken == ["taken"] and released == [point]

@@ -187,7 +187,7 @@ class Executor:
         services = self._services_for(repo)
         ctx = ReadContext(services, self._wait_plugged, self._power_off)
         try:
-            if job.request.kind in ("restore", "recover") and services.share is not None:
+            if job.request.kind == "restore" and services.share is not None:
                 # A restore writes into the share: old Previous Versions give it room first.
                 await services.share.make_room_quietly()
             expected = self._expected_id(repo.name)
