@@ -44,6 +44,7 @@ loop device).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -79,6 +80,7 @@ class NightRecord:
     run: float
     wall: float
     to_point: float
+    borg: float
     method: str
     figures: dict[str, int]
 
@@ -93,7 +95,8 @@ class NightRecord:
     def describe(self) -> str:
         f = self.figures
         return (
-            f"{self.side:<8} run {self.run:6.2f} s (before the read point {self.to_point:5.2f} s), "
+            f"{self.side:<8} run {self.run:6.2f} s (before the read point {self.to_point:5.2f} s, "
+            f"borg's archive {self.borg:5.2f} s, the rest {self.run - self.borg:5.2f} s), "
             f"CLI wall {self.wall:6.2f} s; read {self.method}; files {f.get('files')}, "
             f"added {f.get('added')}, modified {f.get('modified')}, new_bytes {f.get('new_bytes')}"
         )
@@ -169,9 +172,17 @@ class BenchSide:
             run=float(attempt["duration"]),
             wall=wall,
             to_point=(point - started).total_seconds(),
+            borg=self._borg_duration(str(attempt["archive"])),
             method=str(read["method"]),
             figures={k: int(v) for k, v in figures.items() if isinstance(v, int | float)},
         )
+
+    def _borg_duration(self, archive: str) -> float:
+        """borg's own duration of ``archive`` (its start to its save: borg's start-up,
+        the repository's opening and the cache's loading are not in it)."""
+        repo = self.practice.repository()
+        info = json.loads(self.practice.borg("info", "--json", f"{repo}::{archive}").stdout)
+        return float(info["archives"][0]["duration"])
 
     @staticmethod
     def _last_attempt(status: dict[str, Any]) -> dict[str, Any] | None:
@@ -228,6 +239,12 @@ def figures(pairs: list[Pair]) -> list[Figure]:
         f"snapshot {median([p.snapshot.to_point for p in pairs]):.2f} s, "
         f"live {median([p.live.to_point for p in pairs]):.2f} s"
     )
+    for name, nights in ((SNAPSHOT, [p.snapshot for p in pairs]), (LIVE, [p.live for p in pairs])):
+        print(
+            f"  {name:<8} borg's archive median {median([n.borg for n in nights]):.2f} s, "
+            f"the rest (borg's start-up, coffre's own work) "
+            f"{median([n.run - n.borg for n in nights]):.2f} s"
+        )
     changed = max(p.snapshot.changed for p in pairs)
     new_bytes = max(p.snapshot.new_bytes for p in pairs)
     return [
