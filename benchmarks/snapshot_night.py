@@ -26,15 +26,26 @@ is the daemon's own record of its backup run (``coffre status --json``:
 snapshot included, to the end of borg create and the view's removal; the
 prune that ``coffre backup`` runs afterwards is a run of its own, outside it).
 The wall time around ``coffre backup --wait --target local`` (prune and CLI
-included, the same on both sides) is printed alongside, and so is the part of
-the run before the read point (run start to ``share.reads.local.at``: room
-check, quiet look, snapshot).
+included, the same on both sides) is printed alongside, and so are borg's own
+duration of the archive (``borg info --json``, after the night: borg's
+start-up and cache loading are not in it) and the run's start to the read
+point's time (``share.reads.local.at``), which the sides do not place alike:
+the snapshot side's is taken before its snapshot and the walk of its change
+times, the live side's after its walk.
 
 Each night is checked: the snapshot side read ``method == "snapshot"``, the
 live side ``live``; and the guard's night figures
 (``guard.nights.local.figures``) say whether a snapshot night read file
 content: ``added + modified`` at most MAX_CHANGED (borg never memorises the
 files of a run's newest change time) and ``new_bytes`` under MAX_NEW_BYTES.
+
+Measured on the 2-core development machine (three runs, 20,000 files): the
+ratio was 1.17, 1.13, 1.13, snapshot nights reading no content. The gap
+(some 0.27 s of 2.1 s) is the new subvolumes' cold inodes: the view borg
+reads is a new subvolume each night (borg's archive takes 0.17 s more; a
+bare ``borg create`` of a fresh snapshot too, and none more on the same
+snapshot read again), and so is the version the quiet look walks (0.06 s
+more than the live walk); the view's removal 0.02 s, the two snapshots 5 ms.
 
 The figure: the median of the pairs' ratios snapshot / live, target TARGET;
 a second line says whether every snapshot night read no file content.
