@@ -111,6 +111,7 @@ def _run(args: argparse.Namespace, root: Path, tz: ZoneInfo, borg: str, started:
         print_table(alone)
         print(f"(benchmarks took {time.monotonic() - started:.0f} s)")
         return 0
+    snapshot_night.require_parts()
     try:
         past = history.build(datetime.now(tz), tz, PREFIX)
     except ValueError as error:

@@ -274,13 +274,19 @@ def figures(pairs: list[Pair]) -> list[Figure]:
     ]
 
 
-def benchmark(root: Path, *, files: int = share.FILES, reps: int = REPS) -> list[Figure]:
-    """The whole benchmark under ``root``; its figures. Raises SystemExit when not root
-    or without mkfs.btrfs, AssertionError when a night fails or reads the wrong way."""
+def require_parts() -> None:
+    """Raise SystemExit, saying why, unless this runs as root with mkfs.btrfs installed
+    (the full run asks first: a refusal after the other benchmarks would lose their table)."""
     if os.geteuid() != 0:
         raise SystemExit("snapshot_night needs root: it mounts a btrfs image on a loop device")
     if shutil.which("mkfs.btrfs") is None:
         raise SystemExit("snapshot_night needs mkfs.btrfs (apt install btrfs-progs)")
+
+
+def benchmark(root: Path, *, files: int = share.FILES, reps: int = REPS) -> list[Figure]:
+    """The whole benchmark under ``root``; its figures. Raises SystemExit when not root
+    or without mkfs.btrfs, AssertionError when a night fails or reads the wrong way."""
+    require_parts()
     root.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         volume = stack.enter_context(btrfs_volume(VOLUME_MIB, under=root))
