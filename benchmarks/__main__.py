@@ -25,6 +25,7 @@ from benchmarks import (
     restore_estimate,
     scrape,
     share,
+    snapshot_night,
     usb_plug,
     vs_borgmatic,
     vs_hand,
@@ -49,7 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "only",
         nargs="?",
-        choices=["usb_plug", "restore", "change_signal", "drill", "restore_estimate"],
+        choices=[
+            "usb_plug",
+            "restore",
+            "change_signal",
+            "drill",
+            "restore_estimate",
+            "snapshot_night",
+        ],
         help="run this benchmark alone (default: all)",
     )
     parser.add_argument("--reps", type=int, default=7, help="measured nights per side (7)")
@@ -91,6 +99,8 @@ def _run(args: argparse.Namespace, root: Path, tz: ZoneInfo, borg: str, started:
             alone = usb_plug.benchmark(root / "usb", borg, files=args.files, reps=args.plugs)
         elif args.only == "drill":
             alone = drill.benchmark(root / "drill", borg)
+        elif args.only == "snapshot_night":
+            alone = snapshot_night.benchmark(root / "snapshot", files=args.files, reps=args.reps)
         elif args.only == "restore_estimate":
             alone = restore_estimate.benchmark(root / "estimate", borg)
         elif args.only == "change_signal":
@@ -101,6 +111,7 @@ def _run(args: argparse.Namespace, root: Path, tz: ZoneInfo, borg: str, started:
         print_table(alone)
         print(f"(benchmarks took {time.monotonic() - started:.0f} s)")
         return 0
+    snapshot_night.require_parts()
     try:
         past = history.build(datetime.now(tz), tz, PREFIX)
     except ValueError as error:
@@ -159,6 +170,7 @@ def _run(args: argparse.Namespace, root: Path, tz: ZoneInfo, borg: str, started:
         *change_signal.benchmark(root / "signal", borg, files=args.files, reps=args.reps),
         *drill.benchmark(root / "drill", borg),
         *restore_estimate.benchmark(root / "estimate", borg),
+        *snapshot_night.benchmark(root / "snapshot", files=args.files, reps=args.reps),
     ]
     print()
     print_table(figures)
