@@ -54,8 +54,10 @@ def versions(practice: Practice) -> list[str]:
 
 
 def views(practice: Practice) -> list[Path]:
+    """The backup views shown now: a snapshot bind-mounted at the share's full path (the
+    mount point stays, empty, once taken away)."""
     folder = practice.share.parent / ".coffre-versions" / ".vues"
-    return sorted(p for p in folder.rglob(practice.share.name) if p.is_dir())
+    return sorted(p for p in folder.rglob(practice.share.name) if p.is_dir() and any(p.iterdir()))
 
 
 def init(practice: Practice) -> None:

@@ -5,7 +5,7 @@ For a source path P that is a btrfs subvolume (``/srv/coffre/partage``):
 - its Previous Versions, read-only snapshots named ``@GMT-...``, sit in
   ``<parent of P>/.coffre-versions/<name of P>`` (Samba's ``shadow:snapdir``):
   outside the share, so the share never lists them and borg never walks them;
-- a backup of target T reads a read-only copy of the run's version placed at
+- a backup of target T reads the run's version through a bind mount at
   ``<parent of P0>/.coffre-versions/.vues/T/<P without its leading slash>``,
   borg working in ``.vues/T`` on the relative path ``srv/coffre/partage``: the
   archive's paths are those of the share (restores, find, recover unchanged),

@@ -10,7 +10,8 @@ takes one away from under borg.
   version; without, wait for quiet, then read the live share. Never raises
   for a snapshot: it falls back to the live share and says why.
 - :meth:`ShareDesk.view`: the working folder and paths one ``borg create``
-  gets from a point (a read-only copy of the version per target, removed after).
+  gets from a point (the version bind-mounted at the target's fixed path, taken
+  away after).
 - :meth:`ShareDesk.tend`: the office versions when due, the expired ones
   removed, room made; the daemon's loop calls it, and a restore asks for room.
 - :meth:`ShareDesk.clean_up_at_start`: the views a killed run left.
@@ -129,7 +130,7 @@ class ShareDesk:
     async def view(self, point: ReadPoint, target: str) -> AsyncIterator[SourceView]:
         """What ``target``'s create reads from ``point``; its view removed afterwards.
 
-        A view that cannot be made (the filesystem full, a folder gone)
+        A view that cannot be shown (a mount refused, a folder gone)
         reads the live share instead, said in the comment. Raises nothing of
         its own but cancellation.
         """
@@ -141,7 +142,7 @@ class ShareDesk:
                 async with self._lock:
                     root = await asyncio.to_thread(self._folders.make_view, name, target)
             except (SnapshotError, OSError) as error:
-                why = f"the backup's copy of the snapshot failed: {error}"
+                why = f"the snapshot could not be shown to borg: {error}"
                 self._logger.warning("backup of %s reads the live share: %s", target, why)
                 consistency = Consistency("live", False, 0.0, None, self._clock.now(), why_live=why)
             else:
@@ -296,7 +297,7 @@ class ShareDesk:
             async with self._lock:
                 await asyncio.to_thread(self._folders.drop_view, target)
         except (SnapshotError, OSError) as error:
-            # The next start removes it; the next backup of the target replaces it.
+            # The next start takes it away; the next backup of the target replaces it.
             self._logger.error("the backup view of %s could not be removed: %s", target, error)
 
     async def _office_if_due(self) -> None:

@@ -13,7 +13,6 @@ these methods run in a worker thread, and state is the event loop's.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -22,7 +21,7 @@ from typing import Protocol
 
 from coffre.consistency.gmt_names import name_of, taken_at
 from coffre.consistency.layout import FOLDER, VIEWS, Layout
-from coffre.storage import btrfs
+from coffre.storage import bind_mount, btrfs
 from coffre.storage.dirfd import LinkInTheWay, NotAFolder, open_dir, opened, walk_open
 from coffre.storage.newest_change import newest_change_ns
 
@@ -167,59 +166,48 @@ class VersionFolders:
     # --- the backup views ------------------------------------------------------
 
     def make_view(self, name: str, target: str) -> Path:
-        """Place a read-only copy of version ``name`` of every source under ``target``'s
-        view root (a stale one replaced); returns the view root. Raises SnapshotError,
-        and what opening the folders raises."""
+        """Show version ``name`` of every source under ``target``'s view root, each by a
+        bind mount at the source's full path (a stale mount taken away first); returns
+        the view root. The mount shows the version's own inodes: what the quiet look
+        walked is in memory for borg. Raises SnapshotError, and what opening the
+        folders raises."""
         self.drop_view(target)
         for source in self.layout.sources:
             parts = [VIEWS, target, *Path(self.layout.relative(source)).parts]
             with self._coffre_dir(self.layout.sources[0]) as base:
-                fd, _ = walk_open(
-                    base, parts[:-1], shown=PurePosixPath(self.layout.base), create=True
-                )
+                fd, _ = walk_open(base, parts, shown=PurePosixPath(self.layout.base), create=True)
             with (
-                opened(fd) as parent,
+                opened(fd) as point,
                 self._versions_dir(source) as versions,
                 opened(open_dir(versions, name, shown=self._shown(source, name))) as ver,
             ):
-                btrfs.snapshot(ver, parent, parts[-1], readonly=True)
+                bind_mount.bind(ver, point, shown=self._view_path(source, target))
         return self.layout.view_root(target)
 
     def drop_view(self, target: str) -> bool:
-        """Remove ``target``'s view of every source, if there; whether one was there.
-        Raises SnapshotError."""
+        """Take ``target``'s view of every source away, if shown; whether one was.
+        Raises SnapshotError, and OSError when the mount table cannot be read."""
+        mounted = set(bind_mount.mounts_under(self.layout.view_root(target)))
         dropped = False
         for source in self.layout.sources:
-            parts = [VIEWS, target, *Path(self.layout.relative(source)).parts]
-            try:
-                with self._coffre_dir(self.layout.sources[0]) as base:
-                    fd, _ = walk_open(base, parts[:-1], shown=PurePosixPath(self.layout.base))
-            except FileNotFoundError:
-                continue
-            with opened(fd) as parent:
-                try:
-                    mode = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False).st_mode
-                except FileNotFoundError:
-                    continue
-                if stat.S_ISDIR(mode):
-                    btrfs.delete_subvolume(parent, parts[-1])
-                    dropped = True
+            point = self._view_path(source, target)
+            if point in mounted:
+                bind_mount.unmount(point)
+                dropped = True
         return dropped
 
     def drop_all_views(self) -> list[str]:
-        """Remove every target's view (what a killed run left); returns the targets'
-        names whose views were there. Raises SnapshotError."""
-        try:
-            with (
-                self._coffre_dir(self.layout.sources[0]) as base,
-                opened(
-                    open_dir(base, VIEWS, shown=self._shown(self.layout.sources[0], VIEWS))
-                ) as views,
-            ):
-                targets = sorted(e.name for e in os.scandir(views))
-        except FileNotFoundError:
-            return []
-        return [t for t in targets if self.drop_view(t)]
+        """Take every view away (what a killed run left, when the daemon ran without its
+        own mount namespace); returns the targets whose views were shown. Raises
+        SnapshotError, and OSError when the mount table cannot be read."""
+        targets: set[str] = set()
+        for point in bind_mount.mounts_under(self.layout.views):
+            bind_mount.unmount(point)
+            targets.add(point.relative_to(self.layout.views).parts[0])
+        return sorted(targets)
+
+    def _view_path(self, source: Path, target: str) -> Path:
+        return self.layout.view_root(target) / self.layout.relative(source)
 
     # --- folders ---------------------------------------------------------------
 
