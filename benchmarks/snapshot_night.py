@@ -39,13 +39,14 @@ live side ``live``; and the guard's night figures
 content: ``added + modified`` at most MAX_CHANGED (borg never memorises the
 files of a run's newest change time) and ``new_bytes`` under MAX_NEW_BYTES.
 
-Measured on the 2-core development machine (four runs, 20,000 files): the
-ratio was 1.17, 1.13, 1.13, 1.13, snapshot nights reading no content. The gap
-(some 0.27 s of 2.1 s) is the new subvolumes' cold inodes: the view borg
-reads is a new subvolume each night (borg's archive takes 0.17 s more; a
-bare ``borg create`` of a fresh snapshot too, and none more on the same
-snapshot read again), and so is the version the quiet look walks (0.06 s
-more than the live walk); the view's removal 0.02 s, the two snapshots 5 ms.
+Measured on the 2-core development machine (20,000 files), with the views
+bind mounts of the run's snapshot: medians 1.037 and 1.045 (pairs 0.99 to
+1.09), snapshot nights reading no content; borg's archive takes the same
+time on both sides, and coffre's own work some 0.08 s more, mostly the quiet
+look's walk of the new snapshot, whose inodes are not in memory yet (0.05 s
+more than the live share's). Before, with each view a snapshot of the
+snapshot (a new subvolume again), borg read every inode cold a second time:
+1.17, 1.13, 1.13, 1.13 (borg's archive 0.17 s more).
 
 The figure: the median of the pairs' ratios snapshot / live, target TARGET;
 a second line says whether every snapshot night read no file content.
