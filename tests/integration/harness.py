@@ -48,7 +48,7 @@ class Practice:
     lock_wait: int = 10
     #: The [quiescence] section: by default no wait for a quiet share (the tests
     #: write files just before backing up); the tests of the wait give theirs.
-    quiescence: str = "max_wait_seconds = 0"
+    quiescence: str = "max_wait_seconds = 0\ndisk_max_wait_seconds = 0"
     #: The share's folder when not ``root/share`` (a share on a btrfs volume, one smbd serves).
     share_at: Path | None = None
     env: dict[str, str] = field(default_factory=dict)

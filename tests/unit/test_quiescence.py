@@ -149,3 +149,12 @@ def live_waiting(share: Path, clock: Time, *, max_wait: int, ahead: timedelta) -
         monotonic=clock.monotonic,
         wall=lambda: datetime.now(UTC) + ahead,
     )
+
+
+def test_a_shorter_bound_given_for_a_disk_s_backup_wins_over_the_configured_one() -> None:
+    clock = Time()
+    share = Share(clock, [T0 - timedelta(hours=1)])
+    quiet = waiting(clock, counts(1), max_wait_seconds=900, quiet_seconds=30)
+    point = asyncio.run(quiet.snapshot(share.take, share.drop, share.newest, bound=6))
+    assert not point.consistency.quiet and 6 <= point.consistency.waited < 900
+    assert sum(clock.slept) <= 6

@@ -70,9 +70,10 @@ class Quiescence:
         self._wall = wall or _wall
         self._smb_said: str | None = None
 
-    async def live(self, why_live: str) -> Consistency:
-        """Wait (bounded) for the live share to be quiet; how it went. Raises OSError
-        when a source cannot be read at all."""
+    async def live(self, why_live: str, *, bound: int | None = None) -> Consistency:
+        """Wait (at most ``bound`` seconds, default ``max_wait_seconds``) for the live share
+        to be quiet; how it went. Raises OSError when a source cannot be read at all."""
+        limit = self._config.max_wait_seconds if bound is None else bound
         began = self._monotonic()
         while True:
             seen = Observation(
@@ -80,43 +81,47 @@ class Quiescence:
             )
             waited = self._monotonic() - began
             quiet = is_quiet(seen, self._config.quiet_seconds)
-            if quiet or waited >= self._config.max_wait_seconds:
+            if quiet or waited >= limit:
                 return Consistency("live", quiet, waited, seen.writers, seen.at, why_live)
-            await self._sleep(self._pause(seen, waited))
+            await self._sleep(self._pause(seen, waited, limit))
 
     async def snapshot(
         self,
         take: Callable[[datetime], Awaitable[Versions]],
         drop: Callable[[Versions], Awaitable[None]],
         newest: Callable[[Versions], int],
+        *,
+        bound: int | None = None,
     ) -> ReadPoint:
-        """A snapshot taken at a quiet moment if one comes within the bound.
+        """A snapshot taken at a quiet moment if one comes within ``bound`` seconds
+        (default ``max_wait_seconds``).
 
         ``take(at)`` snapshots every source, ``drop`` removes such a
         snapshot, ``newest`` gives a snapshot's newest change time (ns).
         Raises what ``take`` raises (SnapshotError).
         """
+        limit = self._config.max_wait_seconds if bound is None else bound
         began = self._monotonic()
         while True:
             writers = await self._writers()
             waited = self._monotonic() - began
-            out_of_time = waited >= self._config.max_wait_seconds
+            out_of_time = waited >= limit
             if writers and not out_of_time:
-                await self._sleep(min(POLL, self._config.max_wait_seconds - waited))
+                await self._sleep(min(POLL, limit - waited))
                 continue
             at = self._wall()
             versions = await take(at)
             seen = Observation(writers, _when(await asyncio.to_thread(newest, versions), at), at)
             quiet = is_quiet(seen, self._config.quiet_seconds)
             waited = self._monotonic() - began
-            if quiet or waited >= self._config.max_wait_seconds:
+            if quiet or waited >= limit:
                 return ReadPoint(Consistency("snapshot", quiet, waited, writers, at), versions)
             await drop(versions)
-            await self._sleep(self._pause(seen, waited))
+            await self._sleep(self._pause(seen, waited, limit))
 
-    def _pause(self, seen: Observation, waited: float) -> float:
-        """Until the newest change is ``quiet_seconds`` old (or a poll), within the bound."""
-        left = max(self._config.max_wait_seconds - waited, 0.0)
+    def _pause(self, seen: Observation, waited: float, limit: int) -> float:
+        """Until the newest change is ``quiet_seconds`` old (or a poll), within ``limit``."""
+        left = max(limit - waited, 0.0)
         pause = POLL
         if not seen.writers and seen.newest_change is not None:
             age = (seen.at - seen.newest_change).total_seconds()

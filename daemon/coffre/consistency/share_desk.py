@@ -96,15 +96,16 @@ class ShareDesk:
 
     # --- backups ----------------------------------------------------------------
 
-    async def take_for_backup(self) -> ReadPoint:
-        """The run's read point, held until :meth:`release`. Raises nothing but cancellation
-        (and what the quiet wait raises for a share that cannot be read)."""
+    async def take_for_backup(self, *, bound: int | None = None) -> ReadPoint:
+        """The run's read point, held until :meth:`release`; the quiet wait lasts at most
+        ``bound`` seconds (default ``quiescence.max_wait_seconds``). Raises nothing but
+        cancellation (and what the quiet wait raises for a share that cannot be read)."""
         why = await self._why_not_snapshots()
         if why is None:
             await self.make_room_quietly()
             try:
                 point = await self._quiescence.snapshot(
-                    self._take_backup_version, self._drop, self._folders.newest_change
+                    self._take_backup_version, self._drop, self._folders.newest_change, bound=bound
                 )
             except SnapshotError as error:
                 why = f"the snapshot failed: {error}"
@@ -117,7 +118,7 @@ class ShareDesk:
             "backup reads the live share: %s", why, extra={"MESSAGE_ID": logs.MSG_SNAPSHOT_LIVE}
         )
         await self.survey()
-        return ReadPoint(await self._quiescence.live(why))
+        return ReadPoint(await self._quiescence.live(why, bound=bound))
 
     def release(self, point: ReadPoint) -> None:
         """A run is done with ``point``: its version may expire. Raises nothing."""
@@ -160,6 +161,7 @@ class ShareDesk:
         """An office version if one is due, the expired versions removed, room made.
         Raises nothing: what fails is logged (the next call tries again)."""
         if await self._why_not_snapshots() is not None:
+            await self.survey()  # status and the metrics say so from the start
             return
         try:
             await self._office_if_due()

@@ -713,6 +713,15 @@ SECTIONS: tuple[Section, ...] = (
                 "Seconds a backup waits at most for a quiet share (0: it never waits).",
             ),
             _int(
+                "disk_max_wait_seconds",
+                60,
+                0,
+                3600,
+                "an hour",
+                "Seconds a USB disk's backup waits at most: disks are swapped while the "
+                "practice works, and someone waits at the box.",
+            ),
+            _int(
                 "quiet_seconds",
                 30,
                 1,

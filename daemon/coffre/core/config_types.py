@@ -326,12 +326,14 @@ class SnapshotsConfig:
 class QuiescenceConfig:
     """The wait for a quiet share before a backup (``coffre.consistency.quiet``).
 
-    ``max_wait_seconds`` at most (0: no wait); quiet means no file open for
+    ``max_wait_seconds`` at most (0: no wait), ``disk_max_wait_seconds`` for a USB
+    disk's backup; quiet means no file open for
     writing over SMB (``smbstatus``, reading ``samba_config`` when not empty)
     and no change for ``quiet_seconds``.
     """
 
     max_wait_seconds: int = default_int("quiescence.max_wait_seconds")
+    disk_max_wait_seconds: int = default_int("quiescence.disk_max_wait_seconds")
     quiet_seconds: int = default_int("quiescence.quiet_seconds")
     smbstatus: str = default_str("quiescence.smbstatus")
     samba_config: str = default_str("quiescence.samba_config")

@@ -16,6 +16,7 @@ import logging
 import stat
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from coffre.borg import argv, parse
@@ -85,13 +86,16 @@ async def create_archive(
     *,
     on_progress: Callable[[Progress], None] | None = None,
     point: SharedPoint | None = None,
+    quiet_bound: int | None = None,
 ) -> RunStats:
     """Run ``borg create`` of the configured source into ``location``.
 
     The share is read as ``point`` gives it: the run's snapshot, taken by
     the first target of the run that asks (``services.share``; a read point
     of its own when ``point`` is None, let go at the end), or the live share
-    after a quiet wait; without a desk, the live share at once. Returns the
+    after a quiet wait (at most ``quiet_bound`` seconds, default
+    ``quiescence.max_wait_seconds``); without a desk, the live share at once.
+    Returns the
     stats of the new archive, which is also added to the known archive list;
     when borg ended with warnings, the stats carry their counts and each file
     borg named is logged (see the module doc). Raises BorgError subclasses,
@@ -107,7 +111,7 @@ async def create_archive(
         return await _create(services, target, location, expected_id, live, on_progress)
     shared = point or SharedPoint()
     try:
-        read = await shared.get(desk.take_for_backup, desk.release)
+        read = await shared.get(partial(desk.take_for_backup, bound=quiet_bound), desk.release)
         async with desk.view(read, target) as view:
             stats = await _create(services, target, location, expected_id, view, on_progress)
         record_consistency(services, target, view)

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from coffre.borg.records import Progress
+from coffre.consistency.read_point import SharedPoint
 from coffre.core.errors import (
     BorgIOError,
     BorgNoSpace,
@@ -269,9 +270,33 @@ async def _create_with_one_retry(
     expected_id: str,
     on_progress: Callable[[Progress], None] | None,
 ) -> RunStats:
+    """borg create on the disk; when it is full, retention, compaction and one more try,
+    reading the same share as the first (one read point). Raises BorgNoSpace."""
+    point = SharedPoint()
+    try:
+        return await _create_then_retry(services, target, location, expected_id, on_progress, point)
+    finally:
+        point.close()
+
+
+async def _create_then_retry(
+    services: Services,
+    target: str,
+    location: str,
+    expected_id: str,
+    on_progress: Callable[[Progress], None] | None,
+    point: SharedPoint,
+) -> RunStats:
     try:
         return await create_archive(
-            services, target, location, expected_id, on_progress=on_progress
+            services,
+            target,
+            location,
+            expected_id,
+            on_progress=on_progress,
+            point=point,
+            # Someone waits at the box to swap the disk: a short quiet wait.
+            quiet_bound=services.config.quiescence.disk_max_wait_seconds,
         )
     except BorgNoSpace:
         services.logger.warning(
@@ -290,7 +315,14 @@ async def _create_with_one_retry(
         )
     try:
         return await create_archive(
-            services, target, location, expected_id, on_progress=on_progress
+            services,
+            target,
+            location,
+            expected_id,
+            on_progress=on_progress,
+            point=point,
+            # Someone waits at the box to swap the disk: a short quiet wait.
+            quiet_bound=services.config.quiescence.disk_max_wait_seconds,
         )
     except BorgNoSpace as error:
         raise BorgNoSpace(
