@@ -273,21 +273,8 @@ async def _create_with_one_retry(
     """borg create on the disk; when it is full, retention, compaction and one more try,
     reading the same share as the first (one read point). Raises BorgNoSpace."""
     point = SharedPoint()
-    try:
-        return await _create_then_retry(services, target, location, expected_id, on_progress, point)
-    finally:
-        point.close()
 
-
-async def _create_then_retry(
-    services: Services,
-    target: str,
-    location: str,
-    expected_id: str,
-    on_progress: Callable[[Progress], None] | None,
-    point: SharedPoint,
-) -> RunStats:
-    try:
+    async def create() -> RunStats:
         return await create_archive(
             services,
             target,
@@ -298,6 +285,18 @@ async def _create_then_retry(
             # Someone waits at the box to swap the disk: a short quiet wait.
             quiet_bound=services.config.quiescence.disk_max_wait_seconds,
         )
+
+    try:
+        return await _create_then_retry(services, target, location, create)
+    finally:
+        point.close()
+
+
+async def _create_then_retry(
+    services: Services, target: str, location: str, create: Callable[[], Awaitable[RunStats]]
+) -> RunStats:
+    try:
+        return await create()
     except BorgNoSpace:
         services.logger.warning(
             "disk %s is full: applying retention and compacting, then trying once more", target
@@ -314,16 +313,7 @@ async def _create_then_retry(
             "incident (`coffre incident show`), retention makes room again",
         )
     try:
-        return await create_archive(
-            services,
-            target,
-            location,
-            expected_id,
-            on_progress=on_progress,
-            point=point,
-            # Someone waits at the box to swap the disk: a short quiet wait.
-            quiet_bound=services.config.quiescence.disk_max_wait_seconds,
-        )
+        return await create()
     except BorgNoSpace as error:
         raise BorgNoSpace(
             f"disk {target} is full: the backup does not fit even after retention",
