@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from tests.integration.harness import wait_for
 from tests.parts import binary, missing
 
 JOURNALD = Path("/lib/systemd/systemd-journald")
+#: This test session's start: the journal outlives it, and a later run's daemon may get
+#: the PID an earlier run's had (CI caught one, its entries taken for this run's).
+SESSION_START = int(time.time()) - 1
 
 
 @contextlib.contextmanager
@@ -38,12 +42,12 @@ def journald_running() -> Iterator[None]:
 
 
 def entries(message_id: str | None, pid: int) -> list[dict[str, str]]:
-    """The journal's entries with ``message_id`` (None: any) written by process ``pid``,
-    oldest first."""
+    """The journal's entries with ``message_id`` (None: any) written by process ``pid``
+    since this test session began, oldest first."""
     subprocess.run([binary("journalctl"), "--sync"], check=False, capture_output=True)
     matches = [f"_PID={pid}"] if message_id is None else [f"MESSAGE_ID={message_id}", f"_PID={pid}"]
     out = subprocess.run(
-        [binary("journalctl"), "--no-pager", "-o", "json", *matches],
+        [binary("journalctl"), "--no-pager", "-o", "json", f"--since=@{SESSION_START}", *matches],
         capture_output=True,
         text=True,
         check=True,
