@@ -95,12 +95,11 @@ async def create_archive(
     of its own when ``point`` is None, let go at the end), or the live share
     after a quiet wait (at most ``quiet_bound`` seconds, default
     ``quiescence.max_wait_seconds``); without a desk, the live share at once.
-    Returns the
-    stats of the new archive, which is also added to the known archive list;
-    when borg ended with warnings, the stats carry their counts and each file
-    borg named is logged (see the module doc). Raises BorgError subclasses,
-    and RepositoryIdMismatch when borg reports another repository than
-    ``expected_id``.
+    Returns the stats of the new archive, which is also added to the known
+    archive list; when borg ended with warnings, the stats carry their counts
+    and each file borg named is logged (see the module doc). Raises BorgError
+    subclasses, and RepositoryIdMismatch when borg reports another repository
+    than ``expected_id``.
     """
     require_sources(services.config.source.paths)
     # Planted before the snapshot and the create: the archive holds them as the share does.
