@@ -102,7 +102,7 @@ class ShareDesk:
         cancellation (and what the quiet wait raises for a share that cannot be read)."""
         why = await self._why_not_snapshots()
         if why is None:
-            await self.make_room_quietly()
+            await self._room_or_log()
             try:
                 point = await self._quiescence.snapshot(
                     self._take_backup_version, self._drop, self._folders.newest_change, bound=bound
@@ -112,12 +112,12 @@ class ShareDesk:
             else:
                 for name in set(point.versions.values()):
                     self._held[name] += 1
-                await self.survey()
+                self._keep(await self._survey(""))
                 return point
         self._logger.warning(
             "backup reads the live share: %s", why, extra={"MESSAGE_ID": logs.MSG_SNAPSHOT_LIVE}
         )
-        await self.survey()
+        self._keep(await self._survey(why))
         return ReadPoint(await self._quiescence.live(why, bound=bound))
 
     def release(self, point: ReadPoint) -> None:
@@ -160,18 +160,18 @@ class ShareDesk:
     async def tend(self) -> None:
         """An office version if one is due, the expired versions removed, room made.
         Raises nothing: what fails is logged (the next call tries again)."""
-        if await self._why_not_snapshots() is not None:
-            await self.survey()  # status and the metrics say so from the start
-            return
-        try:
-            await self._office_if_due()
-            await self._expire()
-            await self.make_room()
-        except (SnapshotError, OSError) as error:
-            self._logger.error(
-                "Previous Versions: %s", error, extra={"MESSAGE_ID": logs.MSG_SNAPSHOT_FAILED}
-            )
-        await self.survey()
+        why = await self._why_not_snapshots()
+        if why is None:
+            try:
+                await self._office_if_due()
+                await self._expire()
+                await self._room()
+            except (SnapshotError, OSError) as error:
+                self._logger.error(
+                    "Previous Versions: %s", error, extra={"MESSAGE_ID": logs.MSG_SNAPSHOT_FAILED}
+                )
+        # Also without snapshots: status and the metrics say so from the start.
+        self._keep(await self._survey(why or ""))
 
     async def make_room(self) -> list[str]:
         """Remove the oldest versions no run holds until the filesystem has
@@ -179,16 +179,22 @@ class ShareDesk:
         Raises SnapshotError or OSError."""
         if await self._why_not_snapshots() is not None:
             return []
+        return await self._room()
+
+    async def make_room_quietly(self) -> None:
+        """:meth:`make_room`, what fails logged (a restore never fails for the versions)."""
+        if await self._why_not_snapshots() is None:
+            await self._room_or_log()
+
+    async def _room(self) -> list[str]:
+        """:meth:`make_room` once snapshots are known to be usable."""
         removed: list[str] = []
         async with self._lock:
             while not await asyncio.to_thread(self._roomy):
-                candidates = by_age(await self._listed(), self._held)
-                if not candidates:
+                oldest = await self._remove_oldest()
+                if oldest is None:
                     break
-                oldest = candidates[0]
-                await self._remove(oldest.name)
-                removed.append(oldest.name)
-                await asyncio.to_thread(self._folders.wait_freed, FREE_WAIT)
+                removed.append(oldest)
         if removed:
             self._logger.warning(
                 "the share's filesystem is short of room: removed %d Previous Version(s), "
@@ -199,10 +205,10 @@ class ShareDesk:
             )
         return removed
 
-    async def make_room_quietly(self) -> None:
-        """:meth:`make_room`, what fails logged (a restore never fails for the versions)."""
+    async def _room_or_log(self) -> None:
+        """:meth:`_room`, what fails logged: nothing fails for the versions."""
         try:
-            await self.make_room()
+            await self._room()
         except (SnapshotError, OSError) as error:
             self._logger.error(
                 "Previous Versions: no room made: %s",
@@ -228,9 +234,12 @@ class ShareDesk:
             )
 
     async def survey(self) -> Survey:
-        """The share now (see ``consistency.survey``), also kept in state's meta.
-        Raises nothing: a folder that cannot be read shows as why snapshots cannot be."""
-        why = (await self._why_not_snapshots()) or ""
+        """The share now (see ``consistency.survey``), for status. Raises nothing: a folder
+        that cannot be read shows as why snapshots cannot be."""
+        return await self._survey((await self._why_not_snapshots()) or "")
+
+    async def _survey(self, why: str) -> Survey:
+        """The share now, ``why`` snapshots cannot be taken already known (empty: they can)."""
         versions: tuple[Version, ...] = ()
         free = total = None
         if not why:
@@ -239,10 +248,13 @@ class ShareDesk:
                 free, total = await asyncio.to_thread(self._folders.free)
             except OSError as error:
                 why = f"the Previous Versions cannot be read: {error}"
-        found = Survey(self._clock.now(), why, versions, free, total)
+        return Survey(self._clock.now(), why, versions, free, total)
+
+    def _keep(self, survey: Survey) -> None:
+        """``survey`` kept in state's meta, where the exporter reads it (a scrape lists no
+        folder). A state that cannot write keeps the previous one."""
         with contextlib.suppress(StateError):
-            self._state.set_meta(SURVEY_KEY, found.to_json())
-        return found
+            self._state.set_meta(SURVEY_KEY, survey.to_json())
 
     # --- inside -------------------------------------------------------------------
 
@@ -258,35 +270,33 @@ class ShareDesk:
         return await self._take(at, "backup")
 
     async def _take(self, at: datetime, kind: Kind) -> dict[Path, str]:
-        """Version ``at`` of every source; on a full filesystem, room made and one more try."""
+        """Version ``at`` of every source; on a full filesystem, the oldest version no run
+        holds removed (whatever the free space says: btrfs refused) and one more try."""
         async with self._lock:
             try:
                 name = await asyncio.to_thread(self._folders.take, at)
             except SnapshotNoSpace:
-                pass
-            else:
-                with contextlib.suppress(StateError):  # a kind unknown counts as office: no failure
-                    self._kinds.record(name, kind)
-                return {s: name for s in self._config.source.paths}
-        await self._make_room_for_one()
-        async with self._lock:
-            name = await asyncio.to_thread(self._folders.take, at)
+                oldest = await self._remove_oldest()
+                if oldest is not None:
+                    self._logger.warning(
+                        "the share's filesystem is full: removed Previous Version %s",
+                        oldest,
+                        extra={"MESSAGE_ID": logs.MSG_SNAPSHOT_ROOM},
+                    )
+                name = await asyncio.to_thread(self._folders.take, at)
         with contextlib.suppress(StateError):  # a kind unknown counts as office: no failure
             self._kinds.record(name, kind)
         return {s: name for s in self._config.source.paths}
 
-    async def _make_room_for_one(self) -> None:
-        """The oldest unheld version removed, whatever the free space says (btrfs refused)."""
-        async with self._lock:
-            candidates = by_age(await self._listed(), self._held)
-            if candidates:
-                await self._remove(candidates[0].name)
-                await asyncio.to_thread(self._folders.wait_freed, FREE_WAIT)
-                self._logger.warning(
-                    "the share's filesystem is full: removed Previous Version %s",
-                    candidates[0].name,
-                    extra={"MESSAGE_ID": logs.MSG_SNAPSHOT_ROOM},
-                )
+    async def _remove_oldest(self) -> str | None:
+        """The oldest version no run holds removed, its space waited for; its name (None:
+        none to remove). The caller holds the lock. Raises SnapshotError, OSError."""
+        candidates = by_age(await self._listed(), self._held)
+        if not candidates:
+            return None
+        await self._remove(candidates[0].name)
+        await asyncio.to_thread(self._folders.wait_freed, FREE_WAIT)
+        return candidates[0].name
 
     async def _drop(self, versions: dict[Path, str]) -> None:
         """A just-taken version that turned out not quiet: removed before another try."""
