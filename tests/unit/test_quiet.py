@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from coffre.consistency.quiet import Consistency, Observation, is_quiet
@@ -33,3 +34,16 @@ def test_the_comment_says_snapshot_or_live_and_quiet_or_not_without_any_file_nam
         "over SMB, or changes still under way)"
     )
     assert live.to_json()["quiet"] is False
+
+
+def test_a_kept_read_comes_back_whole_and_garbage_comes_back_as_none() -> None:
+    read = Consistency("live", False, 900.0, None, AT, why_live="off")
+    assert Consistency.from_json(json.dumps(read.to_json())) == read
+    for raw in (
+        None,
+        "",
+        "{",
+        '{"method": "snapshot"}',
+        json.dumps({**read.to_json(), "method": "x"}),
+    ):
+        assert Consistency.from_json(raw) is None

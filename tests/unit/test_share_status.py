@@ -85,11 +85,14 @@ def test_the_series_count_the_versions_by_kind_and_each_read_without_a_name(
 ) -> None:
     survey = Survey(T0, "", KEPT, 1, 2)
     assert survey_from_json(survey.to_json()) == survey
-    reads = {
-        "local": json.dumps(Consistency("snapshot", True, 3.0, 0, T0).to_json()),
-        "hds": json.dumps(Consistency("live", False, 900.0, 2, T0, why_live="/srv/x").to_json()),
+    kept = {
+        "local": Consistency("snapshot", True, 3.0, 0, T0),
+        "hds": Consistency("live", False, 900.0, 2, T0, why_live="/srv/x"),
     }
-    found = samples(share_series(ShareFacts(survey, reads)))
+    # As the observer gives them: read back from what state keeps.
+    reads = {n: Consistency.from_json(json.dumps(c.to_json())) for n, c in kept.items()}
+    assert reads == kept
+    found = samples(share_series(ShareFacts(survey, kept)))
     assert found[("coffre_share_snapshots", ())] == 1
     assert found[("coffre_previous_versions", ("office",))] == 1
     assert found[("coffre_previous_versions", ("backup",))] == 1

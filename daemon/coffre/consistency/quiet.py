@@ -12,6 +12,7 @@ No I/O, no clock.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -84,6 +85,28 @@ class Consistency:
             else f"{self.writers} file(s) open for writing over SMB"
         )
         return f"share NOT quiet after {waited} ({writers}, or changes still under way)"
+
+    @classmethod
+    def from_json(cls, raw: str | None) -> Consistency | None:
+        """A read kept as :meth:`to_json` gave it (JSON text); None when absent or
+        unreadable."""
+        if not raw:
+            return None
+        try:
+            value = json.loads(raw)
+            method, writers = value["method"], value["writers"]
+            if method not in ("snapshot", "live"):
+                return None
+            return cls(
+                method,
+                bool(value["quiet"]),
+                float(value["waited"]),
+                None if writers is None else int(writers),
+                datetime.fromisoformat(value["taken_at"]),
+                str(value["why_live"]),
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
 
     def to_json(self) -> dict[str, object]:
         """The record kept in state for status (plain JSON values)."""

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Protocol, TypeVar
 
+from coffre.consistency.quiet import Consistency
 from coffre.consistency.survey import SURVEY_KEY, survey_from_json
 from coffre.core import retention
 from coffre.core.clock import Clock
@@ -264,7 +265,8 @@ class Observer:
         Raises StateError or sqlite3.Error when state cannot be read.
         """
         names = [t.name for t in self._config.targets] + [d.name for d in self._state.disks()]
-        reads = {n: raw for n in names if (raw := self._state.get_meta(consistency_key(n)))}
+        kept = {n: Consistency.from_json(self._state.get_meta(consistency_key(n))) for n in names}
+        reads = {n: read for n, read in kept.items() if read is not None}
         return ShareFacts(survey_from_json(self._state.get_meta(SURVEY_KEY)), reads)
 
     def facts(self) -> Facts:

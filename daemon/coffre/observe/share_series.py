@@ -19,12 +19,12 @@ bytes and times only: no version's content, no file name.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
+from coffre.consistency.quiet import Consistency
 from coffre.consistency.survey import Survey
 
 __all__ = ["ShareFacts", "share_series"]
@@ -32,10 +32,11 @@ __all__ = ["ShareFacts", "share_series"]
 
 @dataclass(frozen=True)
 class ShareFacts:
-    """The last survey (None: none yet) and each target's last read (raw JSON, as kept)."""
+    """The last survey (None: none yet) and each target's last read (unreadable ones left
+    out)."""
 
     survey: Survey | None
-    reads: Mapping[str, str]
+    reads: Mapping[str, Consistency]
 
 
 def share_series(facts: ShareFacts) -> list[Metric]:
@@ -59,16 +60,10 @@ def share_series(facts: ShareFacts) -> list[Metric]:
         "Seconds the target's last backup waited for a quiet share.",
         labels=["target"],
     )
-    for target, raw in sorted(facts.reads.items()):
-        try:
-            read = json.loads(raw)
-            values = (float(bool(read["quiet"])), float(read["method"] == "snapshot"))
-            wait = float(read["waited"])
-        except (ValueError, KeyError, TypeError):
-            continue
-        quiet.add_metric([target], values[0])
-        snapshot.add_metric([target], values[1])
-        waited.add_metric([target], wait)
+    for target, read in sorted(facts.reads.items()):
+        quiet.add_metric([target], float(read.quiet))
+        snapshot.add_metric([target], float(read.method == "snapshot"))
+        waited.add_metric([target], read.waited)
     return [*families, quiet, snapshot, waited]
 
 

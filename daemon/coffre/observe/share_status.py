@@ -7,10 +7,10 @@ target, how its last backup read the share (kept in state's meta by
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 
+from coffre.consistency.quiet import Consistency
 from coffre.consistency.survey import Survey
 from coffre.core.clock import local_iso
 from coffre.core.reports import ReadView, ShareView
@@ -23,9 +23,9 @@ def share_view(survey: Survey, state: State, targets: Sequence[str], tz: tzinfo)
     twice shown once; one never backed up since snapshots came, left out)."""
     reads: dict[str, ReadView] = {}
     for name in dict.fromkeys(targets):
-        read = _read(state.get_meta(consistency_key(name)), tz)
+        read = Consistency.from_json(state.get_meta(consistency_key(name)))
         if read is not None:
-            reads[name] = read
+            reads[name] = _read(read, tz)
     return {
         "snapshots": not survey.why_not,
         "why_not": survey.why_not,
@@ -39,20 +39,13 @@ def share_view(survey: Survey, state: State, targets: Sequence[str], tz: tzinfo)
     }
 
 
-def _read(raw: str | None, tz: tzinfo) -> ReadView | None:
-    """A kept read (``Consistency.to_json``), None when absent or unreadable."""
-    if not raw:
-        return None
-    try:
-        value = json.loads(raw)
-        writers = value["writers"]
-        return {
-            "method": str(value["method"]),
-            "quiet": bool(value["quiet"]),
-            "waited": float(value["waited"]),
-            "writers": None if writers is None else int(writers),
-            "at": local_iso(datetime.fromisoformat(value["taken_at"]), tz),
-            "why_live": str(value["why_live"]),
-        }
-    except (ValueError, KeyError, TypeError):
-        return None
+def _read(read: Consistency, tz: tzinfo) -> ReadView:
+    """A target's last read as status shows it (times in the box's timezone)."""
+    return {
+        "method": read.method,
+        "quiet": read.quiet,
+        "waited": read.waited,
+        "writers": read.writers,
+        "at": local_iso(read.taken_at, tz),
+        "why_live": read.why_live,
+    }
