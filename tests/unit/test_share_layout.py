@@ -7,6 +7,7 @@ from pathlib import PurePosixPath
 
 import pytest
 
+from coffre.consistency.layout import versions_folder, views_folder
 from coffre.consistency.share_layout import (
     Action,
     Found,
@@ -14,8 +15,6 @@ from coffre.consistency.share_layout import (
     plan_share,
     refuse_conversion_while_served,
     smb_connections,
-    versions_folder,
-    views_folder,
 )
 from coffre.core.errors import SnapshotError
 

@@ -19,14 +19,40 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
+from typing import TypeVar
 
-__all__ = ["FOLDER", "VIEWS", "Layout", "layout_of"]
+__all__ = [
+    "FOLDER",
+    "VIEWS",
+    "Layout",
+    "layout_of",
+    "versions_folder",
+    "versions_root",
+    "views_folder",
+]
 
 #: The folder beside the share that holds its versions and the backup views.
 FOLDER = ".coffre-versions"
 #: Inside it, the backup views (root's alone).
 VIEWS = ".vues"
+
+_P = TypeVar("_P", bound=PurePath)
+
+
+def versions_root(source: _P) -> _P:
+    """``<parent of source>/.coffre-versions``."""
+    return source.parent / FOLDER
+
+
+def versions_folder(source: _P) -> _P:
+    """The Previous Versions folder of ``source`` (Samba's ``shadow:snapdir``)."""
+    return versions_root(source) / source.name
+
+
+def views_folder(source: _P) -> _P:
+    """The folder of every target's view folder, beside ``source``."""
+    return versions_root(source) / VIEWS
 
 
 @dataclass(frozen=True)
@@ -38,16 +64,12 @@ class Layout:
     @property
     def base(self) -> Path:
         """``<parent of the first source>/.coffre-versions``."""
-        return self.sources[0].parent / FOLDER
-
-    def versions(self, source: Path) -> Path:
-        """The Previous Versions folder of ``source``."""
-        return source.parent / FOLDER / source.name
+        return versions_root(self.sources[0])
 
     @property
     def views(self) -> Path:
         """The folder of every target's view folder."""
-        return self.base / VIEWS
+        return views_folder(self.sources[0])
 
     def view_root(self, target: str) -> Path:
         """borg's working folder for ``target``: the sources below it by their full paths."""

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Final
 
+from coffre.consistency.layout import versions_folder, versions_root, views_folder
 from coffre.core.errors import SnapshotError
 from coffre.core.printable import controls_escaped
 
-VERSIONS_DIR: Final = ".coffre-versions"
-VIEWS_DIR: Final = ".vues"
 OLD_SUFFIX: Final = ".avant-coffre"  # the folder a conversion leaves, for a person to check
 NEW_SUFFIX: Final = ".coffre-nouveau"  # the subvolume a conversion fills before the swap
 SHARE_MODE: Final = 0o2770  # as packaging/debian/postinst makes the share
@@ -103,21 +102,6 @@ class SharePlan:
     path: PurePosixPath
     steps: tuple[Step, ...]
     warning: str | None = None
-
-
-def versions_root(path: PurePosixPath) -> PurePosixPath:
-    """``<parent of path>/.coffre-versions``."""
-    return path.parent / VERSIONS_DIR
-
-
-def versions_folder(path: PurePosixPath) -> PurePosixPath:
-    """P's Previous Versions folder (Samba's ``shadow:snapdir``)."""
-    return versions_root(path) / path.name
-
-
-def views_folder(path: PurePosixPath) -> PurePosixPath:
-    """The folder holding each target's backup views of the shares beside ``path``."""
-    return versions_root(path) / VIEWS_DIR
 
 
 def plan_share(facts: ShareFacts, *, convert: bool) -> SharePlan:

@@ -20,12 +20,11 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 
+from coffre.consistency.layout import FOLDER, VIEWS
 from coffre.consistency.share_layout import (
     NEW_SUFFIX,
     OLD_SUFFIX,
     SHARE_GROUP,
-    VERSIONS_DIR,
-    VIEWS_DIR,
     Action,
     Found,
     ShareFacts,
@@ -91,11 +90,11 @@ def read_facts(path: PurePosixPath) -> ShareFacts:
     with dirfd.opened(os.open(path.parent, _OPEN_DIR)) as parent:
         share = _found(parent, path.name)
         on_btrfs, same = _filesystems(parent, path.name, share)
-        root = _found(parent, VERSIONS_DIR)
+        root = _found(parent, FOLDER)
         inside = (Found.MISSING, Found.MISSING)
         if root in (Found.FOLDER, Found.EMPTY_FOLDER, Found.SUBVOLUME):
-            with dirfd.opened(os.open(VERSIONS_DIR, _OPEN_DIR, dir_fd=parent)) as versions:
-                inside = (_found(versions, path.name), _found(versions, VIEWS_DIR))
+            with dirfd.opened(os.open(FOLDER, _OPEN_DIR, dir_fd=parent)) as versions:
+                inside = (_found(versions, path.name), _found(versions, VIEWS))
         leftovers = tuple(
             path.name + suffix
             for suffix in (OLD_SUFFIX, NEW_SUFFIX)
@@ -190,19 +189,12 @@ def _layout_folder(parent: int, names: tuple[str, ...], step: Step) -> None:
 
     ``names``: its path from the share's parent folder ``parent``.
     """
-    holder = parent
-    for name in names[:-1]:
-        below = os.open(name, _OPEN_DIR, dir_fd=holder)
-        if holder != parent:
-            os.close(holder)
-        holder = below
-    try:
+    anchor = PurePosixPath(step.path.parents[len(names) - 1])
+    holder, _ = dirfd.walk_open(parent, names[:-1], shown=anchor)
+    with dirfd.opened(holder):
         if step.action is Action.MAKE_FOLDER:
             os.mkdir(names[-1], 0o700, dir_fd=holder)
         _set(holder, names[-1], 0, 0, step.mode or 0)
-    finally:
-        if holder != parent:
-            os.close(holder)
 
 
 def _set(dir_fd: int, name: str, uid: int, gid: int, mode: int) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from coffre.consistency.gmt_names import name_of, taken_at
-from coffre.consistency.layout import FOLDER, VIEWS, Layout
+from coffre.consistency.layout import FOLDER, VIEWS, Layout, versions_root
 from coffre.storage import bind_mount, btrfs
 from coffre.storage.dirfd import LinkInTheWay, NotAFolder, open_dir, opened, walk_open
 from coffre.storage.newest_change import newest_change_ns
@@ -216,7 +216,7 @@ class VersionFolders:
         """``<parent of source>/.coffre-versions``, opened (never through a link)."""
         with (
             opened(os.open(source.parent, _OPEN_DIR)) as parent,
-            opened(open_dir(parent, FOLDER, shown=PurePosixPath(source.parent / FOLDER))) as fd,
+            opened(open_dir(parent, FOLDER, shown=PurePosixPath(versions_root(source)))) as fd,
         ):
             yield fd
 
@@ -228,7 +228,7 @@ class VersionFolders:
                 yield fd
 
     def _shown(self, source: Path, name: str) -> PurePosixPath:
-        return PurePosixPath(source.parent / FOLDER / name)
+        return PurePosixPath(versions_root(source) / name)
 
     def _remove_one(self, source: Path, name: str) -> None:
         with self._versions_dir(source) as fd, suppress(FileNotFoundError):
