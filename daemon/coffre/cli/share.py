@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 
 from coffre.cli.support import EXIT_OK
 from coffre.consistency import share_setup
-from coffre.consistency.share_layout import OLD_SUFFIX, Action, SharePlan
+from coffre.consistency.share_layout import OLD_SUFFIX
 from coffre.core.config_types import Config
 from coffre.core.printable import controls_escaped
 
@@ -51,18 +51,14 @@ def cmd_share(args: argparse.Namespace, cfg: Config) -> int:
             for step in plan.steps:
                 print(f"would {step}")
             continue
-        if _converts(plan):
+        if plan.converts:
             print("converting: smbd must not serve the share meanwhile (systemctl stop smbd)")
         for line in share_setup.apply_plan(plan):
             print(line)
-        if _converts(plan):
+        if plan.converts:
             old = controls_escaped(f"{plan.path}{OLD_SUFFIX}")
             print(
                 f"done: check the share from a workstation, then remove {old} "
                 "(`rm -r` it; it holds the files as they were before)"
             )
     return EXIT_OK
-
-
-def _converts(plan: SharePlan) -> bool:
-    return any(step.action is Action.CONVERT for step in plan.steps)

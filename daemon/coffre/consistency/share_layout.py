@@ -103,6 +103,11 @@ class SharePlan:
     steps: tuple[Step, ...]
     warning: str | None = None
 
+    @property
+    def converts(self) -> bool:
+        """Whether a folder holding files is converted into a subvolume."""
+        return any(step.action is Action.CONVERT for step in self.steps)
+
 
 def plan_share(facts: ShareFacts, *, convert: bool) -> SharePlan:
     """The set-up of one source path, from ``facts``; ``convert``: may a full folder be converted.
@@ -201,8 +206,7 @@ def refuse_conversion_while_served(plans: Sequence[SharePlan], connections: int 
     smbstatus; the CLI says to stop smbd all the same). Out: None. Raises
     SnapshotError when a plan converts and ``connections`` is above zero.
     """
-    converting = any(step.action is Action.CONVERT for plan in plans for step in plan.steps)
-    if converting and connections:
+    if any(plan.converts for plan in plans) and connections:
         raise SnapshotError(
             f"smbd serves {connections} connection(s): a file written during the "
             "conversion would stay in the old folder; nothing changed",

@@ -59,7 +59,7 @@ def plan_all(paths: Sequence[PurePosixPath], *, convert: bool) -> list[SharePlan
                 hint="run `coffre share setup` as root",
             ) from error
         plans.append(plan_share(facts, convert=convert))
-    if any(step.action is Action.CONVERT for plan in plans for step in plan.steps):
+    if any(plan.converts for plan in plans):
         refuse_conversion_while_served(plans, _smb_connections())
     return plans
 

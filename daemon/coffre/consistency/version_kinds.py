@@ -44,7 +44,8 @@ class VersionKinds:
     def forget(self, names: Iterable[str]) -> None:
         """``names`` are gone. Raises StateError."""
         kinds = dict(self._read())
-        if any([kinds.pop(n, None) is not None for n in names]):
+        gone = [n for n in names if kinds.pop(n, None) is not None]
+        if gone:
             self._write(kinds)
 
     def _read(self) -> Mapping[str, str]:
