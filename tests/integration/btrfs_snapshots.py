@@ -9,29 +9,21 @@ These helpers make that layout for tests; coffre's own code makes it in the box.
 from __future__ import annotations
 
 import subprocess
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+# coffre's own names and places: what Samba must read is what the daemon makes.
+from coffre.consistency.gmt_names import name_of as gmt_token
+from coffre.consistency.layout import versions_folder
 from tests.parts import binary
 
-#: vfs_shadow_copy2's default shadow:format, in UTC.
-GMT_FORMAT = "@GMT-%Y.%m.%d-%H.%M.%S"
+__all__ = ["gmt_token", "make_subvolume", "take_previous_version", "versions_folder"]
 
 
 def _btrfs(*args: str) -> None:
     result = subprocess.run([binary("btrfs"), *args], capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
         raise AssertionError(f"btrfs {' '.join(args)} exited {result.returncode}: {result.stderr}")
-
-
-def gmt_token(when: datetime) -> str:
-    """The name of a Previous Version taken at ``when`` (aware): ``@GMT-2026.12.05-10.00.00``."""
-    return when.astimezone(UTC).strftime(GMT_FORMAT)
-
-
-def versions_folder(share: Path) -> Path:
-    """Where the Previous Versions of ``share`` are: ``<parent>/.coffre-versions/<name>``."""
-    return share.parent / ".coffre-versions" / share.name
 
 
 def make_subvolume(path: Path) -> None:
