@@ -223,6 +223,7 @@ class Observer:
         self._ntp = ntp
         self._ntp_asked: tuple[datetime, bool | None] | None = None
         self._drills: tuple[int, dict[str, DrillRecord]] | None = None
+        self._share: tuple[int, ShareFacts] | None = None
 
     def clock_synchronised(self) -> bool | None:
         """Whether the clock is NTP-synchronised (None: unknown, or no ``ntp`` given).
@@ -260,14 +261,20 @@ class Observer:
     # --- the share's snapshots (coffre.consistency) ---
 
     def share(self) -> ShareFacts:
-        """The share's last survey and each target's last read, from state's meta.
+        """The share's last survey and each target's last read, from state's meta; cached
+        until state writes again, as the drills are.
 
         Raises StateError or sqlite3.Error when state cannot be read.
         """
-        names = [t.name for t in self._config.targets] + [d.name for d in self._state.disks()]
-        kept = {n: Consistency.from_json(self._state.get_meta(consistency_key(n))) for n in names}
-        reads = {n: read for n, read in kept.items() if read is not None}
-        return ShareFacts(survey_from_json(self._state.get_meta(SURVEY_KEY)), reads)
+        generation = self._state.generation
+        if self._share is None or self._share[0] != generation:
+            state = self._state
+            names = [t.name for t in self._config.targets] + [d.name for d in state.disks()]
+            kept = {n: Consistency.from_json(state.get_meta(consistency_key(n))) for n in names}
+            reads = {n: read for n, read in kept.items() if read is not None}
+            found = ShareFacts(survey_from_json(state.get_meta(SURVEY_KEY)), reads)
+            self._share = (generation, found)
+        return self._share[1]
 
     def facts(self) -> Facts:
         """The facts now. Raises StateError or sqlite3.Error when state cannot be read."""
