@@ -28,7 +28,6 @@ def test_the_request_numbers_are_those_of_linux_btrfs_h() -> None:
     assert btrfs.IOC_SUBVOL_CREATE == 0x5000940E
     assert btrfs.IOC_SNAP_DESTROY == 0x5000940F
     assert btrfs.IOC_TREE_SEARCH == 0xD0009411
-    assert btrfs.IOC_INO_LOOKUP == 0xD0009412
     assert btrfs.IOC_FS_INFO == 0x8400941F
     assert btrfs.IOC_SNAP_CREATE_V2 == 0x50009417
     assert btrfs.IOC_SNAP_DESTROY_V2 == 0x5000943F

@@ -39,7 +39,6 @@ __all__ = [
     "is_btrfs",
     "is_subvolume",
     "snapshot",
-    "subvolume_id",
     "sync",
     "wait_deleted",
 ]
@@ -67,7 +66,6 @@ _VOL_ARGS_V2: Final = struct.Struct(f"=qQQ32x{_SUBVOL_NAME_MAX + 1}s")
 #: btrfs_ioctl_vol_args: fd, name[4088].
 _VOL_ARGS: Final = struct.Struct(f"=q{_PATH_NAME_MAX + 1}s")
 #: btrfs_ioctl_ino_lookup_args: treeid, objectid, name[4080].
-_INO_LOOKUP: Final = struct.Struct("=QQ4080s")
 #: btrfs_ioctl_search_key: tree_id, min/max objectid, offset, transid; min/max type, nr_items.
 _SEARCH_KEY: Final = struct.Struct("=QQQQQQQIIII32x")
 #: btrfs_ioctl_fs_info_args: max_id, num_devices, fsid[16], then fields unused here.
@@ -86,7 +84,6 @@ IOC_SYNC: Final = _ioc(0, 8, 0)  # _IO(0x94, 8)
 IOC_SUBVOL_CREATE: Final = _ioc(_WRITE, 14, _VOL_ARGS.size)
 IOC_SNAP_DESTROY: Final = _ioc(_WRITE, 15, _VOL_ARGS.size)
 IOC_TREE_SEARCH: Final = _ioc(_READ | _WRITE, 17, _ARGS_SIZE)
-IOC_INO_LOOKUP: Final = _ioc(_READ | _WRITE, 18, _INO_LOOKUP.size)
 IOC_FS_INFO: Final = _ioc(_READ, 31, _FS_INFO.size)
 IOC_SNAP_CREATE_V2: Final = _ioc(_WRITE, 23, _VOL_ARGS_V2.size)
 IOC_SNAP_DESTROY_V2: Final = _ioc(_WRITE, 63, _VOL_ARGS_V2.size)
@@ -272,17 +269,6 @@ def delete_subvolume(dir_fd: int, name: str) -> None:
         if error.errno not in (errno.ENOTTY, errno.EOPNOTSUPP):
             raise _snapshot_error(error, what) from error
         _call(dir_fd, IOC_SNAP_DESTROY, pack_vol_args(name), what)
-
-
-def subvolume_id(fd: int) -> int:
-    """The subvolume (tree) id of the btrfs folder open at ``fd``.
-
-    Out: the id (5 for the top level). Raises SnapshotError when ``fd`` is not
-    on btrfs (BTRFS_IOC_INO_LOOKUP with objectid 256).
-    """
-    args = bytearray(_INO_LOOKUP.pack(0, SUBVOLUME_INODE, b""))
-    _call(fd, IOC_INO_LOOKUP, args, "looking up a subvolume's id")
-    return int(_INO_LOOKUP.unpack_from(args)[0])
 
 
 def filesystem_id(fd: int) -> bytes:
